@@ -1,0 +1,55 @@
+/*
+ * private.h - definitions shared by the library's modules, never installed.
+ *
+ * Module-specific internals live in the module's own header (map_cache.h,
+ * stream.h, domain/domain.h, ...). Only names prefixed xcc_ are exported
+ * (libxccolo.map); everything here is internal.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef XCC_PRIVATE_H
+#define XCC_PRIVATE_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xentoollog.h>
+
+#include "xccolo.h"
+
+#define XCC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define XCC_DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
+
+/* Largest page the codec and the stream accept (the codec's 65536 limit). */
+#define XCC_MAX_PAGE_SIZE 65536u
+
+/* Size of a digest chunk: DIGEST records and `sim digest --chunks`. */
+#define XCC_DIGEST_CHUNK_BYTES (2u << 20)
+
+/*
+ * Logging. Every message goes through a caller-supplied logger; the library
+ * never writes to a terminal itself. `ctx` names the module ("stream",
+ * "sim", ...), as xtl_log's context argument does.
+ */
+void lib_log(xentoollog_logger *log, xentoollog_level level, int errnoval,
+             const char *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#define XCC_ERR(log, ctx, ...) lib_log((log), XTL_ERROR, -1, (ctx), __VA_ARGS__)
+#define XCC_PERR(log, ctx, ...)                                                \
+    lib_log((log), XTL_ERROR, errno, (ctx), __VA_ARGS__)
+#define XCC_WARN(log, ctx, ...) lib_log((log), XTL_WARN, -1, (ctx), __VA_ARGS__)
+#define XCC_INFO(log, ctx, ...) lib_log((log), XTL_INFO, -1, (ctx), __VA_ARGS__)
+#define XCC_DBG(log, ctx, ...) lib_log((log), XTL_DEBUG, -1, (ctx), __VA_ARGS__)
+
+/* The logger to use when the caller passed NULL: stderr, WARN and above. */
+xentoollog_logger *lib_default_logger(void);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t lib_now_ns(void);
+
+#endif /* XCC_PRIVATE_H */

@@ -1,0 +1,76 @@
+/*
+ * util.c - logging, errors, clock and version: the small pieces every
+ * module uses.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "private.h"
+
+const char *xcc_version(void)
+{
+    return XCC_VERSION_STRING;
+}
+
+const char *xcc_strerror(int err)
+{
+    switch (err) {
+    case XCC_EBADSTREAM:
+        return "malformed migration stream";
+    case XCC_ETRUNCATED:
+        return "migration stream ended early";
+    case XCC_EDIGEST:
+        return "memory digest mismatch";
+    case XCC_ENOXEN:
+        return "no Xen hypervisor: /dev/xen/privcmd not found";
+    case XCC_EFAILOVER:
+        return "checkpoint stream broke; last complete checkpoint kept";
+    case XCC_EBUSY:
+        return "guest dirties memory too fast to converge";
+    case XCC_EBADDOMAIN:
+        return "bad domain name";
+    default:
+        return strerror(err);
+    }
+}
+
+void lib_log(xentoollog_logger *log, xentoollog_level level, int errnoval,
+             const char *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    if (!log)
+        log = lib_default_logger();
+    va_start(ap, fmt);
+    xtl_logv(log, level, errnoval, ctx, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+static xentoollog_logger *default_logger;
+static pthread_once_t default_logger_once = PTHREAD_ONCE_INIT;
+
+static void default_logger_init(void)
+{
+    default_logger = (xentoollog_logger *)xtl_createlogger_stdiostream(
+        stderr, XTL_WARN, XTL_STDIOSTREAM_HIDE_PROGRESS);
+}
+
+xentoollog_logger *lib_default_logger(void)
+{
+    pthread_once(&default_logger_once, default_logger_init);
+    return default_logger;
+}
+
+uint64_t lib_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

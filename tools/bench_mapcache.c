@@ -1,0 +1,7 @@
+/* bench_mapcache.c - placeholder until its module lands. */
+#include "cli.h"
+int bench_mapcache(int argc, char **argv)
+{
+    cli_error("%s: not built yet", argv[0]);
+    return EXIT_FAIL;
+}

@@ -1,0 +1,58 @@
+/*
+ * cli.h - what the xc-colo subcommands share: option helpers, the logger,
+ * exit codes. The library knows nothing of this file.
+ */
+#ifndef XCC_CLI_H
+#define XCC_CLI_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "xccolo.h"
+
+/* Exit codes, documented in xc-colo(1). */
+#define EXIT_OK 0
+#define EXIT_FAIL 1     /* an error; the message says what */
+#define EXIT_USAGE 2    /* bad command line */
+#define EXIT_FAILOVER 3 /* checkpoint stream broke; last checkpoint kept */
+
+/* Each subcommand: argv[0] is the subcommand's name. Returns an exit code. */
+int cmd_save(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_digest(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
+
+/* `bench` parts, one file each. */
+int bench_codec(int argc, char **argv);
+int bench_mapcache(int argc, char **argv);
+
+/* Prints "xc-colo: " and the message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Parses SIZE with an optional K, M, G or T suffix (powers of 1024, an
+ * optional trailing "iB" or "B" accepted). Returns 0, or -1 after printing
+ * an error naming `what`.
+ */
+int cli_parse_size(const char *s, const char *what, uint64_t *out);
+
+/* Parses an unsigned integer; returns 0, or -1 after an error naming what. */
+int cli_parse_u64(const char *s, const char *what, uint64_t *out);
+
+/*
+ * The logger for a subcommand: stderr, at WARN (-q: ERROR, -v: INFO,
+ * -vv: DEBUG), showing progress when `progress` is set.
+ */
+xentoollog_logger *cli_logger(int verbosity, bool progress);
+
+/* Formats 32 lower-case hex digits and a NUL from 16 digest bytes. */
+void cli_hex_digest(const uint8_t digest[16], char out[33]);
+
+#endif /* XCC_CLI_H */

@@ -1,0 +1,35 @@
+/*
+ * cmd_bench.c - `xc-colo bench codec|mapcache`.
+ */
+#include <string.h>
+
+#include "cli.h"
+
+static void bench_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: xc-colo bench codec [--json] [--mib N] [--path P]\n"
+            "       xc-colo bench mapcache [--json] [--mem SIZE]\n\n"
+            "codec     XBZRLE encode/decode throughput against memcmp/memcpy\n"
+            "mapcache  page reads through the map cache against per-batch\n"
+            "          mapping and a persistent mapping\n"
+            "'xc-colo bench PART --help' lists a part's options.\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2) {
+        bench_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        bench_usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "codec"))
+        return bench_codec(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "mapcache"))
+        return bench_mapcache(argc - 1, argv + 1);
+    cli_error("bench: unknown part '%s' (codec, mapcache)", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,87 @@
+/*
+ * cmd_digest.c - `xc-colo digest [--chunks] [--exclude-pagetables] DOMAIN`.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void digest_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: xc-colo digest [--chunks] [--exclude-pagetables] DOMAIN\n\n"
+            "Prints the XXH3-128 digest of DOMAIN's memory in pfn order, as 32\n"
+            "hex digits. Holes count as zero pages.\n\n"
+            "  --chunks              also print one digest per 2 MiB chunk\n"
+            "  --exclude-pagetables  PV page-table pages (L1..L4) count as zero\n"
+            "                        pages: they hold machine frame numbers\n"
+            "  -h, --help            this text\n");
+}
+
+int cmd_digest(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"chunks", no_argument, NULL, 'c'},
+        {"exclude-pagetables", no_argument, NULL, 'x'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    bool chunks = false;
+    unsigned flags = 0;
+    int opt, rc = EXIT_FAIL;
+
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': chunks = true; break;
+        case 'x': flags |= XCC_DIGEST_EXCLUDE_PAGETABLES; break;
+        case 'h': digest_usage(stdout); return EXIT_OK;
+        default: digest_usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        digest_usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    xentoollog_logger *log = cli_logger(0, false);
+    xcc_domain *d = xcc_domain_open(argv[optind], log, 0);
+    uint64_t nr_pfns;
+    uint32_t psz;
+    uint8_t digest[16], *per_chunk = NULL;
+    size_t max_chunks = 0;
+    char hex[33];
+
+    if (!d) {
+        cli_error("cannot open domain '%s': %s", argv[optind],
+                  xcc_strerror(errno));
+        goto out;
+    }
+    xcc_domain_get_info(d, &nr_pfns, &psz);
+    if (chunks) {
+        max_chunks = (nr_pfns * psz + XCC_DIGEST_CHUNK - 1) / XCC_DIGEST_CHUNK;
+        per_chunk = malloc(16 * (max_chunks ? max_chunks : 1));
+        if (!per_chunk) {
+            cli_error("out of memory");
+            goto out;
+        }
+    }
+    int64_t n = xcc_domain_digest(d, flags, digest, per_chunk, max_chunks);
+    if (n < 0) {
+        cli_error("digest of '%s' failed: %s", argv[optind],
+                  xcc_strerror(errno));
+        goto out;
+    }
+    cli_hex_digest(digest, hex);
+    printf("%s\n", hex);
+    for (int64_t i = 0; chunks && i < n; i++) {
+        cli_hex_digest(per_chunk + 16 * i, hex);
+        printf("%" PRId64 " %s\n", i, hex);
+    }
+    rc = EXIT_OK;
+out:
+    free(per_chunk);
+    xcc_domain_close(d);
+    xtl_logger_destroy(log);
+    return rc;
+}

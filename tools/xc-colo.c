@@ -1,0 +1,152 @@
+/*
+ * xc-colo - save, restore, live-migrate and checkpoint VM memory.
+ *
+ * The command line is layered on the library: parse options, open files and
+ * sockets, call libxccolo. Subcommands follow xl's habits.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"save", cmd_save, "save a domain's memory to a file or fd"},
+    {"restore", cmd_restore, "restore memory from a stream into a domain"},
+    {"migrate", cmd_migrate, "live-migrate a domain's memory to a destination"},
+    {"checkpoint", cmd_checkpoint,
+     "continuous checkpoints (COLO/Remus replication)"},
+    {"inspect", cmd_inspect, "list and validate the records of a stream"},
+    {"digest", cmd_digest, "XXH3-128 digest of a domain's memory"},
+    {"bench", cmd_bench, "benchmarks: codec, mapcache"},
+    {"sim", cmd_sim, "manage simulated guests (sim:NAME)"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: xc-colo [--version] [--help] COMMAND [ARGS]\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nDomains are named sim:NAME (simulated guest), xen:ID or a "
+                 "bare domid.\n"
+                 "'xc-colo COMMAND --help' describes a command. Exit status: "
+                 "0 success, 1 error,\n2 usage, 3 checkpoint failover.\n");
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("xc-colo: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_parse_u64(const char *s, const char *what, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    if (!s || !*s || *s == '-') {
+        cli_error("%s: expected a non-negative integer, got '%s'", what,
+                  s ? s : "");
+        return -1;
+    }
+    v = strtoull(s, &end, 0);
+    if (errno || *end) {
+        cli_error("%s: expected a non-negative integer, got '%s'", what, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *s, const char *what, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    errno = 0;
+    if (!s || !*s || *s == '-') {
+        cli_error("%s: expected a size such as 256M, got '%s'", what,
+                  s ? s : "");
+        return -1;
+    }
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        goto bad;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
+        end += strlen(end);
+    if (*end)
+        goto bad;
+    if (shift && v > (UINT64_MAX >> shift))
+        goto bad;
+    *out = (uint64_t)v << shift;
+    return 0;
+bad:
+    cli_error("%s: expected a size such as 256M, got '%s'", what, s);
+    return -1;
+}
+
+xentoollog_logger *cli_logger(int verbosity, bool progress)
+{
+    xentoollog_level level = XTL_WARN;
+
+    if (verbosity < 0)
+        level = XTL_ERROR;
+    else if (verbosity == 1)
+        level = XTL_INFO;
+    else if (verbosity > 1)
+        level = XTL_DEBUG;
+    return (xentoollog_logger *)xtl_createlogger_stdiostream(
+        stderr, level, progress ? 0 : XTL_STDIOSTREAM_HIDE_PROGRESS);
+}
+
+void cli_hex_digest(const uint8_t digest[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("xc-colo %s (library %s)\n", XCC_VERSION_STRING, xcc_version());
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (try 'xc-colo --help')", argv[1]);
+    return EXIT_USAGE;
+}
