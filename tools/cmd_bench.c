@@ -10,11 +10,13 @@ static void bench_usage(FILE *out)
     fprintf(out,
             "usage: xc-colo bench codec [--json] [--mib N] [--path P]\n"
             "       xc-colo bench mapcache [--json] [--mem SIZE]\n"
-            "       xc-colo bench dirty [--json] [--mem SIZE]\n\n"
+            "       xc-colo bench dirty [--json] [--mem SIZE]\n"
+            "       xc-colo bench save [--json] [--mem SIZE]\n\n"
             "codec     XBZRLE encode/decode throughput against memcmp/memcpy\n"
             "mapcache  page reads through the map cache against per-batch\n"
             "          mapping and a persistent mapping\n"
             "dirty     sim dirty-tracking harvest rate: PAGEMAP_SCAN vs bitmap\n"
+            "save      non-live save of a paused sim guest to /dev/null vs memcpy\n"
             "'xc-colo bench PART --help' lists a part's options.\n");
 }
 
@@ -34,6 +36,9 @@ int cmd_bench(int argc, char **argv)
         return bench_mapcache(argc - 1, argv + 1);
     if (!strcmp(argv[1], "dirty"))
         return bench_dirty(argc - 1, argv + 1);
-    cli_error("bench: unknown part '%s' (codec, mapcache, dirty)", argv[1]);
+    if (!strcmp(argv[1], "save"))
+        return bench_save(argc - 1, argv + 1);
+    cli_error("bench: unknown part '%s' (codec, mapcache, dirty, save)",
+              argv[1]);
     return EXIT_USAGE;
 }
