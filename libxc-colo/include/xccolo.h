@@ -83,6 +83,116 @@ int xcc_xbzrle_decode(const uint8_t *src, size_t src_len, uint8_t *page,
 /* (section owned by page_cache.c) */
 typedef struct xcc_page_cache xcc_page_cache;
 
+/*
+ * The cache is fully associative (a hash table pfn -> slot) and holds
+ * budget_bytes / page_size pages. Replacement is age based, like QEMU's: an
+ * entry used (looked up with a hit, or stored) in the current or the previous
+ * generation is never evicted; when no other entry can go, an insert is
+ * declined. A full cache also admits a pfn only if it was recently seen and
+ * not cached (declined, evicted or dropped), so pages sent once do not push
+ * out pages that are dirtied again and again.
+ *
+ * Memory: the page data is one allocation of (capacity + 1) pages (the extra
+ * page is the stage buffer, see xcc_page_cache_stage()). Bookkeeping is at
+ * most 64 bytes per slot (24 slot record, 4 to 8 hash bucket, 32 history of
+ * 8 recently seen pfns as 32-bit fingerprints) plus a fixed header; the stats'
+ * overhead_bytes gives the exact figure, stage page included.
+ *
+ * Cost: lookup, insert, commit and drop are O(1) expected (hash chains with
+ * load <= 1, an 8-way history set). Finding a victim moves a clock hand: within
+ * one generation the hand passes each slot at most once, and it only skips
+ * entries touched in the current or previous generation, so its total travel
+ * is at most two steps per touch plus one per generation: O(1) amortised.
+ * When no entry is evictable, a counter says so without moving the hand.
+ *
+ * Not thread-safe: one cache belongs to one save loop.
+ */
+
+/*
+ * Creates a cache of budget_bytes / page_size pages. page_size must be a
+ * non-zero multiple of 8, at most 65536, and budget_bytes at least one page.
+ * Returns NULL with errno EINVAL for bad arguments (or a budget of 2^31 pages
+ * or more), ENOMEM when memory runs out.
+ */
+xcc_page_cache *xcc_page_cache_new(size_t budget_bytes, size_t page_size);
+
+/* Frees the cache and every page in it. NULL is a no-op. */
+void xcc_page_cache_free(xcc_page_cache *c);
+
+/*
+ * Returns the cached copy of pfn, or NULL on a miss. A hit marks the entry as
+ * used in this generation, so it cannot be evicted before the generation
+ * after the next. The pointer is valid until pfn is next inserted,
+ * committed, dropped or evicted, or the cache is freed.
+ */
+const uint8_t *xcc_page_cache_lookup(xcc_page_cache *c, uint64_t pfn);
+
+/*
+ * Stores a copy of page (page_size bytes) as pfn's entry. An existing entry
+ * for pfn is replaced in place and always kept. Returns 0 when stored, 1 when
+ * the policy declined (then pfn has no entry at all: an old copy is dropped,
+ * so the cache never holds bytes the receiver no longer has), -1 with errno
+ * EINVAL when c or page is NULL.
+ */
+int xcc_page_cache_insert(xcc_page_cache *c, uint64_t pfn,
+                          const uint8_t *page);
+
+/*
+ * As xcc_page_cache_insert(), but returns the cached copy (valid as for
+ * xcc_page_cache_lookup(), and never evicted before the generation after the
+ * next), or NULL when declined or on bad arguments (errno EINVAL then; on a
+ * decline errno is left alone).
+ */
+const uint8_t *xcc_page_cache_update(xcc_page_cache *c, uint64_t pfn,
+                                     const uint8_t *page);
+
+/*
+ * Zero-copy insert, for the save loop that copies a guest page only once:
+ *   1. buf = xcc_page_cache_stage(c): a writable page_size buffer owned by
+ *      the cache, distinct from every cached entry;
+ *   2. copy the guest page into buf, once;
+ *   3. optionally encode buf against xcc_page_cache_lookup(c, pfn);
+ *   4. xcc_page_cache_commit(c, pfn): buf becomes pfn's entry without a
+ *      copy, under exactly the policy of xcc_page_cache_insert().
+ * commit returns buf (now the cached copy, valid as for update) when stored.
+ * It returns NULL when declined: pfn then has no entry, and buf keeps the
+ * bytes until the caller writes into the stage buffer again. After a stored
+ * commit, the next stage() returns a different buffer (the old copy or the
+ * evicted page's), so pointers from an earlier lookup of pfn are stale.
+ * Insert, update, lookup and drop may be called between stage and commit;
+ * another commit may not. stage never fails for a valid cache (NULL, errno
+ * EINVAL, for a NULL one); commit also returns NULL with errno EINVAL for a
+ * NULL cache.
+ */
+uint8_t *xcc_page_cache_stage(xcc_page_cache *c);
+const uint8_t *xcc_page_cache_commit(xcc_page_cache *c, uint64_t pfn);
+
+/*
+ * Forgets pfn's entry, if any (for a page sent in a form the cache does not
+ * mirror). The pfn is remembered as recently seen. NULL cache is a no-op.
+ */
+void xcc_page_cache_drop(xcc_page_cache *c, uint64_t pfn);
+
+/* Starts a new generation; call it once per dirty-log harvest. */
+void xcc_page_cache_next_generation(xcc_page_cache *c);
+
+/* Counters since xcc_page_cache_new(), and the present sizes. */
+struct xcc_page_cache_stats {
+    uint64_t hits;           /* lookups that found the pfn */
+    uint64_t misses;         /* lookups that did not */
+    uint64_t inserts;        /* pages stored (insert, update, commit) */
+    uint64_t declined;       /* inserts the policy refused */
+    uint64_t evictions;      /* entries pushed out to make room */
+    uint64_t entries;        /* pages cached now */
+    uint64_t capacity_pages; /* budget_bytes / page_size */
+    uint64_t budget_bytes;   /* as passed to xcc_page_cache_new() */
+    uint64_t overhead_bytes; /* memory beyond capacity_pages pages */
+};
+
+/* Fills *st. Both pointers must be non-NULL. */
+void xcc_page_cache_get_stats(const xcc_page_cache *c,
+                              struct xcc_page_cache_stats *st);
+
 /* ------------------------------------------------------------------------ */
 /* Domains.                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -129,16 +239,308 @@ int64_t xcc_domain_digest(xcc_domain *d, unsigned flags, uint8_t digest[16],
 /* ------------------------------------------------------------------------ */
 /* (section owned by domain/sim.c) */
 
+/*
+ * A simulated guest is a detached process whose RAM is the tmpfs file
+ * /dev/shm/xc-colo/NAME/ram; meta.json beside it holds pid, size, holes,
+ * workload and dirty-tracking mode. Names are [A-Za-z0-9_.-]+, at most
+ * XCC_SIM_NAME_MAX characters; any other name fails with EINVAL.
+ *
+ * Workloads (SPEC), deterministic given the seed, combined with '+' and run
+ * interleaved in the guest's single thread, one pass each per ~1 ms tick:
+ *   hotpages   4 bytes incremented in each of pfns 0..4095 per pass
+ *   sparse64   one byte changed in each of pfns 4096..4159 per pass
+ *   random:PAGES_PER_S[:FRACTION]  random pages at that rate, FRACTION of
+ *              each page's bytes changed (default 0.05)
+ *   sweep[:PAGES_PER_S]  every page in turn, one word each (benchmarks)
+ *   ledger     self-checking records in pfns 4352..5375 (needs 21 MiB):
+ *              xcc_sim_verify proves a (restored) RAM image consistent
+ *   idle       nothing
+ * A fresh start fills RAM with pseudo-random content, leaving some pages
+ * (about 1 in 16) and the holes zero.
+ */
+#define XCC_SIM_NAME_MAX 64
+
+/*
+ * Creates guest `name` with mem_bytes of RAM (a page multiple), starts its
+ * process and returns once it runs: RAM filled, dirty tracking armed.
+ * seed: workload randomness. holes: NULL or pfns/ranges like "100-199,4096"
+ * that are XTAB holes (never written, stay zero). tracking: NULL or "auto"
+ * (PAGEMAP_SCAN, falling back to the bitmap with a warning), "pagemap" or
+ * "bitmap". Returns 0, or -1 with errno (EEXIST name in use, EINVAL bad
+ * argument, ENOTSUP pagemap tracking unavailable, or the guest's error),
+ * logged; nothing is left behind on failure.
+ */
+int xcc_sim_start(const char *name, uint64_t mem_bytes, const char *workload,
+                  uint64_t seed, const char *holes, const char *tracking,
+                  xentoollog_logger *log);
+
+/*
+ * Creates guest `name` with zeroed RAM and no process: the target of a
+ * restore. Returns 0 or -1 with errno (EEXIST, EINVAL), logged.
+ */
+int xcc_sim_create(const char *name, uint64_t mem_bytes,
+                   xentoollog_logger *log);
+
+/*
+ * Starts a process on the existing RAM of `name` (for example a restored
+ * one), without filling it. workload NULL reuses the one in meta.json. A
+ * ledger found in RAM is continued; a broken one fails with EBADMSG.
+ * Returns 0, or -1 with errno (ENOENT no such guest, EBUSY already running,
+ * EINVAL, ...), logged.
+ */
+int xcc_sim_resume(const char *name, const char *workload, uint64_t seed,
+                   xentoollog_logger *log);
+
+/* Sets the tracking mode ("auto", "pagemap", "bitmap") the next
+ * xcc_sim_resume uses. Returns 0 or -1 with errno (EBUSY if running). */
+int xcc_sim_set_tracking(const char *name, const char *tracking,
+                         xentoollog_logger *log);
+
+/*
+ * Kills the guest's process (if any, and if it is still the guest's) and
+ * removes its directory. Works on dead, processless and half-made guests.
+ * Returns 0 or -1 with errno (ENOENT no such guest).
+ */
+int xcc_sim_stop(const char *name, xentoollog_logger *log);
+
+/* Pauses (SIGSTOP) / continues (SIGCONT) the guest's process and waits until
+ * the state has changed. -1 with errno ESRCH when it has no live process. */
+int xcc_sim_pause(const char *name, xentoollog_logger *log);
+int xcc_sim_unpause(const char *name, xentoollog_logger *log);
+
+/* Marks the guest's RAM incomplete (a restore in progress) or complete. */
+int xcc_sim_set_incomplete(const char *name, int incomplete,
+                           xentoollog_logger *log);
+
+/*
+ * Checks the ledger in the guest's RAM (pausing a running guest meanwhile).
+ * report receives "OK ..." or the broken records and their pages. Returns
+ * 0 when consistent, 1 when broken or absent, -1 with errno on error.
+ */
+int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
+                   size_t report_len);
+
+enum xcc_sim_state {
+    XCC_SIM_NONE = 0,       /* no process (a restore target) */
+    XCC_SIM_RUNNING = 1,
+    XCC_SIM_PAUSED = 2,
+    XCC_SIM_DEAD = 3,       /* meta names a process that is gone */
+    XCC_SIM_INCOMPLETE = 4, /* a restore into it has not finished */
+    XCC_SIM_INVALID = 5,    /* meta.json unreadable (half-made) */
+};
+
+/* "none", "running", "paused", "dead", "incomplete", "invalid". */
+const char *xcc_sim_state_name(int state);
+
+struct xcc_sim_info {
+    char name[XCC_SIM_NAME_MAX + 1];
+    int state;            /* enum xcc_sim_state */
+    int64_t pid;          /* 0: none */
+    uint64_t mem_bytes;
+    uint32_t page_size;
+    uint64_t seed;
+    char workload[256];
+    char tracking[16];    /* pagemap, bitmap, none */
+    char holes[256];      /* truncated with "..." when longer */
+    uint64_t ticks;       /* workload passes so far (progress) */
+    uint64_t sweeps;      /* full passes of the sweep workload */
+};
+
+/* Fills *info for one guest. Returns 0 or -1 with errno (ENOENT). */
+int xcc_sim_get_info(const char *name, struct xcc_sim_info *info,
+                     xentoollog_logger *log);
+
+/*
+ * Lists every guest, sorted by name, into a malloc'ed array (*list, to
+ * free()) of *count entries. Returns 0 or -1 with errno.
+ */
+int xcc_sim_list(struct xcc_sim_info **list, size_t *count,
+                 xentoollog_logger *log);
+
+/*
+ * Dirty logging of an open domain, for benchmarks and tests (the save loop
+ * uses the ops table directly): enable resets the log; clean sets bit p of
+ * bitmap (nr_pfns bits, zeroed by the caller) for each pfn written since
+ * the last clean, re-arms, and returns the count, or -1 with errno.
+ */
+int xcc_sim_logdirty_enable(xcc_domain *d);
+int64_t xcc_sim_logdirty_clean(xcc_domain *d, uint64_t *bitmap);
+
 /* ------------------------------------------------------------------------ */
 /* Map cache.                                                                */
 /* ------------------------------------------------------------------------ */
 /* (section owned by map_cache.c) */
 typedef struct xcc_map_cache xcc_map_cache;
 
+/*
+ * Persistent mappings of a domain's pages, made in aligned chunks so a page
+ * is mapped once for a whole save instead of once per batch. Each chunk is
+ * one backend map call (one VMA); a budget bounds how many are resident and
+ * the least recently used chunks are unmapped to make room. A handle is not
+ * thread-safe: one loop owns it.
+ */
+struct xcc_map_cache_params {
+    uint32_t chunk_pfns;   /* pfns per chunk, a power of two; 0: 1024 */
+    uint64_t max_mappings; /* chunk mappings (VMAs) allowed;
+                              0: vm.max_map_count / 4 */
+    uint64_t max_bytes;    /* bytes mapped at once; 0: no byte budget. A
+                              budget below one chunk shrinks the chunks. */
+    int writable;          /* map for writing (the restore side) */
+    int per_batch;         /* --no-map-cache: map each batch, unmap after,
+                              as stock Xen */
+};
+
+struct xcc_map_cache_stats {
+    uint64_t chunks_mapped;   /* chunk mappings made (cached mode) */
+    uint64_t map_calls;       /* backend map calls, failed ones included */
+    uint64_t unmap_calls;     /* backend unmap calls */
+    uint64_t pages_mapped;    /* pages passed to successful map calls */
+    uint64_t evictions;       /* chunks unmapped to make room (LRU, ENOMEM) */
+    uint64_t hits;            /* pfns found in a chunk already mapped */
+    uint64_t misses;          /* pfns whose chunk (or batch) had to be mapped */
+    uint64_t map_errors;      /* map calls that failed whole */
+    uint64_t resident_chunks; /* mappings held now */
+    uint64_t max_mappings;    /* the mapping budget in force, in chunks */
+    int per_batch;            /* which mode ran: 1 per-batch, 0 cached */
+    /* Added beyond the core set. */
+    uint32_t chunk_pfns;      /* chunk size in force */
+    uint64_t page_errors;     /* pages a map call reported err[i] < 0 for */
+    uint64_t remaps;          /* chunks mapped again to retry failed pages */
+    uint64_t invalidations;   /* chunks dropped by xcc_map_cache_invalidate */
+    uint64_t enomem_retries;  /* map calls retried after ENOMEM */
+    uint64_t max_resident;    /* high-water mark of resident_chunks */
+    uint64_t resident_bytes;  /* bytes mapped now */
+    uint64_t table_bytes;     /* chunk table + error bitmaps: the part of the
+                                 bookkeeping that grows with the guest */
+};
+
+/*
+ * Creates a map cache over d (p NULL: defaults). The domain must outlive
+ * the cache. Returns NULL with errno (EINVAL for bad parameters, logged;
+ * ENOMEM).
+ */
+xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
+                                 const struct xcc_map_cache_params *p);
+
+/* Unmaps everything and frees the cache. NULL is a no-op. */
+void xcc_map_cache_free(xcc_map_cache *mc);
+
+/*
+ * Resolves pfns[0..k) for some 1 <= k <= n: pages[i] points at the page, or
+ * is NULL with err[i] < 0 when it cannot be mapped (a hole, a BROKEN pfn,
+ * -EINVAL beyond the domain's pfns). Pages that failed are tried again by
+ * the next lookup that touches them. Returns k, or -1 with errno (logged)
+ * when a map call failed whole (ENOMEM even after evicting and retrying
+ * once). The pointers stay valid until the next lookup, release or
+ * invalidate on mc. It stops early (k < n) only when the batch touches more
+ * chunks than the budget holds, so a tiny budget still works. n == 0
+ * returns 0.
+ */
+int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns,
+                             size_t n, uint8_t **pages, int *err);
+
+/* Ends a batch: per-batch mode unmaps what the last lookup mapped; cached
+ * mode keeps its chunks. */
+void xcc_map_cache_release(xcc_map_cache *mc);
+
+/* Drops every chunk overlapping [first_pfn, first_pfn + count): call it when
+ * pfn types change (ballooning). The next lookup maps them again. */
+void xcc_map_cache_invalidate(xcc_map_cache *mc, uint64_t first_pfn,
+                              uint64_t count);
+
+/* Copies the counters into *st. */
+void xcc_map_cache_get_stats(const xcc_map_cache *mc,
+                             struct xcc_map_cache_stats *st);
+
 /* ------------------------------------------------------------------------ */
 /* Stream inspection.                                                        */
 /* ------------------------------------------------------------------------ */
 /* (section owned by stream.c) */
+
+/* What xcc_stream_inspect found in the headers (filled before any record). */
+struct xcc_inspect_headers {
+    uint32_t version;         /* image header: spec revision (2 or 3) */
+    uint16_t options;         /* image header options (bit 0: big-endian) */
+    uint32_t domain_type;     /* 1 x86 PV, 2 x86 HVM, 0x58430000 sim */
+    const char *domain_name;  /* "x86 PV", "x86 HVM", "sim" */
+    uint32_t page_shift;
+    uint32_t page_size;
+    uint32_t xen_major;       /* 0 for sim streams */
+    uint32_t xen_minor;
+};
+
+/* One valid record, as passed to the callback. Counters are this record's. */
+struct xcc_inspect_record {
+    uint64_t offset;      /* stream offset of the record header */
+    uint32_t type;        /* raw type, bit 31 = optional */
+    uint32_t length;      /* body length, padding excluded */
+    const char *name;     /* "PAGE_DATA", ..., "UNKNOWN" */
+    int optional;         /* bit 31 set */
+    int known;            /* a type Xen or xc-colo defines */
+    uint64_t pages_data;  /* PAGE_DATA entries carrying data (normal, PT) */
+    uint64_t pages_nodata;/* PAGE_DATA entries without data (XTAB, ...) */
+    uint64_t pages_zero;  /* ZERO_PAGES entries */
+    uint64_t pages_xbzrle;/* XBZRLE_PAGES entries */
+    uint64_t xbzrle_bytes;/* encoded delta bytes in XBZRLE_PAGES */
+    uint64_t pfns;        /* CHECKPOINT_DIRTY_PFN_LIST entries */
+    uint64_t nr_pfns;     /* GUEST_INFO: guest size in pages */
+    uint32_t digest_chunks;   /* DIGEST: chunk count */
+    uint32_t digest_chunk_bytes;
+    const uint8_t *digest;    /* DIGEST: 16-byte whole-memory digest */
+    const char *text;     /* STATS: the JSON text (not NUL-terminated) */
+    size_t text_len;
+};
+
+/* Totals over the stream; valid (so far) even when inspection fails. */
+struct xcc_inspect_totals {
+    struct xcc_inspect_headers headers;
+    uint64_t bytes;          /* stream bytes read and validated */
+    uint64_t records;        /* records read, END included */
+    uint64_t record_bytes[8];/* per kind, headers+padding: see XCC_INSPECT_K* */
+    uint64_t record_count[8];
+    uint64_t pages_data, pages_nodata, pages_zero, pages_xbzrle;
+    uint64_t xbzrle_bytes;
+    uint64_t dirty_pfns;
+    uint64_t checkpoints;
+    uint64_t nr_pfns;        /* from GUEST_INFO, 0 when absent */
+    int end_seen;
+    char error[512];         /* the failure message, "" on success */
+};
+
+/* Record kinds, indexes of record_bytes[] / record_count[]. */
+enum {
+    XCC_INSPECT_KPAGE_DATA = 0,
+    XCC_INSPECT_KZERO_PAGES = 1,
+    XCC_INSPECT_KXBZRLE_PAGES = 2,
+    XCC_INSPECT_KDIGEST = 3,
+    XCC_INSPECT_KSTATS = 4,
+    XCC_INSPECT_KCHECKPOINT = 5, /* CHECKPOINT and CHECKPOINT_DIRTY_PFN_LIST */
+    XCC_INSPECT_KXEN_OTHER = 6,  /* every other Xen record (skipped) */
+    XCC_INSPECT_KOTHER = 7,      /* END, GUEST_INFO, unknown optional ones */
+};
+
+/*
+ * Called once with rec == NULL right after valid headers, then once per
+ * valid record (END included). A non-zero return stops the inspection:
+ * xcc_stream_inspect then returns -1 with errno ECANCELED.
+ */
+typedef int xcc_inspect_fn(void *opaque, const struct xcc_inspect_headers *h,
+                           const struct xcc_inspect_record *rec);
+
+/*
+ * Reads the stream on fd to its end and validates everything: headers,
+ * framing, padding, every count and pfn (PAGE_DATA, ZERO_PAGES and
+ * XBZRLE_PAGES pfns against GUEST_INFO's nr_pfns when present, else 2^52),
+ * each XBZRLE delta's run grammar, END last and nothing after it. Stock Xen
+ * streams are accepted: Xen records are named and their bodies skipped.
+ * flags: 0. totals (may be NULL) receives the counts. Returns 0, or -1 with
+ * errno XCC_EBADSTREAM / XCC_ETRUNCATED at the first invalid record (the
+ * message, naming the record and its offset, is logged and copied to
+ * totals->error), or a read errno.
+ */
+int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
+                       xcc_inspect_fn *cb, void *opaque,
+                       struct xcc_inspect_totals *totals);
 
 /* ------------------------------------------------------------------------ */
 /* Save, migrate and checkpoint.                                             */
@@ -146,11 +548,145 @@ typedef struct xcc_map_cache xcc_map_cache;
 /* (section owned by save.c) */
 typedef struct xcc_saver xcc_saver;
 
+/* Xen's defaults for the convergence policy. */
+#define XCC_SAVE_DEFAULT_MAX_ITERS 5u     /* live passes, iteration 0 included */
+#define XCC_SAVE_DEFAULT_TARGET_DIRTY 50u /* pages left for the final pass */
+/* QEMU's default XBZRLE cache (capped at the guest's size). */
+#define XCC_SAVE_DEFAULT_CACHE_SIZE (64ull << 20)
+
+struct xcc_save_params {
+    int live;             /* precopy while the guest runs; 0: pause, 1 pass */
+    int xbzrle;           /* send re-dirtied pages as XBZRLE deltas */
+    uint64_t cache_size;  /* XBZRLE cache budget in bytes; 0: default */
+    int no_map_cache;     /* map per batch and unmap after, as stock Xen */
+    int xen_compat;       /* Xen records only (no ZERO/XBZRLE/GUEST_INFO/
+                             DIGEST/STATS): a stock Xen reader accepts it */
+    int verify;           /* send DIGEST before END (ignored by xen_compat) */
+    uint32_t max_iters;   /* live passes before the final one; 0: default */
+    uint64_t target_dirty;/* stop iterating at <= this many dirty pages;
+                             0: default */
+    uint64_t max_downtime_ms; /* also stop once the final pass is estimated
+                                 (dirty pages x bytes per page / bandwidth)
+                                 to fit; 0: not used */
+    uint64_t min_remaining;   /* with abort_if_busy: the most dirty pages a
+                                 forced final pass may carry; 0: target_dirty */
+    int abort_if_busy;    /* not converged after max_iters with more than
+                             min_remaining dirty: fail with XCC_EBUSY
+                             instead of forcing a long final pass */
+    uint32_t batch_pages; /* pages per batch (one PAGE_DATA record at most);
+                             0: 1024, as Xen */
+    int progress;         /* report progress through xtl_progress */
+};
+
+/* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,
+ * Xen's convergence defaults, progress on. */
+void xcc_save_params_init(struct xcc_save_params *p);
+
+/*
+ * A saver of domain d onto fd (file, pipe or socket; the caller keeps
+ * ownership of both). log NULL: the default logger. Nothing is written yet.
+ * Returns NULL with errno (EINVAL for bad parameters, logged; ENOMEM).
+ */
+xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
+                         const struct xcc_save_params *p,
+                         xentoollog_logger *log);
+
+/*
+ * Runs the whole save: headers, GUEST_INFO, the precopy passes (live), the
+ * final pass with the guest paused, DIGEST (verify) and END. The guest is
+ * left paused on success, as `xl save` leaves it (xcc_domain_unpause() to
+ * go on, like `xl save -c`). On failure the guest is unpaused again if the
+ * saver paused it, log-dirty mode is switched off, and -1 is returned with
+ * errno (XCC_EBUSY with abort_if_busy, or the write's errno such as EPIPE);
+ * the stream is then incomplete (no END). Call once per saver.
+ */
+int xcc_saver_run(xcc_saver *s);
+
+/*
+ * The figures as one JSON object (QEMU query-migrate names: total-time,
+ * downtime, setup-time, ram{...}, xbzrle-cache{...}, plus iterations[] and
+ * map-cache{...}), NUL-terminated. Valid until the next call or
+ * xcc_saver_free(). Also usable after a failed run. NULL with errno ENOMEM.
+ */
+const char *xcc_saver_stats_json(xcc_saver *s);
+
+/* The main totals, for a short summary without parsing JSON. */
+struct xcc_save_summary {
+    double total_ms, downtime_ms, setup_ms;
+    uint64_t transferred;       /* stream bytes */
+    uint64_t after_iter0_bytes; /* stream bytes after iteration 0 */
+    uint64_t iterations;        /* passes, the final one included */
+    uint64_t normal_pages, zero_pages, xbzrle_pages, xbzrle_bytes;
+    uint64_t cache_miss, overflow;
+    double cache_miss_rate;     /* misses / lookups, 0 without XBZRLE */
+    double mbps;                /* stream bytes per second, Mbit/s */
+};
+void xcc_saver_get_summary(const xcc_saver *s, struct xcc_save_summary *out);
+
+/* Frees the saver (never the domain or the fd). NULL is a no-op. */
+void xcc_saver_free(xcc_saver *s);
+
 /* ------------------------------------------------------------------------ */
 /* Restore.                                                                  */
 /* ------------------------------------------------------------------------ */
 /* (section owned by restore.c) */
 typedef struct xcc_restorer xcc_restorer;
+
+struct xcc_restore_params {
+    int no_map_cache; /* map per batch and unmap after, as stock Xen */
+    int verify;       /* check DIGEST records against the target (default) */
+    int progress;     /* report progress through xtl_progress */
+};
+
+/* Fills *p with the defaults: map cache on, verify on, progress on. */
+void xcc_restore_params_init(struct xcc_restore_params *p);
+
+/* What the stream says about the guest, known after xcc_restorer_begin(). */
+struct xcc_restore_stream_info {
+    uint32_t domain_type; /* 1 x86 PV, 2 x86 HVM, 0x58430000 sim */
+    uint32_t page_size;
+    uint32_t version;     /* stream spec revision */
+    uint64_t nr_pfns;     /* from GUEST_INFO; 0 when the stream has none
+                             (a --xen-compat or stock Xen stream) */
+};
+
+/*
+ * A restorer reading fd (the caller keeps it). log NULL: the default
+ * logger. Returns NULL with errno (ENOMEM).
+ */
+xcc_restorer *xcc_restorer_new(int fd, const struct xcc_restore_params *p,
+                               xentoollog_logger *log);
+
+/*
+ * Reads the headers and, when it is the first record, GUEST_INFO, so the
+ * caller can create a target of the right size. Returns 0, or -1 with errno
+ * XCC_EBADSTREAM / XCC_ETRUNCATED / a read errno (the reason, naming the
+ * record and offset, is logged and kept for xcc_restorer_error()).
+ */
+int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info);
+
+/*
+ * Applies every record up to END onto d (calls xcc_restorer_begin() first
+ * if the caller did not): PAGE_DATA is copied, ZERO_PAGES zero-filled,
+ * XBZRLE_PAGES decoded onto the page the target holds, DIGEST checked.
+ * Every pfn is checked against d's size before use. Returns 0 once END is
+ * read and nothing follows it; -1 with errno XCC_EBADSTREAM (bad record),
+ * XCC_ETRUNCATED (the stream ended early), XCC_EDIGEST (a chunk differs:
+ * the log names it), EINVAL (the target is smaller than the stream's guest
+ * or has another page size) or a read/map errno. The target then holds a
+ * partial image.
+ */
+int xcc_restorer_run(xcc_restorer *r, xcc_domain *d);
+
+/* The message of the error that stopped the restore ("" if none). */
+const char *xcc_restorer_error(const xcc_restorer *r);
+
+/* Figures as one JSON object (total-time, ram{...}, records, map-cache),
+ * valid until the next call or xcc_restorer_free(); NULL with ENOMEM. */
+const char *xcc_restorer_stats_json(xcc_restorer *r);
+
+/* Frees the restorer (never the domain or the fd). NULL is a no-op. */
+void xcc_restorer_free(xcc_restorer *r);
 
 #ifdef __cplusplus
 }

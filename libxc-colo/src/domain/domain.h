@@ -11,31 +11,8 @@
 
 #include "../private.h"
 
-/*
- * pfn types, numbered as Xen's XEN_DOMCTL_PFINFO_* >> 28, which is also the
- * 4-bit type field (bits 60..63) of a PAGE_DATA pfn entry.
- */
-enum xcc_pfn_type {
-    XCC_PFN_NORMAL = 0x0, /* NOTAB: ordinary RAM */
-    XCC_PFN_L1TAB = 0x1,  /* PV page-table pages, L1 .. L4 */
-    XCC_PFN_L2TAB = 0x2,
-    XCC_PFN_L3TAB = 0x3,
-    XCC_PFN_L4TAB = 0x4,
-    XCC_PFN_BROKEN = 0xD, /* not accessible (ballooned out, broken) */
-    XCC_PFN_XALLOC = 0xE, /* allocate only, no data */
-    XCC_PFN_XTAB = 0xF,   /* hole: no page behind the pfn */
-};
-
-/* True when a page of this type carries data in a stream. */
-static inline bool xcc_pfn_type_has_data(unsigned type)
-{
-    return type <= XCC_PFN_L4TAB;
-}
-
-/* Stream domain-header types (the stream's own block is 0x58430000+). */
-#define XCC_DHDR_TYPE_X86_PV 0x0001u
-#define XCC_DHDR_TYPE_X86_HVM 0x0002u
-#define XCC_DHDR_TYPE_SIM 0x58430000u
+/* enum xcc_pfn_type, xcc_pfn_type_has_data(), XCC_DHDR_TYPE_*. */
+#include "../pfn_type.h"
 
 struct xcc_domain_info {
     uint64_t nr_pfns;      /* valid pfns are 0 .. nr_pfns-1 */

@@ -1,0 +1,81 @@
+/*
+ * xen_priv.h - state shared by the Xen backend's files (xen.c, xen_p2m.c).
+ * Only these two files include Xen's control headers.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef XCC_XEN_PRIV_H
+#define XCC_XEN_PRIV_H
+
+#include <pthread.h>
+
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+
+#include "domain.h"
+
+/* A p2m slot with no frame behind it. */
+#define XEN_P2M_INVALID (~(uint64_t)0)
+
+/*
+ * libxenctrl 4.17 exports this (XEN_DOMCTL_getpageframeinfo3) but declares
+ * it only in its private header. On entry arr[] holds frames (mfns for PV,
+ * gfns for HVM); on return each holds XEN_DOMCTL_PFINFO_* bits. Xen takes
+ * at most XEN_PFN_TYPE_BATCH entries per call.
+ */
+int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
+                          xen_pfn_t *arr);
+#define XEN_PFN_TYPE_BATCH 1024u
+
+struct xen_dom {
+    xc_interface *xch;
+    xenforeignmemory_handle *fmem;
+    xentoollog_logger *log;
+    uint32_t domid;
+    bool pv;              /* mapped by machine frame through p2m[] */
+    unsigned guest_width; /* PV: bytes per p2m entry, 4 or 8 */
+    uint64_t nr_pfns;
+    uint32_t xen_major, xen_minor;
+
+    /*
+     * PV only: pfn -> mfn, a private copy. It is a copy, not a live view of
+     * the guest's p2m pages, because a memory-only restore overwrites those
+     * pages with the source's frame numbers.
+     */
+    pthread_mutex_t p2m_lock;
+    uint64_t *p2m;
+    const char *p2m_source; /* "frame-list" or "m2p", for the log */
+    unsigned p2m_refreshes;
+
+    /* Log-dirty: a hypercall-safe bitmap of nr_pfns bits. */
+    bool logdirty_on;
+    bool final_flag_unsupported;
+    xc_hypercall_buffer_t dirty_hbuf;
+    int dirty_hbuf_pages;
+};
+
+/*
+ * Builds (or rebuilds) x->p2m and sets x->nr_pfns for a PV domain: from the
+ * guest's p2m frame-list-list, found through shared_info, when the guest
+ * has published one whose frames it owns; otherwise (a domain that has not
+ * booted yet, or whose p2m pages a memory-only restore has overwritten) by
+ * scanning Xen's machine-to-phys table for the frames the domain owns.
+ * Called with p2m_lock held or before the domain is shared. Returns 0, or
+ * -1 with errno after logging.
+ */
+int xen_p2m_build(struct xen_dom *x);
+
+/* Machine frame of pfn, or XEN_P2M_INVALID. Caller holds p2m_lock. */
+static inline uint64_t xen_p2m_lookup(const struct xen_dom *x, uint64_t pfn)
+{
+    return pfn < x->nr_pfns ? x->p2m[pfn] : XEN_P2M_INVALID;
+}
+
+/*
+ * Xen's type of each frame in frames[0..n) (mfns for PV, gfns for HVM), as
+ * XCC_PFN_*. XEN_P2M_INVALID frames are holes (XTAB). Returns 0 or -1.
+ */
+int xen_frame_types(struct xen_dom *x, const uint64_t *frames, uint8_t *types,
+                    size_t n);
+
+#endif /* XCC_XEN_PRIV_H */

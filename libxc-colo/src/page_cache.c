@@ -1,0 +1,479 @@
+/*
+ * page_cache.c - the XBZRLE page cache: pfn -> copy of the page as last sent.
+ *
+ * Why this shape. QEMU's cache is direct mapped (pfn modulo the slot count)
+ * and refuses to replace a slot used in the current or previous dirty-log
+ * generation. The age rule is what keeps hot pages; the direct mapping is
+ * what loses: two hot pfns that share a slot fight forever while other slots
+ * hold cold pages. Here the same age rule runs over a fully associative
+ * table, so a page is only refused when *every* slot is hot, which is the
+ * situation where Belady's optimum keeps the old pages too.
+ *
+ * The age rule alone admits anything into a slot that has gone cold, so a
+ * burst of pages sent once (a first pass, a big memset in the guest) would
+ * wash out the pages that are about to come back. A full cache therefore
+ * admits a pfn only if a small history says it was seen recently without
+ * being cached (declined, evicted or dropped): the page has proven to be
+ * re-dirtied. The history is a set-associative table of 32-bit pfn
+ * fingerprints with FIFO replacement per set; a false positive only costs an
+ * admission, never correctness.
+ *
+ * Victims are found by a clock hand over the slots. A counter of entries
+ * touched in the current and previous generation tells in O(1) whether any
+ * victim exists, so the hand never spins over a fully hot table. See the
+ * header for the amortised cost argument.
+ *
+ * Depends on nothing else in the project, so it can be fuzzed and benchmarked
+ * alone.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xccolo.h"
+
+/* The codec's limit: XBZRLE lengths are 14-bit ULEB128, pages <= 64 KiB. */
+#define PAGE_CACHE_MAX_PAGE_SIZE 65536u
+/* The codec works in 8-byte words. */
+#define PAGE_CACHE_PAGE_ALIGN 8u
+/* Slot indices are u32 with one value kept for "none". */
+#define PAGE_CACHE_MAX_SLOTS (UINT32_C(1) << 31)
+#define NO_SLOT UINT32_MAX
+/* An entry used in the current or the previous generation is kept. */
+#ifndef PROTECTED_AGE
+#define PROTECTED_AGE 2u
+#endif
+/* Keeps tiny caches' hash tables from degenerating; costs 64 bytes. */
+#define MIN_BUCKETS 16u
+/* Page data alignment: whole pages for the SIMD codec and for the kernel. */
+#define DATA_ALIGN 4096u
+/* One history set per slot, 8 remembered pfns: enough to carry most
+ * re-dirtied pages across a generation that declines 4x the cache. */
+#define HISTORY_SETS_PER_SLOT 1u
+/* A set is 32 bytes, in LRU order: 32-bit fingerprints make a
+ * false "seen before" a 2^-29 event per miss, not a routine one. */
+#define HISTORY_WAYS 8u
+
+struct slot {
+    uint64_t pfn;
+    uint32_t next;     /* hash chain while in use, free list otherwise */
+    uint32_t buf;      /* index of this slot's page buffer in data */
+    uint32_t used_gen; /* generation of the last hit or store */
+    uint8_t in_use;
+};
+
+struct history_set {
+    uint32_t fp[HISTORY_WAYS]; /* newest first; 0 is an empty way */
+};
+
+/* The header promises at most 64 bytes of bookkeeping per slot. */
+_Static_assert(sizeof(struct slot) == 24, "slot record grew");
+_Static_assert(sizeof(struct history_set) == 32, "history set grew");
+
+struct xcc_page_cache {
+    size_t page_size;
+    size_t budget;
+    uint32_t nslots;
+    uint32_t bucket_mask;
+    uint32_t nhistory;
+    uint32_t *buckets;
+    struct slot *slots;
+    struct history_set *history;
+    uint8_t *data; /* nslots + 1 page buffers, one allocation */
+    uint32_t stage_buf;
+    uint32_t free_head;
+    uint32_t hand;
+    uint32_t entries;
+    uint32_t gen;
+    uint32_t n_cur;  /* entries with used_gen == gen */
+    uint32_t n_prev; /* entries with used_gen == gen - 1 */
+    uint64_t hits, misses, inserts, declined, evictions;
+};
+
+/* A 64-bit mix (multiply, xor-shift) so that both contiguous and strided
+ * pfns spread over buckets and history sets. */
+static uint64_t pfn_hash(uint64_t pfn)
+{
+    uint64_t h = pfn * UINT64_C(0x9E3779B97F4A7C15);
+    h ^= h >> 29;
+    h *= UINT64_C(0xBF58476D1CE4E5B9);
+    h ^= h >> 32;
+    return h;
+}
+
+static uint32_t bucket_of(const xcc_page_cache *c, uint64_t h)
+{
+    return (uint32_t)(h >> 32) & c->bucket_mask;
+}
+
+static uint8_t *buf_ptr(const xcc_page_cache *c, uint32_t buf)
+{
+    return c->data + (size_t)buf * c->page_size;
+}
+
+/* ---- history of recently seen, uncached pfns ---- */
+
+static struct history_set *history_set_of(const xcc_page_cache *c, uint64_t h,
+                                          uint32_t *fp)
+{
+    /* Fingerprint from the high word, set from the low word: independent. */
+    uint32_t f = (uint32_t)(h >> 32);
+    *fp = f ? f : 1; /* 0 marks an empty way */
+    return &c->history[((h & UINT32_MAX) * c->nhistory) >> 32];
+}
+
+static int history_find(const struct history_set *set, uint32_t fp)
+{
+    for (unsigned w = 0; w < HISTORY_WAYS; w++)
+        if (set->fp[w] == fp)
+            return (int)w;
+    return -1;
+}
+
+static void history_add(xcc_page_cache *c, uint64_t pfn)
+{
+    uint32_t fp;
+    struct history_set *set = history_set_of(c, pfn_hash(pfn), &fp);
+    int w = history_find(set, fp);
+    /* Most recently seen first, so a page that keeps coming back (and keeps
+     * being declined while the cache is hot) outlives pages seen once. The
+     * least recently seen way falls off the end. */
+    unsigned shift = w >= 0 ? (unsigned)w : HISTORY_WAYS - 1;
+    memmove(&set->fp[1], &set->fp[0], shift * sizeof(fp));
+    set->fp[0] = fp;
+}
+
+/* Removes pfn from the history; returns whether it was there. */
+static bool history_take(xcc_page_cache *c, uint64_t h)
+{
+    uint32_t fp;
+    struct history_set *set = history_set_of(c, h, &fp);
+    int w = history_find(set, fp);
+    if (w < 0)
+        return false;
+    memmove(&set->fp[w], &set->fp[w + 1],
+            (HISTORY_WAYS - 1 - (unsigned)w) * sizeof(fp));
+    set->fp[HISTORY_WAYS - 1] = 0;
+    return true;
+}
+
+/* ---- generations ---- */
+
+static uint32_t age_of(const xcc_page_cache *c, const struct slot *s)
+{
+    return c->gen - s->used_gen; /* unsigned: correct across wrap, see rebase */
+}
+
+static void touch(xcc_page_cache *c, struct slot *s)
+{
+    uint32_t age = age_of(c, s);
+    if (age == 0)
+        return;
+    if (age == 1)
+        c->n_prev--;
+    c->n_cur++;
+    s->used_gen = c->gen;
+}
+
+/* Takes s out of the protected counters before it leaves the table. */
+static void untrack(xcc_page_cache *c, const struct slot *s)
+{
+    uint32_t age = age_of(c, s);
+    if (age == 0)
+        c->n_cur--;
+    else if (age == 1)
+        c->n_prev--;
+}
+
+static uint32_t evictable(const xcc_page_cache *c)
+{
+    return c->entries - c->n_cur - c->n_prev;
+}
+
+/*
+ * Moves the generation to new_gen keeping every entry's age (ages >= 2 are
+ * all alike). Ages are u32 differences, so they stay exact as long as no
+ * entry is older than 2^32 generations; a rebase before the counter wraps
+ * clamps them all.
+ */
+static void rebase(xcc_page_cache *c, uint32_t new_gen)
+{
+    for (uint32_t i = 0; i < c->nslots; i++) {
+        struct slot *s = &c->slots[i];
+        if (!s->in_use)
+            continue;
+        uint32_t age = age_of(c, s);
+        s->used_gen = new_gen - (age < PROTECTED_AGE ? age : PROTECTED_AGE);
+    }
+    c->gen = new_gen;
+}
+
+/* Internal test hook (not exported): jump to a generation, e.g. near wrap. */
+void page_cache_set_generation(xcc_page_cache *c, uint32_t gen);
+void page_cache_set_generation(xcc_page_cache *c, uint32_t gen)
+{
+    rebase(c, gen);
+}
+
+/* ---- the table ---- */
+
+/* The link (bucket head or chain pointer) that holds pfn's slot, or the
+ * chain's terminating link when pfn is absent (*link == NO_SLOT then). */
+static uint32_t *find_link(xcc_page_cache *c, uint64_t h, uint64_t pfn)
+{
+    uint32_t *link = &c->buckets[bucket_of(c, h)];
+    while (*link != NO_SLOT && c->slots[*link].pfn != pfn)
+        link = &c->slots[*link].next;
+    return link;
+}
+
+static void unlink_slot(xcc_page_cache *c, uint32_t idx)
+{
+    struct slot *s = &c->slots[idx];
+    uint32_t *link = find_link(c, pfn_hash(s->pfn), s->pfn);
+    *link = s->next;
+    untrack(c, s);
+    s->in_use = 0;
+    c->entries--;
+}
+
+/* The clock. Only called when evictable() > 0, which bounds the loop; all
+ * slots are in use then (the free list is empty). */
+static uint32_t take_victim(xcc_page_cache *c)
+{
+    for (;;) {
+        uint32_t i = c->hand;
+        c->hand = i + 1 == c->nslots ? 0 : i + 1;
+        struct slot *s = &c->slots[i];
+        if (s->in_use && age_of(c, s) >= PROTECTED_AGE) {
+            uint64_t pfn = s->pfn;
+            unlink_slot(c, i);
+            history_add(c, pfn);
+            c->evictions++;
+            return i;
+        }
+    }
+}
+
+/*
+ * The policy. Returns the slot that now belongs to pfn (touched in this
+ * generation), or NO_SLOT when declined; pfn is then absent.
+ */
+static uint32_t claim_slot(xcc_page_cache *c, uint64_t pfn)
+{
+    uint64_t h = pfn_hash(pfn);
+    uint32_t *link = find_link(c, h, pfn);
+    if (*link != NO_SLOT) {
+        touch(c, &c->slots[*link]);
+        return *link;
+    }
+
+    uint32_t idx;
+    if (c->free_head != NO_SLOT) {
+        idx = c->free_head;
+        c->free_head = c->slots[idx].next;
+        history_take(c, h); /* resident now: free its history way */
+    } else if (evictable(c) > 0 && history_take(c, h)) {
+        idx = take_victim(c);
+    } else {
+        history_add(c, pfn);
+        c->declined++;
+        return NO_SLOT;
+    }
+
+    struct slot *s = &c->slots[idx];
+    uint32_t b = bucket_of(c, h);
+    s->pfn = pfn;
+    s->next = c->buckets[b];
+    c->buckets[b] = idx;
+    s->in_use = 1;
+    s->used_gen = c->gen;
+    c->n_cur++;
+    c->entries++;
+    return idx;
+}
+
+xcc_page_cache *xcc_page_cache_new(size_t budget_bytes, size_t page_size)
+{
+    if (page_size == 0 || page_size > PAGE_CACHE_MAX_PAGE_SIZE ||
+        page_size % PAGE_CACHE_PAGE_ALIGN != 0 || budget_bytes < page_size ||
+        budget_bytes / page_size >= PAGE_CACHE_MAX_SLOTS) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t nslots = budget_bytes / page_size;
+    if (nslots + 1 > SIZE_MAX / page_size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+
+    xcc_page_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->page_size = page_size;
+    c->budget = budget_bytes;
+    c->nslots = (uint32_t)nslots;
+
+    uint32_t nbuckets = MIN_BUCKETS;
+    while (nbuckets < c->nslots)
+        nbuckets <<= 1;
+    c->bucket_mask = nbuckets - 1;
+    c->nhistory = c->nslots * HISTORY_SETS_PER_SLOT;
+
+    c->buckets = malloc((size_t)nbuckets * sizeof(*c->buckets));
+    c->slots = malloc(nslots * sizeof(*c->slots));
+    c->history = calloc(c->nhistory, sizeof(*c->history));
+    void *data = NULL;
+    if (posix_memalign(&data, DATA_ALIGN, (nslots + 1) * page_size) != 0)
+        data = NULL;
+    c->data = data;
+    if (!c->buckets || !c->slots || !c->history || !c->data) {
+        xcc_page_cache_free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+
+    memset(c->buckets, 0xff, (size_t)nbuckets * sizeof(*c->buckets));
+    for (uint32_t i = 0; i < c->nslots; i++) {
+        c->slots[i] = (struct slot){
+            .next = i + 1 < c->nslots ? i + 1 : NO_SLOT,
+            .buf = i,
+        };
+    }
+    c->free_head = 0;
+    c->stage_buf = c->nslots;
+    /* Generation 2 so that "never used" ages stay well defined from start. */
+    c->gen = PROTECTED_AGE;
+    return c;
+}
+
+void xcc_page_cache_free(xcc_page_cache *c)
+{
+    if (!c)
+        return;
+    free(c->buckets);
+    free(c->slots);
+    free(c->history);
+    free(c->data);
+    free(c);
+}
+
+const uint8_t *xcc_page_cache_lookup(xcc_page_cache *c, uint64_t pfn)
+{
+    if (!c)
+        return NULL;
+    uint32_t idx = *find_link(c, pfn_hash(pfn), pfn);
+    if (idx == NO_SLOT) {
+        c->misses++;
+        return NULL;
+    }
+    struct slot *s = &c->slots[idx];
+    touch(c, s);
+    c->hits++;
+    return buf_ptr(c, s->buf);
+}
+
+const uint8_t *xcc_page_cache_update(xcc_page_cache *c, uint64_t pfn,
+                                     const uint8_t *page)
+{
+    if (!c || !page) {
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t idx = claim_slot(c, pfn);
+    if (idx == NO_SLOT)
+        return NULL;
+    uint8_t *dst = buf_ptr(c, c->slots[idx].buf);
+    /* page may be a pointer into the cache itself (even this very entry, or
+     * the victim just reused): memmove keeps that well defined. */
+    memmove(dst, page, c->page_size);
+    c->inserts++;
+    return dst;
+}
+
+int xcc_page_cache_insert(xcc_page_cache *c, uint64_t pfn, const uint8_t *page)
+{
+    if (!c || !page) {
+        errno = EINVAL;
+        return -1;
+    }
+    return xcc_page_cache_update(c, pfn, page) ? 0 : 1;
+}
+
+uint8_t *xcc_page_cache_stage(xcc_page_cache *c)
+{
+    if (!c) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return buf_ptr(c, c->stage_buf);
+}
+
+const uint8_t *xcc_page_cache_commit(xcc_page_cache *c, uint64_t pfn)
+{
+    if (!c) {
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t idx = claim_slot(c, pfn);
+    if (idx == NO_SLOT)
+        return NULL;
+    /* The staged buffer becomes the entry; the entry's old buffer (or the
+     * free or evicted slot's) becomes the next stage buffer. */
+    struct slot *s = &c->slots[idx];
+    uint32_t staged = c->stage_buf;
+    c->stage_buf = s->buf;
+    s->buf = staged;
+    c->inserts++;
+    return buf_ptr(c, staged);
+}
+
+void xcc_page_cache_drop(xcc_page_cache *c, uint64_t pfn)
+{
+    if (!c)
+        return;
+    uint32_t idx = *find_link(c, pfn_hash(pfn), pfn);
+    if (idx == NO_SLOT)
+        return;
+    unlink_slot(c, idx);
+    c->slots[idx].next = c->free_head;
+    c->free_head = idx;
+    history_add(c, pfn);
+}
+
+void xcc_page_cache_next_generation(xcc_page_cache *c)
+{
+    if (!c)
+        return;
+    if (c->gen == UINT32_MAX)
+        rebase(c, PROTECTED_AGE); /* once per 2^32 harvests: O(n) is fine */
+    c->gen++;
+    c->n_prev = c->n_cur;
+    c->n_cur = 0;
+}
+
+void xcc_page_cache_get_stats(const xcc_page_cache *c,
+                              struct xcc_page_cache_stats *st)
+{
+    if (!c || !st)
+        return;
+    size_t nbuckets = (size_t)c->bucket_mask + 1;
+    *st = (struct xcc_page_cache_stats){
+        .hits = c->hits,
+        .misses = c->misses,
+        .inserts = c->inserts,
+        .declined = c->declined,
+        .evictions = c->evictions,
+        .entries = c->entries,
+        .capacity_pages = c->nslots,
+        .budget_bytes = c->budget,
+        .overhead_bytes = sizeof(*c) + (size_t)c->nslots * sizeof(*c->slots) +
+                          nbuckets * sizeof(*c->buckets) +
+                          (size_t)c->nhistory * sizeof(*c->history) +
+                          c->page_size,
+    };
+}

@@ -1,0 +1,861 @@
+/*
+ * save.c - the precopy save loop: iteration 0 sends every page, later
+ * passes send what the guest dirtied meanwhile, the final pass runs with
+ * the guest paused. Then DIGEST (--verify) and END.
+ *
+ * Each pass goes through one path (save_send_pass): the dirty bitmap is cut
+ * into batches, each batch resolved through the map cache, each page
+ * classified as hole, zero, XBZRLE delta or normal, and the batch written
+ * as at most one record of each kind.
+ *
+ * Invariant 1 (DESIGN.md), the cache mirrors the receiver: in a pass that
+ * may use deltas, a page is copied out of the guest exactly once, into the
+ * page cache's stage buffer, and that copy is what gets encoded, sent and
+ * cached. A guest write during encoding then changes neither the delta nor
+ * the cached copy: the page is dirty again and goes in a later pass. Every
+ * send updates or drops the entry: a delta or normal send commits the copy,
+ * a zero page or a hole drops it. Passes without deltas (iteration 0) send
+ * straight from the guest mapping (zero copy) and never touch the cache.
+ *
+ * Convergence (Xen's defaults): stop iterating when at most target_dirty
+ * pages are dirty, when the final pass is estimated to fit max_downtime,
+ * or after max_iters live passes; then pause and send the rest.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "save.h"
+
+#define CTX "save"
+
+/* Batches between progress reports within one pass. */
+#define PROGRESS_EVERY_BATCHES 64u
+/* Bytes a normal page costs on the wire beyond its data: its pfn entry. */
+#define PAGE_ENTRY_BYTES 8u
+/* Pages per digest batch: one 2 MiB chunk of 4 KiB pages. */
+#define DIGEST_BATCH_PAGES (XCC_DIGEST_CHUNK / 4096u)
+
+void xcc_save_params_init(struct xcc_save_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->verify = 1;
+    p->max_iters = XCC_SAVE_DEFAULT_MAX_ITERS;
+    p->target_dirty = XCC_SAVE_DEFAULT_TARGET_DIRTY;
+    p->batch_pages = SAVE_DEFAULT_BATCH;
+    p->progress = 1;
+}
+
+bool save_page_is_zero(const uint8_t *p, size_t page_size)
+{
+    const uint64_t *q = (const uint64_t *)p;
+    const size_t words = page_size / sizeof(uint64_t);
+
+    /* Most non-zero pages differ in their first word: exit early. */
+    if (q[0])
+        return false;
+    for (size_t i = 0; i < words; i += 8) {
+        uint64_t acc = q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] |
+                       q[i + 5] | q[i + 6] | q[i + 7];
+        if (acc)
+            return false;
+    }
+    return true;
+}
+
+static unsigned log2_u32(uint32_t v)
+{
+    unsigned s = 0;
+
+    while ((1u << s) < v)
+        s++;
+    return s;
+}
+
+static void *xalloc(xcc_saver *s, size_t n, const char *what)
+{
+    void *p = calloc(1, n ? n : 1);
+
+    if (!p)
+        XCC_PERR(s->log, CTX, "cannot allocate %zu bytes for %s", n, what);
+    return p;
+}
+
+xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
+                         const struct xcc_save_params *p,
+                         xentoollog_logger *log)
+{
+    struct xcc_save_params defaults;
+    struct xcc_domain_info info;
+    xcc_saver *s;
+
+    if (!log)
+        log = lib_default_logger();
+    if (!p) {
+        xcc_save_params_init(&defaults);
+        p = &defaults;
+    }
+    if (!d || fd < 0) {
+        XCC_ERR(log, CTX, "no domain or no file descriptor to save to");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (d->ops->info(d, &info) < 0) {
+        XCC_PERR(log, CTX, "cannot read the domain's size");
+        return NULL;
+    }
+    if (!info.nr_pfns || info.page_size < 4096 ||
+        info.page_size > XCC_MAX_PAGE_SIZE ||
+        (info.page_size & (info.page_size - 1))) {
+        XCC_ERR(log, CTX, "domain '%s': unusable size (%" PRIu64
+                " pfns of %" PRIu32 " bytes)", d->name, info.nr_pfns,
+                info.page_size);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (p->batch_pages > SAVE_MAX_BATCH) {
+        XCC_ERR(log, CTX, "batch of %" PRIu32 " pages: at most %u",
+                p->batch_pages, SAVE_MAX_BATCH);
+        errno = EINVAL;
+        return NULL;
+    }
+
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->d = d;
+    s->fd = fd;
+    s->log = log;
+    s->p = *p;
+    if (!s->p.max_iters)
+        s->p.max_iters = XCC_SAVE_DEFAULT_MAX_ITERS;
+    if (!s->p.target_dirty)
+        s->p.target_dirty = XCC_SAVE_DEFAULT_TARGET_DIRTY;
+    if (!s->p.min_remaining)
+        s->p.min_remaining = s->p.target_dirty;
+    if (s->p.xen_compat) {
+        /* A stock Xen reader knows none of these. */
+        s->p.xbzrle = 0;
+        s->p.verify = 0;
+    }
+    s->nr_pfns = info.nr_pfns;
+    s->page_size = info.page_size;
+    s->page_shift = log2_u32(info.page_size);
+    s->batch = s->p.batch_pages ? s->p.batch_pages : SAVE_DEFAULT_BATCH;
+
+    s->st.live = s->p.live;
+    s->st.xbzrle = s->p.xbzrle;
+    s->st.xen_compat = s->p.xen_compat;
+    s->st.verify = s->p.verify;
+    s->st.map_cache = !s->p.no_map_cache;
+    s->st.page_size = s->page_size;
+    s->st.nr_pfns = s->nr_pfns;
+    s->st.status = "setup";
+    s->st.stop_reason = "";
+
+    s->dirty_words = XCC_DIV_ROUND_UP(s->nr_pfns, 64);
+    s->dirty = xalloc(s, s->dirty_words * sizeof(uint64_t), "the dirty bitmap");
+    s->bpfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
+    s->btypes = xalloc(s, s->batch, "a batch");
+    s->bpages = xalloc(s, s->batch * sizeof(uint8_t *), "a batch");
+    s->berr = xalloc(s, s->batch * sizeof(int), "a batch");
+    s->out_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
+    s->out_types = xalloc(s, s->batch, "a batch");
+    s->out_pages = xalloc(s, s->batch * sizeof(uint8_t *), "a batch");
+    s->zero_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
+    s->zero_page = xalloc(s, s->page_size, "a zero page");
+    s->w = stream_writer_new(fd, log);
+    if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
+        !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
+        !s->zero_page || !s->w)
+        goto fail;
+
+    if (s->p.xbzrle) {
+        uint64_t guest = s->nr_pfns * s->page_size;
+        uint64_t budget = s->p.cache_size ? s->p.cache_size
+                                          : XCC_SAVE_DEFAULT_CACHE_SIZE;
+        /* A cache larger than the guest would only waste memory. */
+        if (budget > guest)
+            budget = guest;
+        if (budget < s->page_size) {
+            XCC_ERR(log, CTX, "XBZRLE cache of %" PRIu64
+                    " bytes: smaller than one page", budget);
+            errno = EINVAL;
+            goto fail;
+        }
+        s->pc = xcc_page_cache_new((size_t)budget, s->page_size);
+        if (!s->pc) {
+            XCC_PERR(log, CTX, "cannot create an XBZRLE cache of %" PRIu64
+                     " bytes", budget);
+            goto fail;
+        }
+        s->st.cache_size = budget;
+        s->xb_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
+        s->xb_lens = xalloc(s, s->batch * sizeof(uint32_t), "a batch");
+        s->xb_data = xalloc(s, s->batch * (size_t)s->page_size, "deltas");
+        s->copies = xalloc(s, s->batch * (size_t)s->page_size, "page copies");
+        if (!s->xb_pfns || !s->xb_lens || !s->xb_data || !s->copies)
+            goto fail;
+    }
+
+    struct xcc_map_cache_params mp = {
+        .writable = 0,
+        .per_batch = s->p.no_map_cache ? 1 : 0,
+    };
+    s->mc = xcc_map_cache_new(d, &mp);
+    if (!s->mc) {
+        XCC_PERR(log, CTX, "cannot create the map cache");
+        goto fail;
+    }
+    return s;
+
+fail: {
+    int saved = errno ? errno : ENOMEM;
+    xcc_saver_free(s);
+    errno = saved;
+    return NULL;
+}
+}
+
+void xcc_saver_free(xcc_saver *s)
+{
+    if (!s)
+        return;
+    xcc_map_cache_free(s->mc);
+    xcc_page_cache_free(s->pc);
+    stream_writer_free(s->w);
+    free(s->dirty);
+    free(s->bpfns);
+    free(s->btypes);
+    free(s->bpages);
+    free(s->berr);
+    free(s->out_pfns);
+    free(s->out_types);
+    free(s->out_pages);
+    free(s->zero_pfns);
+    free(s->xb_pfns);
+    free(s->xb_lens);
+    free(s->xb_data);
+    free(s->copies);
+    free((void *)s->zero_page);
+    free(s->json);
+    stats_save_free(&s->st);
+    free(s);
+}
+
+int save_write_headers(xcc_saver *s)
+{
+    struct xcc_domain_info *info = &s->d->info;
+    uint32_t type = info->stream_type;
+
+    /* Xen has no sim domain type: a Xen-only stream calls the guest HVM. */
+    if (s->p.xen_compat && type == XCC_DHDR_TYPE_SIM)
+        type = XCC_DHDR_TYPE_X86_HVM;
+    if (stream_write_headers(s->w, type, s->page_shift, info->xen_major,
+                             info->xen_minor) < 0)
+        return -1;
+    if (s->p.xen_compat)
+        return stream_write_static_data_end(s->w);
+    return stream_write_guest_info(s->w, s->nr_pfns, s->page_size, 0);
+}
+
+int64_t save_harvest(xcc_saver *s, bool final)
+{
+    /* The backend only sets bits: pages still pending stay pending. */
+    int64_t n = s->d->ops->logdirty_clean(s->d, s->dirty, final);
+
+    if (n < 0) {
+        XCC_PERR(s->log, CTX, "reading the dirty log of '%s'", s->d->name);
+        return -1;
+    }
+    s->st.dirty_sync_count++;
+    /* Bits beyond nr_pfns would name pfns the guest does not have. */
+    if (s->nr_pfns % 64)
+        s->dirty[s->dirty_words - 1] &= (1ull << (s->nr_pfns % 64)) - 1;
+    n = 0;
+    for (size_t i = 0; i < s->dirty_words; i++)
+        n += __builtin_popcountll(s->dirty[i]);
+    return n;
+}
+
+/* ---- One batch ------------------------------------------------------------ */
+
+static void map_cache_delta(const struct xcc_map_cache_stats *a,
+                            const struct xcc_map_cache_stats *b,
+                            struct stats_map_cache *out)
+{
+    out->map_calls = b->map_calls - a->map_calls;
+    out->unmap_calls = b->unmap_calls - a->unmap_calls;
+    out->chunks_mapped = b->chunks_mapped - a->chunks_mapped;
+    out->pages_mapped = b->pages_mapped - a->pages_mapped;
+    out->hits = b->hits - a->hits;
+    out->misses = b->misses - a->misses;
+    out->evictions = b->evictions - a->evictions;
+}
+
+/* Writes the records of one classified slice. */
+static int flush_slice(xcc_saver *s)
+{
+    if (s->n_zero && stream_write_zero_pages(s->w, s->zero_pfns, s->n_zero) < 0)
+        return -1;
+    if (s->n_xb && stream_write_xbzrle_pages(s->w, s->xb_pfns, s->xb_lens,
+                                             s->n_xb, s->xb_data) < 0)
+        return -1;
+    if (s->n_out &&
+        stream_write_page_data(s->w, s->out_pfns, s->out_types, s->n_out,
+                               s->out_pages, s->page_size) < 0)
+        return -1;
+    s->n_zero = s->n_xb = s->n_out = s->n_out_data = 0;
+    s->xb_used = 0;
+    s->n_copies = 0;
+    return 0;
+}
+
+static void add_page_data(xcc_saver *s, uint64_t pfn, uint8_t type,
+                          const uint8_t *page)
+{
+    s->out_pfns[s->n_out] = pfn;
+    s->out_types[s->n_out] = type;
+    s->out_pages[s->n_out] = page;
+    s->n_out++;
+}
+
+/*
+ * A page in a delta pass: copy it once into the cache's stage buffer and
+ * send, encode and cache that copy only.
+ */
+static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
+{
+    struct stats_iteration *it = s->cur;
+    const size_t psz = s->page_size;
+    uint8_t *buf = xcc_page_cache_stage(s->pc);
+    const uint8_t *old, *kept;
+    int len;
+
+    memcpy(buf, guest, psz);
+    if (save_page_is_zero(buf, psz)) {
+        /* The receiver will hold zeros; the cache may not hold old bytes. */
+        xcc_page_cache_drop(s->pc, pfn);
+        s->zero_pfns[s->n_zero++] = pfn;
+        it->zero++;
+        return;
+    }
+    old = xcc_page_cache_lookup(s->pc, pfn);
+    if (old) {
+        it->cache_hit++;
+        len = xcc_xbzrle_encode(old, buf, psz, s->xb_data + s->xb_used, psz);
+        if (len == 0) {
+            /* Dirtied but rewritten with the same bytes: the receiver and
+             * the cache already hold them. */
+            it->unchanged++;
+            return;
+        }
+        if (len > 0) {
+            s->xb_pfns[s->n_xb] = pfn;
+            s->xb_lens[s->n_xb] = (uint32_t)len;
+            s->n_xb++;
+            s->xb_used += (size_t)len;
+            it->xbzrle++;
+            it->xbzrle_bytes += (uint64_t)len;
+            /* The copy just encoded becomes the entry (replacing in place
+             * is always kept; a refusal leaves no entry, also true). */
+            xcc_page_cache_commit(s->pc, pfn);
+            return;
+        }
+        it->overflow++;
+    } else {
+        it->cache_miss++;
+    }
+    /* Sent whole: the copy goes out and becomes the entry. Committed
+     * entries touched in this generation are never evicted, so the pointer
+     * stays good until the slice is written. */
+    kept = xcc_page_cache_commit(s->pc, pfn);
+    if (!kept) {
+        /* Declined: the stage buffer will be reused by the next page. */
+        uint8_t *copy = s->copies + s->n_copies++ * psz;
+        memcpy(copy, buf, psz);
+        kept = copy;
+    }
+    add_page_data(s, pfn, XCC_PFN_NORMAL, kept);
+    it->normal++;
+}
+
+/* Resolves, classifies and writes pfns[0..n). */
+static int send_batch(xcc_saver *s, const uint64_t *pfns, size_t n)
+{
+    struct stats_iteration *it = s->cur;
+    const bool deltas = s->use_xbzrle_now && s->pc;
+    size_t done = 0;
+
+    if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
+        XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
+        return -1;
+    }
+    while (done < n) {
+        int64_t k = xcc_map_cache_lookup(s->mc, pfns + done, n - done,
+                                         s->bpages + done, s->berr + done);
+        if (k <= 0) {
+            XCC_PERR(s->log, CTX, "mapping pfns %#" PRIx64 "..",
+                     pfns[done]);
+            if (!errno)
+                errno = EIO;
+            return -1;
+        }
+        for (size_t i = done; i < done + (size_t)k; i++) {
+            const uint64_t pfn = pfns[i];
+            const uint8_t type = s->btypes[i];
+            const uint8_t *page = s->bpages[i];
+
+            if (!xcc_pfn_type_has_data(type)) {
+                /* A hole: announced so the receiver knows, no data. */
+                if (s->pc && deltas)
+                    xcc_page_cache_drop(s->pc, pfn);
+                add_page_data(s, pfn, type, NULL);
+                it->nodata++;
+                continue;
+            }
+            if (!page || s->berr[i]) {
+                errno = s->berr[i] ? -s->berr[i] : EIO;
+                XCC_PERR(s->log, CTX, "pfn %#" PRIx64 " of '%s' cannot be "
+                         "mapped", pfn, s->d->name);
+                return -1;
+            }
+            if (deltas) {
+                if (type == XCC_PFN_NORMAL) {
+                    classify_xbzrle(s, pfn, page);
+                    continue;
+                }
+                /* Page tables go whole, from the mapping: forget them. */
+                xcc_page_cache_drop(s->pc, pfn);
+            }
+            if (!s->p.xen_compat && save_page_is_zero(page, s->page_size)) {
+                s->zero_pfns[s->n_zero++] = pfn;
+                it->zero++;
+                continue;
+            }
+            /* Zero copy: the iovec points into the guest mapping. */
+            add_page_data(s, pfn, type, page);
+            it->normal++;
+        }
+        if (flush_slice(s) < 0)
+            return -1;
+        done += (size_t)k;
+    }
+    xcc_map_cache_release(s->mc);
+    return 0;
+}
+
+int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
+{
+    struct xcc_map_cache_stats mc0, mc1;
+    struct stats_iteration *it = stats_save_new_iteration(&s->st);
+    const uint64_t t0 = lib_now_ns(), bytes0 = stream_writer_bytes(s->w);
+    uint64_t total = 0, sent = 0;
+    unsigned batches = 0;
+    char what[64];
+    size_t n = 0;
+    int rc = 0;
+
+    if (!it) {
+        XCC_PERR(s->log, CTX, "cannot record an iteration");
+        return -1;
+    }
+    it->paused = paused;
+    s->cur = it;
+    s->use_xbzrle_now = xbzrle_allowed && s->pc;
+    xcc_map_cache_get_stats(s->mc, &mc0);
+
+    for (size_t i = 0; i < s->dirty_words; i++)
+        total += __builtin_popcountll(s->dirty[i]);
+    it->dirty_pages = total;
+    snprintf(what, sizeof(what), "iteration %" PRIu32 "%s", it->index,
+             paused ? " (paused)" : "");
+    if (s->p.progress)
+        xtl_progress(s->log, CTX, what, 0, total);
+
+    for (size_t wi = 0; wi < s->dirty_words && rc == 0; wi++) {
+        uint64_t word = s->dirty[wi];
+
+        s->dirty[wi] = 0;
+        while (word) {
+            unsigned bit = (unsigned)__builtin_ctzll(word);
+            word &= word - 1;
+            s->bpfns[n++] = (uint64_t)wi * 64 + bit;
+            if (n == s->batch) {
+                rc = send_batch(s, s->bpfns, n);
+                sent += n;
+                n = 0;
+                if (rc)
+                    break;
+                if (s->p.progress && ++batches % PROGRESS_EVERY_BATCHES == 0)
+                    xtl_progress(s->log, CTX, what, sent, total);
+            }
+        }
+    }
+    if (rc == 0 && n)
+        rc = send_batch(s, s->bpfns, n);
+    if (rc) {
+        /* Leave nothing half-listed for a later pass to trust. */
+        memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));
+        s->n_zero = s->n_xb = s->n_out = 0;
+    }
+
+    xcc_map_cache_get_stats(s->mc, &mc1);
+    map_cache_delta(&mc0, &mc1, &it->mc);
+    it->pages = it->normal + it->zero + it->xbzrle + it->nodata;
+    it->bytes = stream_writer_bytes(s->w) - bytes0;
+    it->ns = lib_now_ns() - t0;
+
+    s->st.normal += it->normal;
+    s->st.zero += it->zero;
+    s->st.xbzrle += it->xbzrle;
+    s->st.nodata += it->nodata;
+    s->st.unchanged += it->unchanged;
+    s->st.xbzrle_bytes += it->xbzrle_bytes;
+    s->st.cache_miss += it->cache_miss;
+    s->st.cache_hit += it->cache_hit;
+    s->st.overflow += it->overflow;
+    if (rc == 0 && s->p.progress)
+        xtl_progress(s->log, CTX, what, total, total);
+    XCC_INFO(s->log, CTX,
+             "%s: %" PRIu64 " dirty, %" PRIu64 " normal, %" PRIu64
+             " zero, %" PRIu64 " xbzrle (%" PRIu64 " bytes), %" PRIu64
+             " bytes in %.1f ms", what, it->dirty_pages, it->normal, it->zero,
+             it->xbzrle, it->xbzrle_bytes, it->bytes,
+             (double)it->ns / 1e6);
+    return rc;
+}
+
+/* ---- Digest --------------------------------------------------------------- */
+
+static void digest_store(uint8_t out[16], XXH128_hash_t h)
+{
+    XXH128_canonical_t c;
+
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(out, c.digest, 16);
+}
+
+int64_t save_memory_digest(xcc_domain *d, xcc_map_cache *mc,
+                           uint8_t whole[16], uint8_t *chunks,
+                           size_t max_chunks)
+{
+    const uint64_t nr = d->info.nr_pfns;
+    const size_t psz = d->info.page_size;
+    const size_t per_chunk = XCC_DIGEST_CHUNK / psz ? XCC_DIGEST_CHUNK / psz : 1;
+    const size_t batch = per_chunk < DIGEST_BATCH_PAGES ? per_chunk
+                                                        : DIGEST_BATCH_PAGES;
+    XXH3_state_t *all = XXH3_createState(), *chunk = XXH3_createState();
+    uint64_t *pfns = calloc(batch, sizeof(*pfns));
+    uint8_t *types = calloc(batch, 1);
+    uint8_t **pages = calloc(batch, sizeof(*pages));
+    int *err = calloc(batch, sizeof(*err));
+    uint8_t *zero = calloc(1, psz);
+    int64_t nchunks = 0, ret = -1;
+
+    if (!all || !chunk || !pfns || !types || !pages || !err || !zero) {
+        errno = ENOMEM;
+        goto out;
+    }
+    XXH3_128bits_reset(all);
+    XXH3_128bits_reset(chunk);
+    for (uint64_t base = 0; base < nr; base += batch) {
+        size_t n = nr - base < batch ? (size_t)(nr - base) : batch, done = 0;
+
+        for (size_t i = 0; i < n; i++)
+            pfns[i] = base + i;
+        if (d->ops->pfn_types(d, pfns, types, n) < 0)
+            goto out;
+        while (done < n) {
+            int64_t k = xcc_map_cache_lookup(mc, pfns + done, n - done,
+                                             pages + done, err + done);
+            if (k <= 0) {
+                XCC_PERR(d->log, CTX, "digest: cannot map pfns %#" PRIx64
+                         "..", pfns[done]);
+                goto out;
+            }
+            for (size_t i = done; i < done + (size_t)k; i++) {
+                const uint8_t *page = pages[i];
+                uint64_t pfn = pfns[i];
+
+                if (err[i] || !page || !xcc_pfn_type_has_data(types[i]))
+                    page = zero;
+                XXH3_128bits_update(all, page, psz);
+                XXH3_128bits_update(chunk, page, psz);
+                if ((pfn + 1) % per_chunk == 0 || pfn + 1 == nr) {
+                    if (chunks && (size_t)nchunks < max_chunks)
+                        digest_store(chunks + 16 * nchunks,
+                                     XXH3_128bits_digest(chunk));
+                    nchunks++;
+                    XXH3_128bits_reset(chunk);
+                }
+            }
+            done += (size_t)k;
+        }
+        xcc_map_cache_release(mc);
+    }
+    digest_store(whole, XXH3_128bits_digest(all));
+    ret = nchunks;
+out:
+    XXH3_freeState(all);
+    XXH3_freeState(chunk);
+    free(pfns);
+    free(types);
+    free(pages);
+    free(err);
+    free(zero);
+    return ret;
+}
+
+static int send_digest(xcc_saver *s)
+{
+    const uint64_t t0 = lib_now_ns();
+    const size_t per_chunk = XCC_DIGEST_CHUNK / s->page_size;
+    const size_t nchunks = (size_t)XCC_DIV_ROUND_UP(s->nr_pfns, per_chunk);
+    uint8_t whole[16], *chunks = malloc(16 * nchunks);
+    int64_t got;
+    int rc = -1;
+
+    if (!chunks) {
+        XCC_PERR(s->log, CTX, "cannot allocate %zu chunk digests", nchunks);
+        return -1;
+    }
+    got = save_memory_digest(s->d, s->mc, whole, chunks, nchunks);
+    if (got != (int64_t)nchunks) {
+        if (got >= 0)
+            errno = EIO;
+        XCC_PERR(s->log, CTX, "computing the memory digest");
+        goto out;
+    }
+    rc = stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, chunks,
+                             (uint32_t)nchunks);
+out:
+    s->st.digest_ns = lib_now_ns() - t0;
+    free(chunks);
+    return rc;
+}
+
+/* ---- The loop ------------------------------------------------------------- */
+
+/* Estimated ms to send `dirty` pages, from the last pass's bandwidth and
+ * bytes per page. Iteration 0's zero pages make its bytes per page too
+ * small to trust, so then a page counts whole. */
+static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
+{
+    const struct stats_iteration *it = &s->st.iters[s->st.nr_iters - 1];
+    double per_page = s->page_size + PAGE_ENTRY_BYTES, bw;
+
+    if (!it->ns || !it->bytes)
+        return 1e18;
+    bw = (double)it->bytes / ((double)it->ns / 1e9);
+    if (it->index > 0 && it->pages)
+        per_page = (double)it->bytes / (double)it->pages;
+    return (double)dirty * per_page / bw * 1e3;
+}
+
+static int pause_guest(xcc_saver *s)
+{
+    if (s->d->ops->pause(s->d) < 0) {
+        XCC_PERR(s->log, CTX, "cannot pause '%s'", s->d->name);
+        return -1;
+    }
+    s->paused_by_us = true;
+    s->st.t_pause = lib_now_ns();
+    return 0;
+}
+
+static int finish(xcc_saver *s)
+{
+    if (s->p.verify && send_digest(s) < 0)
+        return -1;
+    if (!s->p.xen_compat) {
+        /* The sender's figures so far, for `inspect` and the receiver. */
+        char *json;
+        s->st.t_end = lib_now_ns();
+        s->st.transferred = stream_writer_bytes(s->w);
+        s->st.status = "completed";
+        json = stats_save_json(&s->st);
+        if (json) {
+            int rc = stream_write_stats(s->w, json, strlen(json));
+            free(json);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    if (stream_write_end(s->w) < 0)
+        return -1;
+    s->st.t_end = lib_now_ns();
+    return 0;
+}
+
+static int run_live(xcc_saver *s)
+{
+    uint32_t passes;
+    int64_t dirty;
+
+    if (s->d->ops->logdirty_enable(s->d) < 0) {
+        XCC_PERR(s->log, CTX, "cannot enable dirty logging on '%s'",
+                 s->d->name);
+        return -1;
+    }
+    s->logdirty_on = true;
+    s->st.t_setup_done = lib_now_ns();
+
+    /* Iteration 0: every page; pages written meanwhile are logged. */
+    memset(s->dirty, 0xff, s->dirty_words * sizeof(uint64_t));
+    if (s->nr_pfns % 64)
+        s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
+    if (save_send_pass(s, false, false) < 0)
+        return -1;
+
+    for (passes = 1;; passes++) {
+        dirty = save_harvest(s, false);
+        if (dirty < 0)
+            return -1;
+        if ((uint64_t)dirty <= s->p.target_dirty) {
+            s->st.stop_reason = "converged";
+            break;
+        }
+        if (s->p.max_downtime_ms) {
+            double est = estimate_final_ms(s, (uint64_t)dirty);
+            XCC_INFO(s->log, CTX, "%" PRId64 " dirty pages: final pass "
+                     "estimated at %.1f ms", dirty, est);
+            if (est <= (double)s->p.max_downtime_ms) {
+                s->st.stop_reason = "downtime";
+                break;
+            }
+        }
+        if (passes >= s->p.max_iters) {
+            s->st.stop_reason = "max-iters";
+            if (s->p.abort_if_busy && (uint64_t)dirty > s->p.min_remaining) {
+                s->st.remaining = (uint64_t)dirty;
+                s->st.status = "cancelled";
+                XCC_ERR(s->log, CTX, "'%s' still has %" PRId64 " dirty pages "
+                        "after %" PRIu32 " passes (more than %" PRIu64
+                        "): giving up (--abort-if-busy)", s->d->name, dirty,
+                        passes, s->p.min_remaining);
+                errno = XCC_EBUSY;
+                return -1;
+            }
+            break;
+        }
+        if (s->pc)
+            xcc_page_cache_next_generation(s->pc);
+        if (save_send_pass(s, false, true) < 0)
+            return -1;
+    }
+
+    /* Final pass: pages still pending stay set, the final harvest adds
+     * what was written since. */
+    if (pause_guest(s) < 0)
+        return -1;
+    if (save_harvest(s, true) < 0)
+        return -1;
+    if (s->pc)
+        xcc_page_cache_next_generation(s->pc);
+    if (save_send_pass(s, true, true) < 0)
+        return -1;
+    return finish(s);
+}
+
+static int run_paused(xcc_saver *s)
+{
+    if (pause_guest(s) < 0)
+        return -1;
+    s->st.t_setup_done = lib_now_ns();
+    s->st.stop_reason = "not-live";
+    memset(s->dirty, 0xff, s->dirty_words * sizeof(uint64_t));
+    if (s->nr_pfns % 64)
+        s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
+    if (save_send_pass(s, true, false) < 0)
+        return -1;
+    return finish(s);
+}
+
+int xcc_saver_run(xcc_saver *s)
+{
+    int rc;
+
+    if (!s) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (s->ran) {
+        XCC_ERR(s->log, CTX, "a saver runs once");
+        errno = EINVAL;
+        return -1;
+    }
+    s->ran = true;
+    s->st.t_start = lib_now_ns();
+    s->st.status = "active";
+
+    rc = save_write_headers(s);
+    if (rc == 0)
+        rc = s->p.live ? run_live(s) : run_paused(s);
+
+    int saved = errno;
+    if (s->logdirty_on) {
+        s->d->ops->logdirty_disable(s->d);
+        s->logdirty_on = false;
+    }
+    if (s->st.t_end == 0 || rc < 0)
+        s->st.t_end = lib_now_ns();
+    s->st.transferred = stream_writer_bytes(s->w);
+    if (rc < 0) {
+        if (strcmp(s->st.status, "cancelled"))
+            s->st.status = "failed";
+        /* Leave the guest as it was found: running. */
+        if (s->paused_by_us && s->d->ops->unpause(s->d) == 0)
+            s->paused_by_us = false;
+        errno = saved ? saved : EIO;
+        return -1;
+    }
+    s->st.status = "completed";
+    s->st.remaining = 0;
+    XCC_INFO(s->log, CTX, "saved '%s': %" PRIu64 " bytes in %.1f ms, "
+             "downtime %.1f ms", s->d->name, s->st.transferred,
+             stats_ms(s->st.t_start, s->st.t_end),
+             stats_ms(s->st.t_pause, s->st.t_end));
+    return 0;
+}
+
+const char *xcc_saver_stats_json(xcc_saver *s)
+{
+    free(s->json);
+    xcc_map_cache_get_stats(s->mc, &s->st.mc);
+    if (s->pc)
+        xcc_page_cache_get_stats(s->pc, &s->st.pc);
+    s->json = stats_save_json(&s->st);
+    return s->json;
+}
+
+void xcc_saver_get_summary(const xcc_saver *s, struct xcc_save_summary *o)
+{
+    const struct stats_save *st = &s->st;
+    uint64_t lookups = st->cache_hit + st->cache_miss;
+
+    memset(o, 0, sizeof(*o));
+    o->total_ms = stats_ms(st->t_start, st->t_end);
+    o->downtime_ms = stats_ms(st->t_pause, st->t_end);
+    o->setup_ms = stats_ms(st->t_start, st->t_setup_done);
+    o->transferred = st->transferred;
+    /* Page records of the passes after iteration 0 (DIGEST, STATS and END
+     * are not counted: they do not depend on the mode). */
+    for (size_t i = 1; i < st->nr_iters; i++)
+        o->after_iter0_bytes += st->iters[i].bytes;
+    o->iterations = st->nr_iters;
+    o->normal_pages = st->normal;
+    o->zero_pages = st->zero;
+    o->xbzrle_pages = st->xbzrle;
+    o->xbzrle_bytes = st->xbzrle_bytes;
+    o->cache_miss = st->cache_miss;
+    o->overflow = st->overflow;
+    o->cache_miss_rate = lookups ? (double)st->cache_miss / (double)lookups : 0;
+    o->mbps = o->total_ms > 0
+                  ? (double)st->transferred * 8.0 / 1e6 / (o->total_ms / 1e3)
+                  : 0;
+}

@@ -1,0 +1,108 @@
+/*
+ * save.h - the save loop's internals, shared with checkpoint mode.
+ *
+ * A save is a sequence of passes. Each pass sends a set of pfns (every pfn
+ * in iteration 0, the harvested dirty bitmap afterwards) through the same
+ * path: map cache -> classifier (hole | zero | xbzrle hit | normal) ->
+ * stream writer. Checkpoint mode (Remus/COLO) reuses exactly that path for
+ * each epoch: pause, save_harvest(final=true), save_send_pass(), then its
+ * own CHECKPOINT records, unpause.
+ *
+ * Internal API: names start save_.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef XCC_SAVE_H
+#define XCC_SAVE_H
+
+#include "domain/domain.h"
+#include "stats.h"
+#include "stream.h"
+
+/* Xen's MAX_BATCH_SIZE: pages per batch, and per PAGE_DATA record. */
+#define SAVE_DEFAULT_BATCH 1024u
+#define SAVE_MAX_BATCH 8192u
+
+struct xcc_saver {
+    xcc_domain *d;
+    int fd;
+    xentoollog_logger *log;
+    struct xcc_save_params p;
+
+    uint64_t nr_pfns;
+    uint32_t page_size;
+    unsigned page_shift;
+
+    struct stream_writer *w;
+    xcc_map_cache *mc;
+    xcc_page_cache *pc; /* NULL without XBZRLE */
+
+    uint64_t *dirty;    /* nr_pfns bits: the pfns of the coming pass */
+    size_t dirty_words;
+
+    /* Per-batch work arrays, batch_pages long. */
+    size_t batch;
+    uint64_t *bpfns;
+    uint8_t *btypes;
+    uint8_t **bpages;
+    int *berr;
+    /* Classified output of one resolved slice. */
+    uint64_t *out_pfns;         /* PAGE_DATA entries */
+    uint8_t *out_types;
+    const uint8_t **out_pages;
+    size_t n_out, n_out_data;
+    uint64_t *zero_pfns;
+    size_t n_zero;
+    uint64_t *xb_pfns;
+    uint32_t *xb_lens;
+    uint8_t *xb_data;           /* batch deltas, concatenated */
+    size_t n_xb, xb_used;
+    uint8_t *copies;            /* pages whose cache insert was declined */
+    size_t n_copies;
+    const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
+
+    bool ran;
+    bool paused_by_us;
+    bool logdirty_on;
+    bool use_xbzrle_now; /* deltas allowed in the current pass */
+
+    struct stats_save st;
+    struct stats_iteration *cur; /* the pass being sent */
+    char *json;
+};
+
+/*
+ * Writes the stream headers and GUEST_INFO (not in xen-compat mode).
+ * Returns 0 or -1 with errno (logged).
+ */
+int save_write_headers(xcc_saver *s);
+
+/*
+ * Harvests the dirty log into s->dirty (cleared first) and re-arms it
+ * (final: the guest is paused). Returns the number of dirty pfns, or -1.
+ */
+int64_t save_harvest(xcc_saver *s, bool final);
+
+/*
+ * Sends the pfns set in s->dirty as one pass, recorded as a new iteration
+ * (paused: the final pass). XBZRLE deltas are used when enabled and
+ * xbzrle_allowed is set (not in iteration 0). Every send updates or drops
+ * the page's cache entry (DESIGN.md invariant 1). Returns 0 or -1/errno.
+ */
+int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed);
+
+/*
+ * Computes the per-chunk XXH3-128 digests (XCC_DIGEST_CHUNK bytes each,
+ * holes count as zero pages, as xcc_domain_digest) of d's memory through
+ * mc. whole gets the digest of everything; chunks (may be NULL) gets 16
+ * bytes per chunk. Returns the number of chunks or -1 with errno.
+ * Shared with restore.c, which checks DIGEST records the same way.
+ */
+int64_t save_memory_digest(xcc_domain *d, xcc_map_cache *mc,
+                           uint8_t whole[16], uint8_t *chunks,
+                           size_t max_chunks);
+
+/* True when the page_size bytes at p are all zero. */
+bool save_page_is_zero(const uint8_t *p, size_t page_size);
+
+#endif /* XCC_SAVE_H */

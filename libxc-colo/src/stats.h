@@ -1,0 +1,111 @@
+/*
+ * stats.h - the figures of a save (per iteration and in total) and of a
+ * restore, and their JSON form.
+ *
+ * Field names follow QEMU's query-migrate where one exists (total-time,
+ * downtime, setup-time, ram.*, xbzrle-cache.*), so scripts written for QEMU
+ * read ours. The figures are plain counters filled by save.c/restore.c;
+ * stats.c only formats them. Internal API: names start stats_.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef XCC_STATS_H
+#define XCC_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "private.h"
+
+/* Map-cache counters of one iteration (the difference over it). */
+struct stats_map_cache {
+    uint64_t map_calls;
+    uint64_t unmap_calls;
+    uint64_t chunks_mapped;
+    uint64_t pages_mapped;
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t evictions;
+};
+
+/* One pass over the dirty pages (iteration 0 sends every page). */
+struct stats_iteration {
+    uint32_t index;
+    bool paused;          /* the final pass, guest paused */
+    uint64_t dirty_pages; /* pages to send (iteration 0: every pfn) */
+    uint64_t pages;       /* pages that went out, in any form */
+    uint64_t normal;      /* PAGE_DATA with data */
+    uint64_t zero;        /* ZERO_PAGES (or zero pages sent as data) */
+    uint64_t xbzrle;      /* XBZRLE_PAGES */
+    uint64_t nodata;      /* PAGE_DATA entries without data (holes) */
+    uint64_t unchanged;   /* cache hits equal to the cached copy: not sent */
+    uint64_t xbzrle_bytes;/* encoded delta bytes */
+    uint64_t cache_miss;
+    uint64_t cache_hit;
+    uint64_t overflow;
+    uint64_t bytes;       /* stream bytes written during the pass */
+    uint64_t ns;          /* duration */
+    struct stats_map_cache mc;
+};
+
+struct stats_save {
+    /* Configuration, for the reader of the JSON. */
+    bool live, xbzrle, xen_compat, verify, map_cache;
+    uint64_t cache_size; /* XBZRLE cache budget, bytes (0 without) */
+    uint32_t page_size;
+    uint64_t nr_pfns;
+
+    /* Clock, lib_now_ns(). */
+    uint64_t t_start, t_setup_done, t_pause, t_end;
+
+    /* Totals. */
+    uint64_t transferred; /* stream bytes, headers included */
+    uint64_t normal, zero, xbzrle, nodata, unchanged;
+    uint64_t xbzrle_bytes;
+    uint64_t cache_miss, cache_hit, overflow;
+    uint64_t dirty_sync_count;
+    uint64_t remaining; /* pages left dirty when the save stopped */
+    uint64_t digest_ns; /* time spent on the DIGEST (inside downtime) */
+    const char *status; /* "completed", "failed", "cancelled", "active" */
+    const char *stop_reason; /* why iterating stopped */
+
+    /* Map-cache totals and its mode. */
+    struct xcc_map_cache_stats mc;
+
+    /* Page-cache totals (xbzrle only). */
+    struct xcc_page_cache_stats pc;
+
+    struct stats_iteration *iters;
+    size_t nr_iters, iters_cap;
+};
+
+struct stats_restore {
+    uint64_t t_start, t_end;
+    uint64_t bytes;   /* stream bytes read */
+    uint64_t records;
+    uint64_t normal, zero, xbzrle, nodata;
+    uint64_t xbzrle_bytes;
+    uint64_t populated;
+    uint64_t digest_chunks; /* chunks checked against DIGEST */
+    uint64_t nr_pfns;
+    uint32_t page_size;
+    const char *status;
+    struct xcc_map_cache_stats mc;
+};
+
+/* A new iteration record, zeroed, at the end of s->iters (NULL: ENOMEM). */
+struct stats_iteration *stats_save_new_iteration(struct stats_save *s);
+void stats_save_free(struct stats_save *s);
+
+/*
+ * Formats the figures as one JSON object (a NUL-terminated, malloc'd
+ * string the caller frees). Returns NULL with errno ENOMEM.
+ */
+char *stats_save_json(const struct stats_save *s);
+char *stats_restore_json(const struct stats_restore *s);
+
+/* Milliseconds between two lib_now_ns() stamps (0 when b is unset). */
+double stats_ms(uint64_t a, uint64_t b);
+
+#endif /* XCC_STATS_H */

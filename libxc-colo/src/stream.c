@@ -1,0 +1,1382 @@
+/*
+ * stream.c - the migration stream: framing, writer, reader and the body
+ * parsers that check every record before anything uses it.
+ *
+ * The layout of every record is in libxc-colo/docs/stream-format.md. The
+ * reader trusts nothing (DESIGN.md, invariant 3): each length, count, pfn,
+ * reserved field and padding byte is checked, and the first problem gets one
+ * error naming the record, its offset and what was wrong.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <endian.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stream.h"
+
+#define CTX "stream"
+
+/* Bits 52..59 of a PAGE_DATA entry: reserved, zero on the wire. */
+#define PFN_RESERVED_MASK 0x0FF0000000000000ull
+
+/* The zero bytes that pad a record to STREAM_REC_ALIGN. */
+static const uint8_t zero_pad[STREAM_REC_ALIGN];
+
+static inline size_t rec_padded(uint64_t len)
+{
+    return (size_t)((len + STREAM_REC_ALIGN - 1) & ~(uint64_t)(STREAM_REC_ALIGN - 1));
+}
+
+/* Unaligned-safe little-endian loads and stores. */
+static inline uint32_t ld_le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return le32toh(v);
+}
+
+static inline uint64_t ld_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
+}
+
+static inline void st_le32(uint8_t *p, uint32_t v)
+{
+    v = htole32(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+static inline void st_le64(uint8_t *p, uint64_t v)
+{
+    v = htole64(v);
+    memcpy(p, &v, sizeof(v));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Types and names                                                           */
+/* ------------------------------------------------------------------------ */
+
+bool stream_pfn_type_valid(unsigned type)
+{
+    switch (type) {
+    case XCC_PFN_NORMAL:
+    case XCC_PFN_L1TAB:
+    case XCC_PFN_L2TAB:
+    case XCC_PFN_L3TAB:
+    case XCC_PFN_L4TAB:
+    case STREAM_PFN_TYPE_PINNED | XCC_PFN_L1TAB:
+    case STREAM_PFN_TYPE_PINNED | XCC_PFN_L2TAB:
+    case STREAM_PFN_TYPE_PINNED | XCC_PFN_L3TAB:
+    case STREAM_PFN_TYPE_PINNED | XCC_PFN_L4TAB:
+    case XCC_PFN_BROKEN:
+    case XCC_PFN_XALLOC:
+    case XCC_PFN_XTAB:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool stream_pfn_type_has_data(unsigned type)
+{
+    /* Pinned page tables carry data as the unpinned ones do. */
+    return stream_pfn_type_valid(type) &&
+           xcc_pfn_type_has_data(type & ~STREAM_PFN_TYPE_PINNED);
+}
+
+static const char *const xen_record_names[] = {
+    [STREAM_REC_END] = "END",
+    [STREAM_REC_PAGE_DATA] = "PAGE_DATA",
+    [STREAM_REC_X86_PV_INFO] = "X86_PV_INFO",
+    [STREAM_REC_X86_PV_P2M_FRAMES] = "X86_PV_P2M_FRAMES",
+    [STREAM_REC_X86_PV_VCPU_BASIC] = "X86_PV_VCPU_BASIC",
+    [STREAM_REC_X86_PV_VCPU_EXTENDED] = "X86_PV_VCPU_EXTENDED",
+    [STREAM_REC_X86_PV_VCPU_XSAVE] = "X86_PV_VCPU_XSAVE",
+    [STREAM_REC_SHARED_INFO] = "SHARED_INFO",
+    [STREAM_REC_X86_TSC_INFO] = "X86_TSC_INFO",
+    [STREAM_REC_HVM_CONTEXT] = "HVM_CONTEXT",
+    [STREAM_REC_HVM_PARAMS] = "HVM_PARAMS",
+    [STREAM_REC_TOOLSTACK] = "TOOLSTACK",
+    [STREAM_REC_X86_PV_VCPU_MSRS] = "X86_PV_VCPU_MSRS",
+    [STREAM_REC_VERIFY] = "VERIFY",
+    [STREAM_REC_CHECKPOINT] = "CHECKPOINT",
+    [STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST] = "CHECKPOINT_DIRTY_PFN_LIST",
+    [STREAM_REC_STATIC_DATA_END] = "STATIC_DATA_END",
+    [STREAM_REC_X86_CPUID_POLICY] = "X86_CPUID_POLICY",
+    [STREAM_REC_X86_MSR_POLICY] = "X86_MSR_POLICY",
+};
+
+const char *stream_record_name(uint32_t type)
+{
+    if (type < XCC_ARRAY_SIZE(xen_record_names))
+        return xen_record_names[type];
+    switch (type) {
+    case STREAM_REC_GUEST_INFO:
+        return "GUEST_INFO";
+    case STREAM_REC_ZERO_PAGES:
+        return "ZERO_PAGES";
+    case STREAM_REC_XBZRLE_PAGES:
+        return "XBZRLE_PAGES";
+    case STREAM_REC_DIGEST:
+        return "DIGEST";
+    case STREAM_REC_STATS:
+        return "STATS";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+bool stream_record_known(uint32_t type)
+{
+    return strcmp(stream_record_name(type), "UNKNOWN") != 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writer                                                                    */
+/* ------------------------------------------------------------------------ */
+
+struct stream_writer {
+    int fd;
+    xentoollog_logger *log;
+    uint64_t bytes;
+    struct iovec *iov; /* header, body pieces, padding */
+    size_t iov_cap;
+    uint8_t *scratch; /* fixed part of a typed record's body */
+    size_t scratch_cap;
+    uint8_t rhdr[STREAM_RHDR_SIZE];
+};
+
+struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log)
+{
+    struct stream_writer *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->fd = fd;
+    w->log = log;
+    return w;
+}
+
+void stream_writer_free(struct stream_writer *w)
+{
+    if (!w)
+        return;
+    free(w->iov);
+    free(w->scratch);
+    free(w);
+}
+
+uint64_t stream_writer_bytes(const struct stream_writer *w)
+{
+    return w->bytes;
+}
+
+/* Room for n body pieces plus the header and the padding. */
+static int writer_reserve_iov(struct stream_writer *w, size_t n)
+{
+    size_t need = n + 2;
+    struct iovec *iov;
+
+    if (need <= w->iov_cap)
+        return 0;
+    iov = realloc(w->iov, need * sizeof(*iov));
+    if (!iov) {
+        XCC_PERR(w->log, CTX, "cannot allocate %zu iovecs", need);
+        return -1;
+    }
+    w->iov = iov;
+    w->iov_cap = need;
+    return 0;
+}
+
+static uint8_t *writer_scratch(struct stream_writer *w, size_t len)
+{
+    if (len > w->scratch_cap) {
+        uint8_t *p = realloc(w->scratch, len);
+        if (!p) {
+            XCC_PERR(w->log, CTX, "cannot allocate %zu bytes", len);
+            return NULL;
+        }
+        w->scratch = p;
+        w->scratch_cap = len;
+    }
+    return w->scratch;
+}
+
+/* Blocks until fd is writable; for callers that passed a non-blocking fd. */
+static int wait_fd(int fd, short events)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+
+    for (;;) {
+        int rc = poll(&pfd, 1, -1);
+        if (rc >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/*
+ * Writes iov[0..cnt) entirely, IOV_MAX pieces at a time, surviving EINTR,
+ * EAGAIN and short writes. iov is consumed (advanced in place).
+ */
+static int write_iov_all(int fd, struct iovec *iov, size_t cnt)
+{
+    while (cnt) {
+        int slice = cnt > IOV_MAX ? IOV_MAX : (int)cnt;
+        ssize_t n;
+
+        if (iov->iov_len == 0) {
+            iov++;
+            cnt--;
+            continue;
+        }
+        n = writev(fd, iov, slice);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (wait_fd(fd, POLLOUT) < 0)
+                    return -1;
+                continue;
+            }
+            return -1;
+        }
+        if (n == 0) {
+            errno = EIO; /* a blocking writev of > 0 bytes never returns 0 */
+            return -1;
+        }
+        while (n > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= (ssize_t)iov->iov_len;
+                iov++;
+                cnt--;
+            } else {
+                iov->iov_base = (uint8_t *)iov->iov_base + n;
+                iov->iov_len -= (size_t)n;
+                n = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Emits one record whose body pieces are already in w->iov[1..1+npieces):
+ * fills in the header, appends the padding and writes it all.
+ */
+static int writer_emit(struct stream_writer *w, uint32_t type, size_t npieces)
+{
+    uint64_t len = 0;
+    size_t cnt = 1 + npieces, pad;
+
+    for (size_t i = 1; i <= npieces; i++)
+        len += w->iov[i].iov_len;
+    if (len > STREAM_REC_LENGTH_MAX) {
+        errno = E2BIG;
+        XCC_ERR(w->log, CTX,
+                "%s record (type 0x%08" PRIx32 "): body of %" PRIu64
+                " bytes exceeds the %u-byte limit",
+                stream_record_name(type), type, len, STREAM_REC_LENGTH_MAX);
+        return -1;
+    }
+    st_le32(w->rhdr, type);
+    st_le32(w->rhdr + 4, (uint32_t)len);
+    w->iov[0].iov_base = w->rhdr;
+    w->iov[0].iov_len = STREAM_RHDR_SIZE;
+    pad = rec_padded(len) - (size_t)len;
+    if (pad) {
+        w->iov[cnt].iov_base = (void *)zero_pad;
+        w->iov[cnt].iov_len = pad;
+        cnt++;
+    }
+    if (write_iov_all(w->fd, w->iov, cnt) < 0) {
+        XCC_PERR(w->log, CTX,
+                 "writing %s record (type 0x%08" PRIx32 ") at offset %" PRIu64,
+                 stream_record_name(type), type, w->bytes);
+        return -1;
+    }
+    w->bytes += STREAM_RHDR_SIZE + len + pad;
+    return 0;
+}
+
+int stream_write_headers(struct stream_writer *w, uint32_t dhdr_type,
+                         unsigned page_shift, uint32_t xen_major,
+                         uint32_t xen_minor)
+{
+    uint8_t hdr[STREAM_HEADERS_SIZE] = {0};
+    uint64_t marker = htobe64(STREAM_IHDR_MARKER);
+    uint32_t id = htobe32(STREAM_IHDR_ID), version = htobe32(STREAM_IHDR_VERSION);
+    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+
+    if (page_shift < STREAM_PAGE_SHIFT_MIN || page_shift > STREAM_PAGE_SHIFT_MAX) {
+        errno = EINVAL;
+        XCC_ERR(w->log, CTX, "page shift %u outside %u..%u", page_shift,
+                STREAM_PAGE_SHIFT_MIN, STREAM_PAGE_SHIFT_MAX);
+        return -1;
+    }
+    /* Image header: big-endian; options 0 = little-endian records. */
+    memcpy(hdr, &marker, 8);
+    memcpy(hdr + 8, &id, 4);
+    memcpy(hdr + 12, &version, 4);
+    /* Domain header: little-endian. */
+    st_le32(hdr + 24, dhdr_type);
+    hdr[28] = (uint8_t)page_shift; /* u16 page_shift, little-endian */
+    hdr[29] = 0;
+    st_le32(hdr + 32, xen_major);
+    st_le32(hdr + 36, xen_minor);
+    if (write_iov_all(w->fd, &iov, 1) < 0) {
+        XCC_PERR(w->log, CTX, "writing the stream headers");
+        return -1;
+    }
+    w->bytes += sizeof(hdr);
+    return 0;
+}
+
+int stream_write_record(struct stream_writer *w, uint32_t type,
+                        const struct iovec *iov, int iovcnt)
+{
+    if (iovcnt < 0 || (iovcnt > 0 && !iov)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (writer_reserve_iov(w, (size_t)iovcnt) < 0)
+        return -1;
+    if (iovcnt)
+        memcpy(w->iov + 1, iov, (size_t)iovcnt * sizeof(*iov));
+    return writer_emit(w, type, (size_t)iovcnt);
+}
+
+static int empty_record(struct stream_writer *w, uint32_t type)
+{
+    if (writer_reserve_iov(w, 0) < 0)
+        return -1;
+    return writer_emit(w, type, 0);
+}
+
+int stream_write_end(struct stream_writer *w)
+{
+    return empty_record(w, STREAM_REC_END);
+}
+
+int stream_write_checkpoint(struct stream_writer *w)
+{
+    return empty_record(w, STREAM_REC_CHECKPOINT);
+}
+
+int stream_write_static_data_end(struct stream_writer *w)
+{
+    return empty_record(w, STREAM_REC_STATIC_DATA_END);
+}
+
+static int bad_arg(struct stream_writer *w, uint32_t type, const char *what,
+                   size_t i, uint64_t v)
+{
+    errno = EINVAL;
+    XCC_ERR(w->log, CTX, "%s record: entry %zu: %s (0x%" PRIx64 ")",
+            stream_record_name(type), i, what, v);
+    return -1;
+}
+
+static bool page_size_ok(size_t page_size)
+{
+    return page_size >= (1u << STREAM_PAGE_SHIFT_MIN) &&
+           page_size <= XCC_MAX_PAGE_SIZE && !(page_size & (page_size - 1));
+}
+
+int stream_write_page_data(struct stream_writer *w, const uint64_t *pfns,
+                           const uint8_t *types, size_t n,
+                           const uint8_t *const *pages, size_t page_size)
+{
+    const uint32_t type = STREAM_REC_PAGE_DATA;
+    size_t start = 0;
+
+    if (!page_size_ok(page_size))
+        return bad_arg(w, type, "bad page size", 0, page_size);
+    /* Check every entry before the first byte goes out. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned t = types ? types[i] : XCC_PFN_NORMAL;
+        if (pfns[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
+        if (!stream_pfn_type_valid(t))
+            return bad_arg(w, type, "invalid pfn type", i, t);
+        if (stream_pfn_type_has_data(t) && !pages[i])
+            return bad_arg(w, type, "no page for a type with data", i, t);
+    }
+    while (start < n) {
+        /* As many entries as fit under the length cap. */
+        uint64_t len = 8;
+        size_t end = start, npages = 0;
+        uint8_t *body;
+
+        while (end < n) {
+            unsigned t = types ? types[end] : XCC_PFN_NORMAL;
+            uint64_t more = 8 + (stream_pfn_type_has_data(t) ? page_size : 0);
+            if (len + more > STREAM_REC_LENGTH_MAX)
+                break;
+            len += more;
+            end++;
+        }
+        if (writer_reserve_iov(w, 1 + (end - start)) < 0)
+            return -1;
+        body = writer_scratch(w, 8 + 8 * (end - start));
+        if (!body)
+            return -1;
+        st_le32(body, (uint32_t)(end - start));
+        st_le32(body + 4, 0);
+        for (size_t i = start; i < end; i++) {
+            unsigned t = types ? types[i] : XCC_PFN_NORMAL;
+            st_le64(body + 8 + 8 * (i - start),
+                    pfns[i] | (uint64_t)t << STREAM_PFN_TYPE_SHIFT);
+            if (stream_pfn_type_has_data(t)) {
+                w->iov[2 + npages].iov_base = (void *)pages[i];
+                w->iov[2 + npages].iov_len = page_size;
+                npages++;
+            }
+        }
+        w->iov[1].iov_base = body;
+        w->iov[1].iov_len = 8 + 8 * (end - start);
+        if (writer_emit(w, type, 1 + npages) < 0)
+            return -1;
+        start = end;
+    }
+    return 0;
+}
+
+/* Batches of pfns with an 8-byte count header (ZERO_PAGES). */
+int stream_write_zero_pages(struct stream_writer *w, const uint64_t *pfns,
+                            size_t n)
+{
+    const uint32_t type = STREAM_REC_ZERO_PAGES;
+    const size_t per_rec = (STREAM_REC_LENGTH_MAX - 8) / 8;
+
+    for (size_t i = 0; i < n; i++)
+        if (pfns[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
+    for (size_t start = 0; start < n; start += per_rec) {
+        size_t k = n - start < per_rec ? n - start : per_rec;
+        uint8_t *body = writer_scratch(w, 8 + 8 * k);
+
+        if (!body || writer_reserve_iov(w, 1) < 0)
+            return -1;
+        st_le32(body, (uint32_t)k);
+        st_le32(body + 4, 0);
+        for (size_t i = 0; i < k; i++)
+            st_le64(body + 8 + 8 * i, pfns[start + i]);
+        w->iov[1].iov_base = body;
+        w->iov[1].iov_len = 8 + 8 * k;
+        if (writer_emit(w, type, 1) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
+                              const uint32_t *lens, size_t n,
+                              const uint8_t *data)
+{
+    const uint32_t type = STREAM_REC_XBZRLE_PAGES;
+    size_t start = 0;
+    uint64_t data_off = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (pfns[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
+        if (lens[i] == 0 || lens[i] > XCC_MAX_PAGE_SIZE)
+            return bad_arg(w, type, "bad encoded length", i, lens[i]);
+    }
+    while (start < n) {
+        uint64_t dlen = 0;
+        size_t end = start, k, fixed;
+        uint8_t *body;
+
+        /* 8 + 12 per entry (+4 of padding at most) + the deltas. */
+        while (end < n && 8 + 12 * (uint64_t)(end - start + 1) + 4 + dlen +
+                                  lens[end] <=
+                              STREAM_REC_LENGTH_MAX) {
+            dlen += lens[end];
+            end++;
+        }
+        k = end - start;
+        fixed = 8 + 8 * k + rec_padded(4 * (uint64_t)k);
+        body = writer_scratch(w, fixed);
+        if (!body || writer_reserve_iov(w, 2) < 0)
+            return -1;
+        memset(body, 0, fixed);
+        st_le32(body, (uint32_t)k);
+        for (size_t i = 0; i < k; i++) {
+            st_le64(body + 8 + 8 * i, pfns[start + i]);
+            st_le32(body + 8 + 8 * k + 4 * i, lens[start + i]);
+        }
+        w->iov[1].iov_base = body;
+        w->iov[1].iov_len = fixed;
+        w->iov[2].iov_base = (void *)(data + data_off);
+        w->iov[2].iov_len = (size_t)dlen;
+        if (writer_emit(w, type, 2) < 0)
+            return -1;
+        data_off += dlen;
+        start = end;
+    }
+    return 0;
+}
+
+int stream_write_guest_info(struct stream_writer *w, uint64_t nr_pfns,
+                            uint32_t page_size, uint32_t flags)
+{
+    uint8_t body[STREAM_GUEST_INFO_SIZE];
+    struct iovec iov = {.iov_base = body, .iov_len = sizeof(body)};
+
+    st_le64(body, nr_pfns);
+    st_le32(body + 8, page_size);
+    st_le32(body + 12, flags);
+    return stream_write_record(w, STREAM_REC_GUEST_INFO, &iov, 1);
+}
+
+int stream_write_digest(struct stream_writer *w, uint32_t chunk_bytes,
+                        uint32_t flags, const uint8_t whole[16],
+                        const uint8_t *chunks, uint32_t count)
+{
+    uint8_t fixed[STREAM_DIGEST_FIXED_SIZE] = {0};
+    struct iovec iov[2] = {
+        {.iov_base = fixed, .iov_len = sizeof(fixed)},
+        {.iov_base = (void *)chunks, .iov_len = (size_t)count * STREAM_DIGEST_LEN},
+    };
+
+    st_le32(fixed, chunk_bytes);
+    st_le32(fixed + 4, count);
+    st_le32(fixed + 8, flags);
+    memcpy(fixed + 16, whole, STREAM_DIGEST_LEN);
+    return stream_write_record(w, STREAM_REC_DIGEST, iov, count ? 2 : 1);
+}
+
+int stream_write_dirty_pfn_list(struct stream_writer *w, const uint64_t *pfns,
+                                size_t n)
+{
+    const uint32_t type = STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST;
+    const size_t per_rec = STREAM_REC_LENGTH_MAX / 8;
+    size_t start = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (pfns[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
+    /* An empty list is still a record: "nothing was dirty". */
+    do {
+        size_t k = n - start < per_rec ? n - start : per_rec;
+        uint8_t *body = writer_scratch(w, 8 * k + 8);
+
+        if (!body || writer_reserve_iov(w, 1) < 0)
+            return -1;
+        for (size_t i = 0; i < k; i++)
+            st_le64(body + 8 * i, pfns[start + i]);
+        w->iov[1].iov_base = body;
+        w->iov[1].iov_len = 8 * k;
+        if (writer_emit(w, type, 1) < 0)
+            return -1;
+        start += k;
+    } while (start < n);
+    return 0;
+}
+
+int stream_write_stats(struct stream_writer *w, const char *json, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)json, .iov_len = len};
+
+    return stream_write_record(w, STREAM_REC_STATS, &iov, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reader                                                                    */
+/* ------------------------------------------------------------------------ */
+
+struct stream_reader {
+    int fd;
+    xentoollog_logger *log;
+    uint64_t offset;
+    uint64_t records;
+    bool headers_done;
+    bool end_seen;
+    uint32_t page_size;
+    uint8_t *buf; /* current body + padding */
+    size_t buf_cap;
+    /* Decoded arrays handed out by the parsers. */
+    uint64_t *pfns;
+    size_t pfns_cap;
+    uint8_t *types;
+    size_t types_cap;
+    const uint8_t **ptrs;
+    size_t ptrs_cap;
+    uint32_t *lens;
+    size_t lens_cap;
+    uint64_t *set; /* open-addressing pfn set, for duplicates */
+    size_t set_cap;
+    char err[512];
+};
+
+struct stream_reader *stream_reader_new(int fd, xentoollog_logger *log)
+{
+    struct stream_reader *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->fd = fd;
+    r->log = log;
+    return r;
+}
+
+void stream_reader_free(struct stream_reader *r)
+{
+    if (!r)
+        return;
+    free(r->buf);
+    free(r->pfns);
+    free(r->types);
+    free(r->ptrs);
+    free(r->lens);
+    free(r->set);
+    free(r);
+}
+
+uint64_t stream_reader_offset(const struct stream_reader *r)
+{
+    return r->offset;
+}
+
+const char *stream_reader_error(const struct stream_reader *r)
+{
+    return r->err;
+}
+
+/* Logs one error, keeps its text and sets errno. */
+static int __attribute__((format(printf, 3, 4)))
+reader_fail(struct stream_reader *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof(r->err), fmt, ap);
+    va_end(ap);
+    XCC_ERR(r->log, CTX, "%s", r->err);
+    errno = err;
+    return -1;
+}
+
+/* The prefix every record error starts with. */
+#define REC_FMT "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64 ": "
+#define REC_ARGS(type, off) stream_record_name(type), (type), (uint64_t)(off)
+
+static int __attribute__((format(printf, 4, 5)))
+rec_fail(struct stream_reader *r, const struct stream_record *rec, int err,
+         const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return reader_fail(r, err, REC_FMT "%s", REC_ARGS(rec->type, rec->offset),
+                       what);
+}
+
+/*
+ * Reads up to len bytes, stopping early only at EOF. Returns the number of
+ * bytes read, or -1 with errno (never EINTR).
+ */
+static ssize_t read_full(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (wait_fd(fd, POLLIN) < 0)
+                    return -1;
+                continue;
+            }
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static const char *dhdr_type_name(uint32_t type)
+{
+    switch (type) {
+    case XCC_DHDR_TYPE_X86_PV:
+        return "x86 PV";
+    case XCC_DHDR_TYPE_X86_HVM:
+        return "x86 HVM";
+    case XCC_DHDR_TYPE_SIM:
+        return "sim";
+    default:
+        return NULL;
+    }
+}
+
+int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
+{
+    uint8_t hdr[STREAM_HEADERS_SIZE];
+    uint64_t marker;
+    uint32_t id, version, dtype;
+    uint16_t options, page_shift;
+    ssize_t got = read_full(r->fd, hdr, sizeof(hdr));
+
+    if (got < 0)
+        return reader_fail(r, errno, "reading the stream headers: %s",
+                           strerror(errno));
+    if ((size_t)got < STREAM_IHDR_SIZE)
+        return reader_fail(r, XCC_ETRUNCATED,
+                           "image header at offset 0: stream ends after %zd "
+                           "of its %u bytes",
+                           got, STREAM_IHDR_SIZE);
+    memcpy(&marker, hdr, 8);
+    memcpy(&id, hdr + 8, 4);
+    memcpy(&version, hdr + 12, 4);
+    memcpy(&options, hdr + 16, 2);
+    marker = be64toh(marker);
+    id = be32toh(id);
+    version = be32toh(version);
+    options = be16toh(options);
+    if (marker != STREAM_IHDR_MARKER)
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "image header at offset 0: marker 0x%016" PRIx64
+                           " is not 0x%016llx (not a Xen migration stream, or "
+                           "a legacy one)",
+                           marker, STREAM_IHDR_MARKER);
+    if (id != STREAM_IHDR_ID)
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "image header at offset 8: id 0x%08" PRIx32
+                           " is not 0x%08x (\"XENF\")",
+                           id, STREAM_IHDR_ID);
+    if (version < STREAM_IHDR_VERSION_MIN || version > STREAM_IHDR_VERSION)
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "image header at offset 12: version %" PRIu32
+                           " unsupported (%u..%u)",
+                           version, STREAM_IHDR_VERSION_MIN,
+                           STREAM_IHDR_VERSION);
+    if (options & STREAM_IHDR_OPT_BIG_ENDIAN)
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "image header at offset 16: big-endian streams "
+                           "are not supported (options 0x%04x)",
+                           options);
+    if ((size_t)got < sizeof(hdr))
+        return reader_fail(r, XCC_ETRUNCATED,
+                           "domain header at offset %u: stream ends after %zd "
+                           "of its %u bytes",
+                           STREAM_IHDR_SIZE, got - STREAM_IHDR_SIZE,
+                           STREAM_DHDR_SIZE);
+    dtype = ld_le32(hdr + 24);
+    page_shift = (uint16_t)(hdr[28] | hdr[29] << 8);
+    if (!dhdr_type_name(dtype))
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "domain header at offset %u: unknown domain type "
+                           "0x%08" PRIx32,
+                           STREAM_IHDR_SIZE, dtype);
+    if (page_shift < STREAM_PAGE_SHIFT_MIN || page_shift > STREAM_PAGE_SHIFT_MAX)
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "domain header at offset %u: page shift %u outside "
+                           "%u..%u",
+                           STREAM_IHDR_SIZE + 4, page_shift,
+                           STREAM_PAGE_SHIFT_MIN, STREAM_PAGE_SHIFT_MAX);
+    memset(h, 0, sizeof(*h));
+    h->version = version;
+    h->options = options;
+    h->dhdr_type = dtype;
+    h->page_shift = page_shift;
+    h->page_size = 1u << page_shift;
+    h->xen_major = ld_le32(hdr + 32);
+    h->xen_minor = ld_le32(hdr + 36);
+    r->page_size = h->page_size;
+    r->offset = sizeof(hdr);
+    r->headers_done = true;
+    return 0;
+}
+
+static int reader_grow(struct stream_reader *r, size_t need)
+{
+    size_t cap = r->buf_cap ? r->buf_cap : 4096;
+    uint8_t *p;
+
+    if (need <= r->buf_cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    /* Aligned so page bodies can be copied by word; freed with free(). */
+    if (posix_memalign((void **)&p, 64, cap)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    free(r->buf);
+    r->buf = p;
+    r->buf_cap = cap;
+    return 0;
+}
+
+/* Records whose body has one fixed size (SIZE_MAX: variable). */
+static size_t fixed_length(uint32_t type)
+{
+    switch (type) {
+    case STREAM_REC_END:
+    case STREAM_REC_CHECKPOINT:
+    case STREAM_REC_VERIFY:
+    case STREAM_REC_STATIC_DATA_END:
+        return 0;
+    case STREAM_REC_GUEST_INFO:
+        return STREAM_GUEST_INFO_SIZE;
+    default:
+        return SIZE_MAX;
+    }
+}
+
+int stream_read_record(struct stream_reader *r, struct stream_record *rec)
+{
+    uint8_t rhdr[STREAM_RHDR_SIZE];
+    size_t padded, fixed;
+    ssize_t got;
+
+    if (!r->headers_done || r->end_seen) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(rec, 0, sizeof(*rec));
+    rec->offset = r->offset;
+    got = read_full(r->fd, rhdr, sizeof(rhdr));
+    if (got < 0)
+        return reader_fail(r, errno,
+                           "reading the record header at offset %" PRIu64
+                           ": %s",
+                           r->offset, strerror(errno));
+    if (got == 0)
+        return reader_fail(r, XCC_ETRUNCATED,
+                           "stream ends at offset %" PRIu64 " after %" PRIu64
+                           " records, without an END record",
+                           r->offset, r->records);
+    if ((size_t)got < sizeof(rhdr))
+        return reader_fail(r, XCC_ETRUNCATED,
+                           "record header at offset %" PRIu64
+                           ": stream ends after %zd of its %u bytes",
+                           r->offset, got, STREAM_RHDR_SIZE);
+    rec->type = ld_le32(rhdr);
+    rec->length = ld_le32(rhdr + 4);
+    if (rec->length > STREAM_REC_LENGTH_MAX)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body length %" PRIu32 " exceeds the %u-byte limit",
+                        rec->length, STREAM_REC_LENGTH_MAX);
+    if ((rec->type & STREAM_REC_XCC_BLOCK_MASK) == STREAM_REC_XCC_BLOCK &&
+        !(rec->type & STREAM_REC_OPTIONAL) && !stream_record_known(rec->type))
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "unknown mandatory type in xc-colo's block");
+    fixed = fixed_length(rec->type);
+    if (fixed != SIZE_MAX && rec->length != fixed)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body length %" PRIu32 ", expected %zu", rec->length,
+                        fixed);
+    padded = rec_padded(rec->length);
+    if (reader_grow(r, padded ? padded : 1) < 0)
+        return rec_fail(r, rec, errno, "cannot allocate %zu bytes for the body",
+                        padded);
+    got = read_full(r->fd, r->buf, padded);
+    if (got < 0)
+        return rec_fail(r, rec, errno, "reading the body: %s", strerror(errno));
+    if ((size_t)got < padded)
+        return rec_fail(r, rec, XCC_ETRUNCATED,
+                        "stream ends after %zd of the %zu bytes of body and "
+                        "padding",
+                        got, padded);
+    for (size_t i = rec->length; i < padded; i++)
+        if (r->buf[i])
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "padding byte %zu is 0x%02x, not zero",
+                            i - rec->length, r->buf[i]);
+    rec->body = r->buf;
+    r->offset += STREAM_RHDR_SIZE + padded;
+    r->records++;
+    if (rec->type == STREAM_REC_END)
+        r->end_seen = true;
+    return 0;
+}
+
+int stream_read_expect_eof(struct stream_reader *r)
+{
+    uint8_t byte;
+    ssize_t got = read_full(r->fd, &byte, 1);
+
+    if (got < 0)
+        return reader_fail(r, errno, "reading after END at offset %" PRIu64
+                           ": %s", r->offset, strerror(errno));
+    if (got > 0)
+        return reader_fail(r, XCC_EBADSTREAM,
+                           "data after the END record, at offset %" PRIu64,
+                           r->offset);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Body parsers                                                              */
+/* ------------------------------------------------------------------------ */
+
+static int grow_array(void **p, size_t *cap, size_t n, size_t elem)
+{
+    void *q;
+
+    if (n <= *cap)
+        return 0;
+    q = realloc(*p, n * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+/*
+ * Finds the first pfn that appears twice in pfns[0..n), using an
+ * open-addressing set (keys stored +1; 0 marks an empty slot).
+ * Returns the index of the second occurrence, n when all differ, or -1.
+ */
+static int64_t find_duplicate(struct stream_reader *r, const uint64_t *pfns,
+                              size_t n)
+{
+    size_t cap = 16, mask;
+
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > r->set_cap) {
+        uint64_t *s = realloc(r->set, cap * sizeof(*s));
+        if (!s)
+            return -1;
+        r->set = s;
+        r->set_cap = cap;
+    }
+    memset(r->set, 0, cap * sizeof(*r->set));
+    mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = pfns[i] + 1;
+        /* Fibonacci hashing spreads consecutive pfns over the table. */
+        size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+        while (r->set[slot]) {
+            if (r->set[slot] == key)
+                return (int64_t)i;
+            slot = (slot + 1) & mask;
+        }
+        r->set[slot] = key;
+    }
+    return (int64_t)n;
+}
+
+static int check_wrong_type(struct stream_reader *r,
+                            const struct stream_record *rec, uint32_t want)
+{
+    if (rec->type == want && rec->body)
+        return 0;
+    errno = EINVAL;
+    XCC_ERR(r->log, CTX, "internal: parsing a %s record as %s",
+            stream_record_name(rec->type), stream_record_name(want));
+    return -1;
+}
+
+static uint64_t pfn_limit(uint64_t nr_pfns)
+{
+    return nr_pfns < STREAM_PFN_LIMIT ? nr_pfns : STREAM_PFN_LIMIT;
+}
+
+/*
+ * Decodes n plain pfns (u64 at body + off) into r->pfns, checking each
+ * against nr_pfns and checking that none repeats.
+ */
+static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
+                       size_t off, size_t n, uint64_t nr_pfns)
+{
+    uint64_t limit = pfn_limit(nr_pfns);
+    int64_t dup;
+
+    if (grow_array((void **)&r->pfns, &r->pfns_cap, n ? n : 1, sizeof(uint64_t)))
+        return rec_fail(r, rec, ENOMEM, "cannot allocate %zu pfns", n);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pfn = ld_le64(rec->body + off + 8 * i);
+        if (pfn >= limit)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %zu: pfn 0x%" PRIx64
+                            " is beyond the guest's %" PRIu64 " pages",
+                            i, pfn, limit);
+        r->pfns[i] = pfn;
+    }
+    dup = find_duplicate(r, r->pfns, n);
+    if (dup < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    if ((size_t)dup < n)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRId64 ": pfn 0x%" PRIx64
+                        " appears twice",
+                        dup, r->pfns[dup]);
+    return 0;
+}
+
+/* The u32 count, u32 reserved header of PAGE_DATA, ZERO_PAGES, XBZRLE. */
+static int parse_count(struct stream_reader *r, const struct stream_record *rec,
+                       uint32_t *count)
+{
+    uint32_t reserved;
+
+    if (rec->length < 8)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body of %" PRIu32
+                        " bytes is shorter than its 8-byte count header",
+                        rec->length);
+    *count = ld_le32(rec->body);
+    reserved = ld_le32(rec->body + 4);
+    if (*count == 0)
+        return rec_fail(r, rec, XCC_EBADSTREAM, "count is 0");
+    if (reserved)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "reserved field is 0x%08" PRIx32 ", not zero", reserved);
+    /* 64-bit arithmetic: count * 8 cannot overflow here. */
+    if ((uint64_t)*count * 8 > rec->length - 8)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "count %" PRIu32 " needs %" PRIu64
+                        " bytes of pfns but the body has %" PRIu32,
+                        *count, (uint64_t)*count * 8, rec->length - 8);
+    return 0;
+}
+
+static int check_page_size(struct stream_reader *r,
+                           const struct stream_record *rec, uint32_t page_size)
+{
+    if (page_size == r->page_size)
+        return 0;
+    return rec_fail(r, rec, XCC_EBADSTREAM,
+                    "the stream's page size %" PRIu32
+                    " differs from the target's %" PRIu32,
+                    r->page_size, page_size);
+}
+
+int stream_parse_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           uint32_t page_size, struct stream_page_data *out)
+{
+    uint64_t limit = pfn_limit(nr_pfns), expect;
+    uint32_t count, ndata = 0;
+    const uint8_t *page;
+    int64_t dup;
+
+    if (check_wrong_type(r, rec, STREAM_REC_PAGE_DATA) ||
+        check_page_size(r, rec, page_size) || parse_count(r, rec, &count))
+        return -1;
+    if (grow_array((void **)&r->pfns, &r->pfns_cap, count, sizeof(uint64_t)) ||
+        grow_array((void **)&r->types, &r->types_cap, count, 1) ||
+        grow_array((void **)&r->ptrs, &r->ptrs_cap, count, sizeof(void *)))
+        return rec_fail(r, rec, ENOMEM, "cannot allocate %" PRIu32 " entries",
+                        count);
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t e = ld_le64(rec->body + 8 + 8 * (size_t)i);
+        unsigned type = (unsigned)(e >> STREAM_PFN_TYPE_SHIFT);
+        uint64_t pfn = e & STREAM_PFN_MASK;
+
+        if (e & PFN_RESERVED_MASK)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %" PRIu32 " (0x%016" PRIx64
+                            ") has reserved bits 52..59 set",
+                            i, e);
+        if (!stream_pfn_type_valid(type))
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %" PRIu32 " (0x%016" PRIx64
+                            ") has invalid type 0x%x",
+                            i, e, type);
+        if (pfn >= limit)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
+                            " is beyond the guest's %" PRIu64 " pages",
+                            i, pfn, limit);
+        r->pfns[i] = pfn;
+        r->types[i] = (uint8_t)type;
+        ndata += stream_pfn_type_has_data(type);
+    }
+    expect = 8 + 8 * (uint64_t)count + (uint64_t)ndata * page_size;
+    if (rec->length != expect)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body holds %" PRIu32 " bytes but %" PRIu32
+                        " pfns with %" PRIu32 " data pages need %" PRIu64,
+                        rec->length, count, ndata, expect);
+    dup = find_duplicate(r, r->pfns, count);
+    if (dup < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    if (dup < count)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRId64 ": pfn 0x%" PRIx64
+                        " appears twice",
+                        dup, r->pfns[dup]);
+    page = rec->body + 8 + 8 * (size_t)count;
+    for (uint32_t i = 0; i < count; i++) {
+        if (stream_pfn_type_has_data(r->types[i])) {
+            r->ptrs[i] = page;
+            page += page_size;
+        } else {
+            r->ptrs[i] = NULL;
+        }
+    }
+    out->count = count;
+    out->pfns = r->pfns;
+    out->types = r->types;
+    out->pages = r->ptrs;
+    return 0;
+}
+
+int stream_parse_zero_pages(struct stream_reader *r,
+                            const struct stream_record *rec, uint64_t nr_pfns,
+                            struct stream_pfn_list *out)
+{
+    uint32_t count;
+
+    if (check_wrong_type(r, rec, STREAM_REC_ZERO_PAGES) ||
+        parse_count(r, rec, &count))
+        return -1;
+    if (rec->length != 8 + 8 * (uint64_t)count)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body holds %" PRIu32 " bytes but %" PRIu32
+                        " pfns need %" PRIu64,
+                        rec->length, count, 8 + 8 * (uint64_t)count);
+    if (decode_pfns(r, rec, 8, count, nr_pfns))
+        return -1;
+    out->count = count;
+    out->pfns = r->pfns;
+    return 0;
+}
+
+int stream_parse_dirty_pfn_list(struct stream_reader *r,
+                                const struct stream_record *rec,
+                                uint64_t nr_pfns, struct stream_pfn_list *out)
+{
+    size_t count;
+
+    if (check_wrong_type(r, rec, STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST))
+        return -1;
+    if (rec->length % 8)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body of %" PRIu32
+                        " bytes is not a whole number of 8-byte pfns",
+                        rec->length);
+    count = rec->length / 8;
+    if (decode_pfns(r, rec, 0, count, nr_pfns))
+        return -1;
+    out->count = (uint32_t)count;
+    out->pfns = r->pfns;
+    return 0;
+}
+
+/* QEMU's XBZRLE run lengths: ULEB128 of at most 2 bytes (14 bits). */
+static int uleb_small(const uint8_t *src, size_t len, size_t *i, uint32_t *v)
+{
+    if (*i >= len)
+        return -1;
+    if (!(src[*i] & 0x80)) {
+        *v = src[(*i)++];
+        return 0;
+    }
+    if (*i + 1 >= len || (src[*i + 1] & 0x80))
+        return -1; /* truncated, or longer than 14 bits */
+    *v = (uint32_t)(src[*i] & 0x7f) | (uint32_t)src[*i + 1] << 7;
+    *i += 2;
+    return 0;
+}
+
+/*
+ * Checks the grammar of one encoded delta without a page:
+ *   delta := (zrun nzrun byte{nzrun})+
+ * zrun may be 0 only first; nzrun >= 1; the runs stay inside page_size.
+ * Returns NULL or a description of the first fault (at *where).
+ */
+static const char *xbzrle_check(const uint8_t *src, size_t len,
+                                uint32_t page_size, size_t *where)
+{
+    size_t i = 0;
+    uint64_t d = 0;
+
+    while (i < len) {
+        uint32_t zrun, nzrun;
+
+        *where = i;
+        if (uleb_small(src, len, &i, &zrun))
+            return "bad zero-run length";
+        if (zrun == 0 && *where > 0)
+            return "empty zero run after the first";
+        d += zrun;
+        if (d > page_size)
+            return "zero run passes the end of the page";
+        *where = i;
+        if (uleb_small(src, len, &i, &nzrun))
+            return "bad or missing data-run length";
+        if (nzrun == 0)
+            return "empty data run";
+        if (d + nzrun > page_size)
+            return "data run passes the end of the page";
+        if (nzrun > len - i)
+            return "data run passes the end of the delta";
+        i += nzrun;
+        d += nzrun;
+    }
+    return NULL;
+}
+
+int stream_parse_xbzrle_pages(struct stream_reader *r,
+                              const struct stream_record *rec,
+                              uint64_t nr_pfns, uint32_t page_size,
+                              struct stream_xbzrle_pages *out)
+{
+    uint32_t count;
+    uint64_t fixed, sum = 0;
+    const uint8_t *data;
+
+    if (check_wrong_type(r, rec, STREAM_REC_XBZRLE_PAGES) ||
+        check_page_size(r, rec, page_size) || parse_count(r, rec, &count))
+        return -1;
+    fixed = 8 + 8 * (uint64_t)count + rec_padded(4 * (uint64_t)count);
+    if (fixed > rec->length)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "count %" PRIu32 " needs %" PRIu64
+                        " bytes of pfns and lengths but the body has %" PRIu32,
+                        count, fixed, rec->length);
+    if (decode_pfns(r, rec, 8, count, nr_pfns))
+        return -1;
+    if (grow_array((void **)&r->lens, &r->lens_cap, count, sizeof(uint32_t)) ||
+        grow_array((void **)&r->ptrs, &r->ptrs_cap, count, sizeof(void *)))
+        return rec_fail(r, rec, ENOMEM, "cannot allocate %" PRIu32 " entries",
+                        count);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len = ld_le32(rec->body + 8 + 8 * (size_t)count + 4 * (size_t)i);
+        if (len == 0 || len > page_size)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "entry %" PRIu32 " (pfn 0x%" PRIx64
+                            "): encoded length %" PRIu32 " outside 1..%" PRIu32,
+                            i, r->pfns[i], len, page_size);
+        r->lens[i] = len;
+        sum += len;
+    }
+    for (uint64_t off = 8 + 8 * (uint64_t)count + 4 * (uint64_t)count;
+         off < fixed; off++)
+        if (rec->body[off])
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "padding after the length array is not zero");
+    if (sum != rec->length - fixed)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "encoded lengths sum to %" PRIu64
+                        " bytes but %" PRIu64 " follow the length array",
+                        sum, rec->length - fixed);
+    data = rec->body + fixed;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t where = 0;
+        const char *fault = xbzrle_check(data, r->lens[i], page_size, &where);
+        if (fault)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "entry %" PRIu32 " (pfn 0x%" PRIx64
+                            "): delta byte %zu: %s",
+                            i, r->pfns[i], where, fault);
+        r->ptrs[i] = data;
+        data += r->lens[i];
+    }
+    out->count = count;
+    out->pfns = r->pfns;
+    out->lens = r->lens;
+    out->deltas = r->ptrs;
+    return 0;
+}
+
+int stream_parse_guest_info(struct stream_reader *r,
+                            const struct stream_record *rec,
+                            struct stream_guest_info *out)
+{
+    uint64_t nr_pfns;
+    uint32_t page_size, flags;
+
+    if (check_wrong_type(r, rec, STREAM_REC_GUEST_INFO))
+        return -1;
+    if (rec->length != STREAM_GUEST_INFO_SIZE)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body length %" PRIu32 ", expected %u", rec->length,
+                        STREAM_GUEST_INFO_SIZE);
+    nr_pfns = ld_le64(rec->body);
+    page_size = ld_le32(rec->body + 8);
+    flags = ld_le32(rec->body + 12);
+    if (page_size != r->page_size)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "page size %" PRIu32
+                        " differs from the domain header's %" PRIu32,
+                        page_size, r->page_size);
+    if (nr_pfns == 0 || nr_pfns > STREAM_PFN_LIMIT ||
+        nr_pfns > UINT64_MAX / page_size)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "guest size of %" PRIu64 " pages is out of range",
+                        nr_pfns);
+    if (flags)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "unknown flags 0x%08" PRIx32, flags);
+    out->nr_pfns = nr_pfns;
+    out->page_size = page_size;
+    out->flags = flags;
+    return 0;
+}
+
+int stream_parse_digest(struct stream_reader *r,
+                        const struct stream_record *rec, uint64_t nr_pfns,
+                        struct stream_digest *out)
+{
+    uint32_t chunk_bytes, count, flags, reserved;
+    const uint32_t known_flags = XCC_DIGEST_EXCLUDE_PAGETABLES;
+
+    if (check_wrong_type(r, rec, STREAM_REC_DIGEST))
+        return -1;
+    if (rec->length < STREAM_DIGEST_FIXED_SIZE)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body of %" PRIu32 " bytes is shorter than %u",
+                        rec->length, STREAM_DIGEST_FIXED_SIZE);
+    chunk_bytes = ld_le32(rec->body);
+    count = ld_le32(rec->body + 4);
+    flags = ld_le32(rec->body + 8);
+    reserved = ld_le32(rec->body + 12);
+    if (chunk_bytes < r->page_size || (chunk_bytes & (chunk_bytes - 1)))
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "chunk size %" PRIu32
+                        " is not a power of two of at least a page",
+                        chunk_bytes);
+    if (flags & ~known_flags)
+        return rec_fail(r, rec, XCC_EBADSTREAM, "unknown flags 0x%08" PRIx32,
+                        flags);
+    if (reserved)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "reserved field is 0x%08" PRIx32 ", not zero", reserved);
+    if (rec->length != STREAM_DIGEST_FIXED_SIZE + (uint64_t)count * STREAM_DIGEST_LEN)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body holds %" PRIu32 " bytes but %" PRIu32
+                        " chunk digests need %" PRIu64,
+                        rec->length, count,
+                        STREAM_DIGEST_FIXED_SIZE +
+                            (uint64_t)count * STREAM_DIGEST_LEN);
+    if (nr_pfns < STREAM_PFN_LIMIT) {
+        uint64_t chunk_pfns = chunk_bytes / r->page_size;
+        uint64_t want = (nr_pfns + chunk_pfns - 1) / chunk_pfns;
+        if (count != want)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "%" PRIu32 " chunk digests, but a guest of %" PRIu64
+                            " pages has %" PRIu64 " chunks",
+                            count, nr_pfns, want);
+    }
+    out->chunk_bytes = chunk_bytes;
+    out->count = count;
+    out->flags = flags;
+    out->whole = rec->body + 16;
+    out->chunks = rec->body + STREAM_DIGEST_FIXED_SIZE;
+    return 0;
+}

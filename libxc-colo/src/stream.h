@@ -1,0 +1,314 @@
+/*
+ * stream.h - the migration stream: record framing, writer and reader.
+ *
+ * The framing is Xen's libxc migration stream, spec revision 3 (Xen 4.17);
+ * the project's own records sit in one block of types from 0x58430001.
+ * libxc-colo/docs/stream-format.md gives every byte of every record.
+ *
+ * stream.c knows nothing of domains: it frames, writes, reads and checks
+ * records. Every count, length, pfn and padding byte read from a stream is
+ * checked before anything uses it; a bad stream gets ONE logged error naming
+ * the record type (name and hex), its offset in the stream and what was
+ * wrong, and the call returns -1 with errno XCC_EBADSTREAM (malformed) or
+ * XCC_ETRUNCATED (EOF mid-record, or EOF before END).
+ *
+ * Internal API (not exported; names start stream_).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef XCC_STREAM_H
+#define XCC_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "private.h"
+#include "pfn_type.h"
+
+/* ---- Image and domain headers -------------------------------------------- */
+
+#define STREAM_IHDR_MARKER 0xFFFFFFFFFFFFFFFFull
+#define STREAM_IHDR_ID 0x58454E46u /* "XENF" */
+#define STREAM_IHDR_VERSION 3u     /* spec revision written */
+#define STREAM_IHDR_VERSION_MIN 2u /* Xen 4.17 still restores revision 2 */
+#define STREAM_IHDR_OPT_BIG_ENDIAN 0x0001u
+#define STREAM_IHDR_SIZE 24u
+#define STREAM_DHDR_SIZE 16u
+#define STREAM_HEADERS_SIZE (STREAM_IHDR_SIZE + STREAM_DHDR_SIZE)
+
+/* Domain-header types: XCC_DHDR_TYPE_X86_PV, _X86_HVM, _SIM (pfn_type.h). */
+
+/* Page shifts a reader accepts: 4 KiB .. XCC_MAX_PAGE_SIZE (the codec's). */
+#define STREAM_PAGE_SHIFT_MIN 12u
+#define STREAM_PAGE_SHIFT_MAX 16u
+
+/* ---- Records -------------------------------------------------------------- */
+
+#define STREAM_RHDR_SIZE 8u
+#define STREAM_REC_ALIGN 8u
+/* Xen's REC_LENGTH_MAX: no record body may be longer (bounds reader memory). */
+#define STREAM_REC_LENGTH_MAX (128u << 20)
+/* Bit 31 of a type: the record may be skipped by a reader that lacks it. */
+#define STREAM_REC_OPTIONAL 0x80000000u
+
+/* Xen's records (xg_sr_stream_format.h numbering). */
+#define STREAM_REC_END 0x00000000u
+#define STREAM_REC_PAGE_DATA 0x00000001u
+#define STREAM_REC_X86_PV_INFO 0x00000002u
+#define STREAM_REC_X86_PV_P2M_FRAMES 0x00000003u
+#define STREAM_REC_X86_PV_VCPU_BASIC 0x00000004u
+#define STREAM_REC_X86_PV_VCPU_EXTENDED 0x00000005u
+#define STREAM_REC_X86_PV_VCPU_XSAVE 0x00000006u
+#define STREAM_REC_SHARED_INFO 0x00000007u
+#define STREAM_REC_X86_TSC_INFO 0x00000008u
+#define STREAM_REC_HVM_CONTEXT 0x00000009u
+#define STREAM_REC_HVM_PARAMS 0x0000000Au
+#define STREAM_REC_TOOLSTACK 0x0000000Bu
+#define STREAM_REC_X86_PV_VCPU_MSRS 0x0000000Cu
+#define STREAM_REC_VERIFY 0x0000000Du
+#define STREAM_REC_CHECKPOINT 0x0000000Eu
+#define STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST 0x0000000Fu
+#define STREAM_REC_STATIC_DATA_END 0x00000010u
+#define STREAM_REC_X86_CPUID_POLICY 0x00000011u
+#define STREAM_REC_X86_MSR_POLICY 0x00000012u
+
+/*
+ * The project's block: mandatory types 0x58430001.. ("XC" in the top half,
+ * far from Xen's sequence). 0x58430000 itself is XCC_DHDR_TYPE_SIM.
+ * An unknown mandatory type inside the block is rejected by every reader.
+ */
+#define STREAM_REC_XCC_BLOCK 0x58430000u
+#define STREAM_REC_XCC_BLOCK_MASK 0x7FFF0000u
+#define STREAM_REC_GUEST_INFO 0x58430001u
+#define STREAM_REC_ZERO_PAGES 0x58430002u
+#define STREAM_REC_XBZRLE_PAGES 0x58430003u
+#define STREAM_REC_DIGEST 0x58430004u
+#define STREAM_REC_STATS (STREAM_REC_OPTIONAL | 0x58430005u) /* optional */
+
+/* PAGE_DATA pfn entry: type in bits 60..63, pfn in bits 0..51, rest zero. */
+#define STREAM_PFN_MASK 0x000FFFFFFFFFFFFFull
+#define STREAM_PFN_TYPE_SHIFT 60
+#define STREAM_PFN_LIMIT (1ull << 52) /* pfns are below this */
+/* Xen's LPINTAB flag: type 0x9..0xC = pinned L1..L4 page tables (data). */
+#define STREAM_PFN_TYPE_PINNED 0x8u
+
+/* True for the 4-bit PAGE_DATA types a stream may carry (Xen's table). */
+bool stream_pfn_type_valid(unsigned type);
+/* True when a PAGE_DATA entry of this type is followed by page data. */
+bool stream_pfn_type_has_data(unsigned type);
+
+/* "PAGE_DATA", "XBZRLE_PAGES", ...; "UNKNOWN" for types nobody defined. */
+const char *stream_record_name(uint32_t type);
+
+/* True for Xen's types and the project's: the reader knows their name. */
+bool stream_record_known(uint32_t type);
+
+/* ---- Project record layouts (all little-endian) -------------------------- */
+
+/* GUEST_INFO: u64 nr_pfns, u32 page_size, u32 flags (no flags defined: 0). */
+#define STREAM_GUEST_INFO_SIZE 16u
+
+/* DIGEST: u32 chunk_bytes, u32 count, u32 flags, u32 reserved, u8 whole[16],
+ * then count x u8 chunk[16]. Digests are XXH3-128 in canonical (big-endian)
+ * form; chunk i covers pfns [i * chunk_pfns, (i + 1) * chunk_pfns). */
+#define STREAM_DIGEST_LEN 16u
+#define STREAM_DIGEST_FIXED_SIZE 32u
+
+/* ---- Writer --------------------------------------------------------------- */
+
+struct stream_writer;
+
+/* A writer over fd (file, pipe or socket; blocking). NULL + errno (ENOMEM). */
+struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log);
+void stream_writer_free(struct stream_writer *w); /* never closes fd */
+
+/* Total bytes written so far, headers and padding included. */
+uint64_t stream_writer_bytes(const struct stream_writer *w);
+
+/*
+ * Every write below loops over writev, surviving EINTR and short writes, and
+ * returns 0, or -1 with errno (the write's errno, EINVAL for bad arguments,
+ * E2BIG for a record body over STREAM_REC_LENGTH_MAX) after logging once.
+ * After a failed write the stream is unusable (a record may be half out).
+ */
+
+/* Image header (big-endian, version 3, little-endian option) + domain
+ * header (dhdr_type: XCC_DHDR_TYPE_*; page_shift 12..16). */
+int stream_write_headers(struct stream_writer *w, uint32_t dhdr_type,
+                         unsigned page_shift, uint32_t xen_major,
+                         uint32_t xen_minor);
+
+/* One record whose body is the concatenation of iov[0..iovcnt) (any iovcnt:
+ * sliced by IOV_MAX); the header and zero padding are added. */
+int stream_write_record(struct stream_writer *w, uint32_t type,
+                        const struct iovec *iov, int iovcnt);
+
+/*
+ * PAGE_DATA for n pages: pfns[i] (< 2^52) of type types[i] (XCC_PFN_* /
+ * 4-bit Xen type; types NULL = all XCC_PFN_NORMAL); pages[i] points at the
+ * page_size bytes of page i when its type carries data (ignored otherwise).
+ * Zero-copy: page pointers go straight into the iovec. Splits into several
+ * records when n pages would pass the length cap. n == 0 writes nothing.
+ */
+int stream_write_page_data(struct stream_writer *w, const uint64_t *pfns,
+                           const uint8_t *types, size_t n,
+                           const uint8_t *const *pages, size_t page_size);
+
+/* ZERO_PAGES for pfns[0..n) (split at the cap; n == 0 writes nothing). */
+int stream_write_zero_pages(struct stream_writer *w, const uint64_t *pfns,
+                            size_t n);
+
+/*
+ * XBZRLE_PAGES: page i is pfns[i], its encoded delta is lens[i] bytes
+ * (1..page size) and the deltas are concatenated in data, in order.
+ * Split at the cap; n == 0 writes nothing.
+ */
+int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
+                              const uint32_t *lens, size_t n,
+                              const uint8_t *data);
+
+/* GUEST_INFO: sent right after the headers by xc-colo streams. */
+int stream_write_guest_info(struct stream_writer *w, uint64_t nr_pfns,
+                            uint32_t page_size, uint32_t flags);
+
+/* DIGEST: whole-memory digest and count chunk digests (16 bytes each, as
+ * xcc_domain_digest produces them); flags are the XCC_DIGEST_* used. */
+int stream_write_digest(struct stream_writer *w, uint32_t chunk_bytes,
+                        uint32_t flags, const uint8_t whole[16],
+                        const uint8_t *chunks, uint32_t count);
+
+/* CHECKPOINT_DIRTY_PFN_LIST: a bare u64 pfn[n] body (Xen's layout). */
+int stream_write_dirty_pfn_list(struct stream_writer *w, const uint64_t *pfns,
+                                size_t n);
+
+/* STATS (optional record): len bytes of UTF-8 JSON. */
+int stream_write_stats(struct stream_writer *w, const char *json, size_t len);
+
+/* Body-less records. */
+int stream_write_end(struct stream_writer *w);
+int stream_write_checkpoint(struct stream_writer *w);
+int stream_write_static_data_end(struct stream_writer *w);
+
+/* ---- Reader --------------------------------------------------------------- */
+
+struct stream_reader;
+
+struct stream_headers {
+    uint32_t version;   /* 2 or 3 */
+    uint16_t options;
+    uint32_t dhdr_type; /* XCC_DHDR_TYPE_* */
+    uint32_t page_shift;
+    uint32_t page_size; /* 1 << page_shift */
+    uint32_t xen_major;
+    uint32_t xen_minor;
+};
+
+struct stream_record {
+    uint32_t type;
+    uint32_t length;     /* body bytes, padding excluded */
+    uint64_t offset;     /* stream offset of the record header */
+    const uint8_t *body; /* valid until the next stream_read_record */
+};
+
+/* A reader over fd (file, pipe or socket). NULL + errno (ENOMEM). */
+struct stream_reader *stream_reader_new(int fd, xentoollog_logger *log);
+void stream_reader_free(struct stream_reader *r); /* never closes fd */
+
+/*
+ * Reads and validates both headers: marker, id, version 2..3, little-endian,
+ * known domain type, page_shift 12..16. Returns 0, or -1 with errno
+ * XCC_EBADSTREAM / XCC_ETRUNCATED (or a read errno) after logging once.
+ */
+int stream_read_headers(struct stream_reader *r, struct stream_headers *h);
+
+/*
+ * Reads the next record: type, length, offset and body (8-byte aligned,
+ * valid until the next call). Checks the length cap, the zero padding and
+ * the framing rules of the records with fixed sizes (END, CHECKPOINT,
+ * VERIFY, STATIC_DATA_END: empty; GUEST_INFO: 16 bytes); and rejects an
+ * unknown mandatory type inside the project's block. Bodies of other types
+ * are checked by the parsers below. Returns 0, or -1 with errno
+ * XCC_EBADSTREAM, XCC_ETRUNCATED (EOF mid-record, or EOF before END) or a
+ * read errno, after logging once; EINVAL when called again after END.
+ */
+int stream_read_record(struct stream_reader *r, struct stream_record *rec);
+
+/* After END: 0 at EOF, -1/XCC_EBADSTREAM when bytes follow (logged). */
+int stream_read_expect_eof(struct stream_reader *r);
+
+/* Bytes consumed so far (the offset of the next record). */
+uint64_t stream_reader_offset(const struct stream_reader *r);
+
+/* The last error message logged by this reader or its parsers ("" if none). */
+const char *stream_reader_error(const struct stream_reader *r);
+
+/* ---- Body parsers ---------------------------------------------------------
+ *
+ * Each validates the whole body BEFORE returning anything: counts against
+ * the length, every pfn < nr_pfns (pass STREAM_PFN_LIMIT when unknown),
+ * types, reserved fields zero, no pfn twice in one record. Output arrays
+ * are owned by the reader and valid until the next stream_read_record or
+ * parse. Return 0, or -1 with errno XCC_EBADSTREAM after logging once
+ * (record name, hex type, offset, what). EINVAL: rec of the wrong type.
+ */
+
+struct stream_page_data {
+    uint32_t count;
+    const uint64_t *pfns;        /* pfn only, type bits stripped */
+    const uint8_t *types;        /* 4-bit types */
+    const uint8_t *const *pages; /* into rec->body, NULL: no data */
+};
+/* page_size: the target's; must equal the stream's page size. */
+int stream_parse_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           uint32_t page_size, struct stream_page_data *out);
+
+struct stream_pfn_list {
+    uint32_t count;
+    const uint64_t *pfns;
+};
+int stream_parse_zero_pages(struct stream_reader *r,
+                            const struct stream_record *rec, uint64_t nr_pfns,
+                            struct stream_pfn_list *out);
+/* count may be 0 (nothing dirty). */
+int stream_parse_dirty_pfn_list(struct stream_reader *r,
+                                const struct stream_record *rec,
+                                uint64_t nr_pfns, struct stream_pfn_list *out);
+
+struct stream_xbzrle_pages {
+    uint32_t count;
+    const uint64_t *pfns;
+    const uint32_t *lens;         /* encoded length of each delta */
+    const uint8_t *const *deltas; /* into rec->body */
+};
+/* Checks lengths (1..page_size, summing to the rest of the body) and each
+ * delta's run grammar (QEMU's XBZRLE, runs within page_size). */
+int stream_parse_xbzrle_pages(struct stream_reader *r,
+                              const struct stream_record *rec,
+                              uint64_t nr_pfns, uint32_t page_size,
+                              struct stream_xbzrle_pages *out);
+
+struct stream_guest_info {
+    uint64_t nr_pfns; /* 1 .. 2^52 */
+    uint32_t page_size; /* equals the stream's page size */
+    uint32_t flags;
+};
+int stream_parse_guest_info(struct stream_reader *r,
+                            const struct stream_record *rec,
+                            struct stream_guest_info *out);
+
+struct stream_digest {
+    uint32_t chunk_bytes; /* power of two, a multiple of the page size */
+    uint32_t count;       /* = ceil(nr_pfns / chunk_pfns) when nr_pfns known */
+    uint32_t flags;       /* XCC_DIGEST_* */
+    const uint8_t *whole; /* 16 bytes */
+    const uint8_t *chunks; /* count x 16 bytes */
+};
+/* nr_pfns: the stream's/target's (STREAM_PFN_LIMIT: count not checked). */
+int stream_parse_digest(struct stream_reader *r,
+                        const struct stream_record *rec, uint64_t nr_pfns,
+                        struct stream_digest *out);
+
+#endif /* XCC_STREAM_H */

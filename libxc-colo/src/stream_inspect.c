@@ -1,0 +1,223 @@
+/*
+ * stream_inspect.c - xcc_stream_inspect(): read a whole stream, validate
+ * every record with the stream parsers and report each one to a callback.
+ * The library prints nothing; `xc-colo inspect` does the printing.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "stream.h"
+
+#define CTX "inspect"
+
+static int record_kind(uint32_t type)
+{
+    switch (type) {
+    case STREAM_REC_PAGE_DATA:
+        return XCC_INSPECT_KPAGE_DATA;
+    case STREAM_REC_ZERO_PAGES:
+        return XCC_INSPECT_KZERO_PAGES;
+    case STREAM_REC_XBZRLE_PAGES:
+        return XCC_INSPECT_KXBZRLE_PAGES;
+    case STREAM_REC_DIGEST:
+        return XCC_INSPECT_KDIGEST;
+    case STREAM_REC_STATS:
+        return XCC_INSPECT_KSTATS;
+    case STREAM_REC_CHECKPOINT:
+    case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
+        return XCC_INSPECT_KCHECKPOINT;
+    case STREAM_REC_END:
+    case STREAM_REC_GUEST_INFO:
+        return XCC_INSPECT_KOTHER;
+    default:
+        return type < STREAM_REC_XCC_BLOCK ? XCC_INSPECT_KXEN_OTHER
+                                           : XCC_INSPECT_KOTHER;
+    }
+}
+
+/* Logs a semantic (cross-record) error the way the reader logs its own. */
+static int inspect_fail(xentoollog_logger *log, struct xcc_inspect_totals *t,
+                        const struct stream_record *rec, const char *what)
+{
+    snprintf(t->error, sizeof(t->error),
+             "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64 ": %s",
+             stream_record_name(rec->type), rec->type, rec->offset, what);
+    XCC_ERR(log, CTX, "%s", t->error);
+    errno = XCC_EBADSTREAM;
+    return -1;
+}
+
+/* Validates one record's body and fills the per-record counters. */
+static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
+                        const struct stream_record *rec,
+                        const struct xcc_inspect_headers *h,
+                        struct xcc_inspect_totals *t, bool *page_records_seen,
+                        struct xcc_inspect_record *ir)
+{
+    uint64_t nr = t->nr_pfns ? t->nr_pfns : STREAM_PFN_LIMIT;
+
+    switch (rec->type) {
+    case STREAM_REC_PAGE_DATA: {
+        struct stream_page_data pd;
+        if (stream_parse_page_data(r, rec, nr, h->page_size, &pd))
+            return -1;
+        for (uint32_t i = 0; i < pd.count; i++)
+            pd.pages[i] ? ir->pages_data++ : ir->pages_nodata++;
+        *page_records_seen = true;
+        break;
+    }
+    case STREAM_REC_ZERO_PAGES: {
+        struct stream_pfn_list zl;
+        if (stream_parse_zero_pages(r, rec, nr, &zl))
+            return -1;
+        ir->pages_zero = zl.count;
+        *page_records_seen = true;
+        break;
+    }
+    case STREAM_REC_XBZRLE_PAGES: {
+        struct stream_xbzrle_pages xp;
+        if (stream_parse_xbzrle_pages(r, rec, nr, h->page_size, &xp))
+            return -1;
+        ir->pages_xbzrle = xp.count;
+        for (uint32_t i = 0; i < xp.count; i++)
+            ir->xbzrle_bytes += xp.lens[i];
+        *page_records_seen = true;
+        break;
+    }
+    case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST: {
+        struct stream_pfn_list dl;
+        if (stream_parse_dirty_pfn_list(r, rec, nr, &dl))
+            return -1;
+        ir->pfns = dl.count;
+        break;
+    }
+    case STREAM_REC_GUEST_INFO: {
+        struct stream_guest_info gi;
+        if (t->nr_pfns)
+            return inspect_fail(log, t, rec, "a second GUEST_INFO");
+        if (*page_records_seen)
+            return inspect_fail(log, t, rec,
+                                "GUEST_INFO after the first page record");
+        if (stream_parse_guest_info(r, rec, &gi))
+            return -1;
+        ir->nr_pfns = gi.nr_pfns;
+        t->nr_pfns = gi.nr_pfns;
+        break;
+    }
+    case STREAM_REC_DIGEST: {
+        struct stream_digest dg;
+        if (stream_parse_digest(r, rec, nr, &dg))
+            return -1;
+        ir->digest_chunks = dg.count;
+        ir->digest_chunk_bytes = dg.chunk_bytes;
+        ir->digest = dg.whole;
+        break;
+    }
+    case STREAM_REC_STATS:
+        ir->text = (const char *)rec->body;
+        ir->text_len = rec->length;
+        break;
+    default:
+        /* Xen's own records and optional ones: named and skipped. */
+        if (!stream_record_known(rec->type) &&
+            !(rec->type & STREAM_REC_OPTIONAL))
+            return inspect_fail(log, t, rec,
+                                "unknown mandatory record type");
+        break;
+    }
+    return 0;
+}
+
+int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
+                       xcc_inspect_fn *cb, void *opaque,
+                       struct xcc_inspect_totals *totals)
+{
+    struct xcc_inspect_totals local;
+    struct xcc_inspect_totals *t = totals ? totals : &local;
+    struct xcc_inspect_headers *h = &t->headers;
+    struct stream_reader *r;
+    struct stream_headers sh;
+    bool page_records_seen = false;
+    int rc = -1, saved;
+
+    memset(t, 0, sizeof(*t));
+    if (flags) {
+        snprintf(t->error, sizeof(t->error), "unknown flags 0x%x", flags);
+        XCC_ERR(log, CTX, "%s", t->error);
+        errno = EINVAL;
+        return -1;
+    }
+    r = stream_reader_new(fd, log);
+    if (!r) {
+        snprintf(t->error, sizeof(t->error), "out of memory");
+        return -1;
+    }
+    if (stream_read_headers(r, &sh))
+        goto out;
+    h->version = sh.version;
+    h->options = sh.options;
+    h->domain_type = sh.dhdr_type;
+    h->domain_name = sh.dhdr_type == XCC_DHDR_TYPE_X86_PV    ? "x86 PV"
+                     : sh.dhdr_type == XCC_DHDR_TYPE_X86_HVM ? "x86 HVM"
+                                                             : "sim";
+    h->page_shift = sh.page_shift;
+    h->page_size = sh.page_size;
+    h->xen_major = sh.xen_major;
+    h->xen_minor = sh.xen_minor;
+    t->bytes = stream_reader_offset(r);
+    if (cb && cb(opaque, h, NULL)) {
+        errno = ECANCELED;
+        goto out;
+    }
+    for (;;) {
+        struct stream_record rec;
+        struct xcc_inspect_record ir;
+        int kind;
+
+        if (stream_read_record(r, &rec))
+            goto out;
+        memset(&ir, 0, sizeof(ir));
+        ir.offset = rec.offset;
+        ir.type = rec.type;
+        ir.length = rec.length;
+        ir.name = stream_record_name(rec.type);
+        ir.optional = !!(rec.type & STREAM_REC_OPTIONAL);
+        ir.known = stream_record_known(rec.type);
+        if (inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
+            goto out;
+        kind = record_kind(rec.type);
+        t->bytes = stream_reader_offset(r);
+        t->records++;
+        t->record_count[kind]++;
+        t->record_bytes[kind] += stream_reader_offset(r) - rec.offset;
+        t->pages_data += ir.pages_data;
+        t->pages_nodata += ir.pages_nodata;
+        t->pages_zero += ir.pages_zero;
+        t->pages_xbzrle += ir.pages_xbzrle;
+        t->xbzrle_bytes += ir.xbzrle_bytes;
+        t->dirty_pfns += ir.pfns;
+        t->checkpoints += rec.type == STREAM_REC_CHECKPOINT;
+        if (rec.type == STREAM_REC_END)
+            t->end_seen = 1;
+        if (cb && cb(opaque, h, &ir)) {
+            errno = ECANCELED;
+            goto out;
+        }
+        if (rec.type == STREAM_REC_END)
+            break;
+    }
+    if (stream_read_expect_eof(r))
+        goto out;
+    rc = 0;
+out:
+    saved = errno;
+    if (rc && !t->error[0])
+        snprintf(t->error, sizeof(t->error), "%s", stream_reader_error(r));
+    if (rc && !t->error[0])
+        snprintf(t->error, sizeof(t->error), "%s", xcc_strerror(saved));
+    stream_reader_free(r);
+    errno = saved;
+    return rc;
+}

@@ -1,0 +1,43 @@
+#!/bin/sh
+# make bench: xc-colo's micro-benchmarks, then the quick benchmark matrix.
+# Everything lands under bench-out/ (BENCH_OUT overrides): micro/PART.json and
+# PART.stderr for each `xc-colo bench PART --json`, then bench-run's
+# results.json, summary.md and charts/. A micro-benchmark that fails (or is
+# "not built yet") is reported and does not stop the others; the exit status
+# is bench-run's (1 when a matrix run failed).
+set -u
+build=${XCC_BUILD:-build}
+out=${BENCH_OUT:-bench-out}
+xcc="$build/bin/xc-colo"
+case "$xcc" in /*) ;; *) xcc="$PWD/$xcc" ;; esac
+here=$(dirname "$0")
+
+if [ ! -x "$xcc" ]; then
+    echo "bench.sh: $xcc not found; run make first (XCC_BUILD names the build dir)" >&2
+    exit 2
+fi
+mkdir -p "$out/micro"
+
+micro_failed=""
+run_micro() {
+    part=$1; shift
+    echo "bench.sh: xc-colo bench $part $*" >&2
+    if "$xcc" bench "$part" "$@" --json >"$out/micro/$part.json" 2>"$out/micro/$part.stderr"; then
+        :
+    else
+        status=$?
+        echo "bench.sh: bench $part failed (exit $status): $(tail -n 1 "$out/micro/$part.stderr")" >&2
+        micro_failed="$micro_failed $part"
+    fi
+}
+run_micro codec
+run_micro mapcache --mem 1G
+run_micro dirty --mem 1G
+run_micro save --mem 1G
+
+"${PYTHON:-python3}" "$here/bench-run" --quick --xc-colo "$xcc" --out "$out"
+status=$?
+
+[ -n "$micro_failed" ] && echo "bench.sh: micro-benchmarks that did not run:$micro_failed" >&2
+echo "bench.sh: results in $out/ (summary.md, results.json, charts/)" >&2
+exit $status

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of fuzz_stream into tests/corpus/stream/.
+
+Small, valid (and a few nearly valid) streams, built from the layouts in
+libxc-colo/docs/stream-format.md, so the fuzzer starts deep in every parser.
+"""
+import os
+import struct
+import sys
+
+PAGE = 4096
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(__file__), "..", "corpus", "stream")
+
+
+def headers(dtype=0x58430000, shift=12, major=0, minor=0, version=3):
+    ihdr = struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, version, 0, 0, 0)
+    return ihdr + struct.pack("<IHHII", dtype, shift, 0, major, minor)
+
+
+def rec(rtype, body=b""):
+    pad = (8 - len(body) % 8) % 8
+    return struct.pack("<II", rtype, len(body)) + body + b"\0" * pad
+
+
+def page_data(entries):
+    """entries: (pfn, type, data or None)"""
+    body = struct.pack("<II", len(entries), 0)
+    body += b"".join(struct.pack("<Q", pfn | t << 60) for pfn, t, _ in entries)
+    body += b"".join(d for _, _, d in entries if d is not None)
+    return rec(0x01, body)
+
+
+def pfn_batch(rtype, pfns):
+    return rec(rtype, struct.pack("<II", len(pfns), 0) +
+               b"".join(struct.pack("<Q", p) for p in pfns))
+
+
+def xbzrle(items):
+    n = len(items)
+    body = struct.pack("<II", n, 0)
+    body += b"".join(struct.pack("<Q", p) for p, _ in items)
+    lens = b"".join(struct.pack("<I", len(d)) for _, d in items)
+    body += lens + b"\0" * ((8 - len(lens) % 8) % 8)
+    body += b"".join(d for _, d in items)
+    return rec(0x58430003, body)
+
+
+GUEST = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 0))
+END = rec(0x00)
+DELTA_A = bytes([0x00, 0x04]) + b"ABCD"
+DELTA_B = bytes([0x64, 0x01, 0x78, 0xC8, 0x01, 0x02]) + b"yz"
+small = bytes(range(256)) * (PAGE // 256)
+
+seeds = {
+    "empty-valid": headers() + GUEST + END,
+    "sim-every-record": headers() + GUEST +
+        page_data([(1, 0, small), (2, 0xF, None), (3, 1, b"\xA5" * PAGE), (7, 0xD, None)]) +
+        pfn_batch(0x58430002, [10, 11, 12]) +
+        xbzrle([(20, DELTA_A), (21, DELTA_B)]) +
+        rec(0x0F, struct.pack("<QQQ", 5, 6, 4095)) + rec(0x0E) +
+        rec(0xD8430005, b'{"iteration":1,"pages":3}') +
+        rec(0x58430004, struct.pack("<IIII", 2 << 20, 8, 0, 0) + b"\x11" * 16 + b"\x22" * 128) +
+        rec(0x10) + END,
+    "checkpoints": headers() + GUEST + page_data([(0, 0, small)]) + rec(0x0E) +
+        xbzrle([(0, DELTA_A)]) + rec(0x0F, b"") + rec(0x0E) +
+        pfn_batch(0x58430002, [0]) + rec(0x0E) + END,
+    "xen-pv": headers(1, 12, 4, 17) + rec(0x02, bytes([8, 4, 0, 0, 0, 0, 0, 0])) +
+        rec(0x03, struct.pack("<IIQ", 0, 1023, 0x123)) +
+        rec(0x08, struct.pack("<IIQII", 2, 2400000, 1234, 1, 0)) +
+        rec(0x07, b"\1" + b"\0" * (PAGE - 1)) +
+        page_data([(5, 0, small), (6, 0xC, small), (9, 0xF, None), (10, 0xE, None)]) +
+        rec(0x04, struct.pack("<II", 0, 0) + b"context-blob!") +
+        rec(0x05, struct.pack("<II", 0, 0) + b"ext") +
+        rec(0x06, struct.pack("<II", 0, 0) + b"xsave") +
+        rec(0x0C, struct.pack("<II", 0, 0) + b"msrs") +
+        rec(0x10) + rec(0x11, b"cpuid-leaves....") + rec(0x12, b"msrs") + END,
+    "xen-hvm": headers(2, 12, 4, 17) +
+        rec(0x08, struct.pack("<IIQII", 0, 0, 0, 0, 0)) +
+        rec(0x0A, struct.pack("<IIQQQQ", 2, 0, 0, 1, 2, 3)) +
+        rec(0x09, b"\x42" * 1000) + rec(0x80000042, b"future optional") +
+        page_data([(0x100000, 0, small)]) + rec(0x0D) + rec(0x0B, b"toolstack") + END,
+    "version2": headers(version=2) + GUEST + pfn_batch(0x58430002, [1]) + END,
+    "bigpage": headers(shift=16) + rec(0x58430001, struct.pack("<QII", 16, 65536, 0)) +
+        pfn_batch(0x58430002, [3]) + END,
+}
+# Nearly valid: each trips one check, so the fuzzer sees every error path.
+bad = dict()
+bad["trunc-mid-page"] = seeds["sim-every-record"][:200]
+bad["no-end"] = headers() + GUEST
+bad["pfn-too-big"] = headers() + GUEST + pfn_batch(0x58430002, [4096]) + END
+bad["dup-pfn"] = headers() + GUEST + pfn_batch(0x58430002, [7, 7]) + END
+bad["bad-delta"] = headers() + GUEST + xbzrle([(1, bytes([0x00, 0x00]))]) + END
+bad["count-overflow"] = headers() + GUEST + rec(0x01, struct.pack("<IIQ", 0xFFFFFFFF, 0, 1)) + END
+bad["padding"] = headers() + GUEST + rec(0xD8430005, b"abc")[:-1] + b"\1" + END
+bad["after-end"] = headers() + GUEST + END + b"\0" * 8
+bad["unknown-block"] = headers() + GUEST + rec(0x58430077, b"x") + END
+seeds.update(bad)
+
+os.makedirs(OUT, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+print("wrote %d seeds to %s" % (len(seeds), OUT))
