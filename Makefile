@@ -23,14 +23,14 @@ VERSION := $(shell sed -n 's/^\#define XCC_VERSION_STRING "\(.*\)"/\1/p' libxc-c
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
-CPPFLAGS += -D_GNU_SOURCE -Ilibxc-colo/include -Ilibxc-colo/src
+override CPPFLAGS += -D_GNU_SOURCE -Ilibxc-colo/include -Ilibxc-colo/src
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) -fPIC -pthread
+override CFLAGS += -std=gnu11 $(WARN) -fPIC -pthread
 LDLIBS_LIB := -lxenctrl -lxenforeignmemory -lxentoollog -lxxhash -lpthread
 
 ifneq ($(SANITIZE),)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS += -fsanitize=$(SANITIZE)
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 LIB_SRCS  := $(sort $(wildcard libxc-colo/src/*.c libxc-colo/src/domain/*.c))

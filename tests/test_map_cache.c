@@ -203,8 +203,7 @@ static void check_page(const uint8_t *page, uint64_t pfn, uint64_t salt)
     const uint64_t *w = (const uint64_t *)page;
 
     cr_assert_not_null(page, "pfn %#" PRIx64 " not mapped", pfn);
-    cr_assert_eq(w[0], pattern(pfn, 0, salt), "pfn %#" PRIx64 " word 0",
-                 pfn);
+    cr_assert_eq(w[0], pattern(pfn, 0, salt), "pfn %#" PRIx64 " word 0", pfn);
     cr_assert_eq(w[7], pattern(pfn, 7, salt), "pfn %#" PRIx64, pfn);
     cr_assert_eq(w[511], pattern(pfn, 511, salt), "pfn %#" PRIx64, pfn);
     cr_assert_eq(page[100], (uint8_t)(pfn & 0xff), "pfn %#" PRIx64, pfn);
@@ -246,8 +245,7 @@ static void lookup_check(const uint64_t *pfns, size_t n, uint64_t salt)
 
         cr_assert(k >= 1 && (size_t)k <= n, "lookup returned %" PRId64, k);
         for (int64_t i = 0; i < k; i++) {
-            cr_assert_eq(err[i], 0, "pfn %#" PRIx64 " err %d", pfns[i],
-                         err[i]);
+            cr_assert_eq(err[i], 0, "pfn %#" PRIx64 " err %d", pfns[i], err[i]);
             check_page(pages[i], pfns[i], salt);
         }
         xcc_map_cache_release(mc);
@@ -321,8 +319,8 @@ Test(map_cache, budget_of_two_chunks_on_1g_guest)
         for (i = 0; i < n; i++)
             pfns[i] = ((b * 97 + (i % spread) * 4099) * CHUNK_PFNS + i) % nr;
         while (n) {
-            int64_t k = xcc_map_cache_lookup(mc, pfns + (BATCH - n), n, pages,
-                                             err);
+            int64_t k =
+                xcc_map_cache_lookup(mc, pfns + (BATCH - n), n, pages, err);
             struct xcc_map_cache_stats st = stats();
 
             cr_assert(k >= 1 && (size_t)k <= n);
@@ -427,8 +425,8 @@ Test(map_cache, holes_report_per_page_errors)
             bool hole = (pfns[i] >= 100 && pfns[i] <= 199) || pfns[i] == 4096;
 
             if (hole) {
-                cr_assert_eq(err[i], -ENOENT, "pfn %" PRIu64 " err %d",
-                             pfns[i], err[i]);
+                cr_assert_eq(err[i], -ENOENT, "pfn %" PRIu64 " err %d", pfns[i],
+                             err[i]);
                 cr_assert_null(pages[i]);
             } else {
                 cr_assert_eq(err[i], 0, "pfn %" PRIu64, pfns[i]);
@@ -441,9 +439,8 @@ Test(map_cache, holes_report_per_page_errors)
      * retried (the chunk mapped again) on the second pass. */
     cr_assert_eq(st.page_errors, 2 * (100 + 1));
     cr_assert_eq(st.remaps, 2);
-    cr_assert_eq(st.table_bytes,
-                 (32 * MIB / PAGE / CHUNK_PFNS) * 40 +
-                     2 * (8 + CHUNK_PFNS / 8));
+    cr_assert_eq(st.table_bytes, (32 * MIB / PAGE / CHUNK_PFNS) * 40 +
+                                     2 * (8 + CHUNK_PFNS / 8));
 }
 
 Test(map_cache, out_of_range_pfn)
@@ -602,8 +599,7 @@ Test(map_cache, per_batch_maps_and_unmaps_each_batch)
 Test(map_cache, writable_writes_land_in_ram_file)
 {
     for (int per_batch = 0; per_batch < 2; per_batch++) {
-        struct xcc_map_cache_params p = {.writable = 1,
-                                         .per_batch = per_batch};
+        struct xcc_map_cache_params p = {.writable = 1, .per_batch = per_batch};
         uint64_t pfns[BATCH];
         uint8_t *pages[BATCH];
         int err[BATCH], fd;
@@ -614,8 +610,7 @@ Test(map_cache, writable_writes_land_in_ram_file)
         cr_assert_not_null(mc);
         for (unsigned i = 0; i < BATCH; i++)
             pfns[i] = 17 + i * 3;
-        cr_assert_eq(xcc_map_cache_lookup(mc, pfns, BATCH, pages, err),
-                     BATCH);
+        cr_assert_eq(xcc_map_cache_lookup(mc, pfns, BATCH, pages, err), BATCH);
         for (unsigned i = 0; i < BATCH; i++) {
             cr_assert_eq(err[i], 0);
             memset(pages[i], 0x5a, PAGE);

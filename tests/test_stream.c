@@ -101,10 +101,25 @@ static void bb_put(struct bb *b, const void *src, size_t n)
     b->len += n;
 }
 
-static void bb_u8(struct bb *b, uint8_t v) { bb_put(b, &v, 1); }
-static void bb_u16(struct bb *b, uint16_t v) { v = htole16(v); bb_put(b, &v, 2); }
-static void bb_u32(struct bb *b, uint32_t v) { v = htole32(v); bb_put(b, &v, 4); }
-static void bb_u64(struct bb *b, uint64_t v) { v = htole64(v); bb_put(b, &v, 8); }
+static void bb_u8(struct bb *b, uint8_t v)
+{
+    bb_put(b, &v, 1);
+}
+static void bb_u16(struct bb *b, uint16_t v)
+{
+    v = htole16(v);
+    bb_put(b, &v, 2);
+}
+static void bb_u32(struct bb *b, uint32_t v)
+{
+    v = htole32(v);
+    bb_put(b, &v, 4);
+}
+static void bb_u64(struct bb *b, uint64_t v)
+{
+    v = htole64(v);
+    bb_put(b, &v, 8);
+}
 static void bb_zero(struct bb *b, size_t n)
 {
     while (n--)
@@ -196,9 +211,8 @@ static void write_sample(int fd)
     cr_assert_eq(stream_write_dirty_pfn_list(w, dpfns, 3), 0);
     cr_assert_eq(stream_write_checkpoint(w), 0);
     cr_assert_eq(stream_write_stats(w, stats_json, strlen(stats_json)), 0);
-    cr_assert_eq(stream_write_digest(w, XCC_DIGEST_CHUNK_BYTES, 0, whole,
-                                     chunks, 1),
-                 0);
+    cr_assert_eq(
+        stream_write_digest(w, XCC_DIGEST_CHUNK_BYTES, 0, whole, chunks, 1), 0);
     cr_assert_eq(stream_write_static_data_end(w), 0);
     cr_assert_eq(stream_write_end(w), 0);
     stream_writer_free(w);
@@ -904,8 +918,8 @@ Test(stream, hostile_fields_are_named)
     expect_bad(sample_patched(&len, R_XB, 32 + 1, &u8, 1), &len,
                "empty data run", "XBZRLE_PAGES");
     u8 = 0x80; /* delta_b's zero-run length becomes a 3-byte ULEB128 */
-    expect_bad(sample_patched(&len, R_XB, 32 + 6 + 4, &u8, 1), &len,
-               "length", "XBZRLE_PAGES");
+    expect_bad(sample_patched(&len, R_XB, 32 + 6 + 4, &u8, 1), &len, "length",
+               "XBZRLE_PAGES");
     /* A zero run of 0x7F | 0x7F << 7 passes the page. */
     uint8_t runs[2] = {0xFF, 0x7F};
     expect_bad(sample_patched(&len, R_XB, 32 + 6, runs, 2), &len,
@@ -941,8 +955,7 @@ Test(stream, hostile_fields_are_named)
     u8 = 1; /* the first padding byte after the STATS text */
     cr_assert(strlen(stats_json) % 8, "STATS text needs padding");
     expect_bad(sample_patched(&len, R_ST, (long)strlen(stats_json), &u8, 1),
-               &len, "padding",
-               "STATS record (type 0xd8430005)");
+               &len, "padding", "STATS record (type 0xd8430005)");
     u32 = htole32(STREAM_REC_LENGTH_MAX + 1);
     expect_bad(sample_patched(&len, R_ST, -4, &u32, 4), &len, "limit", "STATS");
     /* Unknown mandatory types: inside the block, and in Xen's range. */
@@ -981,9 +994,8 @@ Test(stream, hostile_headers)
         uint8_t val;
         const char *needle;
     } cases[] = {
-        {0, 0x00, "marker"},         {8, 0x59, "id"},
-        {15, 4, "version"},          {17, 1, "big-endian"},
-        {24, 9, "domain type"},      {28, 11, "page shift"},
+        {0, 0x00, "marker"},    {8, 0x59, "id"},        {15, 4, "version"},
+        {17, 1, "big-endian"},  {24, 9, "domain type"}, {28, 11, "page shift"},
         {28, 17, "page shift"},
     };
     for (size_t i = 0; i < XCC_ARRAY_SIZE(cases); i++) {
@@ -1027,8 +1039,8 @@ Test(stream, parser_checks_target_page_size_and_limits)
     cr_assert(strstr(stream_reader_error(r), "page size"));
     /* A smaller target: pfn 7 no longer fits in 4 pages. */
     cr_assert_eq(stream_parse_page_data(r, &rec, 4, PAGE, &pd), -1);
-    cr_assert(strstr(stream_reader_error(r), "pfn 0x7 is beyond"),
-              "%s", stream_reader_error(r));
+    cr_assert(strstr(stream_reader_error(r), "pfn 0x7 is beyond"), "%s",
+              stream_reader_error(r));
     cr_assert_eq(stream_parse_page_data(r, &rec, 8, PAGE, &pd), 0);
     stream_reader_free(r);
     close(fd);

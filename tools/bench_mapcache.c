@@ -27,7 +27,7 @@
 #define DEFAULT_MEM (1ull << 30)
 #define DEFAULT_REPS 3u
 #define MAX_REPS 1000u
-#define PASSES 3u       /* a save with three iterations */
+#define PASSES 3u        /* a save with three iterations */
 #define BATCH_PFNS 1024u /* stock Xen's MAX_BATCH_SIZE */
 #define FILL_BLOCK (1u << 20)
 #define SIM_DIR "/dev/shm/xc-colo"
@@ -148,8 +148,7 @@ static int run_persistent(struct bench *b, struct run *r)
     map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (map == MAP_FAILED) {
-        cli_error("bench mapcache: mmap %s: %s", b->ram_path,
-                  strerror(errno));
+        cli_error("bench mapcache: mmap %s: %s", b->ram_path, strerror(errno));
         return -1;
     }
     for (unsigned pass = 0; pass < PASSES; pass++) {
@@ -184,14 +183,13 @@ static int fill_ram(const char *path, uint64_t bytes)
         goto out;
     }
     for (uint64_t off = 0; off < bytes; off += FILL_BLOCK) {
-        size_t len = bytes - off < FILL_BLOCK ? (size_t)(bytes - off)
-                                              : FILL_BLOCK;
+        size_t len =
+            bytes - off < FILL_BLOCK ? (size_t)(bytes - off) : FILL_BLOCK;
 
         for (size_t i = 0; i < len / 8; i++)
             block[i] = ((off / 8 + i) * 0x9E3779B97F4A7C15ull) | 1;
         if (pwrite(fd, block, len, (off_t)off) != (ssize_t)len) {
-            cli_error("bench mapcache: writing %s: %s", path,
-                      strerror(errno));
+            cli_error("bench mapcache: writing %s: %s", path, strerror(errno));
             goto out;
         }
     }
@@ -376,27 +374,26 @@ int bench_mapcache(int argc, char **argv)
                    "\"per_batch_pages_per_s\":%.0f,"
                    "\"persistent_pages_per_s\":%.0f,\"ratio\":%.3f,"
                    "\"cached_vs_persistent\":%.3f,"
-                   "\"cached_map_calls\":%" PRIu64
-                   ",\"cached_hits\":%" PRIu64 ",\"cached_misses\":%" PRIu64
+                   "\"cached_map_calls\":%" PRIu64 ",\"cached_hits\":%" PRIu64
+                   ",\"cached_misses\":%" PRIu64
                    ",\"cached_max_resident\":%" PRIu64
                    ",\"per_batch_map_calls\":%" PRIu64 "}\n",
                    mem, b.page_size, PASSES, BATCH_PFNS, reps, cached,
-                   per_batch, persistent, cached / page_gb,
-                   per_batch / page_gb, persistent / page_gb,
-                   cached / per_batch, cached / persistent, cs->map_calls,
-                   cs->hits, cs->misses, cs->max_resident, ps->map_calls);
+                   per_batch, persistent, cached / page_gb, per_batch / page_gb,
+                   persistent / page_gb, cached / per_batch,
+                   cached / persistent, cs->map_calls, cs->hits, cs->misses,
+                   cs->max_resident, ps->map_calls);
         } else {
             printf("mapcache: %.2f GiB sim guest, %u passes, %u-pfn "
                    "batches, median of %" PRIu64 " reps\n",
                    (double)mem / (1u << 30), PASSES, BATCH_PFNS, reps);
             printf("  %-11s %12.0f pages/s %7.2f GB/s  (%" PRIu64
                    " map calls, %" PRIu64 " hits, %" PRIu64 " misses)\n",
-                   "cached", cached / page_gb, cached, cs->map_calls,
-                   cs->hits, cs->misses);
+                   "cached", cached / page_gb, cached, cs->map_calls, cs->hits,
+                   cs->misses);
             printf("  %-11s %12.0f pages/s %7.2f GB/s  (%" PRIu64
                    " map calls)\n",
-                   "per-batch", per_batch / page_gb, per_batch,
-                   ps->map_calls);
+                   "per-batch", per_batch / page_gb, per_batch, ps->map_calls);
             printf("  %-11s %12.0f pages/s %7.2f GB/s  (one mmap)\n",
                    "persistent", persistent / page_gb, persistent);
             printf("  ratio cached/per-batch %.2f, cached/persistent %.2f\n",

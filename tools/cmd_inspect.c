@@ -19,17 +19,18 @@ struct inspect_out {
 
 static void inspect_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: xc-colo inspect [--json] [-v|-q] FILE|-\n\n"
-            "Reads a migration stream (a file, or stdin for '-') to its end,\n"
-            "lists the headers and every record with its offset, type and\n"
-            "length, counts pages by kind and validates every field. Stock Xen\n"
-            "streams are read too: Xen's records are named and skipped.\n"
-            "Exits 1 at the first invalid record, naming it and its offset.\n\n"
-            "  --json      one JSON object: headers, records, totals, error\n"
-            "  -v          more detail per record (digests, STATS text)\n"
-            "  -q          headers and totals only\n"
-            "  -h, --help  this text\n");
+    fprintf(
+        out,
+        "usage: xc-colo inspect [--json] [-v|-q] FILE|-\n\n"
+        "Reads a migration stream (a file, or stdin for '-') to its end,\n"
+        "lists the headers and every record with its offset, type and\n"
+        "length, counts pages by kind and validates every field. Stock Xen\n"
+        "streams are read too: Xen's records are named and skipped.\n"
+        "Exits 1 at the first invalid record, naming it and its offset.\n\n"
+        "  --json      one JSON object: headers, records, totals, error\n"
+        "  -v          more detail per record (digests, STATS text)\n"
+        "  -q          headers and totals only\n"
+        "  -h, --help  this text\n");
 }
 
 /* Prints s[0..len) as a JSON string literal. */
@@ -94,7 +95,7 @@ static void print_record_json(struct inspect_out *o,
     if (r->pages_xbzrle)
         printf(",\"pages_xbzrle\":%" PRIu64 ",\"xbzrle_bytes\":%" PRIu64,
                r->pages_xbzrle, r->xbzrle_bytes);
-    if (r->type == 0x0000000Fu) /* CHECKPOINT_DIRTY_PFN_LIST */
+    if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
         printf(",\"pfns\":%" PRIu64, r->pfns);
     if (r->nr_pfns)
         printf(",\"nr_pfns\":%" PRIu64, r->nr_pfns);
@@ -128,7 +129,7 @@ static void print_record_text(struct inspect_out *o,
     if (r->pages_xbzrle)
         printf(" xbzrle pages %" PRIu64 ", %" PRIu64 " encoded bytes",
                r->pages_xbzrle, r->xbzrle_bytes);
-    if (r->type == 0x0000000Fu)
+    if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
         printf(" dirty pfns %" PRIu64, r->pfns);
     if (r->nr_pfns)
         printf(" guest pages %" PRIu64, r->nr_pfns);
@@ -171,13 +172,13 @@ static int on_record(void *opaque, const struct xcc_inspect_headers *h,
     return 0;
 }
 
-static const char *const kind_names[8] = {
+static const char *const kind_names[XCC_INSPECT_NKINDS] = {
     "PAGE_DATA", "ZERO_PAGES", "XBZRLE_PAGES", "DIGEST",
     "STATS",     "CHECKPOINT", "other Xen",    "other",
 };
 
 /* The same kinds as JSON keys. */
-static const char *const kind_keys[8] = {
+static const char *const kind_keys[XCC_INSPECT_NKINDS] = {
     "page_data", "zero_pages", "xbzrle_pages", "digest",
     "stats",     "checkpoint", "xen_other",    "other",
 };
@@ -198,7 +199,7 @@ static void print_totals(struct inspect_out *o,
                t->bytes, t->records, t->pages_data, t->pages_nodata,
                t->pages_zero, t->pages_xbzrle, t->xbzrle_bytes, t->dirty_pfns,
                t->checkpoints, t->nr_pfns, t->end_seen ? "true" : "false");
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < XCC_INSPECT_NKINDS; k++)
             printf("%s\"%s\":{\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
                    k ? "," : "", kind_keys[k], t->record_count[k],
                    t->record_bytes[k]);
@@ -214,7 +215,7 @@ static void print_totals(struct inspect_out *o,
         return;
     printf("totals: %" PRIu64 " records, %" PRIu64 " bytes%s\n", t->records,
            t->bytes, rc ? " (up to the error)" : "");
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < XCC_INSPECT_NKINDS; k++)
         if (t->record_count[k])
             printf("  %-13s %10" PRIu64 " records %14" PRIu64 " bytes\n",
                    kind_names[k], t->record_count[k], t->record_bytes[k]);
@@ -248,11 +249,21 @@ int cmd_inspect(int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'j': o.json = true; break;
-        case 'v': o.verbosity = o.verbosity < 0 ? 0 : o.verbosity + 1; break;
-        case 'q': o.verbosity = -1; break;
-        case 'h': inspect_usage(stdout); return EXIT_OK;
-        default: inspect_usage(stderr); return EXIT_USAGE;
+        case 'j':
+            o.json = true;
+            break;
+        case 'v':
+            o.verbosity = o.verbosity < 0 ? 0 : o.verbosity + 1;
+            break;
+        case 'q':
+            o.verbosity = -1;
+            break;
+        case 'h':
+            inspect_usage(stdout);
+            return EXIT_OK;
+        default:
+            inspect_usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind + 1 != argc) {

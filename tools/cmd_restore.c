@@ -1,7 +1,245 @@
-/* cmd_restore.c - placeholder until its module lands. */
+/*
+ * cmd_restore.c - `xc-colo restore`: open the source (a file, stdin, an
+ * fd, a command or a TCP connection, accepted with --listen), read the
+ * stream's headers, create the sim target from the stream's size, run the
+ * library's restorer and report.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cli.h"
+#include "transport.h"
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_INTO_EXISTING,
+    OPT_MEM,
+    OPT_NO_MAP_CACHE,
+    OPT_NO_VERIFY,
+    OPT_STATS_JSON,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
+};
+
+static void restore_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: xc-colo restore [options] FILE|- DOMAIN\n"
+            "       xc-colo restore --listen tcp:[HOST:]PORT [options] DOMAIN\n\n"
+            "Reads a stream (from FILE, '-' for standard input, fd:N,\n"
+            "exec:COMMAND or tcp:HOST:PORT; or the first connection accepted\n"
+            "with --listen) and rebuilds DOMAIN's memory. A sim:NAME target is\n"
+            "created with the stream's size; while the restore runs, and if it\n"
+            "fails, it is marked incomplete ('xc-colo sim list' shows it).\n\n"
+            "  --listen tcp:[HOST:]PORT  accept one connection and read it\n"
+            "  --into-existing       restore into a sim guest that exists (it\n"
+            "                        must have no process running)\n"
+            "  --mem SIZE            size of a new sim target when the stream\n"
+            "                        does not say (a --xen-compat stream)\n"
+            "  --no-map-cache        map per batch and unmap, as stock Xen\n"
+            "  --no-verify           do not check DIGEST records\n"
+            "  --stats-json FILE     write the figures as JSON\n"
+            "  --progress            progress lines (default: on a terminal)\n"
+            "  --no-progress         none\n"
+            "  -q, --quiet           errors only, no summary\n"
+            "  -v, --verbose         more detail (twice: debug)\n"
+            "  -h, --help            this text\n\n"
+            "Exit status: 0 restored (and the digest matched), 1 error: a bad\n"
+            "or truncated stream, a digest mismatch, a target problem; the\n"
+            "message names the record and its offset. 2 usage.\n");
+}
+
+static int write_text_file(const char *path, const char *text)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+
+    if (!f) {
+        cli_error("cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    fputs(text, f);
+    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
+        cli_error("writing '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* A logger that drops everything: probing whether a guest exists. */
+static xentoollog_logger *silent_logger(void)
+{
+    return (xentoollog_logger *)xtl_createlogger_stdiostream(
+        stderr, XTL_NUM_LEVELS, XTL_STDIOSTREAM_HIDE_PROGRESS);
+}
+
 int cmd_restore(int argc, char **argv)
 {
-    cli_error("%s: not built yet", argv[0]);
-    return EXIT_FAIL;
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"into-existing", no_argument, NULL, OPT_INTO_EXISTING},
+        {"mem", required_argument, NULL, OPT_MEM},
+        {"no-map-cache", no_argument, NULL, OPT_NO_MAP_CACHE},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+        {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    struct xcc_restore_params p;
+    struct xcc_restore_stream_info info;
+    struct transport t = {.fd = -1};
+    const char *listen = NULL, *stats_json = NULL, *src = NULL, *dom;
+    const char *simname = NULL;
+    bool into_existing = false, marked = false;
+    int verbosity = 0, progress = -1, opt, rc = EXIT_FAIL;
+    uint64_t mem = 0;
+    xentoollog_logger *log = NULL;
+    xcc_restorer *r = NULL;
+    xcc_domain *d = NULL;
+
+    xcc_restore_params_init(&p);
+    while ((opt = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN: listen = optarg; break;
+        case OPT_INTO_EXISTING: into_existing = true; break;
+        case OPT_MEM:
+            if (cli_parse_size(optarg, "--mem", &mem) < 0)
+                return EXIT_USAGE;
+            break;
+        case OPT_NO_MAP_CACHE: p.no_map_cache = 1; break;
+        case OPT_NO_VERIFY: p.verify = 0; break;
+        case OPT_STATS_JSON: stats_json = optarg; break;
+        case OPT_PROGRESS: progress = 1; break;
+        case OPT_NO_PROGRESS: progress = 0; break;
+        case 'q': verbosity = -1; break;
+        case 'v':
+            if (verbosity >= 0)
+                verbosity++;
+            break;
+        case 'h': restore_usage(stdout); return EXIT_OK;
+        default: restore_usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (listen ? optind + 1 != argc : optind + 2 != argc) {
+        cli_error("restore: expected %s (try --help)",
+                  listen ? "DOMAIN after --listen" : "FILE and DOMAIN");
+        return EXIT_USAGE;
+    }
+    if (!listen)
+        src = argv[optind++];
+    dom = argv[optind];
+    if (!strncmp(dom, "sim:", 4))
+        simname = dom + 4;
+    if (verbosity < 0)
+        progress = 0;
+    else if (progress < 0)
+        progress = isatty(STDERR_FILENO);
+    p.progress = progress;
+    signal(SIGPIPE, SIG_IGN);
+    log = cli_logger(verbosity, progress);
+
+    /* Refuse early, before waiting for a stream, when the target is wrong. */
+    if (simname) {
+        struct xcc_sim_info si;
+        xentoollog_logger *quiet = silent_logger();
+        int exists = xcc_sim_get_info(simname, &si, quiet) == 0;
+        xtl_logger_destroy(quiet);
+        if (exists && !into_existing) {
+            cli_error("%s exists; restore into it with --into-existing, or "
+                      "'xc-colo sim stop %s' first", dom, simname);
+            goto out;
+        }
+        if (!exists && into_existing) {
+            cli_error("%s does not exist (--into-existing)", dom);
+            goto out;
+        }
+        if (exists && (si.state == XCC_SIM_RUNNING ||
+                       si.state == XCC_SIM_PAUSED)) {
+            cli_error("%s has a running guest process (pid %" PRId64
+                      "); stop it first", dom, si.pid);
+            goto out;
+        }
+    }
+
+    if (listen ? transport_listen(listen, verbosity < 0, &t) < 0
+               : transport_open_src(src, &t) < 0)
+        goto out;
+    if (!listen && !strcmp(src, "-") && isatty(STDIN_FILENO)) {
+        cli_error("refusing to read a stream from a terminal");
+        goto out;
+    }
+    r = xcc_restorer_new(t.fd, &p, log);
+    if (!r) {
+        cli_error("cannot restore: %s", xcc_strerror(errno));
+        goto out;
+    }
+    if (xcc_restorer_begin(r, &info) < 0) {
+        cli_error("restore from '%s' failed: %s", t.desc, xcc_strerror(errno));
+        goto out;
+    }
+
+    if (simname && !into_existing) {
+        uint64_t size = info.nr_pfns * info.page_size;
+        if (!info.nr_pfns) {
+            if (!mem) {
+                cli_error("the stream does not give the guest's size (a Xen "
+                          "stream): give --mem SIZE for the new %s", dom);
+                goto out;
+            }
+            size = mem;
+        } else if (mem && mem != size) {
+            cli_error("--mem %" PRIu64 " differs from the stream's guest (%"
+                      PRIu64 " bytes)", mem, size);
+            goto out;
+        }
+        if (xcc_sim_create(simname, size, log) < 0) {
+            cli_error("cannot create %s: %s", dom, xcc_strerror(errno));
+            goto out;
+        }
+    }
+    if (simname) {
+        if (xcc_sim_set_incomplete(simname, 1, log) < 0) {
+            cli_error("cannot mark %s incomplete: %s", dom, xcc_strerror(errno));
+            goto out;
+        }
+        marked = true;
+    }
+    d = xcc_domain_open(dom, log, 0);
+    if (!d) {
+        cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
+        goto out;
+    }
+    if (xcc_restorer_run(r, d) < 0) {
+        cli_error("restore into %s failed: %s%s", dom, xcc_strerror(errno),
+                  marked ? " (the target is marked incomplete)" : "");
+        goto stats;
+    }
+    if (marked && xcc_sim_set_incomplete(simname, 0, log) < 0) {
+        cli_error("cannot mark %s complete: %s", dom, xcc_strerror(errno));
+        goto stats;
+    }
+    rc = EXIT_OK;
+stats:
+    if (stats_json) {
+        const char *json = xcc_restorer_stats_json(r);
+        if (!json || write_text_file(stats_json, json) < 0)
+            rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK && verbosity >= 0)
+        fprintf(stderr, "xc-colo: restored %s from %s\n", dom, t.desc);
+out:
+    /* The restorer's map cache holds mappings of d: free it first. */
+    xcc_restorer_free(r);
+    xcc_domain_close(d);
+    if (transport_close(&t) < 0)
+        rc = EXIT_FAIL;
+    if (log)
+        xtl_logger_destroy(log);
+    return rc;
 }

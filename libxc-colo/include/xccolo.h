@@ -61,10 +61,22 @@ const char *xcc_strerror(int err);
 /* (section owned by xbzrle.c) */
 
 /*
+ * The format: alternating runs, "zero run length, non-zero run length, the
+ * non-zero run's new bytes", lengths as ULEB128 of at most 14 bits, the first
+ * zero run possibly 0, no trailing zero run. Equal pages encode to nothing.
+ * Encoding and decoding are pure functions (no allocation, thread-safe).
+ */
+
+/*
  * Encodes new_page as a delta against old_page. len is a multiple of 8, at
  * most 65536. Returns the encoded length (> 0), 0 when the pages are equal,
  * or -1 when the encoding would not fit in dst_len (nothing is written past
- * dst + dst_len).
+ * dst + dst_len). errno on -1: ENOSPC it does not fit; ERANGE the delta has
+ * more than 16383 changed bytes in a row (pages over 16 KiB only), which the
+ * format cannot express (send the page whole, as for ENOSPC); EINVAL a bad
+ * len or a NULL pointer. The size is computed before anything is written,
+ * so a page that does not fit costs little more than comparing it. dst
+ * may hold garbage past the returned length (up to dst_len) afterwards.
  */
 int xcc_xbzrle_encode(const uint8_t *old_page, const uint8_t *new_page,
                       size_t len, uint8_t *dst, size_t dst_len);
@@ -72,10 +84,31 @@ int xcc_xbzrle_encode(const uint8_t *old_page, const uint8_t *new_page,
 /*
  * Applies the delta src[0..src_len) onto page, which holds the old bytes.
  * Returns the number of bytes of page covered (>= 0) or -1 on malformed
- * input. Never writes outside page[0..len).
+ * input. Never writes outside page[0..len). Malformed (errno EINVAL): a
+ * length over 14 bits or overlong (second byte 0), a zero-length non-zero
+ * run, a zero run of 0 other than the first, a run past the page or past
+ * src_len, a zero run with no non-zero run after it; also a bad len. On -1
+ * the runs before the fault have been applied: check first, or decode into
+ * a copy, when the page must stay intact.
  */
 int xcc_xbzrle_decode(const uint8_t *src, size_t src_len, uint8_t *page,
                       size_t len);
+
+/*
+ * Forces the encoder path for the whole process: "auto" (the best this CPU
+ * has: avx512, then avx2, then scalar), "scalar", "avx2" or "avx512". Every
+ * path writes the same bytes. Without a call, the environment variable
+ * XCC_XBZRLE_IMPL (same names; unknown or unsupported values mean "auto") is
+ * read at the first encode. Returns 0, or -1 with errno ENOTSUP (the CPU or
+ * build lacks that path) or EINVAL (unknown name).
+ */
+int xcc_xbzrle_set_impl(const char *name);
+
+/* Name of the encoder path in force ("scalar", "avx2", "avx512"). */
+const char *xcc_xbzrle_impl(void);
+
+/* 1 when xcc_xbzrle_set_impl(name) would succeed, else 0. */
+int xcc_xbzrle_impl_supported(const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* XBZRLE page cache (pfn -> copy of the page as last sent).                 */
@@ -459,52 +492,36 @@ void xcc_map_cache_get_stats(const xcc_map_cache *mc,
 
 /* What xcc_stream_inspect found in the headers (filled before any record). */
 struct xcc_inspect_headers {
-    uint32_t version;         /* image header: spec revision (2 or 3) */
-    uint16_t options;         /* image header options (bit 0: big-endian) */
-    uint32_t domain_type;     /* 1 x86 PV, 2 x86 HVM, 0x58430000 sim */
-    const char *domain_name;  /* "x86 PV", "x86 HVM", "sim" */
+    uint32_t version;        /* image header: spec revision (2 or 3) */
+    uint16_t options;        /* image header options (bit 0: big-endian) */
+    uint32_t domain_type;    /* 1 x86 PV, 2 x86 HVM, 0x58430000 sim */
+    const char *domain_name; /* "x86 PV", "x86 HVM", "sim" */
     uint32_t page_shift;
     uint32_t page_size;
-    uint32_t xen_major;       /* 0 for sim streams */
+    uint32_t xen_major; /* 0 for sim streams */
     uint32_t xen_minor;
 };
 
 /* One valid record, as passed to the callback. Counters are this record's. */
 struct xcc_inspect_record {
-    uint64_t offset;      /* stream offset of the record header */
-    uint32_t type;        /* raw type, bit 31 = optional */
-    uint32_t length;      /* body length, padding excluded */
-    const char *name;     /* "PAGE_DATA", ..., "UNKNOWN" */
-    int optional;         /* bit 31 set */
-    int known;            /* a type Xen or xc-colo defines */
-    uint64_t pages_data;  /* PAGE_DATA entries carrying data (normal, PT) */
-    uint64_t pages_nodata;/* PAGE_DATA entries without data (XTAB, ...) */
-    uint64_t pages_zero;  /* ZERO_PAGES entries */
-    uint64_t pages_xbzrle;/* XBZRLE_PAGES entries */
-    uint64_t xbzrle_bytes;/* encoded delta bytes in XBZRLE_PAGES */
-    uint64_t pfns;        /* CHECKPOINT_DIRTY_PFN_LIST entries */
-    uint64_t nr_pfns;     /* GUEST_INFO: guest size in pages */
-    uint32_t digest_chunks;   /* DIGEST: chunk count */
+    uint64_t offset;        /* stream offset of the record header */
+    uint32_t type;          /* raw type, bit 31 = optional */
+    uint32_t length;        /* body length, padding excluded */
+    const char *name;       /* "PAGE_DATA", ..., "UNKNOWN" */
+    int optional;           /* bit 31 set */
+    int known;              /* a type Xen or xc-colo defines */
+    uint64_t pages_data;    /* PAGE_DATA entries carrying data (normal, PT) */
+    uint64_t pages_nodata;  /* PAGE_DATA entries without data (XTAB, ...) */
+    uint64_t pages_zero;    /* ZERO_PAGES entries */
+    uint64_t pages_xbzrle;  /* XBZRLE_PAGES entries */
+    uint64_t xbzrle_bytes;  /* encoded delta bytes in XBZRLE_PAGES */
+    uint64_t pfns;          /* CHECKPOINT_DIRTY_PFN_LIST entries */
+    uint64_t nr_pfns;       /* GUEST_INFO: guest size in pages */
+    uint32_t digest_chunks; /* DIGEST: chunk count */
     uint32_t digest_chunk_bytes;
-    const uint8_t *digest;    /* DIGEST: 16-byte whole-memory digest */
-    const char *text;     /* STATS: the JSON text (not NUL-terminated) */
+    const uint8_t *digest; /* DIGEST: 16-byte whole-memory digest */
+    const char *text;      /* STATS: the JSON text (not NUL-terminated) */
     size_t text_len;
-};
-
-/* Totals over the stream; valid (so far) even when inspection fails. */
-struct xcc_inspect_totals {
-    struct xcc_inspect_headers headers;
-    uint64_t bytes;          /* stream bytes read and validated */
-    uint64_t records;        /* records read, END included */
-    uint64_t record_bytes[8];/* per kind, headers+padding: see XCC_INSPECT_K* */
-    uint64_t record_count[8];
-    uint64_t pages_data, pages_nodata, pages_zero, pages_xbzrle;
-    uint64_t xbzrle_bytes;
-    uint64_t dirty_pfns;
-    uint64_t checkpoints;
-    uint64_t nr_pfns;        /* from GUEST_INFO, 0 when absent */
-    int end_seen;
-    char error[512];         /* the failure message, "" on success */
 };
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */
@@ -517,6 +534,23 @@ enum {
     XCC_INSPECT_KCHECKPOINT = 5, /* CHECKPOINT and CHECKPOINT_DIRTY_PFN_LIST */
     XCC_INSPECT_KXEN_OTHER = 6,  /* every other Xen record (skipped) */
     XCC_INSPECT_KOTHER = 7,      /* END, GUEST_INFO, unknown optional ones */
+    XCC_INSPECT_NKINDS = 8,
+};
+
+/* Totals over the stream; valid (so far) even when inspection fails. */
+struct xcc_inspect_totals {
+    struct xcc_inspect_headers headers;
+    uint64_t bytes;   /* stream bytes read and validated */
+    uint64_t records; /* records read, END included */
+    uint64_t record_bytes[XCC_INSPECT_NKINDS]; /* by kind, with headers */
+    uint64_t record_count[XCC_INSPECT_NKINDS]; /* and padding: XCC_INSPECT_K* */
+    uint64_t pages_data, pages_nodata, pages_zero, pages_xbzrle;
+    uint64_t xbzrle_bytes;
+    uint64_t dirty_pfns;
+    uint64_t checkpoints;
+    uint64_t nr_pfns; /* from GUEST_INFO, 0 when absent */
+    int end_seen;
+    char error[512]; /* the failure message, "" on success */
 };
 
 /*

@@ -46,7 +46,7 @@
 #define LRU_NONE UINT32_MAX
 
 /* Chunk flags, valid for the lookup whose stamp the chunk carries. */
-#define CHUNK_RETRY 1u     /* a failed page was touched: map it again */
+#define CHUNK_RETRY 1u      /* a failed page was touched: map it again */
 #define CHUNK_MAPPED_NOW 2u /* mapped by this lookup: its pfns are misses */
 
 /* Pages of a chunk that failed to map; allocated only when one did. */
@@ -350,14 +350,16 @@ static void refresh_nr_pfns(xcc_map_cache *mc)
     if (mc->d->ops->info(mc->d, &info) < 0 || info.nr_pfns <= mc->nr_pfns)
         return;
     if (info.page_size != mc->page_size) {
-        XCC_WARN(mc->log, CTX, "page size changed from %" PRIu32
-                 " to %" PRIu32 "; ignoring the new size",
+        XCC_WARN(mc->log, CTX,
+                 "page size changed from %" PRIu32 " to %" PRIu32
+                 "; ignoring the new size",
                  mc->page_size, info.page_size);
         return;
     }
     if (table_resize(mc, info.nr_pfns) < 0)
-        XCC_WARN(mc->log, CTX, "cannot grow the chunk table to %" PRIu64
-                 " pfns", info.nr_pfns);
+        XCC_WARN(mc->log, CTX,
+                 "cannot grow the chunk table to %" PRIu64 " pfns",
+                 info.nr_pfns);
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -388,9 +390,8 @@ xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
         errno = EINVAL;
         return NULL;
     }
-    if (p->chunk_pfns &&
-        ((p->chunk_pfns & (p->chunk_pfns - 1)) ||
-         p->chunk_pfns > MAX_CHUNK_PFNS)) {
+    if (p->chunk_pfns && ((p->chunk_pfns & (p->chunk_pfns - 1)) ||
+                          p->chunk_pfns > MAX_CHUNK_PFNS)) {
         XCC_ERR(log, CTX,
                 "chunk_pfns %" PRIu32 ": must be a power of two up to %u",
                 p->chunk_pfns, MAX_CHUNK_PFNS);
@@ -495,8 +496,8 @@ static int64_t lookup_per_batch(xcc_map_cache *mc, const uint64_t *pfns,
     return (int64_t)n;
 }
 
-int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns,
-                             size_t n, uint8_t **pages, int *err)
+int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns, size_t n,
+                             uint8_t **pages, int *err)
 {
     const uint64_t mask = mc->chunk_pfns - 1;
     size_t ntouched = 0, k;

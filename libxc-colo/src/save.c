@@ -37,8 +37,6 @@
 #define PROGRESS_EVERY_BATCHES 64u
 /* Bytes a normal page costs on the wire beyond its data: its pfn entry. */
 #define PAGE_ENTRY_BYTES 8u
-/* Pages per digest batch: one 2 MiB chunk of 4 KiB pages. */
-#define DIGEST_BATCH_PAGES (XCC_DIGEST_CHUNK / 4096u)
 
 void xcc_save_params_init(struct xcc_save_params *p)
 {
@@ -148,7 +146,7 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->batch = s->p.batch_pages ? s->p.batch_pages : SAVE_DEFAULT_BATCH;
 
     s->st.live = s->p.live;
-    s->st.xbzrle = s->p.xbzrle;
+    s->st.use_xbzrle = s->p.xbzrle;
     s->st.xen_compat = s->p.xen_compat;
     s->st.verify = s->p.verify;
     s->st.map_cache = !s->p.no_map_cache;
@@ -202,6 +200,18 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
             goto fail;
     }
 
+    if (s->p.verify) {
+        s->nchunks = save_digest_nchunks(s->nr_pfns, s->page_size);
+        s->chunk_dig = xalloc(s, (size_t)s->nchunks * 16, "chunk digests");
+        s->chunk_stale = xalloc(s, XCC_DIV_ROUND_UP(s->nchunks, 64) *
+                                       sizeof(uint64_t), "a chunk bitmap");
+        if (!s->chunk_dig || !s->chunk_stale)
+            goto fail;
+        /* Nothing hashed yet: every chunk is stale. */
+        for (uint64_t c = 0; c < s->nchunks; c++)
+            s->chunk_stale[c / 64] |= 1ull << (c % 64);
+    }
+
     struct xcc_map_cache_params mp = {
         .writable = 0,
         .per_batch = s->p.no_map_cache ? 1 : 0,
@@ -241,6 +251,8 @@ void xcc_saver_free(xcc_saver *s)
     free(s->xb_lens);
     free(s->xb_data);
     free(s->copies);
+    free(s->chunk_dig);
+    free(s->chunk_stale);
     free((void *)s->zero_page);
     free(s->json);
     stats_save_free(&s->st);
@@ -263,6 +275,8 @@ int save_write_headers(xcc_saver *s)
     return stream_write_guest_info(s->w, s->nr_pfns, s->page_size, 0);
 }
 
+static void digest_mark_dirty(xcc_saver *s);
+
 int64_t save_harvest(xcc_saver *s, bool final)
 {
     /* The backend only sets bits: pages still pending stay pending. */
@@ -279,6 +293,7 @@ int64_t save_harvest(xcc_saver *s, bool final)
     n = 0;
     for (size_t i = 0; i < s->dirty_words; i++)
         n += __builtin_popcountll(s->dirty[i]);
+    digest_mark_dirty(s);
     return n;
 }
 
@@ -540,36 +555,52 @@ static void digest_store(uint8_t out[16], XXH128_hash_t h)
     memcpy(out, c.digest, 16);
 }
 
-int64_t save_memory_digest(xcc_domain *d, xcc_map_cache *mc,
-                           uint8_t whole[16], uint8_t *chunks,
-                           size_t max_chunks)
+uint64_t save_digest_nchunks(uint64_t nr_pfns, uint32_t page_size)
+{
+    const uint64_t per = XCC_DIGEST_CHUNK / page_size;
+
+    return XCC_DIV_ROUND_UP(nr_pfns, per);
+}
+
+int save_digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
+                       uint64_t *stale, uint8_t *chunks)
 {
     const uint64_t nr = d->info.nr_pfns;
     const size_t psz = d->info.page_size;
-    const size_t per_chunk = XCC_DIGEST_CHUNK / psz ? XCC_DIGEST_CHUNK / psz : 1;
-    const size_t batch = per_chunk < DIGEST_BATCH_PAGES ? per_chunk
-                                                        : DIGEST_BATCH_PAGES;
-    XXH3_state_t *all = XXH3_createState(), *chunk = XXH3_createState();
-    uint64_t *pfns = calloc(batch, sizeof(*pfns));
-    uint8_t *types = calloc(batch, 1);
-    uint8_t **pages = calloc(batch, sizeof(*pages));
-    int *err = calloc(batch, sizeof(*err));
+    const size_t per_chunk = XCC_DIGEST_CHUNK / psz;
+    const uint64_t nchunks = save_digest_nchunks(nr, (uint32_t)psz);
+    XXH3_state_t *st = XXH3_createState();
+    uint64_t *pfns = calloc(per_chunk, sizeof(*pfns));
+    uint8_t *types = calloc(per_chunk, 1);
+    uint8_t **pages = calloc(per_chunk, sizeof(*pages));
+    int *err = calloc(per_chunk, sizeof(*err));
     uint8_t *zero = calloc(1, psz);
-    int64_t nchunks = 0, ret = -1;
+    int ret = -1;
 
-    if (!all || !chunk || !pfns || !types || !pages || !err || !zero) {
+    if (!st || !pfns || !types || !pages || !err || !zero) {
         errno = ENOMEM;
         goto out;
     }
-    XXH3_128bits_reset(all);
-    XXH3_128bits_reset(chunk);
-    for (uint64_t base = 0; base < nr; base += batch) {
-        size_t n = nr - base < batch ? (size_t)(nr - base) : batch, done = 0;
+    for (uint64_t c = 0; c < nchunks; c++) {
+        const uint64_t base = c * per_chunk;
+        const size_t n = nr - base < per_chunk ? (size_t)(nr - base) : per_chunk;
+        size_t done = 0;
 
+        if (stale) {
+            if (!stale[c / 64]) {
+                c |= 63; /* skip a clean word of 64 chunks */
+                continue;
+            }
+            if (!(stale[c / 64] & (1ull << (c % 64))))
+                continue;
+        }
         for (size_t i = 0; i < n; i++)
             pfns[i] = base + i;
-        if (d->ops->pfn_types(d, pfns, types, n) < 0)
+        if (d->ops->pfn_types(d, pfns, types, n) < 0) {
+            XCC_PERR(d->log, CTX, "digest: pfn types of chunk %" PRIu64, c);
             goto out;
+        }
+        XXH3_128bits_reset(st);
         while (done < n) {
             int64_t k = xcc_map_cache_lookup(mc, pfns + done, n - done,
                                              pages + done, err + done);
@@ -580,29 +611,25 @@ int64_t save_memory_digest(xcc_domain *d, xcc_map_cache *mc,
             }
             for (size_t i = done; i < done + (size_t)k; i++) {
                 const uint8_t *page = pages[i];
-                uint64_t pfn = pfns[i];
+                bool pt = types[i] >= XCC_PFN_L1TAB &&
+                          types[i] <= XCC_PFN_L4TAB;
 
-                if (err[i] || !page || !xcc_pfn_type_has_data(types[i]))
+                /* As xcc_domain_digest: what cannot be read counts as 0. */
+                if (err[i] || !page || !xcc_pfn_type_has_data(types[i]) ||
+                    (pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))
                     page = zero;
-                XXH3_128bits_update(all, page, psz);
-                XXH3_128bits_update(chunk, page, psz);
-                if ((pfn + 1) % per_chunk == 0 || pfn + 1 == nr) {
-                    if (chunks && (size_t)nchunks < max_chunks)
-                        digest_store(chunks + 16 * nchunks,
-                                     XXH3_128bits_digest(chunk));
-                    nchunks++;
-                    XXH3_128bits_reset(chunk);
-                }
+                XXH3_128bits_update(st, page, psz);
             }
             done += (size_t)k;
         }
         xcc_map_cache_release(mc);
+        digest_store(chunks + 16 * c, XXH3_128bits_digest(st));
+        if (stale)
+            stale[c / 64] &= ~(1ull << (c % 64));
     }
-    digest_store(whole, XXH3_128bits_digest(all));
-    ret = nchunks;
+    ret = 0;
 out:
-    XXH3_freeState(all);
-    XXH3_freeState(chunk);
+    XXH3_freeState(st);
     free(pfns);
     free(types);
     free(pages);
@@ -611,32 +638,61 @@ out:
     return ret;
 }
 
+void save_digest_whole(const uint8_t *chunks, uint64_t nchunks,
+                       uint8_t whole[16])
+{
+    digest_store(whole, XXH3_128bits(chunks, (size_t)nchunks * 16));
+}
+
+/* Marks the digest chunks of the pfns in s->dirty stale. */
+static void digest_mark_dirty(xcc_saver *s)
+{
+    const uint64_t per = XCC_DIGEST_CHUNK / s->page_size;
+
+    if (!s->chunk_stale)
+        return;
+    for (size_t wi = 0; wi < s->dirty_words; wi++) {
+        uint64_t word = s->dirty[wi];
+        while (word) {
+            uint64_t pfn = (uint64_t)wi * 64 + (unsigned)__builtin_ctzll(word);
+            uint64_t c = pfn / per;
+            s->chunk_stale[c / 64] |= 1ull << (c % 64);
+            /* The rest of this chunk's pfns in the word add nothing. */
+            uint64_t next = (c + 1) * per;
+            if (next >= (uint64_t)(wi + 1) * 64)
+                break;
+            word &= ~0ull << (next - (uint64_t)wi * 64);
+        }
+    }
+}
+
+/* Brings the stale chunk digests up to date. */
+static int digest_refresh(xcc_saver *s)
+{
+    uint64_t t0;
+    int rc;
+
+    if (!s->chunk_stale)
+        return 0;
+    t0 = lib_now_ns();
+    rc = save_digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig);
+    s->st.digest_ns += lib_now_ns() - t0;
+    if (rc < 0)
+        XCC_PERR(s->log, CTX, "computing the memory digest");
+    return rc;
+}
+
 static int send_digest(xcc_saver *s)
 {
     const uint64_t t0 = lib_now_ns();
-    const size_t per_chunk = XCC_DIGEST_CHUNK / s->page_size;
-    const size_t nchunks = (size_t)XCC_DIV_ROUND_UP(s->nr_pfns, per_chunk);
-    uint8_t whole[16], *chunks = malloc(16 * nchunks);
-    int64_t got;
-    int rc = -1;
+    uint8_t whole[16];
 
-    if (!chunks) {
-        XCC_PERR(s->log, CTX, "cannot allocate %zu chunk digests", nchunks);
+    if (digest_refresh(s) < 0)
         return -1;
-    }
-    got = save_memory_digest(s->d, s->mc, whole, chunks, nchunks);
-    if (got != (int64_t)nchunks) {
-        if (got >= 0)
-            errno = EIO;
-        XCC_PERR(s->log, CTX, "computing the memory digest");
-        goto out;
-    }
-    rc = stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, chunks,
-                             (uint32_t)nchunks);
-out:
-    s->st.digest_ns = lib_now_ns() - t0;
-    free(chunks);
-    return rc;
+    save_digest_whole(s->chunk_dig, s->nchunks, whole);
+    s->st.digest_final_ns = lib_now_ns() - t0;
+    return stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, s->chunk_dig,
+                               (uint32_t)s->nchunks);
 }
 
 /* ---- The loop ------------------------------------------------------------- */
@@ -711,6 +767,10 @@ static int run_live(xcc_saver *s)
         s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
     if (save_send_pass(s, false, false) < 0)
         return -1;
+    /* Hash while the guest runs; what it writes meanwhile is logged and
+     * its chunks marked stale by the next harvest. */
+    if (digest_refresh(s) < 0)
+        return -1;
 
     for (passes = 1;; passes++) {
         dirty = save_harvest(s, false);
@@ -746,6 +806,8 @@ static int run_live(xcc_saver *s)
         if (s->pc)
             xcc_page_cache_next_generation(s->pc);
         if (save_send_pass(s, false, true) < 0)
+            return -1;
+        if (digest_refresh(s) < 0)
             return -1;
     }
 

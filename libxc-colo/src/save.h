@@ -61,6 +61,11 @@ struct xcc_saver {
     size_t n_copies;
     const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
 
+    /* --verify: chunk digests kept up to date incrementally. */
+    uint64_t nchunks;
+    uint8_t *chunk_dig;         /* 16 bytes per chunk */
+    uint64_t *chunk_stale;      /* nchunks bits: must be rehashed */
+
     bool ran;
     bool paused_by_us;
     bool logdirty_on;
@@ -78,8 +83,10 @@ struct xcc_saver {
 int save_write_headers(xcc_saver *s);
 
 /*
- * Harvests the dirty log into s->dirty (cleared first) and re-arms it
- * (final: the guest is paused). Returns the number of dirty pfns, or -1.
+ * Harvests the dirty log into s->dirty (bits already set stay set: pages
+ * still to send) and re-arms it (final: the guest is paused); marks the
+ * digest chunks of the dirty pages stale. Returns the number of pfns set
+ * in s->dirty, or -1.
  */
 int64_t save_harvest(xcc_saver *s, bool final);
 
@@ -92,15 +99,28 @@ int64_t save_harvest(xcc_saver *s, bool final);
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed);
 
 /*
- * Computes the per-chunk XXH3-128 digests (XCC_DIGEST_CHUNK bytes each,
- * holes count as zero pages, as xcc_domain_digest) of d's memory through
- * mc. whole gets the digest of everything; chunks (may be NULL) gets 16
- * bytes per chunk. Returns the number of chunks or -1 with errno.
+ * Memory digests, as the DIGEST record carries them: one XXH3-128 per
+ * XCC_DIGEST_CHUNK bytes of memory in pfn order (holes and unmappable
+ * pages count as zero pages, as in xcc_domain_digest), and a "whole"
+ * digest, which is XXH3-128 over the concatenated chunk digests, so that a
+ * sender only rehashes the chunks the guest wrote since it last hashed them
+ * (the final, paused pass then hashes a few chunks, not all memory).
  * Shared with restore.c, which checks DIGEST records the same way.
  */
-int64_t save_memory_digest(xcc_domain *d, xcc_map_cache *mc,
-                           uint8_t whole[16], uint8_t *chunks,
-                           size_t max_chunks);
+uint64_t save_digest_nchunks(uint64_t nr_pfns, uint32_t page_size);
+
+/*
+ * Recomputes into chunks[16 * c] the digest of every chunk c whose bit is
+ * set in stale (NULL: every chunk) and clears the bit, reading d through
+ * mc. flags: XCC_DIGEST_* (EXCLUDE_PAGETABLES: PV page tables count as
+ * zero pages). Returns 0 or -1 with errno (logged).
+ */
+int save_digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
+                       uint64_t *stale, uint8_t *chunks);
+
+/* The whole-memory digest from nchunks chunk digests. */
+void save_digest_whole(const uint8_t *chunks, uint64_t nchunks,
+                       uint8_t whole[16]);
 
 /* True when the page_size bytes at p are all zero. */
 bool save_page_is_zero(const uint8_t *p, size_t page_size);

@@ -204,11 +204,12 @@ char *stats_save_json(const struct stats_save *s)
     jb_dbl(&b, "total-time-ms", total_ms);
     jb_dbl(&b, "downtime-ms", stats_ms(s->t_pause, s->t_end));
     jb_dbl(&b, "digest-time-ms", (double)s->digest_ns / NS_PER_MS);
+    jb_dbl(&b, "digest-downtime-ms", (double)s->digest_final_ns / NS_PER_MS);
     jb_str(&b, "stop-reason", s->stop_reason);
 
     jb_open(&b, "mode");
     jb_bool(&b, "live", s->live);
-    jb_bool(&b, "xbzrle", s->xbzrle);
+    jb_bool(&b, "xbzrle", s->use_xbzrle);
     jb_bool(&b, "map-cache", s->map_cache);
     jb_bool(&b, "xen-compat", s->xen_compat);
     jb_bool(&b, "verify", s->verify);

@@ -51,7 +51,7 @@ struct stats_iteration {
 
 struct stats_save {
     /* Configuration, for the reader of the JSON. */
-    bool live, xbzrle, xen_compat, verify, map_cache;
+    bool live, use_xbzrle, xen_compat, verify, map_cache;
     uint64_t cache_size; /* XBZRLE cache budget, bytes (0 without) */
     uint32_t page_size;
     uint64_t nr_pfns;
@@ -66,7 +66,8 @@ struct stats_save {
     uint64_t cache_miss, cache_hit, overflow;
     uint64_t dirty_sync_count;
     uint64_t remaining; /* pages left dirty when the save stopped */
-    uint64_t digest_ns; /* time spent on the DIGEST (inside downtime) */
+    uint64_t digest_ns; /* time spent hashing memory for DIGEST, in all */
+    uint64_t digest_final_ns; /* of which in the final pass (downtime) */
     const char *status; /* "completed", "failed", "cancelled", "active" */
     const char *stop_reason; /* why iterating stopped */
 

@@ -29,7 +29,8 @@ static const uint8_t zero_pad[STREAM_REC_ALIGN];
 
 static inline size_t rec_padded(uint64_t len)
 {
-    return (size_t)((len + STREAM_REC_ALIGN - 1) & ~(uint64_t)(STREAM_REC_ALIGN - 1));
+    return (size_t)((len + STREAM_REC_ALIGN - 1) &
+                    ~(uint64_t)(STREAM_REC_ALIGN - 1));
 }
 
 /* Unaligned-safe little-endian loads and stores. */
@@ -314,10 +315,12 @@ int stream_write_headers(struct stream_writer *w, uint32_t dhdr_type,
 {
     uint8_t hdr[STREAM_HEADERS_SIZE] = {0};
     uint64_t marker = htobe64(STREAM_IHDR_MARKER);
-    uint32_t id = htobe32(STREAM_IHDR_ID), version = htobe32(STREAM_IHDR_VERSION);
+    uint32_t id = htobe32(STREAM_IHDR_ID),
+             version = htobe32(STREAM_IHDR_VERSION);
     struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
 
-    if (page_shift < STREAM_PAGE_SHIFT_MIN || page_shift > STREAM_PAGE_SHIFT_MAX) {
+    if (page_shift < STREAM_PAGE_SHIFT_MIN ||
+        page_shift > STREAM_PAGE_SHIFT_MAX) {
         errno = EINVAL;
         XCC_ERR(w->log, CTX, "page shift %u outside %u..%u", page_shift,
                 STREAM_PAGE_SHIFT_MIN, STREAM_PAGE_SHIFT_MAX);
@@ -499,9 +502,9 @@ int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
         uint8_t *body;
 
         /* 8 + 12 per entry (+4 of padding at most) + the deltas. */
-        while (end < n && 8 + 12 * (uint64_t)(end - start + 1) + 4 + dlen +
-                                  lens[end] <=
-                              STREAM_REC_LENGTH_MAX) {
+        while (end < n &&
+               8 + 12 * (uint64_t)(end - start + 1) + 4 + dlen + lens[end] <=
+                   STREAM_REC_LENGTH_MAX) {
             dlen += lens[end];
             end++;
         }
@@ -547,7 +550,8 @@ int stream_write_digest(struct stream_writer *w, uint32_t chunk_bytes,
     uint8_t fixed[STREAM_DIGEST_FIXED_SIZE] = {0};
     struct iovec iov[2] = {
         {.iov_base = fixed, .iov_len = sizeof(fixed)},
-        {.iov_base = (void *)chunks, .iov_len = (size_t)count * STREAM_DIGEST_LEN},
+        {.iov_base = (void *)chunks,
+         .iov_len = (size_t)count * STREAM_DIGEST_LEN},
     };
 
     st_le32(fixed, chunk_bytes);
@@ -786,7 +790,8 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
                            "domain header at offset %u: unknown domain type "
                            "0x%08" PRIx32,
                            STREAM_IHDR_SIZE, dtype);
-    if (page_shift < STREAM_PAGE_SHIFT_MIN || page_shift > STREAM_PAGE_SHIFT_MAX)
+    if (page_shift < STREAM_PAGE_SHIFT_MIN ||
+        page_shift > STREAM_PAGE_SHIFT_MAX)
         return reader_fail(r, XCC_EBADSTREAM,
                            "domain header at offset %u: page shift %u outside "
                            "%u..%u",
@@ -856,10 +861,9 @@ int stream_read_record(struct stream_reader *r, struct stream_record *rec)
     rec->offset = r->offset;
     got = read_full(r->fd, rhdr, sizeof(rhdr));
     if (got < 0)
-        return reader_fail(r, errno,
-                           "reading the record header at offset %" PRIu64
-                           ": %s",
-                           r->offset, strerror(errno));
+        return reader_fail(
+            r, errno, "reading the record header at offset %" PRIu64 ": %s",
+            r->offset, strerror(errno));
     if (got == 0)
         return reader_fail(r, XCC_ETRUNCATED,
                            "stream ends at offset %" PRIu64 " after %" PRIu64
@@ -916,8 +920,9 @@ int stream_read_expect_eof(struct stream_reader *r)
     ssize_t got = read_full(r->fd, &byte, 1);
 
     if (got < 0)
-        return reader_fail(r, errno, "reading after END at offset %" PRIu64
-                           ": %s", r->offset, strerror(errno));
+        return reader_fail(r, errno,
+                           "reading after END at offset %" PRIu64 ": %s",
+                           r->offset, strerror(errno));
     if (got > 0)
         return reader_fail(r, XCC_EBADSTREAM,
                            "data after the END record, at offset %" PRIu64,
@@ -1004,7 +1009,8 @@ static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
     uint64_t limit = pfn_limit(nr_pfns);
     int64_t dup;
 
-    if (grow_array((void **)&r->pfns, &r->pfns_cap, n ? n : 1, sizeof(uint64_t)))
+    if (grow_array((void **)&r->pfns, &r->pfns_cap, n ? n : 1,
+                   sizeof(uint64_t)))
         return rec_fail(r, rec, ENOMEM, "cannot allocate %zu pfns", n);
     for (size_t i = 0; i < n; i++) {
         uint64_t pfn = ld_le64(rec->body + off + 8 * i);
@@ -1043,7 +1049,8 @@ static int parse_count(struct stream_reader *r, const struct stream_record *rec,
         return rec_fail(r, rec, XCC_EBADSTREAM, "count is 0");
     if (reserved)
         return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "reserved field is 0x%08" PRIx32 ", not zero", reserved);
+                        "reserved field is 0x%08" PRIx32 ", not zero",
+                        reserved);
     /* 64-bit arithmetic: count * 8 cannot overflow here. */
     if ((uint64_t)*count * 8 > rec->length - 8)
         return rec_fail(r, rec, XCC_EBADSTREAM,
@@ -1232,8 +1239,8 @@ static const char *xbzrle_check(const uint8_t *src, size_t len,
 }
 
 int stream_parse_xbzrle_pages(struct stream_reader *r,
-                              const struct stream_record *rec,
-                              uint64_t nr_pfns, uint32_t page_size,
+                              const struct stream_record *rec, uint64_t nr_pfns,
+                              uint32_t page_size,
                               struct stream_xbzrle_pages *out)
 {
     uint32_t count;
@@ -1256,7 +1263,8 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
         return rec_fail(r, rec, ENOMEM, "cannot allocate %" PRIu32 " entries",
                         count);
     for (uint32_t i = 0; i < count; i++) {
-        uint32_t len = ld_le32(rec->body + 8 + 8 * (size_t)count + 4 * (size_t)i);
+        uint32_t len =
+            ld_le32(rec->body + 8 + 8 * (size_t)count + 4 * (size_t)i);
         if (len == 0 || len > page_size)
             return rec_fail(r, rec, XCC_EBADSTREAM,
                             "entry %" PRIu32 " (pfn 0x%" PRIx64
@@ -1272,8 +1280,8 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
                             "padding after the length array is not zero");
     if (sum != rec->length - fixed)
         return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "encoded lengths sum to %" PRIu64
-                        " bytes but %" PRIu64 " follow the length array",
+                        "encoded lengths sum to %" PRIu64 " bytes but %" PRIu64
+                        " follow the length array",
                         sum, rec->length - fixed);
     data = rec->body + fixed;
     for (uint32_t i = 0; i < count; i++) {
@@ -1321,8 +1329,8 @@ int stream_parse_guest_info(struct stream_reader *r,
                         "guest size of %" PRIu64 " pages is out of range",
                         nr_pfns);
     if (flags)
-        return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "unknown flags 0x%08" PRIx32, flags);
+        return rec_fail(r, rec, XCC_EBADSTREAM, "unknown flags 0x%08" PRIx32,
+                        flags);
     out->nr_pfns = nr_pfns;
     out->page_size = page_size;
     out->flags = flags;
@@ -1356,8 +1364,10 @@ int stream_parse_digest(struct stream_reader *r,
                         flags);
     if (reserved)
         return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "reserved field is 0x%08" PRIx32 ", not zero", reserved);
-    if (rec->length != STREAM_DIGEST_FIXED_SIZE + (uint64_t)count * STREAM_DIGEST_LEN)
+                        "reserved field is 0x%08" PRIx32 ", not zero",
+                        reserved);
+    if (rec->length !=
+        STREAM_DIGEST_FIXED_SIZE + (uint64_t)count * STREAM_DIGEST_LEN)
         return rec_fail(r, rec, XCC_EBADSTREAM,
                         "body holds %" PRIu32 " bytes but %" PRIu32
                         " chunk digests need %" PRIu64,

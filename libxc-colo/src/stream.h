@@ -24,8 +24,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "private.h"
 #include "pfn_type.h"
+#include "private.h"
 
 /* ---- Image and domain headers -------------------------------------------- */
 
@@ -44,7 +44,8 @@
 #define STREAM_PAGE_SHIFT_MIN 12u
 #define STREAM_PAGE_SHIFT_MAX 16u
 
-/* ---- Records -------------------------------------------------------------- */
+/* ---- Records --------------------------------------------------------------
+ */
 
 #define STREAM_RHDR_SIZE 8u
 #define STREAM_REC_ALIGN 8u
@@ -116,7 +117,8 @@ bool stream_record_known(uint32_t type);
 #define STREAM_DIGEST_LEN 16u
 #define STREAM_DIGEST_FIXED_SIZE 32u
 
-/* ---- Writer --------------------------------------------------------------- */
+/* ---- Writer ---------------------------------------------------------------
+ */
 
 struct stream_writer;
 
@@ -191,12 +193,13 @@ int stream_write_end(struct stream_writer *w);
 int stream_write_checkpoint(struct stream_writer *w);
 int stream_write_static_data_end(struct stream_writer *w);
 
-/* ---- Reader --------------------------------------------------------------- */
+/* ---- Reader ---------------------------------------------------------------
+ */
 
 struct stream_reader;
 
 struct stream_headers {
-    uint32_t version;   /* 2 or 3 */
+    uint32_t version; /* 2 or 3 */
     uint16_t options;
     uint32_t dhdr_type; /* XCC_DHDR_TYPE_* */
     uint32_t page_shift;
@@ -286,12 +289,12 @@ struct stream_xbzrle_pages {
 /* Checks lengths (1..page_size, summing to the rest of the body) and each
  * delta's run grammar (QEMU's XBZRLE, runs within page_size). */
 int stream_parse_xbzrle_pages(struct stream_reader *r,
-                              const struct stream_record *rec,
-                              uint64_t nr_pfns, uint32_t page_size,
+                              const struct stream_record *rec, uint64_t nr_pfns,
+                              uint32_t page_size,
                               struct stream_xbzrle_pages *out);
 
 struct stream_guest_info {
-    uint64_t nr_pfns; /* 1 .. 2^52 */
+    uint64_t nr_pfns;   /* 1 .. 2^52 */
     uint32_t page_size; /* equals the stream's page size */
     uint32_t flags;
 };
@@ -300,10 +303,10 @@ int stream_parse_guest_info(struct stream_reader *r,
                             struct stream_guest_info *out);
 
 struct stream_digest {
-    uint32_t chunk_bytes; /* power of two, a multiple of the page size */
-    uint32_t count;       /* = ceil(nr_pfns / chunk_pfns) when nr_pfns known */
-    uint32_t flags;       /* XCC_DIGEST_* */
-    const uint8_t *whole; /* 16 bytes */
+    uint32_t chunk_bytes;  /* power of two, a multiple of the page size */
+    uint32_t count;        /* = ceil(nr_pfns / chunk_pfns) when nr_pfns known */
+    uint32_t flags;        /* XCC_DIGEST_* */
+    const uint8_t *whole;  /* 16 bytes */
     const uint8_t *chunks; /* count x 16 bytes */
 };
 /* nr_pfns: the stream's/target's (STREAM_PFN_LIMIT: count not checked). */

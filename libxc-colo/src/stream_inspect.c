@@ -123,8 +123,7 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         /* Xen's own records and optional ones: named and skipped. */
         if (!stream_record_known(rec->type) &&
             !(rec->type & STREAM_REC_OPTIONAL))
-            return inspect_fail(log, t, rec,
-                                "unknown mandatory record type");
+            return inspect_fail(log, t, rec, "unknown mandatory record type");
         break;
     }
     return 0;

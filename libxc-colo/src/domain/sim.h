@@ -22,6 +22,7 @@
 #ifndef XCC_SIM_H
 #define XCC_SIM_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <sys/types.h>
 

@@ -33,6 +33,22 @@
 
 /* ---- names and paths ---- */
 
+static bool name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > SIM_NAME_MAX || !strcmp(name, ".") ||
+        !strcmp(name, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+            return false;
+    }
+    return true;
+}
+
 int sim_check_name(const char *name, xentoollog_logger *log)
 {
     size_t n = name ? strlen(name) : 0;
@@ -1193,7 +1209,7 @@ int xcc_sim_list(struct xcc_sim_info **list, size_t *count,
     if (!dp)
         return errno == ENOENT ? 0 : -1;
     while ((de = readdir(dp))) {
-        if (de->d_name[0] == '.' || sim_check_name(de->d_name, NULL) < 0)
+        if (de->d_name[0] == '.' || !name_ok(de->d_name))
             continue;
         if (n == cap) {
             size_t ncap = cap ? 2 * cap : 16;

@@ -1,0 +1,532 @@
+/*
+ * restore.c - reads a stream and rebuilds the guest's memory.
+ *
+ * The loop reads one record at a time (stream_read_record validates the
+ * framing), has the body parsed and checked whole (stream_parse_*: counts,
+ * lengths, pfns against the target's size, XBZRLE run grammar) and only
+ * then applies it: PAGE_DATA is copied, ZERO_PAGES zero-filled and
+ * XBZRLE_PAGES decoded onto the page the target holds, which is the page
+ * the sender's cache mirrored. Target pages are reached through a writable
+ * map cache. Nothing from the stream is used before it is checked
+ * (DESIGN.md, invariant 3).
+ *
+ * Reading (restore_next) and applying (restore_apply) are separate steps,
+ * so checkpoint mode can hold the parsed records of an epoch back and apply
+ * them at its CHECKPOINT (invariant 2).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "restore.h"
+#include "save.h"
+
+#define CTX "restore"
+
+/* Records between progress reports. */
+#define PROGRESS_EVERY_RECORDS 256u
+
+void xcc_restore_params_init(struct xcc_restore_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->verify = 1;
+    p->progress = 1;
+}
+
+/* Logs and keeps the message, as the stream reader does for its own. */
+static int __attribute__((format(printf, 3, 4)))
+fail(xcc_restorer *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
+    va_end(ap);
+    XCC_ERR(r->log, CTX, "%s", r->errmsg);
+    errno = err;
+    return -1;
+}
+
+xcc_restorer *xcc_restorer_new(int fd, const struct xcc_restore_params *p,
+                               xentoollog_logger *log)
+{
+    xcc_restorer *r;
+
+    if (!log)
+        log = lib_default_logger();
+    if (fd < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->fd = fd;
+    r->log = log;
+    if (p)
+        r->p = *p;
+    else
+        xcc_restore_params_init(&r->p);
+    r->rd = stream_reader_new(fd, log);
+    if (!r->rd) {
+        free(r);
+        errno = ENOMEM;
+        return NULL;
+    }
+    r->st.status = "setup";
+    return r;
+}
+
+void xcc_restorer_free(xcc_restorer *r)
+{
+    if (!r)
+        return;
+    xcc_map_cache_free(r->mc);
+    stream_reader_free(r->rd);
+    free(r->populated);
+    free(r->pfns);
+    free(r->pages);
+    free(r->err);
+    free(r->json);
+    free(r);
+}
+
+const char *xcc_restorer_error(const xcc_restorer *r)
+{
+    if (r->errmsg[0])
+        return r->errmsg;
+    return stream_reader_error(r->rd);
+}
+
+int restore_next(xcc_restorer *r, struct stream_record *rec)
+{
+    if (r->have_pending) {
+        *rec = r->pending;
+        r->have_pending = false;
+        return 0;
+    }
+    if (stream_read_record(r->rd, rec) < 0)
+        return -1;
+    r->st.records++;
+    return 0;
+}
+
+int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info)
+{
+    struct stream_record rec;
+
+    if (!r->begun) {
+        r->st.t_start = lib_now_ns();
+        if (stream_read_headers(r->rd, &r->h) < 0)
+            return -1;
+        r->info.domain_type = r->h.dhdr_type;
+        r->info.page_size = r->h.page_size;
+        r->info.version = r->h.version;
+        if (restore_next(r, &rec) < 0)
+            return -1;
+        if (rec.type == STREAM_REC_GUEST_INFO) {
+            struct stream_guest_info gi;
+            if (stream_parse_guest_info(r->rd, &rec, &gi) < 0)
+                return -1;
+            r->info.nr_pfns = gi.nr_pfns;
+            r->guest_info_seen = true;
+        } else {
+            /* Its body stays valid: nothing is read before it is used. */
+            r->pending = rec;
+            r->have_pending = true;
+        }
+        r->begun = true;
+    }
+    if (info)
+        *info = r->info;
+    return 0;
+}
+
+static int grow_scratch(xcc_restorer *r, size_t n)
+{
+    if (n <= r->scratch_cap)
+        return 0;
+    uint64_t *pfns = realloc(r->pfns, n * sizeof(*pfns));
+    if (pfns)
+        r->pfns = pfns;
+    uint8_t **pages = realloc(r->pages, n * sizeof(*pages));
+    if (pages)
+        r->pages = pages;
+    int *err = realloc(r->err, n * sizeof(*err));
+    if (err)
+        r->err = err;
+    if (!pfns || !pages || !err)
+        return fail(r, ENOMEM, "cannot allocate room for %zu pages", n);
+    r->scratch_cap = n;
+    return 0;
+}
+
+/* Makes the pfns exist in the target (once each). */
+static int populate(xcc_restorer *r, const uint64_t *pfns, size_t n)
+{
+    size_t k = 0;
+
+    if (!r->d->ops->populate)
+        return 0;
+    if (grow_scratch(r, n) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pfn = pfns[i];
+        uint64_t bit = 1ull << (pfn % 64);
+        if (!(r->populated[pfn / 64] & bit)) {
+            r->populated[pfn / 64] |= bit;
+            r->pfns[k++] = pfn;
+        }
+    }
+    if (k && r->d->ops->populate(r->d, r->pfns, k) < 0)
+        return fail(r, errno, "cannot populate %zu pfns of '%s' from pfn %#"
+                    PRIx64 ": %s", k, r->d->name, r->pfns[0],
+                    xcc_strerror(errno));
+    r->st.populated += k;
+    return 0;
+}
+
+/*
+ * Maps pfns[0..n) writable, in slices, calling apply(i, page) for each.
+ * The map cache resolves a prefix at a time; pointers are good until the
+ * next lookup.
+ */
+typedef int apply_fn(xcc_restorer *r, const struct stream_record *rec,
+                     size_t i, uint8_t *page, const void *arg);
+
+static int map_and_apply(xcc_restorer *r, const struct stream_record *rec,
+                         const uint64_t *pfns, size_t n, apply_fn *fn,
+                         const void *arg)
+{
+    size_t done = 0;
+
+    if (grow_scratch(r, n) < 0)
+        return -1;
+    while (done < n) {
+        int64_t k = xcc_map_cache_lookup(r->mc, pfns + done, n - done,
+                                         r->pages, r->err);
+        if (k <= 0)
+            return fail(r, errno ? errno : EIO,
+                        "%s record at offset %" PRIu64 ": cannot map pfn %#"
+                        PRIx64 " of '%s': %s", stream_record_name(rec->type),
+                        rec->offset, pfns[done], r->d->name,
+                        xcc_strerror(errno));
+        for (size_t j = 0; j < (size_t)k; j++) {
+            if (r->err[j] || !r->pages[j])
+                return fail(r, r->err[j] ? -r->err[j] : EIO,
+                            "%s record at offset %" PRIu64 ": pfn %#" PRIx64
+                            " of '%s' cannot be mapped: %s",
+                            stream_record_name(rec->type), rec->offset,
+                            pfns[done + j], r->d->name,
+                            xcc_strerror(r->err[j] ? -r->err[j] : EIO));
+            if (fn(r, rec, done + j, r->pages[j], arg) < 0)
+                return -1;
+        }
+        done += (size_t)k;
+    }
+    xcc_map_cache_release(r->mc);
+    return 0;
+}
+
+static int apply_copy(xcc_restorer *r, const struct stream_record *rec,
+                      size_t i, uint8_t *page, const void *arg)
+{
+    const uint8_t *const *src = arg;
+
+    memcpy(page, src[i], r->page_size);
+    return 0;
+}
+
+static int apply_zero(xcc_restorer *r, const struct stream_record *rec,
+                      size_t i, uint8_t *page, const void *arg)
+{
+    /* A fresh target is zero already: reading is cheaper than dirtying. */
+    if (!save_page_is_zero(page, r->page_size))
+        memset(page, 0, r->page_size);
+    return 0;
+}
+
+static int apply_delta(xcc_restorer *r, const struct stream_record *rec,
+                       size_t i, uint8_t *page, const void *arg)
+{
+    const struct stream_xbzrle_pages *x = arg;
+
+    if (xcc_xbzrle_decode(x->deltas[i], x->lens[i], page, r->page_size) < 0)
+        return fail(r, XCC_EBADSTREAM,
+                    "XBZRLE_PAGES record at offset %" PRIu64 ": the delta of "
+                    "pfn %#" PRIx64 " (entry %zu, %" PRIu32 " bytes) does not "
+                    "decode", rec->offset, x->pfns[i], i, x->lens[i]);
+    return 0;
+}
+
+static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
+{
+    struct stream_page_data pd;
+    const uint8_t **src;
+    size_t n = 0;
+
+    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0)
+        return -1;
+    if (grow_scratch(r, pd.count) < 0)
+        return -1;
+    /* Pfns with data first, compacted in place of the parsed arrays'
+     * copies (pd's arrays belong to the reader). */
+    src = malloc((pd.count ? pd.count : 1) * sizeof(*src));
+    uint64_t *data_pfns = malloc((pd.count ? pd.count : 1) * sizeof(uint64_t));
+    uint64_t *alloc_pfns = malloc((pd.count ? pd.count : 1) * sizeof(uint64_t));
+    size_t nalloc = 0;
+    int rc = -1;
+
+    if (!src || !data_pfns || !alloc_pfns) {
+        fail(r, ENOMEM, "cannot allocate room for %" PRIu32 " pages", pd.count);
+        goto out;
+    }
+    for (size_t i = 0; i < pd.count; i++) {
+        unsigned t = pd.types[i];
+        if (pd.pages[i]) {
+            data_pfns[n] = pd.pfns[i];
+            src[n] = pd.pages[i];
+            n++;
+            alloc_pfns[nalloc++] = pd.pfns[i];
+        } else if (t == XCC_PFN_XALLOC) {
+            alloc_pfns[nalloc++] = pd.pfns[i];
+        } else {
+            r->st.nodata++;
+        }
+    }
+    if (populate(r, alloc_pfns, nalloc) < 0)
+        goto out;
+    if (map_and_apply(r, rec, data_pfns, n, apply_copy, src) < 0)
+        goto out;
+    r->st.normal += n;
+    r->pages_applied += n;
+    rc = 0;
+out:
+    free(src);
+    free(data_pfns);
+    free(alloc_pfns);
+    return rc;
+}
+
+static int handle_zero_pages(xcc_restorer *r, const struct stream_record *rec)
+{
+    struct stream_pfn_list zl;
+
+    if (stream_parse_zero_pages(r->rd, rec, r->limit_pfns, &zl) < 0)
+        return -1;
+    if (populate(r, zl.pfns, zl.count) < 0)
+        return -1;
+    /* populate() used the scratch pfns; zl.pfns belong to the reader. */
+    if (map_and_apply(r, rec, zl.pfns, zl.count, apply_zero, NULL) < 0)
+        return -1;
+    r->st.zero += zl.count;
+    r->pages_applied += zl.count;
+    return 0;
+}
+
+static int handle_xbzrle_pages(xcc_restorer *r, const struct stream_record *rec)
+{
+    struct stream_xbzrle_pages x;
+
+    if (stream_parse_xbzrle_pages(r->rd, rec, r->limit_pfns, r->page_size,
+                                  &x) < 0)
+        return -1;
+    if (populate(r, x.pfns, x.count) < 0)
+        return -1;
+    if (map_and_apply(r, rec, x.pfns, x.count, apply_delta, &x) < 0)
+        return -1;
+    r->st.xbzrle += x.count;
+    for (size_t i = 0; i < x.count; i++)
+        r->st.xbzrle_bytes += x.lens[i];
+    r->pages_applied += x.count;
+    return 0;
+}
+
+static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
+{
+    struct stream_digest dg;
+    uint8_t whole[16], *mine = NULL;
+    const uint64_t stream_pfns = r->guest_info_seen ? r->info.nr_pfns
+                                                    : r->nr_pfns;
+    const uint64_t nchunks = save_digest_nchunks(r->nr_pfns, r->page_size);
+    const uint64_t per = XCC_DIGEST_CHUNK / r->page_size;
+    int rc = -1;
+
+    if (stream_parse_digest(r->rd, rec, stream_pfns, &dg) < 0)
+        return -1;
+    if (!r->p.verify)
+        return 0;
+    if (dg.chunk_bytes != XCC_DIGEST_CHUNK)
+        return fail(r, XCC_EBADSTREAM, "DIGEST record at offset %" PRIu64
+                    ": chunks of %" PRIu32 " bytes, this restorer checks %u",
+                    rec->offset, dg.chunk_bytes, XCC_DIGEST_CHUNK);
+    if (dg.count > nchunks)
+        return fail(r, XCC_EBADSTREAM, "DIGEST record at offset %" PRIu64
+                    ": %" PRIu32 " chunks, more than the target's %" PRIu64,
+                    rec->offset, dg.count, nchunks);
+    mine = malloc(16 * ((size_t)nchunks + 1));
+    if (!mine)
+        return fail(r, ENOMEM, "cannot allocate %" PRIu64 " digests", nchunks);
+    if (save_digest_chunks(r->d, r->mc, dg.flags, NULL, mine) < 0) {
+        fail(r, errno, "DIGEST record at offset %" PRIu64 ": cannot digest "
+             "'%s': %s", rec->offset, r->d->name, xcc_strerror(errno));
+        goto out;
+    }
+    for (uint32_t i = 0; i < dg.count; i++) {
+        if (memcmp(mine + 16 * (size_t)i, dg.chunks + 16 * (size_t)i, 16)) {
+            uint64_t last = (uint64_t)(i + 1) * per - 1;
+            if (last >= r->nr_pfns)
+                last = r->nr_pfns - 1;
+            fail(r, XCC_EDIGEST,
+                 "DIGEST record at offset %" PRIu64 ": chunk %" PRIu32
+                 " (pfns %#" PRIx64 "..%#" PRIx64 ") of '%s' differs from the "
+                 "sender's", rec->offset, i, (uint64_t)i * per, last,
+                 r->d->name);
+            goto out;
+        }
+    }
+    /* The whole digest covers the guest: comparable when the target is
+     * exactly the stream's size. */
+    save_digest_whole(mine, dg.count, whole);
+    if (memcmp(whole, dg.whole, 16)) {
+        fail(r, XCC_EDIGEST, "DIGEST record at offset %" PRIu64 ": the "
+             "whole-memory digest differs from the sender's although every "
+             "chunk matches", rec->offset);
+        goto out;
+    }
+    r->st.digest_chunks += dg.count;
+    XCC_INFO(r->log, CTX, "DIGEST: %" PRIu32 " chunks match", dg.count);
+    rc = 0;
+out:
+    free(mine);
+    return rc;
+}
+
+int restore_apply(xcc_restorer *r, const struct stream_record *rec)
+{
+    switch (rec->type) {
+    case STREAM_REC_PAGE_DATA:
+        return handle_page_data(r, rec);
+    case STREAM_REC_ZERO_PAGES:
+        return handle_zero_pages(r, rec);
+    case STREAM_REC_XBZRLE_PAGES:
+        return handle_xbzrle_pages(r, rec);
+    case STREAM_REC_DIGEST:
+        return handle_digest(r, rec);
+    case STREAM_REC_GUEST_INFO:
+        return fail(r, XCC_EBADSTREAM, "GUEST_INFO record at offset %" PRIu64
+                    ": only allowed as the first record", rec->offset);
+    case STREAM_REC_CHECKPOINT:
+    case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
+        return fail(r, ENOTSUP, "%s record at offset %" PRIu64 ": checkpoint "
+                    "streams are not supported by this restore",
+                    stream_record_name(rec->type), rec->offset);
+    default:
+        /* STATS, STATIC_DATA_END, VERIFY and Xen's CPU/device state:
+         * xc-colo restores memory only. The reader rejected unknown
+         * mandatory types of our block already. */
+        if ((rec->type & ~STREAM_REC_OPTIONAL) >= STREAM_REC_XCC_BLOCK ||
+            rec->type & STREAM_REC_OPTIONAL || stream_record_known(rec->type)) {
+            XCC_DBG(r->log, CTX, "skipping %s record at offset %" PRIu64,
+                    stream_record_name(rec->type), rec->offset);
+            return 0;
+        }
+        return fail(r, XCC_EBADSTREAM, "record type %#" PRIx32 " at offset %"
+                    PRIu64 ": unknown mandatory record", rec->type,
+                    rec->offset);
+    }
+}
+
+static int attach(xcc_restorer *r, xcc_domain *d)
+{
+    struct xcc_domain_info info;
+    struct xcc_map_cache_params mp = {
+        .writable = 1,
+        .per_batch = r->p.no_map_cache ? 1 : 0,
+    };
+
+    if (d->ops->info(d, &info) < 0)
+        return fail(r, errno, "cannot read the size of '%s': %s", d->name,
+                    xcc_strerror(errno));
+    if (info.page_size != r->h.page_size)
+        return fail(r, EINVAL, "'%s' has %" PRIu32 "-byte pages, the stream %"
+                    PRIu32, d->name, info.page_size, r->h.page_size);
+    if (r->guest_info_seen && info.nr_pfns < r->info.nr_pfns)
+        return fail(r, EINVAL, "'%s' has %" PRIu64 " pages, the stream's guest %"
+                    PRIu64, d->name, info.nr_pfns, r->info.nr_pfns);
+    r->d = d;
+    r->nr_pfns = info.nr_pfns;
+    r->page_size = info.page_size;
+    /* Pfns beyond the stream's guest are as bad as pfns beyond the target. */
+    r->limit_pfns = r->guest_info_seen ? r->info.nr_pfns : info.nr_pfns;
+    r->populated = calloc(XCC_DIV_ROUND_UP(info.nr_pfns, 64), sizeof(uint64_t));
+    if (!r->populated)
+        return fail(r, ENOMEM, "cannot allocate a bitmap of %" PRIu64 " pfns",
+                    info.nr_pfns);
+    r->mc = xcc_map_cache_new(d, &mp);
+    if (!r->mc)
+        return fail(r, errno, "cannot create a map cache over '%s': %s",
+                    d->name, xcc_strerror(errno));
+    r->st.nr_pfns = info.nr_pfns;
+    r->st.page_size = info.page_size;
+    return 0;
+}
+
+int xcc_restorer_run(xcc_restorer *r, xcc_domain *d)
+{
+    struct stream_record rec;
+    uint64_t since_progress = 0;
+    int rc = -1;
+
+    if (!r || !d) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (r->d) {
+        return fail(r, EINVAL, "a restorer runs once");
+    }
+    r->st.status = "active";
+    if (xcc_restorer_begin(r, NULL) < 0 || attach(r, d) < 0)
+        goto out;
+    for (;;) {
+        if (restore_next(r, &rec) < 0)
+            goto out;
+        if (rec.type == STREAM_REC_END) {
+            if (stream_read_expect_eof(r->rd) < 0)
+                goto out;
+            break;
+        }
+        if (restore_apply(r, &rec) < 0)
+            goto out;
+        if (r->p.progress && ++since_progress == PROGRESS_EVERY_RECORDS) {
+            since_progress = 0;
+            xtl_progress(r->log, CTX, "pages",
+                         r->pages_applied < r->nr_pfns ? r->pages_applied
+                                                       : r->nr_pfns,
+                         r->nr_pfns);
+        }
+    }
+    if (r->p.progress)
+        xtl_progress(r->log, CTX, "pages", r->nr_pfns, r->nr_pfns);
+    rc = 0;
+out:
+    if (rc < 0 && !errno)
+        errno = EIO;
+    int saved = errno;
+    r->st.t_end = lib_now_ns();
+    r->st.bytes = stream_reader_offset(r->rd);
+    r->st.status = rc == 0 ? "completed" : "failed";
+    errno = saved;
+    return rc;
+}
+
+const char *xcc_restorer_stats_json(xcc_restorer *r)
+{
+    free(r->json);
+    if (r->mc)
+        xcc_map_cache_get_stats(r->mc, &r->st.mc);
+    r->json = stats_restore_json(&r->st);
+    return r->json;
+}

@@ -1,0 +1,57 @@
+/*
+ * restore.h - the restore loop's internals, shared with checkpoint mode.
+ *
+ * restore_next() reads the next validated record; restore_apply() applies
+ * one record to the target. Checkpoint mode keeps the records of an epoch
+ * (their bodies copied, since a body lives only until the next read) and
+ * applies them with restore_apply() when the epoch's CHECKPOINT arrives.
+ *
+ * Internal API: names start restore_.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef XCC_RESTORE_H
+#define XCC_RESTORE_H
+
+#include "domain/domain.h"
+#include "stats.h"
+#include "stream.h"
+
+struct xcc_restorer {
+    int fd;
+    xentoollog_logger *log;
+    struct xcc_restore_params p;
+    struct stream_reader *rd;
+    struct stream_headers h;
+    struct xcc_restore_stream_info info;
+    bool begun, guest_info_seen;
+    bool have_pending;           /* first record read by begin() */
+    struct stream_record pending;
+
+    xcc_domain *d;               /* set by run() */
+    xcc_map_cache *mc;           /* writable */
+    uint64_t nr_pfns;            /* the target's */
+    uint64_t limit_pfns;         /* pfns must be below this */
+    uint32_t page_size;
+    uint64_t *populated;         /* nr_pfns bits */
+    uint64_t pages_applied;
+
+    uint64_t *pfns;              /* scratch, scratch_cap long */
+    uint8_t **pages;
+    int *err;
+    size_t scratch_cap;
+
+    struct stats_restore st;
+    char errmsg[512];
+    char *json;
+};
+
+/* The next record (validated framing). 0 or -1/errno, logged. */
+int restore_next(xcc_restorer *r, struct stream_record *rec);
+
+/* Parses (checks) and applies one record onto r->d. END is not handled
+ * here. 0, or -1 with errno after one logged message naming the record and
+ * its offset. */
+int restore_apply(xcc_restorer *r, const struct stream_record *rec);
+
+#endif /* XCC_RESTORE_H */

@@ -1,0 +1,305 @@
+/*
+ * xbzrle.c - XBZRLE page deltas, QEMU's wire format byte for byte.
+ *
+ * The delta of a page is the XOR of its new and old bytes; it is sent as
+ * alternating runs of unchanged and changed bytes:
+ *
+ *   delta  = pair pair ...     (nothing at all for equal pages)
+ *   pair   = zrun nzrun
+ *   zrun   = length            bytes left as they are; 0 only in the
+ *                              first pair (the page starts with a change)
+ *   nzrun  = length byte...    length >= 1 new bytes, copied as they are
+ *   length = ULEB128, at most two bytes (14 bits, XBZRLE_MAX_RUN)
+ *
+ * The unchanged bytes after the last changed run are not written (no
+ * trailing zero run), so a delta ends with an nzrun. Runs are maximal: the
+ * encoder writes the same bytes as QEMU's xbzrle_encode_buffer(), and either
+ * decoder reads the other's output. Pages over 16 KiB can hold runs longer
+ * than 14 bits; see xbzrle_zero_run_cost() in xbzrle_impl.h.
+ *
+ * Encoding is pure: no allocation, no state but the choice of encoder path,
+ * made once from the CPU (or forced by XCC_XBZRLE_IMPL /
+ * xcc_xbzrle_set_impl()). The paths only differ in how they build the page's
+ * change mask; see xbzrle_impl.h.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "xbzrle_impl.h"
+#include "xccolo.h"
+
+/* The environment variable that forces a path at first use. */
+#define XBZRLE_IMPL_ENV "XCC_XBZRLE_IMPL"
+
+/* ------------------------------------------------------------------------ */
+/* Scalar path: 8 bytes at a time with plain integer operations.            */
+/* ------------------------------------------------------------------------ */
+
+int xbzrle_encode_scalar(const uint8_t *old_page, const uint8_t *new_page,
+                         size_t len, uint8_t *dst, size_t dst_len)
+{
+    uint64_t mask[XBZRLE_MASK_WORDS];
+    size_t full = len / 64 * 64;
+
+    for (size_t o = 0; o < full; o += 64) {
+        uint64_t m = 0;
+        for (unsigned k = 0; k < 8; k++)
+            m |= xbzrle_word_mask(old_page + o + 8 * k,
+                                  new_page + o + 8 * k)
+                 << (8 * k);
+        mask[o / 64] = m;
+    }
+    xbzrle_mask_tail(old_page, new_page, full, len, mask);
+    return xbzrle_encode_mask(mask, (len + 63) / 64, new_page, len, dst,
+                              dst_len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Path selection.                                                           */
+/* ------------------------------------------------------------------------ */
+
+struct xbzrle_impl {
+    const char *name;
+    xbzrle_encode_fn *encode;
+    int (*supported)(void);
+};
+
+static int scalar_supported(void)
+{
+    return 1;
+}
+
+#if defined(__x86_64__)
+/* The SIMD paths also use popcnt, tzcnt/lzcnt (bmi) in their phase 2. */
+static int avx2_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
+           __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+}
+
+static int avx512_supported(void)
+{
+    return avx2_supported() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw");
+}
+#endif
+
+/* Best first: "auto" takes the first one the CPU supports. */
+static const struct xbzrle_impl xbzrle_impls[] = {
+#if defined(__x86_64__)
+    {"avx512", xbzrle_encode_avx512, avx512_supported},
+    {"avx2", xbzrle_encode_avx2, avx2_supported},
+#endif
+    {"scalar", xbzrle_encode_scalar, scalar_supported},
+};
+
+static _Atomic(const struct xbzrle_impl *) xbzrle_current;
+
+static const struct xbzrle_impl *impl_best(void)
+{
+    for (size_t i = 0; i < sizeof(xbzrle_impls) / sizeof(xbzrle_impls[0]);
+         i++)
+        if (xbzrle_impls[i].supported())
+            return &xbzrle_impls[i];
+    return &xbzrle_impls[sizeof(xbzrle_impls) / sizeof(xbzrle_impls[0]) - 1];
+}
+
+/*
+ * Resolves a name: 0 and *out set, or an errno (EINVAL unknown name,
+ * ENOTSUP a path this CPU or build lacks).
+ */
+static int impl_lookup(const char *name, const struct xbzrle_impl **out)
+{
+    static const char *const known[] = {"auto", "scalar", "avx2", "avx512"};
+    int is_known = 0;
+
+    if (!name)
+        return EINVAL;
+    if (!strcmp(name, "auto")) {
+        *out = impl_best();
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(xbzrle_impls) / sizeof(xbzrle_impls[0]);
+         i++) {
+        if (strcmp(name, xbzrle_impls[i].name))
+            continue;
+        if (!xbzrle_impls[i].supported())
+            return ENOTSUP;
+        *out = &xbzrle_impls[i];
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        is_known |= !strcmp(name, known[i]);
+    /* A known path compiled out (not x86-64) is unsupported, not unknown. */
+    return is_known ? ENOTSUP : EINVAL;
+}
+
+/*
+ * The path in force, chosen at first use. An unknown or unsupported
+ * XCC_XBZRLE_IMPL falls back to "auto": the codec cannot log, and a wrong
+ * value must not stop a migration. Two threads racing here pick the same.
+ */
+static const struct xbzrle_impl *impl_get(void)
+{
+    const struct xbzrle_impl *impl =
+        atomic_load_explicit(&xbzrle_current, memory_order_acquire);
+    const char *env;
+
+    if (XBZRLE_LIKELY(impl != NULL))
+        return impl;
+    env = getenv(XBZRLE_IMPL_ENV);
+    if (!env || !*env || impl_lookup(env, &impl) != 0)
+        impl = impl_best();
+    const struct xbzrle_impl *expected = NULL;
+    /* A concurrent xcc_xbzrle_set_impl() wins over the environment. */
+    if (!atomic_compare_exchange_strong(&xbzrle_current, &expected, impl))
+        impl = expected;
+    return impl;
+}
+
+int xcc_xbzrle_set_impl(const char *name)
+{
+    const struct xbzrle_impl *impl;
+    int err = impl_lookup(name, &impl);
+
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    atomic_store_explicit(&xbzrle_current, impl, memory_order_release);
+    return 0;
+}
+
+const char *xcc_xbzrle_impl(void)
+{
+    return impl_get()->name;
+}
+
+int xcc_xbzrle_impl_supported(const char *name)
+{
+    const struct xbzrle_impl *impl;
+
+    return impl_lookup(name, &impl) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public encode / decode.                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int len_ok(size_t len)
+{
+    return len % 8 == 0 && len <= XBZRLE_MAX_LEN;
+}
+
+int xcc_xbzrle_encode(const uint8_t *old_page, const uint8_t *new_page,
+                      size_t len, uint8_t *dst, size_t dst_len)
+{
+    int r;
+
+    if (!len_ok(len) || (len && (!old_page || !new_page)) ||
+        (dst_len && !dst)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    r = impl_get()->encode(old_page, new_page, len, dst, dst_len);
+    if (XBZRLE_UNLIKELY(r < 0)) {
+        errno = r == XBZRLE_INEXPRESSIBLE ? ERANGE : ENOSPC;
+        return -1;
+    }
+    return r;
+}
+
+/*
+ * Reads one length at src[*i]: 0 and *v set, or -1 when it is missing, has
+ * a third byte (over 14 bits) or is overlong (a second byte of 0, which
+ * QEMU's encoder never writes).
+ */
+static inline __attribute__((always_inline)) int
+read_length(const uint8_t *src, size_t src_len, size_t *i, size_t *v)
+{
+    size_t at = *i;
+    uint8_t b;
+
+    if (at >= src_len)
+        return -1;
+    b = src[at];
+    if (XBZRLE_LIKELY(b < XBZRLE_ULEB_ONE_BYTE)) {
+        *v = b;
+        *i = at + 1;
+        return 0;
+    }
+    if (at + 1 >= src_len)
+        return -1;
+    uint8_t hi = src[at + 1];
+    if (hi >= XBZRLE_ULEB_ONE_BYTE || hi == 0)
+        return -1;
+    *v = (size_t)(b & (XBZRLE_ULEB_ONE_BYTE - 1)) | (size_t)hi << 7;
+    *i = at + 2;
+    return 0;
+}
+
+#if defined(__SSE2__)
+/* Copies n <= 16 bytes with one 16-byte read-modify-write of page: bytes
+ * past n are written back unchanged, so a short run costs no branch. */
+#define DECODE_BLEND_BYTES 16u
+#endif
+
+int xcc_xbzrle_decode(const uint8_t *src, size_t src_len, uint8_t *page,
+                      size_t len)
+{
+    size_t i = 0, d = 0;
+
+    if (!len_ok(len) || (src_len && !src) || (len && !page)) {
+        errno = EINVAL;
+        return -1;
+    }
+    while (i < src_len) {
+        size_t z, n;
+        int first = i == 0;
+
+        if (read_length(src, src_len, &i, &z) < 0 || (z == 0 && !first))
+            goto bad;
+        d += z;
+        if (d > len)
+            goto bad;
+        if (read_length(src, src_len, &i, &n) < 0 || n == 0)
+            goto bad;
+        if (n > len - d || n > src_len - i)
+            goto bad;
+#if defined(__SSE2__)
+        if (XBZRLE_LIKELY(n <= DECODE_BLEND_BYTES &&
+                          d + DECODE_BLEND_BYTES <= len &&
+                          i + DECODE_BLEND_BYTES <= src_len)) {
+            const __m128i iota =
+                _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                              14, 15);
+            __m128i sel = _mm_cmpgt_epi8(_mm_set1_epi8((char)n), iota);
+            __m128i old = _mm_loadu_si128((const __m128i *)(page + d));
+            __m128i new = _mm_loadu_si128((const __m128i *)(src + i));
+            _mm_storeu_si128((__m128i *)(page + d),
+                             _mm_or_si128(_mm_and_si128(sel, new),
+                                          _mm_andnot_si128(sel, old)));
+        } else
+#endif
+        {
+            memcpy(page + d, src + i, n);
+        }
+        d += n;
+        i += n;
+    }
+    return (int)d;
+bad:
+    errno = EINVAL;
+    return -1;
+}
