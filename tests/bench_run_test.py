@@ -35,7 +35,7 @@ STATS_XBZRLE = ("cache-size", "bytes", "pages", "cache-miss", "cache-miss-rate",
                 "encoding-rate", "overflow")
 RECORD_FIELDS = ("cell", "run", "status", "error", "stderr_tail", "command", "date",
                  "xc_colo_version", "git_commit", "cpu_model", "kernel", "compiler",
-                 "mode_args", "wall_s", "stats", "metrics")
+                 "mode_args", "wall_s", "stats", "restore_stats", "metrics")
 CELL_FIELDS = ("domain", "operation", "workload", "size", "size_bytes", "mode")
 
 sys.path.insert(0, os.path.join(REPO, "scripts"))

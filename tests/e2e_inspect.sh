@@ -4,10 +4,13 @@
 # Builds a stream for a 16 MiB guest by hand from the layouts in
 # libxc-colo/docs/stream-format.md (GUEST_INFO, ZERO_PAGES, PAGE_DATA,
 # XBZRLE_PAGES, CHECKPOINT, STATS, DIGEST, END) and a stock Xen PV stream,
-# checks that inspect accepts both, then truncates the first at every record
-# boundary and at 200 random offsets and flips random bytes in 200 copies:
-# inspect must exit 1 with a message (or 0 for an undetectable flip inside
-# page data), never die from a signal.
+# checks that inspect accepts both in text, --json and stdin modes, then
+# (for the hand-built stream and, when sim guests work here, a real live
+# XBZRLE save of a 16 MiB sim guest) truncates at every record boundary and
+# at 200 random offsets and flips a random byte in 200 copies: inspect must
+# exit 1 with a message naming an offset (or 0 for an undetectable flip in
+# page data), and never die from a signal. Flips in the framing must always
+# be caught.
 #
 # Env: XCC_BIN (the xc-colo binary). Run by `make test`.
 set -u
@@ -115,12 +118,12 @@ EOF
 [ $? -eq 1 ] || die "missing file: expected exit 1"
 
 # --- Hostile input. ------------------------------------------------------
-# One inspect run on a broken copy: exit 1 with a message naming an offset;
-# $2 = yes allows exit 0 (a flip inside page data). Never a signal.
+# check_broken ALLOW_OK WHAT: judges the inspect run whose exit status is in
+# $rc and whose stderr is in $tmp/err: exit 1 with a message naming an
+# offset; ALLOW_OK = yes allows exit 0 (a flip inside page data). A status
+# above 1 means a signal or a crash.
 check_broken() {
-    file=$1 allow_ok=$2 what=$3
-    "$XCC_BIN" inspect -q "$file" >/dev/null 2>"$tmp/err"
-    rc=$?
+    allow_ok=$1 what=$2
     if [ $rc -gt 1 ]; then
         die "$what: exit status $rc (signal $((rc - 128))?)"
     elif [ $rc -eq 1 ]; then
@@ -132,44 +135,64 @@ check_broken() {
 }
 
 # hostile STREAM LABEL: truncation at every record boundary (and inside the
-# headers), at 200 random offsets, and random byte flips in 200 copies.
+# headers) and at 200 random offsets, then a random byte flipped in each of
+# 200 copies (patched in place with dd, then put back), then a flip in the
+# framing of every record.
 hostile() {
     stream=$1 label=$2
     size=$(wc -c <"$stream")
     "$XCC_BIN" inspect --json "$stream" >"$tmp/hjson" ||
         { die "$label: valid stream rejected"; return; }
-    "$PY" -c "
+    "$PY" - "$tmp/hjson" "$size" "$stream" >"$tmp/plan" <<'PYEOF'
 import json, random, sys
-d = json.load(open('$tmp/hjson'))
+d = json.load(open(sys.argv[1]))
+size = int(sys.argv[2])
+data = open(sys.argv[3], "rb").read()
 r = random.Random(11)
-print(' '.join(['0', '12', '24'] + [str(x['offset']) for x in d['records']] +
-               [str(r.randrange($size)) for _ in range(200)]))" >"$tmp/cuts"
-    n=0
-    for off in $(cat "$tmp/cuts"); do
-        head -c "$off" "$stream" >"$tmp/cut"
-        check_broken "$tmp/cut" no "$label truncated at $off"
-        n=$((n + 1))
-    done
-    rm -f "$tmp/cut"
-    echo "$label: $n truncations checked"
-    detected=0
-    i=0
-    while [ $i -lt 200 ]; do
-        "$PY" - "$stream" "$tmp/flip" "$i" <<'PYEOF'
-import random, sys
-data = bytearray(open(sys.argv[1], "rb").read())
-r = random.Random(int(sys.argv[3]))
-off = r.randrange(len(data))
-data[off] ^= r.randrange(1, 256)
-open(sys.argv[2], "wb").write(data)
+cuts = [0, 12, 24] + [x["offset"] for x in d["records"]]
+cuts += [r.randrange(size) for _ in range(200)]
+for c in cuts:
+    print("cut", c, 0, 0)
+for i in range(200):
+    off = r.randrange(size)
+    new = data[off] ^ r.randrange(1, 256)
+    print("flip", off, "%03o" % new, "%03o" % data[off])
+# Flips in the framing are always caught: the top byte of each record's
+# length (the length then passes the 128 MiB cap) and the headers' marker,
+# id and version.
+for off in [0, 8, 15] + [x["offset"] + 7 for x in d["records"]]:
+    print("flipx", off, "%03o" % (data[off] ^ 0x40), "%03o" % data[off])
 PYEOF
-        check_broken "$tmp/flip" yes "$label flip $i"
-        [ $rc -eq 1 ] && detected=$((detected + 1))
-        i=$((i + 1))
-    done
-    rm -f "$tmp/flip"
-    echo "$label: 200 flips checked, $detected detected"
-    [ $detected -gt 0 ] || die "$label: no flip detected"
+    cp "$stream" "$tmp/work"
+    ncut=0 nflip=0 detected=0
+    while read -r kind off new old; do
+        if [ "$kind" = cut ]; then
+            head -c "$off" "$stream" | "$XCC_BIN" inspect -q - \
+                >/dev/null 2>"$tmp/err"
+            rc=$?
+            check_broken no "$label truncated at $off"
+            ncut=$((ncut + 1))
+        else
+            printf "\\$new" | dd of="$tmp/work" bs=1 seek="$off" \
+                conv=notrunc 2>/dev/null
+            "$XCC_BIN" inspect -q "$tmp/work" >/dev/null 2>"$tmp/err"
+            rc=$?
+            if [ "$kind" = flipx ]; then
+                check_broken no "$label framing flip at $off"
+            else
+                check_broken yes "$label flip at $off"
+                [ $rc -eq 1 ] && detected=$((detected + 1))
+                nflip=$((nflip + 1))
+            fi
+            printf "\\$old" | dd of="$tmp/work" bs=1 seek="$off" \
+                conv=notrunc 2>/dev/null
+        fi
+    done <"$tmp/plan"
+    cmp -s "$stream" "$tmp/work" || die "$label: flips were not undone"
+    rm -f "$tmp/work"
+    echo "$label: $ncut truncations, $nflip random flips ($detected detected)," \
+        "framing flips all detected"
+    [ $ncut -gt 200 ] && [ $nflip -eq 200 ] || die "$label: plan incomplete"
 }
 
 hostile "$tmp/sim.stream" "hand-built stream"

@@ -43,10 +43,13 @@
 /* Slot indices are u32 with one value kept for "none". */
 #define PAGE_CACHE_MAX_SLOTS (UINT32_C(1) << 31)
 #define NO_SLOT UINT32_MAX
-/* An entry used in the current or the previous generation is kept. */
-#ifndef PROTECTED_AGE
-#define PROTECTED_AGE 2u
-#endif
+/* An entry used in the last protect_age generations is kept: at least the
+ * current and the previous one (QEMU's rule), more while evictions lose. */
+#define MIN_PROTECT_AGE 2u
+/* Beyond this a page is cold by any measure; bounds the clock's skips. */
+#define MAX_PROTECT_AGE 8u
+/* Entries are counted per generation for the last AGE_RING generations. */
+#define AGE_RING 16u
 /* Keeps tiny caches' hash tables from degenerating; costs 64 bytes. */
 #define MIN_BUCKETS 16u
 /* Page data alignment: whole pages for the SIMD codec and for the kernel. */
@@ -63,12 +66,19 @@ struct slot {
     uint32_t next;     /* hash chain while in use, free list otherwise */
     uint32_t buf;      /* index of this slot's page buffer in data */
     uint32_t used_gen; /* generation of the last hit or store */
-    uint8_t in_use;
+    uint8_t flags;     /* SLOT_* */
 };
+
+#define SLOT_IN_USE 1u
+#define SLOT_ON_TRIAL 2u /* let in by an eviction, no hit yet */
 
 struct history_set {
     uint32_t fp[HISTORY_WAYS]; /* newest first; 0 is an empty way */
 };
+
+/* A history way: a 31-bit fingerprint and whether the pfn was our victim. */
+#define HISTORY_FP_MASK 0x7fffffffu
+#define HISTORY_EVICTED 0x80000000u
 
 /* The header promises at most 64 bytes of bookkeeping per slot. */
 _Static_assert(sizeof(struct slot) == 24, "slot record grew");
@@ -89,8 +99,10 @@ struct xcc_page_cache {
     uint32_t hand;
     uint32_t entries;
     uint32_t gen;
-    uint32_t n_cur;  /* entries with used_gen == gen */
-    uint32_t n_prev; /* entries with used_gen == gen - 1 */
+    uint32_t protect_age;
+    uint32_t admit_gain; /* trial entries hit (decaying) */
+    uint32_t admit_loss; /* victims that came back (decaying) */
+    uint32_t gen_count[AGE_RING]; /* entries by used_gen, recent ones */
     uint64_t hits, misses, inserts, declined, evictions;
 };
 
@@ -121,7 +133,7 @@ static struct history_set *history_set_of(const xcc_page_cache *c, uint64_t h,
                                           uint32_t *fp)
 {
     /* Fingerprint from the high word, set from the low word: independent. */
-    uint32_t f = (uint32_t)(h >> 32);
+    uint32_t f = (uint32_t)(h >> 32) & HISTORY_FP_MASK;
     *fp = f ? f : 1; /* 0 marks an empty way */
     return &c->history[((h & UINT32_MAX) * c->nhistory) >> 32];
 }
@@ -129,12 +141,13 @@ static struct history_set *history_set_of(const xcc_page_cache *c, uint64_t h,
 static int history_find(const struct history_set *set, uint32_t fp)
 {
     for (unsigned w = 0; w < HISTORY_WAYS; w++)
-        if (set->fp[w] == fp)
+        if ((set->fp[w] & HISTORY_FP_MASK) == fp)
             return (int)w;
     return -1;
 }
 
-static void history_add(xcc_page_cache *c, uint64_t pfn)
+/* Remembers pfn as most recently seen; evicted marks a victim of ours. */
+static void history_add(xcc_page_cache *c, uint64_t pfn, bool evicted)
 {
     uint32_t fp;
     struct history_set *set = history_set_of(c, pfn_hash(pfn), &fp);
@@ -144,21 +157,33 @@ static void history_add(xcc_page_cache *c, uint64_t pfn)
      * least recently seen way falls off the end. */
     unsigned shift = w >= 0 ? (unsigned)w : HISTORY_WAYS - 1;
     memmove(&set->fp[1], &set->fp[0], shift * sizeof(fp));
-    set->fp[0] = fp;
+    /* A returning victim is counted once: seeing it again clears the mark. */
+    set->fp[0] = fp | (evicted ? HISTORY_EVICTED : 0);
 }
 
-/* Removes pfn from the history; returns whether it was there. */
-static bool history_take(xcc_page_cache *c, uint64_t h)
+/* Removes pfn from the history. Returns 0 when absent, else the way's
+ * value (non-zero; HISTORY_EVICTED set if we evicted it). */
+static uint32_t history_take(xcc_page_cache *c, uint64_t h)
 {
     uint32_t fp;
     struct history_set *set = history_set_of(c, h, &fp);
     int w = history_find(set, fp);
     if (w < 0)
-        return false;
+        return 0;
+    uint32_t val = set->fp[w];
     memmove(&set->fp[w], &set->fp[w + 1],
             (HISTORY_WAYS - 1 - (unsigned)w) * sizeof(fp));
     set->fp[HISTORY_WAYS - 1] = 0;
-    return true;
+    return val;
+}
+
+/* Whether pfn is in the history, and was evicted by us, without moving it. */
+static uint32_t history_peek(const xcc_page_cache *c, uint64_t h)
+{
+    uint32_t fp;
+    const struct history_set *set = history_set_of(c, h, &fp);
+    int w = history_find(set, fp);
+    return w < 0 ? 0 : set->fp[w];
 }
 
 /* ---- generations ---- */
@@ -168,46 +193,57 @@ static uint32_t age_of(const xcc_page_cache *c, const struct slot *s)
     return c->gen - s->used_gen; /* unsigned: correct across wrap, see rebase */
 }
 
+static uint32_t *gen_count(xcc_page_cache *c, uint32_t gen)
+{
+    return &c->gen_count[gen % AGE_RING];
+}
+
 static void touch(xcc_page_cache *c, struct slot *s)
 {
     uint32_t age = age_of(c, s);
     if (age == 0)
         return;
-    if (age == 1)
-        c->n_prev--;
-    c->n_cur++;
+    if (age < AGE_RING)
+        (*gen_count(c, s->used_gen))--;
+    (*gen_count(c, c->gen))++;
     s->used_gen = c->gen;
 }
 
-/* Takes s out of the protected counters before it leaves the table. */
+/* Takes s out of the per-generation counts before it leaves the table. */
 static void untrack(xcc_page_cache *c, const struct slot *s)
 {
-    uint32_t age = age_of(c, s);
-    if (age == 0)
-        c->n_cur--;
-    else if (age == 1)
-        c->n_prev--;
+    if (age_of(c, s) < AGE_RING)
+        (*gen_count(c, s->used_gen))--;
 }
 
-static uint32_t evictable(const xcc_page_cache *c)
+/* Entries old enough to evict: O(protect_age), a small constant. */
+static uint32_t evictable(xcc_page_cache *c)
 {
-    return c->entries - c->n_cur - c->n_prev;
+    uint32_t protected_entries = 0;
+    for (uint32_t a = 0; a < c->protect_age; a++)
+        protected_entries += *gen_count(c, c->gen - a);
+    return c->entries - protected_entries;
 }
 
 /*
- * Moves the generation to new_gen keeping every entry's age (ages >= 2 are
- * all alike). Ages are u32 differences, so they stay exact as long as no
- * entry is older than 2^32 generations; a rebase before the counter wraps
- * clamps them all.
+ * Moves the generation to new_gen keeping every entry's age, ages of
+ * AGE_RING and more being all alike. Ages are u32 differences, so they stay
+ * exact as long as no entry is older than 2^32 generations; a rebase before
+ * the counter wraps clamps them all.
  */
 static void rebase(xcc_page_cache *c, uint32_t new_gen)
 {
+    memset(c->gen_count, 0, sizeof(c->gen_count));
     for (uint32_t i = 0; i < c->nslots; i++) {
         struct slot *s = &c->slots[i];
-        if (!s->in_use)
+        if (!(s->flags & SLOT_IN_USE))
             continue;
         uint32_t age = age_of(c, s);
-        s->used_gen = new_gen - (age < PROTECTED_AGE ? age : PROTECTED_AGE);
+        if (age >= AGE_RING)
+            age = AGE_RING;
+        s->used_gen = new_gen - age;
+        if (age < AGE_RING)
+            (*gen_count(c, s->used_gen))++;
     }
     c->gen = new_gen;
 }
@@ -217,6 +253,39 @@ void page_cache_set_generation(xcc_page_cache *c, uint32_t gen);
 void page_cache_set_generation(xcc_page_cache *c, uint32_t gen)
 {
     rebase(c, gen);
+}
+
+/* Internal test hook (not exported): the present protection age. */
+unsigned page_cache_protect_age(const xcc_page_cache *c);
+unsigned page_cache_protect_age(const xcc_page_cache *c)
+{
+    return c->protect_age;
+}
+
+/*
+ * Adapts the protection age once per generation. An eviction pays when the
+ * page let in gets a hit before the page pushed out comes back; it loses
+ * when the victim comes back first. Pages dirtied at random (no locality)
+ * make evictions a loss: each victim might still have been dirtied in this
+ * generation, and the newcomer is no likelier to return than the victim.
+ * Then the age rises and the cache settles. With locality (a hot set, a
+ * working set that moves) victims stay away, evictions pay, and the age
+ * falls back to QEMU's two generations.
+ */
+static void adapt_protect_age(xcc_page_cache *c)
+{
+    uint32_t gain = c->admit_gain, loss = c->admit_loss;
+    if (loss > gain) {
+        if (c->protect_age < MAX_PROTECT_AGE)
+            c->protect_age++;
+    } else if (gain > 2 * loss || (gain == 0 && loss == 0)) {
+        /* Paying well, or no evidence at all: probe a shorter age. */
+        if (c->protect_age > MIN_PROTECT_AGE)
+            c->protect_age--;
+    }
+    /* Halve: evidence fades over a few generations. */
+    c->admit_gain = gain / 2;
+    c->admit_loss = loss / 2;
 }
 
 /* ---- the table ---- */
@@ -237,7 +306,7 @@ static void unlink_slot(xcc_page_cache *c, uint32_t idx)
     uint32_t *link = find_link(c, pfn_hash(s->pfn), s->pfn);
     *link = s->next;
     untrack(c, s);
-    s->in_use = 0;
+    s->flags = 0;
     c->entries--;
 }
 
@@ -249,10 +318,10 @@ static uint32_t take_victim(xcc_page_cache *c)
         uint32_t i = c->hand;
         c->hand = i + 1 == c->nslots ? 0 : i + 1;
         struct slot *s = &c->slots[i];
-        if (s->in_use && age_of(c, s) >= PROTECTED_AGE) {
+        if ((s->flags & SLOT_IN_USE) && age_of(c, s) >= c->protect_age) {
             uint64_t pfn = s->pfn;
             unlink_slot(c, i);
-            history_add(c, pfn);
+            history_add(c, pfn, true);
             c->evictions++;
             return i;
         }
@@ -273,14 +342,21 @@ static uint32_t claim_slot(xcc_page_cache *c, uint64_t pfn)
     }
 
     uint32_t idx;
+    uint8_t flags = SLOT_IN_USE;
+    uint32_t seen = history_peek(c, h);
+    if (seen & HISTORY_EVICTED)
+        c->admit_loss++; /* a victim of ours came back */
     if (c->free_head != NO_SLOT) {
         idx = c->free_head;
         c->free_head = c->slots[idx].next;
-        history_take(c, h); /* resident now: free its history way */
-    } else if (evictable(c) > 0 && history_take(c, h)) {
+        if (seen)
+            history_take(c, h); /* resident now: free its history way */
+    } else if (seen && evictable(c) > 0) {
+        history_take(c, h);
         idx = take_victim(c);
+        flags |= SLOT_ON_TRIAL;
     } else {
-        history_add(c, pfn);
+        history_add(c, pfn, false);
         c->declined++;
         return NO_SLOT;
     }
@@ -290,9 +366,9 @@ static uint32_t claim_slot(xcc_page_cache *c, uint64_t pfn)
     s->pfn = pfn;
     s->next = c->buckets[b];
     c->buckets[b] = idx;
-    s->in_use = 1;
+    s->flags = flags;
     s->used_gen = c->gen;
-    c->n_cur++;
+    (*gen_count(c, c->gen))++;
     c->entries++;
     return idx;
 }
@@ -346,8 +422,8 @@ xcc_page_cache *xcc_page_cache_new(size_t budget_bytes, size_t page_size)
     }
     c->free_head = 0;
     c->stage_buf = c->nslots;
-    /* Generation 2 so that "never used" ages stay well defined from start. */
-    c->gen = PROTECTED_AGE;
+    c->protect_age = MIN_PROTECT_AGE;
+    c->gen = AGE_RING;
     return c;
 }
 
@@ -373,6 +449,10 @@ const uint8_t *xcc_page_cache_lookup(xcc_page_cache *c, uint64_t pfn)
     }
     struct slot *s = &c->slots[idx];
     touch(c, s);
+    if (s->flags & SLOT_ON_TRIAL) {
+        s->flags &= (uint8_t)~SLOT_ON_TRIAL;
+        c->admit_gain++; /* the eviction that let it in paid */
+    }
     c->hits++;
     return buf_ptr(c, s->buf);
 }
@@ -442,7 +522,7 @@ void xcc_page_cache_drop(xcc_page_cache *c, uint64_t pfn)
     unlink_slot(c, idx);
     c->slots[idx].next = c->free_head;
     c->free_head = idx;
-    history_add(c, pfn);
+    history_add(c, pfn, false);
 }
 
 void xcc_page_cache_next_generation(xcc_page_cache *c)
@@ -450,10 +530,11 @@ void xcc_page_cache_next_generation(xcc_page_cache *c)
     if (!c)
         return;
     if (c->gen == UINT32_MAX)
-        rebase(c, PROTECTED_AGE); /* once per 2^32 harvests: O(n) is fine */
+        rebase(c, AGE_RING); /* once per 2^32 harvests: O(n) is fine */
     c->gen++;
-    c->n_prev = c->n_cur;
-    c->n_cur = 0;
+    /* Entries last used AGE_RING generations ago leave the counts. */
+    *gen_count(c, c->gen) = 0;
+    adapt_protect_age(c);
 }
 
 void xcc_page_cache_get_stats(const xcc_page_cache *c,

@@ -147,7 +147,8 @@ struct stream_writer {
     int fd;
     xentoollog_logger *log;
     uint64_t bytes;
-    struct iovec *iov; /* header, body pieces, padding */
+    uint32_t page_size; /* from the domain header; 0 before it */
+    struct iovec *iov;  /* header, body pieces, padding */
     size_t iov_cap;
     uint8_t *scratch; /* fixed part of a typed record's body */
     size_t scratch_cap;
@@ -341,6 +342,7 @@ int stream_write_headers(struct stream_writer *w, uint32_t dhdr_type,
         return -1;
     }
     w->bytes += sizeof(hdr);
+    w->page_size = 1u << page_shift;
     return 0;
 }
 
@@ -402,8 +404,9 @@ int stream_write_page_data(struct stream_writer *w, const uint64_t *pfns,
     const uint32_t type = STREAM_REC_PAGE_DATA;
     size_t start = 0;
 
-    if (!page_size_ok(page_size))
-        return bad_arg(w, type, "bad page size", 0, page_size);
+    if (!page_size_ok(page_size) || (w->page_size && page_size != w->page_size))
+        return bad_arg(w, type, "page size differs from the header's", 0,
+                       page_size);
     /* Check every entry before the first byte goes out. */
     for (size_t i = 0; i < n; i++) {
         unsigned t = types ? types[i] : XCC_PFN_NORMAL;
@@ -493,7 +496,8 @@ int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
     for (size_t i = 0; i < n; i++) {
         if (pfns[i] >= STREAM_PFN_LIMIT)
             return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
-        if (lens[i] == 0 || lens[i] > XCC_MAX_PAGE_SIZE)
+        if (lens[i] == 0 ||
+            lens[i] > (w->page_size ? w->page_size : XCC_MAX_PAGE_SIZE))
             return bad_arg(w, type, "bad encoded length", i, lens[i]);
     }
     while (start < n) {

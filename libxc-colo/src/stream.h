@@ -44,8 +44,7 @@
 #define STREAM_PAGE_SHIFT_MIN 12u
 #define STREAM_PAGE_SHIFT_MAX 16u
 
-/* ---- Records --------------------------------------------------------------
- */
+/* ---- Records ------------------------------------------------------------- */
 
 #define STREAM_RHDR_SIZE 8u
 #define STREAM_REC_ALIGN 8u
@@ -117,8 +116,7 @@ bool stream_record_known(uint32_t type);
 #define STREAM_DIGEST_LEN 16u
 #define STREAM_DIGEST_FIXED_SIZE 32u
 
-/* ---- Writer ---------------------------------------------------------------
- */
+/* ---- Writer -------------------------------------------------------------- */
 
 struct stream_writer;
 
@@ -181,7 +179,8 @@ int stream_write_digest(struct stream_writer *w, uint32_t chunk_bytes,
                         uint32_t flags, const uint8_t whole[16],
                         const uint8_t *chunks, uint32_t count);
 
-/* CHECKPOINT_DIRTY_PFN_LIST: a bare u64 pfn[n] body (Xen's layout). */
+/* CHECKPOINT_DIRTY_PFN_LIST: a bare u64 pfn[n] body (Xen's layout); n == 0
+ * writes an empty list ("nothing dirty"); split at the cap. */
 int stream_write_dirty_pfn_list(struct stream_writer *w, const uint64_t *pfns,
                                 size_t n);
 
@@ -193,8 +192,7 @@ int stream_write_end(struct stream_writer *w);
 int stream_write_checkpoint(struct stream_writer *w);
 int stream_write_static_data_end(struct stream_writer *w);
 
-/* ---- Reader ---------------------------------------------------------------
- */
+/* ---- Reader -------------------------------------------------------------- */
 
 struct stream_reader;
 

@@ -29,10 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "xbzrle_impl.h"
 #include "xccolo.h"
 
@@ -43,22 +39,27 @@
 /* Scalar path: 8 bytes at a time with plain integer operations.            */
 /* ------------------------------------------------------------------------ */
 
+/* The mask word of the 64 bytes at o, from eight 8-byte words. */
+static inline __attribute__((always_inline)) uint64_t
+scalar_chunk(const uint8_t *old_page, const uint8_t *new_page, size_t o)
+{
+    uint64_t m = 0;
+
+    for (unsigned k = 0; k < 8; k++)
+        m |= xbzrle_word_mask(old_page + o + 8 * k, new_page + o + 8 * k)
+             << (8 * k);
+    return m;
+}
+
 int xbzrle_encode_scalar(const uint8_t *old_page, const uint8_t *new_page,
                          size_t len, uint8_t *dst, size_t dst_len)
 {
-    uint64_t mask[XBZRLE_MASK_WORDS];
-    size_t full = len / 64 * 64;
+    uint64_t mask[XBZRLE_MASK_WORDS], live[XBZRLE_LIVE_WORDS];
 
-    for (size_t o = 0; o < full; o += 64) {
-        uint64_t m = 0;
-        for (unsigned k = 0; k < 8; k++)
-            m |= xbzrle_word_mask(old_page + o + 8 * k,
-                                  new_page + o + 8 * k)
-                 << (8 * k);
-        mask[o / 64] = m;
-    }
-    xbzrle_mask_tail(old_page, new_page, full, len, mask);
-    return xbzrle_encode_mask(mask, (len + 63) / 64, new_page, len, dst,
+#define SCALAR_CHUNK(o) scalar_chunk(old_page, new_page, (o))
+    XBZRLE_BUILD_MASKS(SCALAR_CHUNK, old_page, new_page, len, mask, live);
+#undef SCALAR_CHUNK
+    return xbzrle_encode_mask(mask, live, (len + 63) / 64, new_page, len, dst,
                               dst_len);
 }
 
@@ -69,6 +70,7 @@ int xbzrle_encode_scalar(const uint8_t *old_page, const uint8_t *new_page,
 struct xbzrle_impl {
     const char *name;
     xbzrle_encode_fn *encode;
+    xbzrle_decode_fn *decode;
     int (*supported)(void);
 };
 
@@ -96,10 +98,10 @@ static int avx512_supported(void)
 /* Best first: "auto" takes the first one the CPU supports. */
 static const struct xbzrle_impl xbzrle_impls[] = {
 #if defined(__x86_64__)
-    {"avx512", xbzrle_encode_avx512, avx512_supported},
-    {"avx2", xbzrle_encode_avx2, avx2_supported},
+    {"avx512", xbzrle_encode_avx512, xbzrle_decode_avx512, avx512_supported},
+    {"avx2", xbzrle_encode_avx2, xbzrle_decode_generic, avx2_supported},
 #endif
-    {"scalar", xbzrle_encode_scalar, scalar_supported},
+    {"scalar", xbzrle_encode_scalar, xbzrle_decode_generic, scalar_supported},
 };
 
 static _Atomic(const struct xbzrle_impl *) xbzrle_current;
@@ -220,86 +222,25 @@ int xcc_xbzrle_encode(const uint8_t *old_page, const uint8_t *new_page,
     return r;
 }
 
-/*
- * Reads one length at src[*i]: 0 and *v set, or -1 when it is missing, has
- * a third byte (over 14 bits) or is overlong (a second byte of 0, which
- * QEMU's encoder never writes).
- */
-static inline __attribute__((always_inline)) int
-read_length(const uint8_t *src, size_t src_len, size_t *i, size_t *v)
+int xbzrle_decode_generic(const uint8_t *src, size_t src_len, uint8_t *page,
+                          size_t len)
 {
-    size_t at = *i;
-    uint8_t b;
-
-    if (at >= src_len)
-        return -1;
-    b = src[at];
-    if (XBZRLE_LIKELY(b < XBZRLE_ULEB_ONE_BYTE)) {
-        *v = b;
-        *i = at + 1;
-        return 0;
-    }
-    if (at + 1 >= src_len)
-        return -1;
-    uint8_t hi = src[at + 1];
-    if (hi >= XBZRLE_ULEB_ONE_BYTE || hi == 0)
-        return -1;
-    *v = (size_t)(b & (XBZRLE_ULEB_ONE_BYTE - 1)) | (size_t)hi << 7;
-    *i = at + 2;
-    return 0;
+    XBZRLE_DECODE_BODY(xbzrle_copy_short, XBZRLE_SHORT_RUN);
 }
-
-#if defined(__SSE2__)
-/* Copies n <= 16 bytes with one 16-byte read-modify-write of page: bytes
- * past n are written back unchanged, so a short run costs no branch. */
-#define DECODE_BLEND_BYTES 16u
-#endif
 
 int xcc_xbzrle_decode(const uint8_t *src, size_t src_len, uint8_t *page,
                       size_t len)
 {
-    size_t i = 0, d = 0;
+    int r;
 
     if (!len_ok(len) || (src_len && !src) || (len && !page)) {
         errno = EINVAL;
         return -1;
     }
-    while (i < src_len) {
-        size_t z, n;
-        int first = i == 0;
-
-        if (read_length(src, src_len, &i, &z) < 0 || (z == 0 && !first))
-            goto bad;
-        d += z;
-        if (d > len)
-            goto bad;
-        if (read_length(src, src_len, &i, &n) < 0 || n == 0)
-            goto bad;
-        if (n > len - d || n > src_len - i)
-            goto bad;
-#if defined(__SSE2__)
-        if (XBZRLE_LIKELY(n <= DECODE_BLEND_BYTES &&
-                          d + DECODE_BLEND_BYTES <= len &&
-                          i + DECODE_BLEND_BYTES <= src_len)) {
-            const __m128i iota =
-                _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                              14, 15);
-            __m128i sel = _mm_cmpgt_epi8(_mm_set1_epi8((char)n), iota);
-            __m128i old = _mm_loadu_si128((const __m128i *)(page + d));
-            __m128i new = _mm_loadu_si128((const __m128i *)(src + i));
-            _mm_storeu_si128((__m128i *)(page + d),
-                             _mm_or_si128(_mm_and_si128(sel, new),
-                                          _mm_andnot_si128(sel, old)));
-        } else
-#endif
-        {
-            memcpy(page + d, src + i, n);
-        }
-        d += n;
-        i += n;
+    r = impl_get()->decode(src, src_len, page, len);
+    if (XBZRLE_UNLIKELY(r < 0)) {
+        errno = EINVAL;
+        return -1;
     }
-    return (int)d;
-bad:
-    errno = EINVAL;
-    return -1;
+    return r;
 }

@@ -39,13 +39,14 @@
 #define XBZRLE_MASK_WORDS (XBZRLE_MAX_LEN / 64)
 
 /*
- * Short non-zero runs are copied with one fixed 32-byte move and both
- * lengths are stored as two bytes, then the output position advances by the
- * real sizes. That over-writes up to this many bytes, so the fast path runs
- * only while this much room is left in dst.
+ * The common pair (both lengths one byte, a non-zero run shorter than
+ * XBZRLE_COPY_CHUNK) is written with one 2-byte store and one fixed 32-byte
+ * move, then the output position advances by the real size. That writes up
+ * to XBZRLE_EMIT_SLACK bytes, so the fast path runs only while that much
+ * room is left in dst (and 32 bytes are left to read in the page).
  */
 #define XBZRLE_COPY_CHUNK 32u
-#define XBZRLE_EMIT_SLACK (2u + 2u + XBZRLE_COPY_CHUNK)
+#define XBZRLE_EMIT_SLACK (2u + XBZRLE_COPY_CHUNK)
 
 #define XBZRLE_INLINE static inline __attribute__((always_inline))
 #define XBZRLE_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -128,44 +129,67 @@ XBZRLE_INLINE size_t xbzrle_zero_run_cost(size_t z)
 }
 
 /*
- * The runs that need more than one length byte are at least 128 bytes long,
- * so each holds at least one whole mask word of all-zero or all-one bits.
- * This visits each maximal group of such words, measures the run around it
- * and returns the bytes that the run costs beyond the one length byte the
- * popcount formula charged it. Returns XBZRLE_INEXPRESSIBLE when a non-zero
- * run exceeds 14 bits: the format has no way to split one (a zero run of 0 is
- * only allowed first), so such a page must go whole.
+ * Phase 1's output besides the mask: live[j] bit b is set when mask word
+ * 64 * j + b is non-zero, so phase 2 costs little for the (common) sparse
+ * page: it visits only changed words and the words right after them.
  */
-XBZRLE_INLINE long xbzrle_long_run_extra(const uint64_t *mask, size_t nw)
+#define XBZRLE_LIVE_WORDS (XBZRLE_MASK_WORDS / 64)
+
+/*
+ * Phase 1 skeleton: `chunk(o)` is an expression giving the mask word of the
+ * 64 bytes at offset o. Fills mask[] and live[] for a page of len bytes.
+ */
+#define XBZRLE_BUILD_MASKS(chunk, old_page, new_page, len, mask, live)         \
+    do {                                                                       \
+        size_t nfull_ = (len) / 64;                                            \
+        for (size_t w0_ = 0; w0_ < nfull_; w0_ += 64) {                        \
+            size_t wend_ = w0_ + 64 < nfull_ ? w0_ + 64 : nfull_;              \
+            uint64_t lv_ = 0;                                                  \
+            for (size_t w_ = w0_; w_ < wend_; w_++) {                          \
+                uint64_t m_ = chunk(w_ * 64);                                  \
+                (mask)[w_] = m_;                                               \
+                lv_ |= (uint64_t)(m_ != 0) << (w_ - w0_);                      \
+            }                                                                  \
+            (live)[w0_ / 64] = lv_;                                            \
+        }                                                                      \
+        if (nfull_ * 64 < (len)) {                                             \
+            xbzrle_mask_tail(old_page, new_page, nfull_ * 64, len, mask);      \
+            if (nfull_ % 64 == 0)                                              \
+                (live)[nfull_ / 64] = 0;                                       \
+            (live)[nfull_ / 64] |= (uint64_t)((mask)[nfull_] != 0)             \
+                                   << (nfull_ % 64);                           \
+        }                                                                      \
+    } while (0)
+
+/*
+ * Non-zero runs of 128 bytes or more need a second length byte; each holds
+ * at least one whole mask word of ones. This visits each maximal group of
+ * such words, measures the run around it and returns the extra bytes.
+ * Returns XBZRLE_INEXPRESSIBLE when a non-zero run exceeds 14 bits: the
+ * format has no way to split one (a zero run of 0 is only allowed first),
+ * so such a page must go whole.
+ */
+XBZRLE_INLINE long xbzrle_long_nonzero_extra(const uint64_t *mask, size_t nw)
 {
     long extra = 0;
     size_t w = 0;
 
     while (w < nw) {
-        uint64_t fill = mask[w];
         size_t g = w, before, after, run;
-        int trailing;
 
-        if (fill != 0 && fill != ~0ull) {
+        if (mask[w] != ~0ull) {
             w++;
             continue;
         }
-        while (g + 1 < nw && mask[g + 1] == fill)
+        while (g + 1 < nw && mask[g + 1] == ~0ull)
             g++;
-        /* Neighbours differ from fill (groups are maximal), so the bit
-         * counts below see a set bit. */
-        before = w > 0 ? (size_t)__builtin_clzll(mask[w - 1] ^ fill) : 0;
-        trailing = g + 1 == nw;
-        after = trailing ? 0 : (size_t)__builtin_ctzll(mask[g + 1] ^ fill);
+        /* Neighbours are not all ones (groups are maximal). */
+        before = w > 0 ? (size_t)__builtin_clzll(~mask[w - 1]) : 0;
+        after = g + 1 < nw ? (size_t)__builtin_ctzll(~mask[g + 1]) : 0;
         run = before + 64 * (g - w + 1) + after;
-        if (fill == 0) {
-            if (!trailing)
-                extra += (long)xbzrle_zero_run_cost(run) - 1;
-        } else {
-            if (run > XBZRLE_MAX_RUN)
-                return XBZRLE_INEXPRESSIBLE;
-            extra += run >= XBZRLE_ULEB_ONE_BYTE;
-        }
+        if (run > XBZRLE_MAX_RUN)
+            return XBZRLE_INEXPRESSIBLE;
+        extra += run >= XBZRLE_ULEB_ONE_BYTE;
         w = g + 1;
     }
     return extra;
@@ -173,64 +197,105 @@ XBZRLE_INLINE long xbzrle_long_run_extra(const uint64_t *mask, size_t nw)
 
 /*
  * The exact encoded size: every changed byte, plus one length byte for each
- * non-zero run and for the zero run before it, plus what long runs add.
- * Returns 0 for equal pages, XBZRLE_INEXPRESSIBLE as above.
+ * non-zero run and one for the zero run before it, plus what long runs add.
+ * Only changed words are visited. A zero run of 128 bytes or more spans a
+ * whole zero word, i.e. a gap between changed words, which is measured
+ * exactly (two neighbouring changed words hold at most 126 zero bits in a
+ * row). Returns 0 for equal pages, XBZRLE_INEXPRESSIBLE as above.
  */
-XBZRLE_INLINE long xbzrle_encoded_size(const uint64_t *mask, size_t nw)
+XBZRLE_INLINE long xbzrle_encoded_size(const uint64_t *mask,
+                                       const uint64_t *live, size_t nw)
 {
-    uint64_t changed = 0, runs = 0, carry = 0, uniform = 0;
-    long extra;
+    uint64_t changed = 0, runs = 0, full = 0;
+    long extra = 0;
+    size_t prev = 0; /* last changed word + 1, 0 before the first */
 
-    for (size_t w = 0; w < nw; w++) {
-        uint64_t x = mask[w];
-        changed += (uint64_t)__builtin_popcountll(x);
-        /* A run starts where a bit is set and the bit before it is not. */
-        runs += (uint64_t)__builtin_popcountll(x & ~((x << 1) | carry));
-        carry = x >> 63;
-        uniform |= (uint64_t)((x == 0) | (x == ~0ull));
+    for (size_t j = 0; j < (nw + 63) / 64; j++) {
+        for (uint64_t lv = live[j]; lv; lv &= lv - 1) {
+            size_t w = j * 64 + (size_t)__builtin_ctzll(lv);
+            uint64_t x = mask[w];
+            uint64_t carry = w ? mask[w - 1] >> 63 : 0;
+
+            changed += (uint64_t)__builtin_popcountll(x);
+            /* A run starts where a bit is set and the bit before is not. */
+            runs += (uint64_t)__builtin_popcountll(x & ~((x << 1) | carry));
+            full |= (uint64_t)(x == ~0ull);
+            if (w > prev) {
+                /* Words [prev, w) are zero: the zero run crosses them. */
+                size_t before = prev ? (size_t)__builtin_clzll(mask[prev - 1])
+                                     : 0;
+                size_t z = before + 64 * (w - prev) +
+                           (size_t)__builtin_ctzll(x);
+                extra += (long)xbzrle_zero_run_cost(z) - 1;
+            }
+            prev = w + 1;
+        }
     }
     if (changed == 0)
         return 0;
-    extra = uniform ? xbzrle_long_run_extra(mask, nw) : 0;
-    if (extra < 0)
-        return extra;
+    if (full) {
+        long more = xbzrle_long_nonzero_extra(mask, nw);
+        if (more < 0)
+            return more;
+        extra += more;
+    }
     return (long)(changed + 2 * runs) + extra;
 }
 
-/* Index of the first set bit at or after pos, or nw * 64 when none. */
-XBZRLE_INLINE size_t xbzrle_next_set(const uint64_t *mask, size_t nw,
-                                     size_t pos)
-{
-    size_t w = pos / 64;
-    uint64_t x;
+/*
+ * The page is emitted in slices of this many bytes: the run boundaries of a
+ * slice are listed first (a short dependency chain per boundary instead of
+ * a load and a bit scan per run), then the runs are written from the list.
+ * One slice holds a 4 KiB page; the list takes 2 bytes per boundary.
+ */
+#define XBZRLE_SLICE_BYTES 4096u
+#define XBZRLE_SLICE_WORDS (XBZRLE_SLICE_BYTES / 64)
+/* The boundary list is written four entries at a time. */
+#define XBZRLE_FLATTEN_UNROLL 4u
 
-    if (w >= nw)
-        return nw * 64;
-    x = mask[w] & (~0ull << (pos % 64));
-    while (!x) {
-        if (++w == nw)
-            return nw * 64;
-        x = mask[w];
-    }
-    return w * 64 + (size_t)__builtin_ctzll(x);
+/*
+ * Count of trailing zeros of x; any value for 0 (the flattening loop below
+ * stores such values only as garbage past its end). On x86-64 it is one
+ * tzcnt (rep bsf on CPUs before BMI, which leaves the register alone for 0),
+ * written in asm so the compiler neither branches on x == 0 nor sees
+ * __builtin_ctzll(0), which C leaves undefined.
+ */
+XBZRLE_INLINE unsigned xbzrle_tz(uint64_t x)
+{
+#if defined(__x86_64__)
+    uint64_t r = 64;
+
+    __asm__("rep; bsfq %1, %0" : "+r"(r) : "rm"(x) : "cc");
+    return (unsigned)r;
+#else
+    return x ? (unsigned)__builtin_ctzll(x) : 64u;
+#endif
 }
 
-/* Index of the first clear bit at or after pos, or nw * 64 when none. */
-XBZRLE_INLINE size_t xbzrle_next_clear(const uint64_t *mask, size_t nw,
-                                       size_t pos)
+/*
+ * Appends base + the index of every set bit of t to out[k..]; returns the
+ * new k. The loop runs popcount / 4 rounds of four unconditional stores,
+ * so its only branch does not depend on where the bits are; it writes up to
+ * XBZRLE_FLATTEN_UNROLL - 1 garbage entries past the new k.
+ */
+XBZRLE_INLINE size_t xbzrle_flatten(uint16_t *out, size_t k, unsigned base,
+                                    uint64_t t)
 {
-    size_t w = pos / 64;
-    uint64_t x;
+    size_t cnt = (size_t)__builtin_popcountll(t);
+    uint16_t *o = out + k;
 
-    if (w >= nw)
-        return nw * 64;
-    x = ~mask[w] & (~0ull << (pos % 64));
-    while (!x) {
-        if (++w == nw)
-            return nw * 64;
-        x = ~mask[w];
+    for (size_t r = 0; r < cnt; r += XBZRLE_FLATTEN_UNROLL) {
+        o[0] = (uint16_t)(base + xbzrle_tz(t));
+        t &= t - 1;
+        o[1] = (uint16_t)(base + xbzrle_tz(t));
+        t &= t - 1;
+        o[2] = (uint16_t)(base + xbzrle_tz(t));
+        t &= t - 1;
+        o[3] = (uint16_t)(base + xbzrle_tz(t));
+        t &= t - 1;
+        o += XBZRLE_FLATTEN_UNROLL;
     }
-    return w * 64 + (size_t)__builtin_ctzll(x);
+    return k + cnt;
 }
 
 /* Writes n (< 2^14) as ULEB128; returns the new output position. */
@@ -245,76 +310,242 @@ XBZRLE_INLINE size_t xbzrle_put_uleb(uint8_t *dst, size_t d, size_t n)
     return d + 2;
 }
 
-/*
- * As xbzrle_put_uleb without a branch: always stores two bytes (the second
- * is garbage for a one-byte length and is overwritten next).
- */
-XBZRLE_INLINE size_t xbzrle_put_uleb2(uint8_t *dst, size_t d, size_t n)
-{
-    size_t two = n >= XBZRLE_ULEB_ONE_BYTE;
+/* Where the fast path of xbzrle_emit_run() may run: d < dst_end and
+ * s < src_end (0 when never). */
+struct xbzrle_limits {
+    size_t dst_end, src_end;
+};
 
-    dst[d] = (uint8_t)(n | (two << 7));
-    dst[d + 1] = (uint8_t)(n >> 7);
-    return d + 1 + two;
+XBZRLE_INLINE struct xbzrle_limits xbzrle_limits(size_t dst_len, size_t len)
+{
+    struct xbzrle_limits l;
+
+    l.dst_end = dst_len >= XBZRLE_EMIT_SLACK ? dst_len - XBZRLE_EMIT_SLACK + 1
+                                             : 0;
+    l.src_end = len >= XBZRLE_COPY_CHUNK ? len - XBZRLE_COPY_CHUNK + 1 : 0;
+    return l;
 }
 
 /*
- * Emits the runs described by mask. The caller has checked that the exact
- * size fits dst_len, so only the over-writes of the fast path need care.
+ * Writes any pair exactly: long zero runs split, two-byte lengths, long
+ * copies. Returns the new output position.
  */
-XBZRLE_INLINE size_t xbzrle_emit(const uint64_t *mask, size_t nw,
-                                 const uint8_t *new_page, size_t len,
-                                 uint8_t *dst, size_t dst_len)
+XBZRLE_INLINE size_t xbzrle_emit_run_slow(uint8_t *dst, size_t d,
+                                          const uint8_t *new_page, size_t pos,
+                                          size_t s, size_t e)
 {
-    size_t pos = 0, d = 0;
+    size_t z = s - pos, n = e - s;
 
-    for (;;) {
-        size_t s = xbzrle_next_set(mask, nw, pos), e, z, n;
-
-        if (s >= len)
-            break;
-        /* Padding bits past len are clear, so the run ends by len. */
-        e = xbzrle_next_clear(mask, nw, s);
-        z = s - pos;
-        n = e - s;
-        while (XBZRLE_UNLIKELY(z > XBZRLE_MAX_RUN)) {
-            /* Split as xbzrle_zero_run_cost() describes. */
-            size_t k = z - 2 < XBZRLE_MAX_RUN ? z - 2 : XBZRLE_MAX_RUN;
-            d = xbzrle_put_uleb(dst, d, k);
-            dst[d++] = 1;
-            dst[d++] = new_page[pos + k];
-            pos += k + 1;
-            z -= k + 1;
-        }
-        if (XBZRLE_LIKELY(d + XBZRLE_EMIT_SLACK <= dst_len &&
-                          n <= XBZRLE_COPY_CHUNK &&
-                          s + XBZRLE_COPY_CHUNK <= len)) {
-            d = xbzrle_put_uleb2(dst, d, z);
-            d = xbzrle_put_uleb2(dst, d, n);
-            memcpy(dst + d, new_page + s, XBZRLE_COPY_CHUNK);
-        } else {
-            d = xbzrle_put_uleb(dst, d, z);
-            d = xbzrle_put_uleb(dst, d, n);
-            memcpy(dst + d, new_page + s, n);
-        }
-        d += n;
-        pos = e;
+    while (z > XBZRLE_MAX_RUN) {
+        /* Split as xbzrle_zero_run_cost() describes. */
+        size_t k = z - 2 < XBZRLE_MAX_RUN ? z - 2 : XBZRLE_MAX_RUN;
+        d = xbzrle_put_uleb(dst, d, k);
+        dst[d++] = 1;
+        dst[d++] = new_page[pos + k];
+        pos += k + 1;
+        z -= k + 1;
     }
+    d = xbzrle_put_uleb(dst, d, z);
+    d = xbzrle_put_uleb(dst, d, n);
+    memcpy(dst + d, new_page + s, n);
+    return d + n;
+}
+
+/*
+ * Writes the pair for the non-zero run [s, e) after the zero run [pos, s).
+ * The caller has checked that the whole delta fits dst_len, so only the
+ * over-writes of the fast path need care.
+ */
+XBZRLE_INLINE size_t xbzrle_emit_run(uint8_t *dst, size_t d,
+                                     struct xbzrle_limits lim,
+                                     const uint8_t *new_page, size_t pos,
+                                     size_t s, size_t e)
+{
+    size_t z = s - pos, n = e - s;
+
+    /* One test: z < 128, n < 32, room to write and to read. */
+    if (XBZRLE_LIKELY(((z >> 7) | (n >> 5)) == 0 && d < lim.dst_end &&
+                      s < lim.src_end)) {
+        dst[d] = (uint8_t)z;
+        dst[d + 1] = (uint8_t)n;
+        memcpy(dst + d + 2, new_page + s, XBZRLE_COPY_CHUNK);
+        return d + 2 + n;
+    }
+    return xbzrle_emit_run_slow(dst, d, new_page, pos, s, e);
+}
+
+/*
+ * Emits the runs described by mask, one slice (64 words, one live[] word)
+ * at a time. A boundary is a byte whose changed-ness differs from the byte
+ * before (byte -1 counts as unchanged), so boundaries alternate: start of a
+ * non-zero run, its end, the next start... Only words that are changed, or
+ * follow a changed word (a run may end at their first byte), can hold one.
+ * A run still open at the end of the page ends at len.
+ */
+XBZRLE_INLINE size_t xbzrle_emit(const uint64_t *mask, const uint64_t *live,
+                                 size_t nw, const uint8_t *new_page,
+                                 size_t len, uint8_t *dst, size_t dst_len)
+{
+    uint16_t bnd[XBZRLE_SLICE_BYTES + XBZRLE_FLATTEN_UNROLL];
+    size_t pos = 0, d = 0, open_start = 0;
+    int open = 0;
+    struct xbzrle_limits lim = xbzrle_limits(dst_len, len);
+
+    for (size_t j = 0; j < (nw + 63) / 64; j++) {
+        size_t slice = j * XBZRLE_SLICE_BYTES, k = 0, i = 0;
+        uint64_t active = live[j] | live[j] << 1 | (j ? live[j - 1] >> 63 : 0);
+
+        if (nw - j * 64 < 64)
+            active &= (1ull << (nw - j * 64)) - 1;
+        for (; active; active &= active - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(active);
+            size_t w = j * 64 + b;
+            uint64_t x = mask[w];
+            uint64_t carry = w ? mask[w - 1] >> 63 : 0;
+            /* Positions are relative to the slice: they fit 16 bits. */
+            k = xbzrle_flatten(bnd, k, b * 64, x ^ ((x << 1) | carry));
+        }
+        if (open && k > 0) {
+            d = xbzrle_emit_run(dst, d, lim, new_page, pos,
+                                open_start, slice + bnd[0]);
+            pos = slice + bnd[0];
+            open = 0;
+            i = 1;
+        }
+        for (; i + 1 < k; i += 2) {
+            size_t s = slice + bnd[i], e = slice + bnd[i + 1];
+            d = xbzrle_emit_run(dst, d, lim, new_page, pos, s, e);
+            pos = e;
+        }
+        if (i < k) {
+            open = 1;
+            open_start = slice + bnd[i];
+        }
+    }
+    if (open)
+        d = xbzrle_emit_run(dst, d, lim, new_page, pos, open_start,
+                            len);
     return d;
 }
 
 /* Phase 2 for every path: size, early exit, emit. */
-XBZRLE_INLINE int xbzrle_encode_mask(const uint64_t *mask, size_t nw,
+XBZRLE_INLINE int xbzrle_encode_mask(const uint64_t *mask,
+                                     const uint64_t *live, size_t nw,
                                      const uint8_t *new_page, size_t len,
                                      uint8_t *dst, size_t dst_len)
 {
-    long size = xbzrle_encoded_size(mask, nw);
+    long size = xbzrle_encoded_size(mask, live, nw);
 
     if (size <= 0)
         return (int)size;
     if ((size_t)size > dst_len)
         return -1;
-    return (int)xbzrle_emit(mask, nw, new_page, len, dst, dst_len);
+    return (int)xbzrle_emit(mask, live, nw, new_page, len, dst, dst_len);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Decoding (xcc_xbzrle_decode), shared by the decoder paths.                */
+/* ------------------------------------------------------------------------ */
+
+/* One decoder path: returns as xcc_xbzrle_decode; len is validated. */
+typedef int xbzrle_decode_fn(const uint8_t *src, size_t src_len,
+                             uint8_t *page, size_t len);
+
+int xbzrle_decode_generic(const uint8_t *src, size_t src_len, uint8_t *page,
+                          size_t len);
+#if defined(__x86_64__)
+int xbzrle_decode_avx512(const uint8_t *src, size_t src_len, uint8_t *page,
+                         size_t len);
+#endif
+
+/* Decoder result for malformed input. */
+#define XBZRLE_MALFORMED (-1)
+
+/*
+ * Reads one length at src[*i]: 0 and *v set, or -1 when it is missing, has
+ * a third byte (over 14 bits) or is overlong (a second byte of 0, which
+ * QEMU's encoder never writes).
+ */
+XBZRLE_INLINE int xbzrle_read_length(const uint8_t *src, size_t src_len,
+                                     size_t *i, size_t *v)
+{
+    size_t at = *i;
+    uint8_t b, hi;
+
+    if (at >= src_len)
+        return -1;
+    b = src[at];
+    if (XBZRLE_LIKELY(b < XBZRLE_ULEB_ONE_BYTE)) {
+        *v = b;
+        *i = at + 1;
+        return 0;
+    }
+    if (at + 1 >= src_len)
+        return -1;
+    hi = src[at + 1];
+    if (hi >= XBZRLE_ULEB_ONE_BYTE || hi == 0)
+        return -1;
+    *v = (size_t)(b & (XBZRLE_ULEB_ONE_BYTE - 1)) | (size_t)hi << 7;
+    *i = at + 2;
+    return 0;
+}
+
+/* Copies n bytes, 1 <= n <= 16, touching exactly [0, n) of both sides:
+ * two overlapping moves of the largest size that fits, no read of page. */
+XBZRLE_INLINE void xbzrle_copy_short(uint8_t *to, const uint8_t *from,
+                                     size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, from, 8);
+        memcpy(&b, from + n - 8, 8);
+        memcpy(to, &a, 8);
+        memcpy(to + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, from, 4);
+        memcpy(&b, from + n - 4, 4);
+        memcpy(to, &a, 4);
+        memcpy(to + n - 4, &b, 4);
+    } else {
+        uint8_t a = from[0], b = from[n / 2], c = from[n - 1];
+        to[0] = a;
+        to[n / 2] = b;
+        to[n - 1] = c;
+    }
+}
+
+/* Runs up to this long take the short copy (or one masked move). */
+#define XBZRLE_SHORT_RUN 16u
+
+/*
+ * The decoder. copy_short(to, from, n) copies a run of 1..short_max bytes
+ * and must touch nothing outside [0, n) of either buffer.
+ */
+#define XBZRLE_DECODE_BODY(copy_short, short_max)                              \
+    do {                                                                       \
+        size_t i = 0, d = 0;                                                   \
+        while (i < src_len) {                                                  \
+            size_t z, n;                                                       \
+            int first = i == 0;                                                \
+            if (xbzrle_read_length(src, src_len, &i, &z) < 0 ||                \
+                (z == 0 && !first))                                            \
+                return XBZRLE_MALFORMED;                                       \
+            d += z;                                                            \
+            if (d > len)                                                       \
+                return XBZRLE_MALFORMED;                                       \
+            if (xbzrle_read_length(src, src_len, &i, &n) < 0 || n == 0)        \
+                return XBZRLE_MALFORMED;                                       \
+            if (n > len - d || n > src_len - i)                                \
+                return XBZRLE_MALFORMED;                                       \
+            if (XBZRLE_LIKELY(n <= (short_max)))                               \
+                copy_short(page + d, src + i, n);                              \
+            else                                                               \
+                memcpy(page + d, src + i, n);                                  \
+            d += n;                                                            \
+            i += n;                                                            \
+        }                                                                      \
+        return (int)d;                                                         \
+    } while (0)
 
 #endif /* XCC_XBZRLE_IMPL_H */

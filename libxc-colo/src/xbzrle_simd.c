@@ -16,55 +16,75 @@
 #define XBZRLE_AVX2_TARGET "avx2,bmi,bmi2,popcnt,lzcnt"
 #define XBZRLE_AVX512_TARGET "avx512f,avx512bw,avx2,bmi,bmi2,popcnt,lzcnt"
 
+/* Mask word of the 64 bytes at o: two 32-byte compares. */
+__attribute__((target(XBZRLE_AVX2_TARGET))) static inline
+    __attribute__((always_inline)) uint64_t
+    avx2_chunk(const uint8_t *old_page, const uint8_t *new_page, size_t o)
+{
+    __m256i a0 = _mm256_loadu_si256((const __m256i *)(old_page + o));
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(new_page + o));
+    __m256i a1 = _mm256_loadu_si256((const __m256i *)(old_page + o + 32));
+    __m256i b1 = _mm256_loadu_si256((const __m256i *)(new_page + o + 32));
+    uint32_t eq0 = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a0, b0));
+    uint32_t eq1 = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a1, b1));
+
+    return ~((uint64_t)eq1 << 32 | eq0);
+}
+
 __attribute__((target(XBZRLE_AVX2_TARGET))) int
 xbzrle_encode_avx2(const uint8_t *old_page, const uint8_t *new_page,
                    size_t len, uint8_t *dst, size_t dst_len)
 {
-    uint64_t mask[XBZRLE_MASK_WORDS];
-    uint64_t any = 0;
-    size_t full = len / 64 * 64;
+    uint64_t mask[XBZRLE_MASK_WORDS], live[XBZRLE_LIVE_WORDS];
 
-    for (size_t o = 0; o < full; o += 64) {
-        __m256i a0 = _mm256_loadu_si256((const __m256i *)(old_page + o));
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)(new_page + o));
-        __m256i a1 = _mm256_loadu_si256((const __m256i *)(old_page + o + 32));
-        __m256i b1 = _mm256_loadu_si256((const __m256i *)(new_page + o + 32));
-        uint32_t eq0 = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a0, b0));
-        uint32_t eq1 = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a1, b1));
-        uint64_t m = ~((uint64_t)eq1 << 32 | eq0);
-        mask[o / 64] = m;
-        any |= m;
-    }
-    xbzrle_mask_tail(old_page, new_page, full, len, mask);
-    if (full < len)
-        any |= mask[full / 64];
-    if (!any)
-        return 0;
-    return xbzrle_encode_mask(mask, (len + 63) / 64, new_page, len, dst,
+#define AVX2_CHUNK(o) avx2_chunk(old_page, new_page, (o))
+    XBZRLE_BUILD_MASKS(AVX2_CHUNK, old_page, new_page, len, mask, live);
+#undef AVX2_CHUNK
+    return xbzrle_encode_mask(mask, live, (len + 63) / 64, new_page, len, dst,
                               dst_len);
+}
+
+/* Mask word of the 64 bytes at o: one 64-byte compare into a mask. */
+__attribute__((target(XBZRLE_AVX512_TARGET))) static inline
+    __attribute__((always_inline)) uint64_t
+    avx512_chunk(const uint8_t *old_page, const uint8_t *new_page, size_t o)
+{
+    __m512i a = _mm512_loadu_si512((const void *)(old_page + o));
+    __m512i b = _mm512_loadu_si512((const void *)(new_page + o));
+
+    return _mm512_cmpneq_epi8_mask(a, b);
 }
 
 __attribute__((target(XBZRLE_AVX512_TARGET))) int
 xbzrle_encode_avx512(const uint8_t *old_page, const uint8_t *new_page,
                      size_t len, uint8_t *dst, size_t dst_len)
 {
-    uint64_t mask[XBZRLE_MASK_WORDS];
-    uint64_t any = 0;
-    size_t full = len / 64 * 64;
+    uint64_t mask[XBZRLE_MASK_WORDS], live[XBZRLE_LIVE_WORDS];
 
-    for (size_t o = 0; o < full; o += 64) {
-        __m512i a = _mm512_loadu_si512((const void *)(old_page + o));
-        __m512i b = _mm512_loadu_si512((const void *)(new_page + o));
-        uint64_t m = _mm512_cmpneq_epi8_mask(a, b);
-        mask[o / 64] = m;
-        any |= m;
-    }
-    xbzrle_mask_tail(old_page, new_page, full, len, mask);
-    if (full < len)
-        any |= mask[full / 64];
-    if (!any)
-        return 0;
-    return xbzrle_encode_mask(mask, (len + 63) / 64, new_page, len, dst,
+#define AVX512_CHUNK(o) avx512_chunk(old_page, new_page, (o))
+    XBZRLE_BUILD_MASKS(AVX512_CHUNK, old_page, new_page, len, mask, live);
+#undef AVX512_CHUNK
+    return xbzrle_encode_mask(mask, live, (len + 63) / 64, new_page, len, dst,
                               dst_len);
+}
+
+/* A run of up to 64 bytes is one masked load and one masked store: no
+ * branch on its length and no byte outside it touched (masked-off lanes
+ * neither fault nor write). */
+#define XBZRLE_AVX512_RUN 64u
+
+__attribute__((target(XBZRLE_AVX512_TARGET))) static inline
+    __attribute__((always_inline)) void
+    copy_masked(uint8_t *to, const uint8_t *from, size_t n)
+{
+    __mmask64 m = _bzhi_u64(~0ull, (unsigned)n);
+    _mm512_mask_storeu_epi8(to, m, _mm512_maskz_loadu_epi8(m, from));
+}
+
+__attribute__((target(XBZRLE_AVX512_TARGET))) int
+xbzrle_decode_avx512(const uint8_t *src, size_t src_len, uint8_t *page,
+                     size_t len)
+{
+    XBZRLE_DECODE_BODY(copy_masked, XBZRLE_AVX512_RUN);
 }
 #endif

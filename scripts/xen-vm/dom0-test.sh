@@ -74,7 +74,7 @@ kv xl_create_seconds "$(dt "$t0" "$(now)")"
 D=$(xl domid guest 2>/dev/null)
 if [ $rc != 0 ] || [ -z "$D" ] || ! wait_console guest XCC_WORKLOAD 120; then
     step create FAIL "domU did not start its workload"
-    tail -n 20 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
+    tail -n 80 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
     exit 0
 fi
 step create PASS "dom$D runs the workload"

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #define PAGE 4096
@@ -68,10 +67,11 @@ int main(void)
         puts("XCC_WORKLOAD out of memory");
         return 1;
     }
-    /* Fault everything in now: no page-table churn once running. */
+    /* Fault everything in now: no page-table churn once running. (No
+     * mlockall: locking the threads' stacks too runs a small guest out of
+     * memory, and init cannot be OOM-killed.) */
     memset(hot, 0, (size_t)HOT_PAGES * PAGE);
     memset(bg, 0x5a, (size_t)BG_PAGES * PAGE);
-    mlockall(MCL_CURRENT | MCL_FUTURE);
     if (pthread_create(&t1, NULL, hotpages, hot) ||
         pthread_create(&t2, NULL, background, bg)) {
         puts("XCC_WORKLOAD cannot start threads");

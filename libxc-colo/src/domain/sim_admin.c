@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -629,6 +630,27 @@ fail: {
 }
 }
 
+/* The RAM file is sparse, but a fill or a restore writes all of it: a
+ * tmpfs that runs out of room would kill the guest with SIGBUS. */
+static int check_space(uint64_t mem_bytes, xentoollog_logger *log)
+{
+    struct statvfs sv;
+    uint64_t avail;
+
+    if (statvfs(SIM_ROOT, &sv) < 0 && statvfs("/dev/shm", &sv) < 0)
+        return 0; /* cannot tell: let mkdir report */
+    avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (mem_bytes > avail) {
+        XCC_ERR(log, "sim",
+                "not enough room in /dev/shm for %" PRIu64
+                " bytes of guest RAM (%" PRIu64 " bytes free)",
+                mem_bytes, avail);
+        errno = ENOSPC;
+        return -1;
+    }
+    return 0;
+}
+
 static int check_mem(uint64_t mem_bytes, xentoollog_logger *log)
 {
     long psz = sysconf(_SC_PAGESIZE);
@@ -643,14 +665,14 @@ static int check_mem(uint64_t mem_bytes, xentoollog_logger *log)
         errno = EINVAL;
         return -1;
     }
-    return 0;
+    return check_space(mem_bytes, log);
 }
 
 /* ---- starting the guest process ---- */
 
 /* Parses the child's report; returns 0 on "OK", else -1 with errno. */
 static int read_ready(int fd, uint64_t mem_bytes, pid_t *child,
-                      xentoollog_logger *log)
+                      bool *said_why, xentoollog_logger *log)
 {
     char buf[4096];
     size_t used = 0;
@@ -659,8 +681,8 @@ static int read_ready(int fd, uint64_t mem_bytes, pid_t *child,
     uint64_t deadline = lib_now_ns() + (uint64_t)timeout * 1000000ull;
     bool ok = false;
     int err = EIO;
-    char errmsg[1024] = "guest process exited before it was ready (see "
-                        "guest.log)";
+    char errmsg[1024] = "guest process died before it was ready (killed by "
+                        "a signal?)";
 
     for (;;) {
         struct pollfd pfd = {fd, POLLIN, 0};
@@ -701,6 +723,7 @@ static int read_ready(int fd, uint64_t mem_bytes, pid_t *child,
             } else if (!strncmp(line, "ERR ", 4)) {
                 char *msg;
                 err = (int)strtol(line + 4, &msg, 10);
+                *said_why = true;
                 snprintf(errmsg, sizeof(errmsg), "%s",
                          *msg == ' ' ? msg + 1 : msg);
             }
@@ -718,6 +741,33 @@ static int read_ready(int fd, uint64_t mem_bytes, pid_t *child,
     return -1;
 }
 
+/* A guest that died without a word may have said something in guest.log
+ * (or been killed by a signal, which the log then lacks). */
+static void log_guest_log_tail(const char *name, xentoollog_logger *log)
+{
+    char path[PATH_MAX], buf[512];
+    ssize_t n;
+    off_t size;
+    int fd;
+
+    sim_path(path, sizeof(path), name, "guest.log");
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    size = lseek(fd, 0, SEEK_END);
+    n = pread(fd, buf, sizeof(buf) - 1,
+              size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1
+                                            : 0);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    while (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    XCC_ERR(log, "sim", "guest '%s' log ends: %s", name,
+            strrchr(buf, '\n') ? strrchr(buf, '\n') + 1 : buf);
+}
+
 /*
  * Forks the detached guest (double fork + setsid) and waits for its report.
  * On failure the process is gone when this returns.
@@ -726,6 +776,7 @@ static int spawn_guest(const struct sim_guest_args *a, xentoollog_logger *log)
 {
     int fds[2], status, rc;
     pid_t c1, child = 0;
+    bool said_why = false;
 
     if (pipe2(fds, O_CLOEXEC) < 0) {
         XCC_PERR(log, "sim", "pipe");
@@ -751,12 +802,15 @@ static int spawn_guest(const struct sim_guest_args *a, xentoollog_logger *log)
     close(fds[1]);
     while (waitpid(c1, &status, 0) < 0 && errno == EINTR)
         ;
-    rc = read_ready(fds[0], a->fill ? a->mem_bytes : 0, &child, log);
+    rc = read_ready(fds[0], a->fill ? a->mem_bytes : 0, &child, &said_why,
+                    log);
     close(fds[0]);
     if (rc < 0) {
         int e = errno;
         if (child > 0)
             proc_kill(child, 0);
+        if (!said_why)
+            log_guest_log_tail(a->name, log);
         errno = e;
     }
     return rc;
@@ -1082,9 +1136,8 @@ int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
         return -1;
     }
     /* a running ledger changes under us: look at it stopped */
-    if (m.pid > 0 && sim_proc_state((pid_t)m.pid, m.pid_start) &&
-        sim_proc_alive(sim_proc_state((pid_t)m.pid, m.pid_start)) &&
-        !is_stopped(sim_proc_state((pid_t)m.pid, m.pid_start))) {
+    char st = m.pid > 0 ? sim_proc_state((pid_t)m.pid, m.pid_start) : 0;
+    if (sim_proc_alive(st) && !is_stopped(st)) {
         if (sim_proc_stop((pid_t)m.pid, m.pid_start, log) < 0) {
             munmap(ram, m.mem_bytes);
             return -1;
@@ -1164,11 +1217,16 @@ int xcc_sim_get_info(const char *name, struct xcc_sim_info *info,
     snprintf(info->workload, sizeof(info->workload), "%s", m.workload);
     snprintf(info->tracking, sizeof(info->tracking), "%s",
              m.pid > 0 ? m.tracking : "none");
-    if (strlen(m.holes) < sizeof(info->holes))
-        snprintf(info->holes, sizeof(info->holes), "%s", m.holes);
-    else
-        snprintf(info->holes, sizeof(info->holes), "%.*s...",
-                 (int)sizeof(info->holes) - 4, m.holes);
+    {
+        size_t hl = strlen(m.holes), cap = sizeof(info->holes);
+
+        if (hl < cap) {
+            memcpy(info->holes, m.holes, hl + 1);
+        } else { /* too long for the struct: cut, and say so */
+            memcpy(info->holes, m.holes, cap - 4);
+            memcpy(info->holes + cap - 4, "...", 4);
+        }
+    }
     read_progress(name, info);
     if (m.incomplete) {
         info->state = XCC_SIM_INCOMPLETE;

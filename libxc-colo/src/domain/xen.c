@@ -217,6 +217,48 @@ static bool pv_frames_moved(struct xen_dom *x, const uint64_t *mfns,
     return false;
 }
 
+/*
+ * PV: Xen refuses writable foreign mappings of page-table pages (their
+ * contents are machine frame numbers Xen validates). A memory-only restore
+ * must leave the target's page tables as they are, so those slots get a
+ * private scratch page instead: the write lands there and is dropped.
+ * Returns the number of slots so redirected.
+ */
+static size_t pv_discard_pagetable_writes(struct xen_dom *x, uint8_t *base,
+                                          const uint64_t *mfns, int *err,
+                                          size_t n)
+{
+    uint64_t frame[64];
+    size_t slot[64], redirected = 0;
+    uint8_t types[64];
+
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+
+        for (; i < n && k < XCC_ARRAY_SIZE(frame); i++) {
+            if (err[i] && mfns[i] != XEN_P2M_INVALID) {
+                slot[k] = i;
+                frame[k++] = mfns[i];
+            }
+        }
+        if (k == 0 || xen_frame_types(x, frame, types, k) < 0)
+            continue;
+        for (size_t j = 0; j < k; j++) {
+            uint8_t *page = base + slot[j] * PAGE_BYTES;
+
+            if (types[j] < XCC_PFN_L1TAB || types[j] > XCC_PFN_L4TAB)
+                continue;
+            if (mmap(page, PAGE_BYTES, PROT_READ | PROT_WRITE,
+                     MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                     0) == MAP_FAILED)
+                continue;
+            err[slot[j]] = 0;
+            redirected++;
+        }
+    }
+    return redirected;
+}
+
 static void *xen_map(xcc_domain *d, bool writable, const uint64_t *pfns,
                      int *err, size_t n)
 {
@@ -262,6 +304,15 @@ static void *xen_map(xcc_domain *d, bool writable, const uint64_t *pfns,
         for (size_t i = 0; i < n; i++)
             if (mfns[i] == XEN_P2M_INVALID)
                 err[i] = -ENOENT;
+        if (writable) {
+            size_t k = pv_discard_pagetable_writes(x, p, mfns, err, n);
+
+            if (k) {
+                x->pagetable_writes_dropped += k;
+                XCC_DBG(d->log, "xen", "dom%u: %zu page-table pages mapped "
+                        "to a scratch page", x->domid, k);
+            }
+        }
     }
     free(mfns);
     return p;
@@ -362,6 +413,10 @@ static void xen_close(xcc_domain *d)
 
     if (!x)
         return;
+    if (x->pagetable_writes_dropped)
+        XCC_INFO(d->log, "xen", "dom%u: %" PRIu64 " writes to page-table "
+                 "pages were dropped (a PV memory-only restore keeps the "
+                 "target's page tables)", x->domid, x->pagetable_writes_dropped);
     /* A save that stopped early must not leave the guest in shadow mode. */
     if (x->logdirty_on)
         xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);

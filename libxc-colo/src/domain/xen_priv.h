@@ -46,6 +46,7 @@ struct xen_dom {
     uint64_t *p2m;
     const char *p2m_source; /* "frame-list" or "m2p", for the log */
     unsigned p2m_refreshes;
+    uint64_t pagetable_writes_dropped; /* see xen.c, writable PV maps */
 
     /* Log-dirty: a hypercall-safe bitmap of nr_pfns bits. */
     bool logdirty_on;
