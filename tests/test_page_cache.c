@@ -62,12 +62,12 @@ Test(page_cache, bad_args)
     static const struct {
         size_t budget, page;
     } bad[] = {
-        {1 << 20, 0},           /* zero page size */
-        {1 << 20, 12},          /* not a multiple of 8 */
-        {1 << 20, 65536 + 8},   /* beyond the codec's limit */
-        {4095, 4096},           /* budget below one page */
-        {0, 4096},              /* no budget */
-        {(size_t)1 << 34, 8},   /* 2^31 slots: beyond the u32 indices */
+        {1 << 20, 0},         /* zero page size */
+        {1 << 20, 12},        /* not a multiple of 8 */
+        {1 << 20, 65536 + 8}, /* beyond the codec's limit */
+        {4095, 4096},         /* budget below one page */
+        {0, 4096},            /* no budget */
+        {(size_t)1 << 34, 8}, /* 2^31 slots: beyond the u32 indices */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errno = 0;
@@ -299,9 +299,12 @@ Test(page_cache, budget_respected)
     static const struct {
         size_t budget, page;
     } cases[] = {
-        {BUDGET_8M, PAGE},       {BUDGET_8M + PAGE - 1, PAGE},
-        {PAGE, PAGE},            {1000, 8},
-        {(size_t)3 << 20, 65536}, {(size_t)64 << 20, PAGE},
+        {BUDGET_8M, PAGE},
+        {BUDGET_8M + PAGE - 1, PAGE},
+        {PAGE, PAGE},
+        {1000, 8},
+        {(size_t)3 << 20, 65536},
+        {(size_t)64 << 20, PAGE},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         xcc_page_cache *c = xcc_page_cache_new(cases[i].budget, cases[i].page);
@@ -425,7 +428,9 @@ Test(page_cache, model_random_ops)
             xcc_page_cache_drop(c, pfn);
             present[pfn] = false;
             break;
-        case 2: case 3: case 4: {
+        case 2:
+        case 3:
+        case 4: {
             const uint8_t *got = xcc_page_cache_lookup(c, pfn);
             lookups++;
             /* An entry may vanish (evicted), never appear unstored. */
@@ -469,11 +474,11 @@ Test(page_cache, model_random_ops)
     cr_assert_eq(st.declined, declined);
     cr_assert_gt(st.evictions, 0);
     cr_assert_gt(st.declined, 0);
-    fprintf(stderr, "model: %lu lookups, %lu hits, %lu stored, %lu declined, "
-                    "%lu evictions\n",
-            (unsigned long)lookups, (unsigned long)hits,
-            (unsigned long)stored, (unsigned long)declined,
-            (unsigned long)st.evictions);
+    fprintf(stderr,
+            "model: %lu lookups, %lu hits, %lu stored, %lu declined, "
+            "%lu evictions\n",
+            (unsigned long)lookups, (unsigned long)hits, (unsigned long)stored,
+            (unsigned long)declined, (unsigned long)st.evictions);
     uint64_t found = 0;
     for (unsigned i = 0; i < PFNS; i++)
         if (xcc_page_cache_lookup(c, i)) {
@@ -600,6 +605,27 @@ static void make_phase_trace(struct trace *t)
             trace_push(t, base + i);
         trace_end_gen(t);
     }
+}
+
+/* Each generation dirties each of npages with probability pct%, afresh:
+ * no locality at all, as the sim's random:RATE workload. */
+static void make_subset_trace(struct trace *t, unsigned npages, unsigned pct)
+{
+    memset(t, 0, sizeof(*t));
+    assign_pfns(t, npages, false, RANDOM_PFN_SPACE);
+    uint32_t *order = malloc(npages * sizeof(*order));
+    cr_assert_not_null(order);
+    for (int g = 0; g < GENERATIONS; g++) {
+        size_t k = 0;
+        for (uint32_t i = 0; i < npages; i++)
+            if (rnd() % 100 < pct)
+                order[k++] = i;
+        shuffle(order, k);
+        for (size_t i = 0; i < k; i++)
+            trace_push(t, order[i]);
+        trace_end_gen(t);
+    }
+    free(order);
 }
 
 /* Belady's MIN with bypass (the optimum when a cache may refuse a page):
@@ -782,8 +808,8 @@ static uint64_t cache_hits(const struct trace *t, size_t budget,
     return hits;
 }
 
-static double check_against_optimum(const char *name, const struct trace *t,
-                                    double required)
+static uint64_t check_against_optimum(const char *name, const struct trace *t,
+                                      double required)
 {
     uint64_t opt = belady_hits(t, SLOTS_8M);
     uint64_t ours = cache_hits(t, BUDGET_8M, false, NULL);
@@ -797,11 +823,10 @@ static double check_against_optimum(const char *name, const struct trace *t,
             name, t->n, 100.0 * (double)opt / n, 100.0 * (double)ours / n,
             ratio, 100.0 * (double)dm / n);
     cr_assert_eq(ours_commit, ours, "stage/commit follows the same policy");
-    cr_assert_leq(ours, opt, "%s: beat the optimum? the oracle is wrong",
-                  name);
+    cr_assert_leq(ours, opt, "%s: beat the optimum? the oracle is wrong", name);
     cr_assert_geq(ratio, required, "%s: %.4f of optimum, need %.2f", name,
                   ratio, required);
-    return ratio;
+    return ours;
 }
 
 Test(page_cache, belady_contiguous, .timeout = 120)
@@ -857,4 +882,38 @@ Test(page_cache, belady_phase_change, .timeout = 120)
      * protected for a generation after its last use). */
     check_against_optimum("phase change 1536", &t, 0.95);
     trace_free(&t);
+}
+
+/*
+ * Pages dirtied at random, without locality. Belady's optimum knows which
+ * pages come next; no online policy does. In expectation a cached page is
+ * hit in a generation with probability p whatever the policy, so no online
+ * policy beats capacity * p hits per generation after the first: a hit rate
+ * of (19/20) * capacity / npages. Every eviction here is a loss (the victim
+ * may still be dirtied this generation), so the cache must learn to keep
+ * still; the plain two-generation rule reached only 0.72 of that bound at 8192
+ * pages.
+ */
+Test(page_cache, random_dirtying_online_bound, .timeout = 120)
+{
+    static const unsigned npages[] = {3000, 4096, 8192, 16384};
+    for (size_t i = 0; i < sizeof(npages) / sizeof(npages[0]); i++) {
+        struct trace t;
+        char name[64];
+        snprintf(name, sizeof(name), "random 50%% of %u", npages[i]);
+        rng_state = 0x6789 + i;
+        make_subset_trace(&t, npages[i], 50);
+        uint64_t ours = check_against_optimum(name, &t, 0.0);
+        uint64_t dm = direct_mapped_hits(&t, SLOTS_8M);
+        double bound =
+            (GENERATIONS - 1.0) / GENERATIONS *
+            (npages[i] < SLOTS_8M ? 1.0 : (double)SLOTS_8M / npages[i]);
+        double rate = (double)ours / (double)t.n;
+        fprintf(stderr, "%-22s online bound %6.2f%%: ours %.4f of it\n", name,
+                100.0 * bound, rate / bound);
+        cr_expect_geq(rate, 0.9 * bound, "%s: %.4f, bound %.4f", name, rate,
+                      bound);
+        cr_expect_geq(ours, dm, "%s: below the direct-mapped baseline", name);
+        trace_free(&t);
+    }
 }

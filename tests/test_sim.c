@@ -179,19 +179,23 @@ TestSuite(sim, .fini = cleanup, .timeout = 60);
 
 Test(sim, bad_names_rejected)
 {
-    const char *bad[] = {"", ".", "..", "../escape", "a/b", "sp ace", "x\n",
+    const char *bad[] = {"",
+                         ".",
+                         "..",
+                         "../escape",
+                         "a/b",
+                         "sp ace",
+                         "x\n",
                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                          "aaaaaaaaaaaaaaa"}; /* 66 characters */
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errno = 0;
-        cr_expect_eq(xcc_sim_create(bad[i], 4 * MiB, NULL), -1, "'%s'",
-                     bad[i]);
+        cr_expect_eq(xcc_sim_create(bad[i], 4 * MiB, NULL), -1, "'%s'", bad[i]);
         cr_expect_eq(errno, EINVAL, "'%s': errno %d", bad[i], errno);
         errno = 0;
-        cr_expect_eq(xcc_sim_start(bad[i], 4 * MiB, "idle", 1, NULL, NULL,
-                                   NULL),
-                     -1);
+        cr_expect_eq(
+            xcc_sim_start(bad[i], 4 * MiB, "idle", 1, NULL, NULL, NULL), -1);
         cr_expect_eq(errno, EINVAL);
         cr_expect_eq(xcc_sim_stop(bad[i], NULL), -1);
     }
@@ -205,19 +209,19 @@ Test(sim, bad_input_leaves_nothing)
         uint64_t mem;
         const char *wl, *holes, *tracking;
     } cases[] = {
-        {4096 * 3 + 1, "idle", NULL, NULL},      /* not a page multiple */
-        {0, "idle", NULL, NULL},                 /* empty */
-        {8 * MiB, "nosuch", NULL, NULL},         /* unknown workload */
-        {8 * MiB, "idle+", NULL, NULL},          /* empty part */
-        {8 * MiB, "random", NULL, NULL},         /* rate missing */
-        {8 * MiB, "random:0", NULL, NULL},       /* rate 0 */
-        {8 * MiB, "random:10:1.5", NULL, NULL},  /* fraction > 1 */
-        {8 * MiB, "hotpages:3", NULL, NULL},     /* no parameter */
-        {16 * MiB, "ledger", NULL, NULL},        /* RAM too small */
-        {32 * MiB, "ledger", "4400", NULL},      /* hole in the ledger */
-        {8 * MiB, "idle", "5000-9000", NULL},    /* hole beyond RAM */
-        {8 * MiB, "idle", "7-x", NULL},          /* malformed holes */
-        {8 * MiB, "idle", NULL, "sometimes"},    /* tracking mode */
+        {4096 * 3 + 1, "idle", NULL, NULL},     /* not a page multiple */
+        {0, "idle", NULL, NULL},                /* empty */
+        {8 * MiB, "nosuch", NULL, NULL},        /* unknown workload */
+        {8 * MiB, "idle+", NULL, NULL},         /* empty part */
+        {8 * MiB, "random", NULL, NULL},        /* rate missing */
+        {8 * MiB, "random:0", NULL, NULL},      /* rate 0 */
+        {8 * MiB, "random:10:1.5", NULL, NULL}, /* fraction > 1 */
+        {8 * MiB, "hotpages:3", NULL, NULL},    /* no parameter */
+        {16 * MiB, "ledger", NULL, NULL},       /* RAM too small */
+        {32 * MiB, "ledger", "4400", NULL},     /* hole in the ledger */
+        {8 * MiB, "idle", "5000-9000", NULL},   /* hole beyond RAM */
+        {8 * MiB, "idle", "7-x", NULL},         /* malformed holes */
+        {8 * MiB, "idle", NULL, "sometimes"},   /* tracking mode */
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -253,8 +257,7 @@ Test(sim, open_missing_is_enoent)
     cr_expect_eq(xcc_sim_stop("simtest-no-such-guest", NULL), -1);
     cr_expect_eq(errno, ENOENT);
     errno = 0;
-    cr_expect_eq(xcc_sim_resume("simtest-no-such-guest", "idle", 1, NULL),
-                 -1);
+    cr_expect_eq(xcc_sim_resume("simtest-no-such-guest", "idle", 1, NULL), -1);
     cr_expect_eq(errno, ENOENT);
 }
 

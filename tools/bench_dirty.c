@@ -32,10 +32,10 @@ static const char *const mode_name[NR_MODES] = {"pagemap", "bitmap"};
 
 struct result {
     bool ran;
-    char why[160];           /* when it did not */
-    double pages_per_clean;  /* median */
-    double clean_s;          /* median */
-    double empty_clean_s;    /* median */
+    char why[160];            /* when it did not */
+    double pages_per_clean;   /* median */
+    double clean_s;           /* median */
+    double empty_clean_s;     /* median */
     double guest_pages_per_s; /* median */
 };
 
@@ -109,8 +109,8 @@ static int run_mode(int mode, uint64_t mem, unsigned rounds,
     snprintf(dname, sizeof(dname), "sim:%s", name);
     if (!pages || !clean || !empty || !guest)
         goto out_free;
-    if (xcc_sim_start(name, mem, SWEEP_SPEC, 1, NULL, mode_name[mode],
-                      log) < 0) {
+    if (xcc_sim_start(name, mem, SWEEP_SPEC, 1, NULL, mode_name[mode], log) <
+        0) {
         snprintf(res->why, sizeof(res->why), "cannot start a %s guest: %s",
                  mode_name[mode], xcc_strerror(errno));
         rc = errno == ENOTSUP ? 0 : -1; /* kernel without PAGEMAP_SCAN */
@@ -220,9 +220,15 @@ int bench_dirty(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 'j': json = true; break;
-        case 'h': dirty_usage(stdout); return EXIT_OK;
-        default: dirty_usage(stderr); return EXIT_USAGE;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            dirty_usage(stdout);
+            return EXIT_OK;
+        default:
+            dirty_usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -263,12 +269,10 @@ int bench_dirty(int argc, char **argv)
                    mode_name[m], r->pages_per_clean, mode_name[m],
                    r->clean_s * 1e3, mode_name[m],
                    r->pages_per_clean / r->clean_s, mode_name[m],
-                   r->empty_clean_s * 1e3, mode_name[m],
-                   r->guest_pages_per_s);
+                   r->empty_clean_s * 1e3, mode_name[m], r->guest_pages_per_s);
         }
         if (pm->ran && bt->ran)
-            printf(",\"ratio_pagemap_over_bitmap\":%.4f",
-                   pm_rate / bt_rate);
+            printf(",\"ratio_pagemap_over_bitmap\":%.4f", pm_rate / bt_rate);
         printf("}\n");
         return EXIT_OK;
     }

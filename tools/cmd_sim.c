@@ -13,25 +13,26 @@
 
 static void sim_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: xc-colo sim COMMAND [OPTIONS] [NAME]\n\n"
-            "  start NAME --mem SIZE --workload SPEC [--seed N] [--holes LIST]\n"
-            "        [--tracking auto|pagemap|bitmap]\n"
-            "                  create a guest and start its process\n"
-            "  create NAME --mem SIZE\n"
-            "                  an empty guest with no process (restore target)\n"
-            "  resume NAME [--workload SPEC] [--seed N] [--tracking MODE]\n"
-            "                  start a process on existing (restored) RAM\n"
-            "  list [--json]   name, pid, state, size, workload, tracking\n"
-            "  pause NAME      stop the guest process (SIGSTOP) and wait\n"
-            "  unpause NAME    continue it (SIGCONT) and wait\n"
-            "  stop NAME       kill the process, remove the guest\n"
-            "  digest NAME [--chunks]\n"
-            "                  XXH3-128 of the RAM (holes as zeros), 32 hex\n"
-            "  verify NAME     check the ledger workload's records in RAM\n\n"
-            "Guests live in /dev/shm/xc-colo/NAME; their domain name is "
-            "sim:NAME.\n"
-            "'xc-colo sim COMMAND --help' describes a command.\n");
+    fprintf(
+        out,
+        "usage: xc-colo sim COMMAND [OPTIONS] [NAME]\n\n"
+        "  start NAME --mem SIZE --workload SPEC [--seed N] [--holes LIST]\n"
+        "        [--tracking auto|pagemap|bitmap]\n"
+        "                  create a guest and start its process\n"
+        "  create NAME --mem SIZE\n"
+        "                  an empty guest with no process (restore target)\n"
+        "  resume NAME [--workload SPEC] [--seed N] [--tracking MODE]\n"
+        "                  start a process on existing (restored) RAM\n"
+        "  list [--json]   name, pid, state, size, workload, tracking\n"
+        "  pause NAME      stop the guest process (SIGSTOP) and wait\n"
+        "  unpause NAME    continue it (SIGCONT) and wait\n"
+        "  stop NAME       kill the process, remove the guest\n"
+        "  digest NAME [--chunks]\n"
+        "                  XXH3-128 of the RAM (holes as zeros), 32 hex\n"
+        "  verify NAME     check the ledger workload's records in RAM\n\n"
+        "Guests live in /dev/shm/xc-colo/NAME; their domain name is "
+        "sim:NAME.\n"
+        "'xc-colo sim COMMAND --help' describes a command.\n");
 }
 
 static void workload_help(FILE *out)
@@ -79,8 +80,15 @@ static const char *const resume_help =
     "without filling it. The workload defaults to the one NAME ran. A ledger\n"
     "in RAM is continued; a broken one is refused.\n";
 
-enum { OPT_MEM = 256, OPT_WORKLOAD, OPT_SEED, OPT_HOLES, OPT_TRACKING,
-       OPT_JSON, OPT_CHUNKS };
+enum {
+    OPT_MEM = 256,
+    OPT_WORKLOAD,
+    OPT_SEED,
+    OPT_HOLES,
+    OPT_TRACKING,
+    OPT_JSON,
+    OPT_CHUNKS
+};
 
 struct sim_opts {
     uint64_t mem;
@@ -134,17 +142,27 @@ static int parse(int argc, char **argv, unsigned allowed, bool need_name,
             }
             o->have_mem = true;
             break;
-        case OPT_WORKLOAD: o->workload = optarg; break;
+        case OPT_WORKLOAD:
+            o->workload = optarg;
+            break;
         case OPT_SEED:
             if (cli_parse_u64(optarg, "--seed", &o->seed) < 0) {
                 *exit_code = EXIT_FAIL;
                 return -1;
             }
             break;
-        case OPT_HOLES: o->holes = optarg; break;
-        case OPT_TRACKING: o->tracking = optarg; break;
-        case OPT_JSON: o->json = true; break;
-        case OPT_CHUNKS: o->chunks = true; break;
+        case OPT_HOLES:
+            o->holes = optarg;
+            break;
+        case OPT_TRACKING:
+            o->tracking = optarg;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_CHUNKS:
+            o->chunks = true;
+            break;
         case 'h':
             fputs(help, stdout);
             if (allowed & ALLOW(OPT_WORKLOAD))
@@ -221,8 +239,8 @@ static int sim_create(int argc, char **argv)
     struct sim_opts o;
     int ec, rc;
 
-    if ((rc = parse(argc, argv, ALLOW(OPT_MEM), true, create_help, &o,
-                    &ec)) != 0)
+    if ((rc = parse(argc, argv, ALLOW(OPT_MEM), true, create_help, &o, &ec)) !=
+        0)
         return ec;
     if (!o.have_mem) {
         cli_error("sim create: --mem SIZE is required");
@@ -239,8 +257,7 @@ static int sim_resume(int argc, char **argv)
     int ec, rc;
 
     if ((rc = parse(argc, argv,
-                    ALLOW(OPT_WORKLOAD) | ALLOW(OPT_SEED) |
-                        ALLOW(OPT_TRACKING),
+                    ALLOW(OPT_WORKLOAD) | ALLOW(OPT_SEED) | ALLOW(OPT_TRACKING),
                     true, resume_help, &o, &ec)) != 0)
         return ec;
     xentoollog_logger *log = cli_logger(0, false);
@@ -299,13 +316,13 @@ static int sim_list(int argc, char **argv)
             json_string(g->tracking);
             printf(", \"holes\": ");
             json_string(g->holes);
-            printf(", \"seed\": %" PRIu64 ", \"ticks\": %" PRIu64 "}",
-                   g->seed, g->ticks);
+            printf(", \"seed\": %" PRIu64 ", \"ticks\": %" PRIu64 "}", g->seed,
+                   g->ticks);
         }
         printf("%s]\n", n ? "\n" : "");
     } else {
-        printf("%-24s %8s %-10s %10s %-8s %s\n", "NAME", "PID", "STATE",
-               "SIZE", "TRACKING", "WORKLOAD");
+        printf("%-24s %8s %-10s %10s %-8s %s\n", "NAME", "PID", "STATE", "SIZE",
+               "TRACKING", "WORKLOAD");
         for (size_t i = 0; i < n; i++) {
             const struct xcc_sim_info *g = &list[i];
             char size[32];
@@ -319,8 +336,8 @@ static int sim_list(int argc, char **argv)
             else
                 snprintf(size, sizeof(size), "%" PRIu64 "K",
                          g->mem_bytes >> 10);
-            printf("%-24s %8" PRId64 " %-10s %10s %-8s %s\n", g->name,
-                   g->pid, xcc_sim_state_name(g->state), size,
+            printf("%-24s %8" PRId64 " %-10s %10s %-8s %s\n", g->name, g->pid,
+                   xcc_sim_state_name(g->state), size,
                    g->tracking[0] ? g->tracking : "-",
                    g->workload[0] ? g->workload : "-");
         }

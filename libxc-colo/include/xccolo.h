@@ -123,7 +123,10 @@ typedef struct xcc_page_cache xcc_page_cache;
  * generation is never evicted; when no other entry can go, an insert is
  * declined. A full cache also admits a pfn only if it was recently seen and
  * not cached (declined, evicted or dropped), so pages sent once do not push
- * out pages that are dirtied again and again.
+ * out pages that are dirtied again and again. The protected age adapts
+ * between 2 and 8 generations: it grows while evicted pages come back before
+ * the pages let in get a hit (random dirtying, where churn only loses), and
+ * falls back to 2 while evictions pay.
  *
  * Memory: the page data is one allocation of (capacity + 1) pages (the extra
  * page is the stage buffer, see xcc_page_cache_stage()). Bookkeeping is at
@@ -132,11 +135,12 @@ typedef struct xcc_page_cache xcc_page_cache;
  * overhead_bytes gives the exact figure, stage page included.
  *
  * Cost: lookup, insert, commit and drop are O(1) expected (hash chains with
- * load <= 1, an 8-way history set). Finding a victim moves a clock hand: within
- * one generation the hand passes each slot at most once, and it only skips
- * entries touched in the current or previous generation, so its total travel
- * is at most two steps per touch plus one per generation: O(1) amortised.
- * When no entry is evictable, a counter says so without moving the hand.
+ * load <= 1, an 8-way history set). Finding a victim moves a clock hand:
+ * within one generation the hand passes each slot at most once, and it only
+ * skips entries touched in the last 8 generations at most, so its total
+ * travel is at most 8 steps per touch plus one per generation: O(1)
+ * amortised. When no entry is evictable, per-generation counters say so in
+ * O(1) without moving the hand.
  *
  * Not thread-safe: one cache belongs to one save loop.
  */
@@ -167,8 +171,7 @@ const uint8_t *xcc_page_cache_lookup(xcc_page_cache *c, uint64_t pfn);
  * so the cache never holds bytes the receiver no longer has), -1 with errno
  * EINVAL when c or page is NULL.
  */
-int xcc_page_cache_insert(xcc_page_cache *c, uint64_t pfn,
-                          const uint8_t *page);
+int xcc_page_cache_insert(xcc_page_cache *c, uint64_t pfn, const uint8_t *page);
 
 /*
  * As xcc_page_cache_insert(), but returns the cached copy (valid as for

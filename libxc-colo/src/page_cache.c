@@ -18,10 +18,17 @@
  * fingerprints with FIFO replacement per set; a false positive only costs an
  * admission, never correctness.
  *
- * Victims are found by a clock hand over the slots. A counter of entries
- * touched in the current and previous generation tells in O(1) whether any
- * victim exists, so the hand never spins over a fully hot table. See the
- * header for the amortised cost argument.
+ * Two generations of protection are right when pages have locality, and
+ * wrong when they are dirtied at random: then every eviction only loses (the
+ * victim may still be dirtied in this generation, the newcomer is no likelier
+ * to come back), and the best a policy can do is to hold still. So the cache
+ * watches its own evictions (adapt_protect_age) and lengthens the protection
+ * while victims come back before the newcomers get a hit.
+ *
+ * Victims are found by a clock hand over the slots. Per-generation counts of
+ * recently used entries tell in O(1) whether any victim exists, so the hand
+ * never spins over a fully hot table. See the header for the amortised cost
+ * argument.
  *
  * Depends on nothing else in the project, so it can be fuzzed and benchmarked
  * alone.
@@ -58,7 +65,7 @@
  * re-dirtied pages across a generation that declines 4x the cache. */
 #define HISTORY_SETS_PER_SLOT 1u
 /* A set is 32 bytes, in LRU order: 32-bit fingerprints make a
- * false "seen before" a 2^-29 event per miss, not a routine one. */
+ * false "seen before" a 2^-28 event per miss, not a routine one. */
 #define HISTORY_WAYS 8u
 
 struct slot {
@@ -100,8 +107,8 @@ struct xcc_page_cache {
     uint32_t entries;
     uint32_t gen;
     uint32_t protect_age;
-    uint32_t admit_gain; /* trial entries hit (decaying) */
-    uint32_t admit_loss; /* victims that came back (decaying) */
+    uint64_t admit_gain;          /* trial entries hit (decaying) */
+    uint64_t admit_loss;          /* victims that came back (decaying) */
     uint32_t gen_count[AGE_RING]; /* entries by used_gen, recent ones */
     uint64_t hits, misses, inserts, declined, evictions;
 };
@@ -274,7 +281,7 @@ unsigned page_cache_protect_age(const xcc_page_cache *c)
  */
 static void adapt_protect_age(xcc_page_cache *c)
 {
-    uint32_t gain = c->admit_gain, loss = c->admit_loss;
+    uint64_t gain = c->admit_gain, loss = c->admit_loss;
     if (loss > gain) {
         if (c->protect_age < MAX_PROTECT_AGE)
             c->protect_age++;

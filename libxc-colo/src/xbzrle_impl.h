@@ -39,14 +39,16 @@
 #define XBZRLE_MASK_WORDS (XBZRLE_MAX_LEN / 64)
 
 /*
- * The common pair (both lengths one byte, a non-zero run shorter than
- * XBZRLE_COPY_CHUNK) is written with one 2-byte store and one fixed 32-byte
- * move, then the output position advances by the real size. That writes up
- * to XBZRLE_EMIT_SLACK bytes, so the fast path runs only while that much
- * room is left in dst (and 32 bytes are left to read in the page).
+ * The common pair (a zero run of at most 14 bits, a non-zero run shorter
+ * than XBZRLE_COPY_CHUNK) is written without a branch: two bytes for the
+ * zero run's length (the second is garbage when one is enough), one for the
+ * non-zero run's, one fixed 32-byte move, then the output position advances
+ * by the real size. That writes up to XBZRLE_EMIT_SLACK bytes, so the fast
+ * path runs only while that much room is left in dst (and 32 bytes are left
+ * to read in the page).
  */
 #define XBZRLE_COPY_CHUNK 32u
-#define XBZRLE_EMIT_SLACK (2u + XBZRLE_COPY_CHUNK)
+#define XBZRLE_EMIT_SLACK (3u + XBZRLE_COPY_CHUNK)
 
 #define XBZRLE_INLINE static inline __attribute__((always_inline))
 #define XBZRLE_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -363,13 +365,16 @@ XBZRLE_INLINE size_t xbzrle_emit_run(uint8_t *dst, size_t d,
 {
     size_t z = s - pos, n = e - s;
 
-    /* One test: z < 128, n < 32, room to write and to read. */
-    if (XBZRLE_LIKELY(((z >> 7) | (n >> 5)) == 0 && d < lim.dst_end &&
+    /* One test: z < 2^14, n < 32, room to write and to read. */
+    if (XBZRLE_LIKELY(((z >> 14) | (n >> 5)) == 0 && d < lim.dst_end &&
                       s < lim.src_end)) {
-        dst[d] = (uint8_t)z;
-        dst[d + 1] = (uint8_t)n;
-        memcpy(dst + d + 2, new_page + s, XBZRLE_COPY_CHUNK);
-        return d + 2 + n;
+        size_t two = z >= XBZRLE_ULEB_ONE_BYTE;
+        dst[d] = (uint8_t)(z | two << 7);
+        dst[d + 1] = (uint8_t)(z >> 7);
+        d += 1 + two;
+        dst[d] = (uint8_t)n;
+        memcpy(dst + d + 1, new_page + s, XBZRLE_COPY_CHUNK);
+        return d + 1 + n;
     }
     return xbzrle_emit_run_slow(dst, d, new_page, pos, s, e);
 }
@@ -428,13 +433,38 @@ XBZRLE_INLINE size_t xbzrle_emit(const uint64_t *mask, const uint64_t *live,
     return d;
 }
 
+/*
+ * A changed mask word adds at most 64 bytes and 32 runs of at most 4
+ * length bytes each to the delta; zero-run splits add 4 bytes per 14 bits
+ * of page. A page with few changed words whose bound fits dst_len skips the
+ * size pass: it cannot overflow, nor hold a non-zero run over 14 bits.
+ */
+#define XBZRLE_WORD_MAX_BYTES (64u + 32u * 4u)
+#define XBZRLE_FEW_LIVE_WORDS 16u
+
+XBZRLE_INLINE size_t xbzrle_few_live_bound(const uint64_t *live, size_t nw,
+                                           size_t len)
+{
+    size_t nlive = 0;
+
+    for (size_t j = 0; j < (nw + 63) / 64; j++)
+        nlive += (size_t)__builtin_popcountll(live[j]);
+    if (nlive > XBZRLE_FEW_LIVE_WORDS)
+        return SIZE_MAX;
+    return nlive * XBZRLE_WORD_MAX_BYTES + 4 * (len / XBZRLE_MAX_RUN + 1);
+}
+
 /* Phase 2 for every path: size, early exit, emit. */
 XBZRLE_INLINE int xbzrle_encode_mask(const uint64_t *mask,
                                      const uint64_t *live, size_t nw,
                                      const uint8_t *new_page, size_t len,
                                      uint8_t *dst, size_t dst_len)
 {
-    long size = xbzrle_encoded_size(mask, live, nw);
+    long size;
+
+    if (xbzrle_few_live_bound(live, nw, len) <= dst_len)
+        return (int)xbzrle_emit(mask, live, nw, new_page, len, dst, dst_len);
+    size = xbzrle_encoded_size(mask, live, nw);
 
     if (size <= 0)
         return (int)size;

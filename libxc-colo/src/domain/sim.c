@@ -85,8 +85,7 @@ static void refresh_process(xcc_domain *d)
     sim_path(path, sizeof(path), s->name, "meta.json");
     if (stat(path, &st) < 0)
         return;
-    if (st.st_ino == s->meta_ino &&
-        st.st_mtim.tv_sec == s->meta_mtime.tv_sec &&
+    if (st.st_ino == s->meta_ino && st.st_mtim.tv_sec == s->meta_mtime.tv_sec &&
         st.st_mtim.tv_nsec == s->meta_mtime.tv_nsec)
         return;
     if (sim_meta_read(s->name, &m, d->log) < 0)
@@ -107,8 +106,7 @@ static void refresh_process(xcc_domain *d)
 /* True when the process named by the meta is there (alive, same start). */
 static bool process_live(struct sim_dom *s)
 {
-    return s->pid > 0 &&
-           sim_proc_alive(sim_proc_state(s->pid, s->pid_start));
+    return s->pid > 0 && sim_proc_alive(sim_proc_state(s->pid, s->pid_start));
 }
 
 static int sim_info(xcc_domain *d, struct xcc_domain_info *info)
@@ -505,8 +503,8 @@ int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags)
         goto fail;
     }
     s->dirty_len = sim_dirty_file_size(s->nr_pfns);
-    s->dirty = mmap(NULL, s->dirty_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    fd, 0);
+    s->dirty =
+        mmap(NULL, s->dirty_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     e = errno;
     close(fd);
     if (s->dirty == MAP_FAILED) {
@@ -515,8 +513,7 @@ int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags)
         XCC_PERR(d->log, "sim", "cannot map %s", path);
         goto fail;
     }
-    if (s->dirty->magic != SIM_DIRTY_MAGIC ||
-        s->dirty->nr_pfns != s->nr_pfns) {
+    if (s->dirty->magic != SIM_DIRTY_MAGIC || s->dirty->nr_pfns != s->nr_pfns) {
         XCC_ERR(d->log, "sim", "%s does not match the guest", path);
         errno = EINVAL;
         goto fail;

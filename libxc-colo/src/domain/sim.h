@@ -39,7 +39,7 @@
 #define SIM_HOT_FIRST_PFN 0ull
 #define SIM_HOT_PAGES 4096ull /* the seed program's 4096 x 4 KiB buffer */
 #define SIM_SPARSE_FIRST_PFN 4096ull
-#define SIM_SPARSE_PAGES 64ull /* the XBRLE seed generator's 64 pages */
+#define SIM_SPARSE_PAGES 64ull       /* the XBRLE seed generator's 64 pages */
 #define SIM_LEDGER_FIRST_PFN 4352ull /* 17 MiB: after both, 1 MiB aligned */
 #define SIM_LEDGER_PAGES 1024ull
 
@@ -133,8 +133,7 @@ int sim_check_name(const char *name, xentoollog_logger *log);
 /* SIM_ROOT/name[/file] into buf. */
 void sim_path(char *buf, size_t len, const char *name, const char *file);
 
-int sim_meta_read(const char *name, struct sim_meta *m,
-                  xentoollog_logger *log);
+int sim_meta_read(const char *name, struct sim_meta *m, xentoollog_logger *log);
 /* Writes meta.json atomically (temporary file + rename). */
 int sim_meta_write(const char *name, const struct sim_meta *m,
                    xentoollog_logger *log);

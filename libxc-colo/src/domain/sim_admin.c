@@ -38,8 +38,7 @@ static bool name_ok(const char *name)
 {
     size_t n = strlen(name);
 
-    if (n == 0 || n > SIM_NAME_MAX || !strcmp(name, ".") ||
-        !strcmp(name, ".."))
+    if (n == 0 || n > SIM_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
@@ -254,8 +253,7 @@ static int meta_parse(const char *text, struct sim_meta *m)
     return 0;
 }
 
-int sim_meta_read(const char *name, struct sim_meta *m,
-                  xentoollog_logger *log)
+int sim_meta_read(const char *name, struct sim_meta *m, xentoollog_logger *log)
 {
     char path[PATH_MAX], text[SIM_HOLES_MAX + 2048];
     ssize_t n;
@@ -269,8 +267,8 @@ int sim_meta_read(const char *name, struct sim_meta *m,
 
         sim_path(dir, sizeof(dir), name, NULL);
         if (e == ENOENT && access(dir, F_OK) < 0)
-            XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)",
-                    name, dir);
+            XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
+                    dir);
         else
             XCC_PERR(log, "sim", "cannot open %s", path);
         errno = e;
@@ -351,8 +349,7 @@ uint64_t *sim_holes_parse(const char *spec, uint64_t nr_pfns,
             goto bad;
         if (last < first || last >= nr_pfns) {
             XCC_ERR(log, "sim",
-                    "holes: '%.*s' is outside pfns 0-%" PRIu64
-                    " (or reversed)",
+                    "holes: '%.*s' is outside pfns 0-%" PRIu64 " (or reversed)",
                     (int)itemlen, item, nr_pfns - 1);
             free(bm);
             errno = EINVAL;
@@ -538,8 +535,7 @@ static int create_file(const char *name, const char *file, uint64_t size,
         return -1;
     }
     if (ftruncate(fd, (off_t)size) < 0) {
-        XCC_PERR(log, "sim", "cannot size %s to %" PRIu64 " bytes", path,
-                 size);
+        XCC_PERR(log, "sim", "cannot size %s to %" PRIu64 " bytes", path, size);
         close(fd);
         return -1;
     }
@@ -562,8 +558,7 @@ static int write_dirty_header(int fd, uint64_t nr_pfns, xentoollog_logger *log)
 
 static bool tracking_valid(const char *t)
 {
-    return !strcmp(t, "auto") || !strcmp(t, "pagemap") ||
-           !strcmp(t, "bitmap");
+    return !strcmp(t, "auto") || !strcmp(t, "pagemap") || !strcmp(t, "bitmap");
 }
 
 /*
@@ -601,8 +596,7 @@ static int make_guest_dir(const char *name, uint64_t mem_bytes,
     if (fd < 0)
         goto fail;
     close(fd);
-    fd = create_file(name, "dirty", sim_dirty_file_size(mem_bytes / psz),
-                     log);
+    fd = create_file(name, "dirty", sim_dirty_file_size(mem_bytes / psz), log);
     if (fd < 0)
         goto fail;
     if (write_dirty_header(fd, mem_bytes / psz, log) < 0) {
@@ -622,7 +616,7 @@ static int make_guest_dir(const char *name, uint64_t mem_bytes,
     if (sim_meta_write(name, &m, log) < 0)
         goto fail;
     return 0;
-fail: {
+fail : {
     int e = errno;
     remove_guest_dir(name);
     errno = e;
@@ -671,13 +665,13 @@ static int check_mem(uint64_t mem_bytes, xentoollog_logger *log)
 /* ---- starting the guest process ---- */
 
 /* Parses the child's report; returns 0 on "OK", else -1 with errno. */
-static int read_ready(int fd, uint64_t mem_bytes, pid_t *child,
-                      bool *said_why, xentoollog_logger *log)
+static int read_ready(int fd, uint64_t mem_bytes, pid_t *child, bool *said_why,
+                      xentoollog_logger *log)
 {
     char buf[4096];
     size_t used = 0;
-    int timeout = READY_TIMEOUT_MS +
-                  (int)(mem_bytes >> 30) * READY_TIMEOUT_PER_GIB_MS;
+    int timeout =
+        READY_TIMEOUT_MS + (int)(mem_bytes >> 30) * READY_TIMEOUT_PER_GIB_MS;
     uint64_t deadline = lib_now_ns() + (uint64_t)timeout * 1000000ull;
     bool ok = false;
     int err = EIO;
@@ -802,8 +796,7 @@ static int spawn_guest(const struct sim_guest_args *a, xentoollog_logger *log)
     close(fds[1]);
     while (waitpid(c1, &status, 0) < 0 && errno == EINTR)
         ;
-    rc = read_ready(fds[0], a->fill ? a->mem_bytes : 0, &child, &said_why,
-                    log);
+    rc = read_ready(fds[0], a->fill ? a->mem_bytes : 0, &child, &said_why, log);
     close(fds[0]);
     if (rc < 0) {
         int e = errno;
@@ -900,8 +893,7 @@ int xcc_sim_start(const char *name, uint64_t mem_bytes, const char *workload,
     return rc;
 }
 
-int xcc_sim_create(const char *name, uint64_t mem_bytes,
-                   xentoollog_logger *log)
+int xcc_sim_create(const char *name, uint64_t mem_bytes, xentoollog_logger *log)
 {
     if (!log)
         log = lib_default_logger();
@@ -916,8 +908,8 @@ static int meta_read_idle(const char *name, struct sim_meta *m,
 {
     if (sim_meta_read(name, m, log) < 0)
         return -1;
-    if (m->pid > 0 && sim_proc_alive(sim_proc_state((pid_t)m->pid,
-                                                    m->pid_start))) {
+    if (m->pid > 0 &&
+        sim_proc_alive(sim_proc_state((pid_t)m->pid, m->pid_start))) {
         XCC_ERR(log, "sim", "guest '%s' is already running (pid %" PRId64 ")",
                 name, m->pid);
         errno = EBUSY;
@@ -940,9 +932,9 @@ int xcc_sim_resume(const char *name, const char *workload, uint64_t seed,
     if (sim_check_name(name, log) < 0 || meta_read_idle(name, &m, log) < 0)
         return -1;
     if (m.page_size != (uint32_t)sysconf(_SC_PAGESIZE)) {
-        XCC_ERR(log, "sim", "guest '%s' has page size %" PRIu32
-                ", this machine %ld", name, m.page_size,
-                sysconf(_SC_PAGESIZE));
+        XCC_ERR(log, "sim",
+                "guest '%s' has page size %" PRIu32 ", this machine %ld", name,
+                m.page_size, sysconf(_SC_PAGESIZE));
         errno = EINVAL;
         return -1;
     }
@@ -1042,8 +1034,10 @@ static int meta_read_live(const char *name, struct sim_meta *m,
     if (sim_check_name(name, log) < 0 || sim_meta_read(name, m, log) < 0)
         return -1;
     if (m->pid <= 0) {
-        XCC_ERR(log, "sim", "guest '%s' has no process (created as a "
-                "restore target; 'xc-colo sim resume' starts one)", name);
+        XCC_ERR(log, "sim",
+                "guest '%s' has no process (created as a "
+                "restore target; 'xc-colo sim resume' starts one)",
+                name);
         errno = ESRCH;
         return -1;
     }
@@ -1117,9 +1111,9 @@ int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
     if (sim_check_name(name, log) < 0 || sim_meta_read(name, &m, log) < 0)
         return -1;
     if (m.page_size != (uint32_t)sysconf(_SC_PAGESIZE)) {
-        XCC_ERR(log, "sim", "guest '%s' has page size %" PRIu32
-                ", this machine %ld", name, m.page_size,
-                sysconf(_SC_PAGESIZE));
+        XCC_ERR(log, "sim",
+                "guest '%s' has page size %" PRIu32 ", this machine %ld", name,
+                m.page_size, sysconf(_SC_PAGESIZE));
         errno = EINVAL;
         return -1;
     }
@@ -1160,7 +1154,7 @@ int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
 
 const char *xcc_sim_state_name(int state)
 {
-    static const char *const names[] = {"none", "running", "paused",
+    static const char *const names[] = {"none", "running",    "paused",
                                         "dead", "incomplete", "invalid"};
 
     if (state < 0 || (size_t)state >= XCC_ARRAY_SIZE(names))

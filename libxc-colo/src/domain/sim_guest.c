@@ -128,9 +128,8 @@ static inline uint64_t ledger_pfn(uint64_t r)
     return SIM_LEDGER_FIRST_PFN + r % SIM_LEDGER_PAGES;
 }
 
-static inline struct ledger_record *ledger_rec(uint8_t *ram,
-                                               const struct ledger_geom *g,
-                                               uint64_t r)
+static inline struct ledger_record *
+ledger_rec(uint8_t *ram, const struct ledger_geom *g, uint64_t r)
 {
     return (struct ledger_record *)(ram + ledger_pfn(r) * g->psz +
                                     (r / SIM_LEDGER_PAGES) *
@@ -178,8 +177,8 @@ static void report_add(struct report *rp, const char *fmt, ...)
     n = vsnprintf(rp->buf + rp->used, rp->len - rp->used, fmt, ap);
     va_end(ap);
     if (n > 0)
-        rp->used += (size_t)n < rp->len - rp->used ? (size_t)n
-                                                   : rp->len - rp->used - 1;
+        rp->used +=
+            (size_t)n < rp->len - rp->used ? (size_t)n : rp->len - rp->used - 1;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -279,10 +278,9 @@ int sim_ledger_check(const uint8_t *ram, uint64_t nr_pfns, uint32_t page_size,
 
     /* 1: each record on its own */
     for (uint64_t r = 0; r < n; r++) {
-        const struct ledger_record *rec =
-            ledger_rec((uint8_t *)ram, &g, r);
-        uint64_t c = atomic_load_explicit(
-            (_Atomic uint64_t *)&rec->commit, memory_order_relaxed);
+        const struct ledger_record *rec = ledger_rec((uint8_t *)ram, &g, r);
+        uint64_t c = atomic_load_explicit((_Atomic uint64_t *)&rec->commit,
+                                          memory_order_relaxed);
         const struct ledger_slot *s;
 
         for (int i = 0; i < 2; i++)
@@ -325,8 +323,7 @@ int sim_ledger_check(const uint8_t *ram, uint64_t nr_pfns, uint32_t page_size,
     /* 3: the links, where both ends are fine on their own */
     for (uint64_t r = 0; r < n; r++) {
         uint64_t p = (r + n - 1) % n;
-        const struct ledger_record *rec =
-            ledger_rec((uint8_t *)ram, &g, r);
+        const struct ledger_record *rec = ledger_rec((uint8_t *)ram, &g, r);
 
         if (r == (head + 1) % n || !good[r] || !good[p])
             continue;
@@ -440,7 +437,8 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
         return 0;
     }
     if (!arg || !*arg) {
-        XCC_ERR(log, "sim", "workload 'random' needs a rate: "
+        XCC_ERR(log, "sim",
+                "workload 'random' needs a rate: "
                 "random:PAGES_PER_S[:FRACTION]");
         errno = EINVAL;
         return -1;
@@ -461,8 +459,7 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
         const char *f = end + 1;
 
         p->fraction = strtod(f, &fend);
-        if (fend == f || *fend || !(p->fraction > 0.0) ||
-            p->fraction > 1.0) {
+        if (fend == f || *fend || !(p->fraction > 0.0) || p->fraction > 1.0) {
             XCC_ERR(log, "sim",
                     "workload 'random': bad fraction '%s' (0 < FRACTION <= 1)",
                     f);
@@ -537,8 +534,8 @@ int sim_workload_parse(const char *spec, uint64_t nr_pfns,
         if (need > nr_pfns) {
             XCC_ERR(log, "sim",
                     "workload '%s' needs at least %" PRIu64
-                    " pages of RAM (pfns up to %" PRIu64 "), the guest has %"
-                    PRIu64,
+                    " pages of RAM (pfns up to %" PRIu64
+                    "), the guest has %" PRIu64,
                     what, need, need - 1, nr_pfns);
             errno = EINVAL;
             return -1;
@@ -695,8 +692,7 @@ static void ledger_setup(struct guest *g)
         return;
     }
     if (rc == SIM_LEDGER_BROKEN)
-        fail(EBADMSG, "the ledger in RAM is broken, not resuming: %s",
-             report);
+        fail(EBADMSG, "the ledger in RAM is broken, not resuming: %s", report);
     /* absent: start a fresh ledger, records 0..N-1 with seq 1..N */
     for (uint64_t r = 0; r < g->lg.nrec; r++) {
         struct ledger_record *rec = ledger_rec(g->ram, &g->lg, r);
@@ -751,8 +747,8 @@ static bool in_ledger(const struct guest *g, uint64_t pfn)
 static void run_random(struct guest *g, unsigned part, uint64_t dt)
 {
     const struct sim_wl_part *p = &g->a->wl.part[part];
-    uint64_t ns_per_page = 1000000000ull / p->rate ? 1000000000ull / p->rate
-                                                   : 1;
+    uint64_t ns_per_page =
+        1000000000ull / p->rate ? 1000000000ull / p->rate : 1;
     size_t bytes = (size_t)(p->fraction * g->psz);
 
     g->random_budget_ns[part] += dt;
@@ -781,8 +777,8 @@ static void run_random(struct guest *g, unsigned part, uint64_t dt)
 static void run_sweep(struct guest *g, unsigned part, uint64_t dt)
 {
     const struct sim_wl_part *p = &g->a->wl.part[part];
-    uint64_t ns_per_page = 1000000000ull / p->rate ? 1000000000ull / p->rate
-                                                   : 1;
+    uint64_t ns_per_page =
+        1000000000ull / p->rate ? 1000000000ull / p->rate : 1;
 
     g->sweep_budget_ns[part] += dt;
     while (g->sweep_budget_ns[part] >= ns_per_page) {
@@ -825,14 +821,14 @@ static int uffd_arm(struct guest *g, char *why, size_t whylen)
         .range = {(uintptr_t)g->ram, g->nr_pfns * g->psz},
         .mode = UFFDIO_WRITEPROTECT_MODE_WP};
     struct sim_page_region vec[1];
-    struct sim_pm_scan_arg scan = {
-        .size = sizeof(scan),
-        .start = (uintptr_t)g->ram,
-        .end = (uintptr_t)g->ram + g->nr_pfns * g->psz,
-        .vec = (uintptr_t)vec,
-        .vec_len = 1,
-        .category_mask = SIM_PAGE_IS_WRITTEN,
-        .return_mask = SIM_PAGE_IS_WRITTEN};
+    struct sim_pm_scan_arg scan = {.size = sizeof(scan),
+                                   .start = (uintptr_t)g->ram,
+                                   .end =
+                                       (uintptr_t)g->ram + g->nr_pfns * g->psz,
+                                   .vec = (uintptr_t)vec,
+                                   .vec_len = 1,
+                                   .category_mask = SIM_PAGE_IS_WRITTEN,
+                                   .return_mask = SIM_PAGE_IS_WRITTEN};
     int fd, pm;
 
     /* user-mode-only faults suffice (the guest's own writes), and are what
@@ -861,8 +857,7 @@ static int uffd_arm(struct guest *g, char *why, size_t whylen)
     }
     pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     if (pm < 0 || ioctl(pm, SIM_PAGEMAP_SCAN, &scan) < 0) {
-        snprintf(why, whylen, "PAGEMAP_SCAN (Linux 6.7): %s",
-                 strerror(errno));
+        snprintf(why, whylen, "PAGEMAP_SCAN (Linux 6.7): %s", strerror(errno));
         if (pm >= 0)
             close(pm);
         close(fd);
@@ -957,7 +952,8 @@ void sim_guest_main(const struct sim_guest_args *a, int fd)
     say("PID %d", (int)getpid());
     snprintf(comm, sizeof(comm), "xcc-sim:%s", a->name);
     prctl(PR_SET_NAME, comm);
-    fprintf(stderr, "guest %s: pid %d, %" PRIu64 " bytes, workload %s, "
+    fprintf(stderr,
+            "guest %s: pid %d, %" PRIu64 " bytes, workload %s, "
             "seed %" PRIu64 "%s\n",
             a->name, (int)getpid(), a->mem_bytes, a->workload, a->seed,
             a->fill ? "" : " (resumed)");
@@ -968,8 +964,8 @@ void sim_guest_main(const struct sim_guest_args *a, int fd)
     g.nr_pfns = a->mem_bytes / a->page_size;
     g.rng = mix64(a->seed ^ 0x52414e44u);
     g.ram = map_file(a->name, "ram", a->mem_bytes, &ram_fd);
-    g.dirty = map_file(a->name, "dirty", sim_dirty_file_size(g.nr_pfns),
-                       &dirty_fd);
+    g.dirty =
+        map_file(a->name, "dirty", sim_dirty_file_size(g.nr_pfns), &dirty_fd);
     if (g.dirty->magic != SIM_DIRTY_MAGIC || g.dirty->nr_pfns != g.nr_pfns)
         fail(EINVAL, "the dirty file does not match the guest");
 

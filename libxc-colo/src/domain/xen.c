@@ -82,6 +82,25 @@ static int xen_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
     return rc;
 }
 
+/*
+ * A Xen built without shadow paging has no log-dirty mode for PV guests:
+ * track by page digests instead (xen_softdirty.c), and say so.
+ */
+static int softdirty_enable(xcc_domain *d)
+{
+    struct xen_dom *x = priv(d);
+
+    XCC_WARN(d->log, "xen", "dom%u: this Xen has no log-dirty mode for PV "
+             "guests (built without shadow paging); tracking dirty pages by "
+             "digest instead", x->domid);
+    if (xen_softdirty_enable(x) < 0) {
+        XCC_PERR(d->log, "xen", "dom%u: cannot start digest dirty tracking",
+                 x->domid);
+        return -1;
+    }
+    return 0;
+}
+
 static int xen_logdirty_enable(xcc_domain *d)
 {
     struct xen_dom *x = priv(d);
@@ -117,6 +136,8 @@ static int xen_logdirty_enable(xcc_domain *d)
         if (xc_shadow_control(x->xch, x->domid,
                               XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL,
                               0) < 0) {
+            if (errno == EOPNOTSUPP && x->pv)
+                return softdirty_enable(d);
             XCC_PERR(d->log, "xen", "dom%u: cannot enable log-dirty mode",
                      x->domid);
             return -1;
@@ -130,6 +151,10 @@ static int xen_logdirty_disable(xcc_domain *d)
 {
     struct xen_dom *x = priv(d);
 
+    if (x->soft_on) {
+        xen_softdirty_disable(x);
+        return 0;
+    }
     if (xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL,
                           0) < 0) {
         XCC_PERR(d->log, "xen", "dom%u: cannot switch log-dirty off",
@@ -149,6 +174,8 @@ static int64_t xen_logdirty_clean(xcc_domain *d, uint64_t *bitmap, bool final)
     long long rc;
     int64_t count = 0;
 
+    if (x->soft_on)
+        return xen_softdirty_clean(x, bitmap, final);
     if (!x->logdirty_on || !x->dirty_hbuf.hbuf) {
         XCC_ERR(d->log, "xen", "dom%u: log-dirty is not enabled", x->domid);
         errno = EINVAL;
@@ -420,6 +447,7 @@ static void xen_close(xcc_domain *d)
     /* A save that stopped early must not leave the guest in shadow mode. */
     if (x->logdirty_on)
         xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+    xen_softdirty_disable(x);
     if (x->dirty_hbuf.hbuf)
         xc__hypercall_buffer_free_pages(x->xch, &x->dirty_hbuf,
                                         x->dirty_hbuf_pages);

@@ -48,6 +48,16 @@ struct xen_dom {
     unsigned p2m_refreshes;
     uint64_t pagetable_writes_dropped; /* see xen.c, writable PV maps */
 
+    /* Software dirty tracking (xen_softdirty.c), when Xen has none. */
+    bool soft_on;
+    uint64_t soft_nr;             /* pfns covered by the mapping */
+    void **soft_chunk;            /* persistent read-only mappings */
+    size_t soft_nchunks;
+    int *soft_err;                /* per pfn: mapping error */
+    uint64_t *soft_digest;        /* per pfn: XXH3-64 at the last clean */
+    uint64_t *soft_live;          /* pfns a live clean reported */
+    unsigned soft_map_generation; /* p2m_refreshes when mapped */
+
     /* Log-dirty: a hypercall-safe bitmap of nr_pfns bits. */
     bool logdirty_on;
     bool final_flag_unsupported;
@@ -78,5 +88,14 @@ static inline uint64_t xen_p2m_lookup(const struct xen_dom *x, uint64_t pfn)
  */
 int xen_frame_types(struct xen_dom *x, const uint64_t *frames, uint8_t *types,
                     size_t n);
+
+/*
+ * Dirty tracking by page digests, for PV guests when Xen has no log-dirty
+ * mode for them (a hypervisor built without shadow paging). Same contract
+ * as the ops' logdirty_enable / logdirty_clean / logdirty_disable.
+ */
+int xen_softdirty_enable(struct xen_dom *x);
+int64_t xen_softdirty_clean(struct xen_dom *x, uint64_t *bitmap, bool final);
+void xen_softdirty_disable(struct xen_dom *x);
 
 #endif /* XCC_XEN_PRIV_H */
