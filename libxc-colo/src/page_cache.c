@@ -262,13 +262,6 @@ void page_cache_set_generation(xcc_page_cache *c, uint32_t gen)
     rebase(c, gen);
 }
 
-/* Internal test hook (not exported): the present protection age. */
-unsigned page_cache_protect_age(const xcc_page_cache *c);
-unsigned page_cache_protect_age(const xcc_page_cache *c)
-{
-    return c->protect_age;
-}
-
 /*
  * Adapts the protection age once per generation. An eviction pays when the
  * page let in gets a hit before the page pushed out comes back; it loses
