@@ -180,10 +180,17 @@ EOF
         bad "save to fd:3"
     fi
     stop_guest "$dst"
-    # --abort-if-busy: hotpages never converges to 10 pages in 2 passes.
-    "$X" save -q --live --max-iters 2 --target-dirty 10 --abort-if-busy \
-        "sim:$src" /dev/null 2>"$tmp/err"
-    rc=$?
+    # --abort-if-busy: hotpages never converges to 10 pages in 2 passes
+    # (unless its process was not scheduled at all: then try again).
+    n=0 rc=0
+    while [ $rc = 0 ] && [ $n -lt 10 ]; do
+        "$X" sim unpause "$src" >/dev/null 2>&1
+        sleep 0.05
+        "$X" save -q --live --max-iters 2 --target-dirty 10 --abort-if-busy \
+            "sim:$src" /dev/null 2>"$tmp/err"
+        rc=$?
+        n=$((n + 1))
+    done
     st=$("$X" sim list 2>/dev/null | awk -v n="$src" '$1 == n {print}')
     if [ $rc = 1 ] && grep -q -i "busy\|converge\|dirty" "$tmp/err"; then
         case "$st" in *running*) ok "--abort-if-busy gives up, guest still running" ;;
@@ -193,6 +200,41 @@ EOF
     fi
     stop_guest "$src"
 fi
+
+# ---- a stock Xen stream (built by hand from the spec) restores -----------
+dst="${tag}-xen"; guests="$guests $dst"
+"$PY" - "$tmp/xen.str" "$tmp/xen.pages" <<'XEN'
+import os, struct, sys
+PAGE = 4096
+def rec(t, body=b""):
+    return struct.pack("<II", t, len(body)) + body + b"\0" * ((8 - len(body) % 8) % 8)
+hdr = (struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, 3, 0, 0, 0) +
+       struct.pack("<IHHII", 1, 12, 0, 4, 17))
+p5, p6 = os.urandom(PAGE), os.urandom(PAGE)
+entries = [(5, 0, p5), (6, 0xC, p6), (9, 0xF, None)]
+pd = struct.pack("<II", len(entries), 0)
+pd += b"".join(struct.pack("<Q", p | t << 60) for p, t, _ in entries)
+pd += b"".join(d for _, _, d in entries if d)
+x = hdr + rec(2, bytes([8, 4]) + b"\0" * 6) + rec(3, struct.pack("<IIQ", 0, 1023, 0x123))
+x += rec(1, pd) + rec(4, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10)
+x += rec(0x11, b"cpuid") + rec(0)
+open(sys.argv[1], "wb").write(x)
+open(sys.argv[2], "wb").write(p5 + p6)
+XEN
+if "$X" restore -q "$tmp/xen.str" "sim:$dst" 2>"$tmp/err"; then
+    bad "a Xen stream (no GUEST_INFO) restored into a new sim guest without --mem"
+elif "$X" restore -q --mem 4M "$tmp/xen.str" "sim:$dst" 2>"$tmp/err"; then
+    ram=/dev/shm/xc-colo/$dst/ram
+    if [ -f "$ram" ] &&
+       "$PY" -c 'import sys; r=open(sys.argv[1],"rb").read(); e=open(sys.argv[2],"rb").read(); sys.exit(0 if r[5*4096:7*4096] == e and r[9*4096:10*4096] == bytes(4096) else 1)' "$ram" "$tmp/xen.pages"; then
+        ok "a stock Xen PV stream restores (pages 5 and 6; Xen's other records skipped)"
+    else
+        bad "the Xen stream's pages are not in the target"
+    fi
+else
+    bad "restore --mem of a Xen stream: $(cat "$tmp/err")"
+fi
+stop_guest "$dst"
 
 # ---- invariant 1 under stress ----------------------------------------------
 src="${tag}-stress"

@@ -21,6 +21,7 @@ import ctypes
 import os
 import random
 import re
+import subprocess
 import sys
 import time
 
@@ -173,11 +174,32 @@ def gen_pair(rng, kind, n):
 # The C library.
 # --------------------------------------------------------------------------
 
+def preload_sanitizer(path):
+    """An ASan-built library (make asan) only loads into a process whose
+    first library is the ASan runtime: re-run this script with it preloaded
+    (and leak checking off: the interpreter itself never frees everything)."""
+    with open(path, "rb") as f:
+        if b"libasan.so" not in f.read():
+            return
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        return
+    cc = os.environ.get("CC", "cc")
+    runtime = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
+                             text=True).stdout.strip()
+    if not runtime or not os.path.exists(runtime):
+        sys.exit("xbzrle_oracle_test: %s needs the ASan runtime, and %s does not know where it is"
+                 % (path, cc))
+    env = dict(os.environ, LD_PRELOAD=runtime,
+               ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 def load_lib():
     build = os.environ.get("XCC_BUILD", "build")
     path = os.path.join(build, "lib", "libxccolo.so")
     if not os.path.exists(path):
         sys.exit("xbzrle_oracle_test: %s not found (build first; XCC_BUILD names the build dir)" % path)
+    preload_sanitizer(os.path.realpath(path))
     lib = ctypes.CDLL(os.path.abspath(path), use_errno=True)
     u8p = ctypes.c_char_p
     lib.xcc_xbzrle_encode.argtypes = [u8p, u8p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]

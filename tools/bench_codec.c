@@ -55,6 +55,15 @@ struct result {
     uint64_t delta_pages, overflow_pages, delta_bytes;
 };
 
+/* The compiler that built this program (and, with `make`, the library). */
+#if defined(__clang__)
+#define BENCH_COMPILER "clang " __clang_version__
+#elif defined(__GNUC__)
+#define BENCH_COMPILER "gcc " __VERSION__
+#else
+#define BENCH_COMPILER __VERSION__
+#endif
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng_next(void)
@@ -248,7 +257,7 @@ static void print_text(const struct result *res, const char *cpu,
            "thread, median of %u runs, %s\n",
            mib, BENCH_PAGE, reps,
            bench_clock == CLOCK_MONOTONIC ? "wall clock" : "thread CPU time");
-    printf("cpu: %s\ncompiler: %s\npaths:", cpu, __VERSION__);
+    printf("cpu: %s\ncompiler: %s\npaths:", cpu, BENCH_COMPILER);
     for (int i = 0; i < BENCH_NIMPLS; i++)
         if (run_impl[i])
             printf(" %s", impl_names[i]);
@@ -295,7 +304,7 @@ static void print_json(const struct result *res, const char *cpu,
     printf("{\"bench\":\"codec\",\"cpu\":");
     json_str(cpu);
     printf(",\"compiler\":");
-    json_str(__VERSION__);
+    json_str(BENCH_COMPILER);
     printf(",\"mib\":%" PRIu64 ",\"page_size\":%u,\"reps\":%u,\"threads\":1,"
            "\"clock\":\"%s\",\"impl_auto\":",
            mib, BENCH_PAGE, reps,

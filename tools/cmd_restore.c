@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "transport.h"
 
 enum {
@@ -142,7 +143,9 @@ int cmd_restore(int argc, char **argv)
         progress = isatty(STDERR_FILENO);
     p.progress = progress;
     signal(SIGPIPE, SIG_IGN);
-    log = cli_logger(verbosity, progress);
+    log = progress_logger(verbosity, progress);
+    if (!log)
+        goto out;
 
     /* Refuse early, before waiting for a stream, when the target is wrong. */
     if (simname) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "transport.h"
 
 /* How long migrate keeps retrying a refused TCP connection. */
@@ -266,7 +267,9 @@ static int run_save(int argc, char **argv, bool migrate)
     /* A reader that goes away must be an error (EPIPE), not a signal. */
     signal(SIGPIPE, SIG_IGN);
 
-    log = cli_logger(c.verbosity, c.progress);
+    log = progress_logger(c.verbosity, c.progress);
+    if (!log)
+        goto out;
     d = xcc_domain_open(dom, log, 0);
     if (!d) {
         cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));

@@ -95,11 +95,11 @@ int xcc_xbzrle_decode(const uint8_t *src, size_t src_len, uint8_t *page,
                       size_t len);
 
 /*
- * Forces the encoder path for the whole process: "auto" (the best this CPU
- * has: avx512, then avx2, then scalar), "scalar", "avx2" or "avx512". Every
- * path writes the same bytes. Without a call, the environment variable
- * XCC_XBZRLE_IMPL (same names; unknown or unsupported values mean "auto") is
- * read at the first encode. Returns 0, or -1 with errno ENOTSUP (the CPU or
+ * Forces the codec path (encoder and decoder) for the whole process: "auto"
+ * (the best this CPU has: avx512, then avx2, then scalar), "scalar", "avx2"
+ * or "avx512" (AVX-512 BW and VL). Every path gives the same bytes. Without
+ * a call, the environment variable XCC_XBZRLE_IMPL (same names; unknown or
+ * unsupported values mean "auto") is read at the first encode or decode. Returns 0, or -1 with errno ENOTSUP (the CPU or
  * build lacks that path) or EINVAL (unknown name).
  */
 int xcc_xbzrle_set_impl(const char *name);
@@ -724,6 +724,124 @@ const char *xcc_restorer_stats_json(xcc_restorer *r);
 
 /* Frees the restorer (never the domain or the fd). NULL is a no-op. */
 void xcc_restorer_free(xcc_restorer *r);
+
+/* ------------------------------------------------------------------------ */
+/* Continuous checkpoints (Remus/COLO replication).                          */
+/* ------------------------------------------------------------------------ */
+/* (section owned by checkpoint.c and restore_checkpoint.c) */
+typedef struct xcc_checkpointer xcc_checkpointer;
+
+/* Xen's `xl remus` default interval between checkpoints. */
+#define XCC_CHECKPOINT_DEFAULT_INTERVAL_MS 200u
+
+/*
+ * Called for checkpoint k (from 1) while the guest is paused, after its
+ * pages are written and before its CHECKPOINT record is: whatever the
+ * callback records is done before a receiver can commit k. digest is the
+ * whole-memory digest (as xcc_domain_digest, flags 0) when want_digest is
+ * set, else NULL. A non-zero return stops the run with an error.
+ */
+typedef int xcc_checkpoint_fn(void *opaque, uint64_t k, const uint8_t *digest);
+
+struct xcc_checkpoint_params {
+    uint32_t interval_ms;   /* wait between checkpoints (0: none) */
+    uint64_t count;         /* stop after this many; 0: only on *stop */
+    int colo;               /* the secondary runs the guest and sends its
+                               dirty pfns back (needs back_fd) */
+    int back_fd;            /* fd the receiver's acknowledgements (and COLO
+                               dirty lists) come back on, typically the
+                               same socket; -1: none, commit times unknown */
+    int want_digest;        /* compute the digest passed to on_checkpoint */
+    xcc_checkpoint_fn *on_checkpoint; /* may be NULL */
+    void *opaque;
+    /* Set (from a signal handler) to end the run: the current checkpoint
+     * is finished, then END is sent. May be NULL. */
+    const volatile int *stop;
+    uint32_t back_timeout_ms; /* waiting for the back channel; 0: 10 s */
+};
+
+/* Fills *p with the defaults: 200 ms, no count, no COLO, no back channel. */
+void xcc_checkpoint_params_init(struct xcc_checkpoint_params *p);
+
+/*
+ * A checkpointer of domain d onto fd: sp are the save options (live is
+ * forced on), cp the checkpoint options (both copied; NULL: defaults).
+ * The caller keeps d, fd and back_fd. Returns NULL with errno (EINVAL for
+ * bad parameters, logged; ENOMEM).
+ */
+xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
+                                       const struct xcc_save_params *sp,
+                                       const struct xcc_checkpoint_params *cp,
+                                       xentoollog_logger *log);
+
+/*
+ * Runs the live phase as a live save does, then checkpoints until count or
+ * *stop: pause, send the pages dirtied since the last checkpoint (with
+ * COLO, also those the secondary dirtied, dropped from the XBZRLE cache
+ * first), DIGEST (verify), CHECKPOINT, unpause, wait the interval. Then
+ * END; the guest is left paused, as after a save. Returns 0, or -1 with
+ * errno (the write's errno such as EPIPE, ETIMEDOUT when the secondary did
+ * not answer, XCC_EBADSTREAM for a bad back channel); the guest is then
+ * unpaused if the checkpointer paused it.
+ */
+int xcc_checkpointer_run(xcc_checkpointer *c);
+
+/*
+ * The save figures (as xcc_saver_stats_json) plus "checkpoint": count,
+ * checkpoints per second, pause/commit/bytes/pages percentiles (p50, p99,
+ * max) and one entry per checkpoint. commit-ms is the time from the
+ * CHECKPOINT record written to the receiver's acknowledgement read, null
+ * without a back channel. Valid until the next call or free; NULL: ENOMEM.
+ */
+const char *xcc_checkpointer_stats_json(xcc_checkpointer *c);
+
+struct xcc_checkpoint_summary {
+    uint64_t checkpoints;   /* completed (CHECKPOINT written) */
+    uint64_t acked;         /* acknowledged by the receiver */
+    double per_second;      /* checkpoints / time from the first pause on */
+    double pause_p50_ms, pause_p99_ms, pause_max_ms;
+    double commit_p50_ms, commit_p99_ms, commit_max_ms; /* -1: unknown */
+    double bytes_mean, pages_mean; /* per checkpoint */
+    uint64_t secondary_dirty; /* COLO: pfns the secondary sent back */
+};
+void xcc_checkpointer_get_summary(const xcc_checkpointer *c,
+                                  struct xcc_checkpoint_summary *out);
+
+/* Frees the checkpointer (never d or the fds). NULL is a no-op. */
+void xcc_checkpointer_free(xcc_checkpointer *c);
+
+/* Receiver side. */
+struct xcc_checkpoint_restore_params {
+    int back_fd; /* where acknowledgements (and COLO dirty lists) go, usually
+                    the stream's own socket; -1: none */
+    int colo;    /* the secondary runs the guest between checkpoints */
+    /*
+     * Called after checkpoint k is in the target (and acknowledged). With
+     * colo this is where the caller starts or continues the guest; the
+     * restorer pauses it (xcc_domain_pause) when the next epoch begins.
+     * A non-zero return stops the restore with an error. May be NULL.
+     */
+    int (*on_commit)(void *opaque, uint64_t k);
+    void *opaque;
+};
+
+void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p);
+
+/*
+ * As xcc_restorer_run, for a checkpoint stream. Records before the first
+ * CHECKPOINT are applied as they come (the target is incomplete until
+ * then); after it, each epoch is buffered, decoded into scratch pages and
+ * applied whole at its CHECKPOINT, so the target only ever holds complete
+ * checkpoints. *kept receives the last checkpoint committed. Returns 0 at
+ * END (a stream without CHECKPOINT restores as xcc_restorer_run does);
+ * -1 with errno XCC_EFAILOVER when the stream broke or went bad after
+ * checkpoint *kept >= 1 (the target holds it exactly; the reason is in
+ * xcc_restorer_error()); other errno as xcc_restorer_run when it broke
+ * before the first checkpoint or the target failed.
+ */
+int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
+                                  const struct xcc_checkpoint_restore_params *p,
+                                  uint64_t *kept);
 
 #ifdef __cplusplus
 }

@@ -280,8 +280,10 @@ static void digest_mark_dirty(xcc_saver *s);
 int64_t save_harvest(xcc_saver *s, bool final)
 {
     /* The backend only sets bits: pages still pending stay pending. */
+    uint64_t t0 = lib_now_ns();
     int64_t n = s->d->ops->logdirty_clean(s->d, s->dirty, final);
 
+    s->last_harvest_ns = lib_now_ns() - t0;
     if (n < 0) {
         XCC_PERR(s->log, CTX, "reading the dirty log of '%s'", s->d->name);
         return -1;
@@ -506,7 +508,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
                 n = 0;
                 if (rc)
                     break;
-                if (s->p.progress && ++batches % PROGRESS_EVERY_BATCHES == 0)
+                if (s->p.progress && ++batches % PROGRESS_EVERY_BATCHES == 0 &&
+                    sent < total)
                     xtl_progress(s->log, CTX, what, sent, total);
             }
         }
@@ -674,6 +677,8 @@ static int digest_refresh(xcc_saver *s)
 
     if (!s->chunk_stale)
         return 0;
+    for (uint64_t i = 0; i < XCC_DIV_ROUND_UP(s->nchunks, 64); i++)
+        s->chunks_hashed += (uint64_t)__builtin_popcountll(s->chunk_stale[i]);
     t0 = lib_now_ns();
     rc = save_digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig);
     s->st.digest_ns += lib_now_ns() - t0;
@@ -697,20 +702,33 @@ static int send_digest(xcc_saver *s)
 
 /* ---- The loop ------------------------------------------------------------- */
 
-/* Estimated ms to send `dirty` pages, from the last pass's bandwidth and
- * bytes per page. Iteration 0's zero pages make its bytes per page too
- * small to trust, so then a page counts whole. */
+/*
+ * Estimated ms of a final pass over `dirty` pages: sending them at the last
+ * pass's bandwidth and bytes per page (iteration 0's zero pages make its
+ * bytes per page too small to trust, so then a page counts whole), plus
+ * one harvest, plus rehashing the stale digest chunks at the measured
+ * hashing rate.
+ */
 static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
 {
     const struct stats_iteration *it = &s->st.iters[s->st.nr_iters - 1];
-    double per_page = s->page_size + PAGE_ENTRY_BYTES, bw;
+    double per_page = s->page_size + PAGE_ENTRY_BYTES, bw, ms;
 
     if (!it->ns || !it->bytes)
         return 1e18;
     bw = (double)it->bytes / ((double)it->ns / 1e9);
     if (it->index > 0 && it->pages)
         per_page = (double)it->bytes / (double)it->pages;
-    return (double)dirty * per_page / bw * 1e3;
+    ms = (double)dirty * per_page / bw * 1e3;
+    ms += (double)s->last_harvest_ns / 1e6;
+    if (s->chunk_stale && s->chunks_hashed) {
+        uint64_t stale = 0;
+        for (uint64_t i = 0; i < XCC_DIV_ROUND_UP(s->nchunks, 64); i++)
+            stale += (uint64_t)__builtin_popcountll(s->chunk_stale[i]);
+        ms += (double)stale * ((double)s->st.digest_ns /
+                               (double)s->chunks_hashed) / 1e6;
+    }
+    return ms;
 }
 
 static int pause_guest(xcc_saver *s)

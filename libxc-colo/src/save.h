@@ -65,6 +65,8 @@ struct xcc_saver {
     uint64_t nchunks;
     uint8_t *chunk_dig;         /* 16 bytes per chunk */
     uint64_t *chunk_stale;      /* nchunks bits: must be rehashed */
+    uint64_t chunks_hashed;     /* so far, for the hashing rate */
+    uint64_t last_harvest_ns;   /* the latest logdirty_clean's duration */
 
     bool ran;
     bool paused_by_us;

@@ -54,11 +54,13 @@ scalar_chunk(const uint8_t *old_page, const uint8_t *new_page, size_t o)
 int xbzrle_encode_scalar(const uint8_t *old_page, const uint8_t *new_page,
                          size_t len, uint8_t *dst, size_t dst_len)
 {
-    uint64_t mask[XBZRLE_MASK_WORDS], live[XBZRLE_LIVE_WORDS];
+    uint64_t mask[XBZRLE_MASK_WORDS + XBZRLE_MASK_PAD];
+    uint64_t live[XBZRLE_LIVE_WORDS];
 
 #define SCALAR_CHUNK(o) scalar_chunk(old_page, new_page, (o))
-    XBZRLE_BUILD_MASKS(SCALAR_CHUNK, old_page, new_page, len, mask, live);
+    XBZRLE_BUILD_MASKS(SCALAR_CHUNK, old_page, new_page, len, mask);
 #undef SCALAR_CHUNK
+    xbzrle_live_scalar(mask, (len + 63) / 64, live);
     return xbzrle_encode_mask(mask, live, (len + 63) / 64, new_page, len, dst,
                               dst_len);
 }
@@ -91,7 +93,8 @@ static int avx2_supported(void)
 static int avx512_supported(void)
 {
     return avx2_supported() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw");
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
 }
 #endif
 

@@ -4,11 +4,12 @@
  * Every encoder path works in two phases:
  *   1. a CPU-specific loop builds the change mask of the page: bit i of
  *      mask[i / 64] is set when byte i differs between the old and the new
- *      page (bits past len are clear);
+ *      page (bits past len are clear), and live[], one bit per changed word;
  *   2. the code below, the same for every path, computes the exact encoded
  *      size from the mask (popcounts, plus a closer look only at runs long
  *      enough to need a two-byte length), bails out when it would not fit,
- *      and only then walks the runs and emits them.
+ *      and only then lists the run boundaries and emits the runs. A page
+ *      with so few changed words that it cannot overflow skips the size.
  * Since phase 2 is shared and the masks are the same bits whatever built
  * them, every path emits the same bytes. The helpers are always_inline so
  * each path's copy is compiled for its own target (popcnt, tzcnt, wide
@@ -137,31 +138,42 @@ XBZRLE_INLINE size_t xbzrle_zero_run_cost(size_t z)
  */
 #define XBZRLE_LIVE_WORDS (XBZRLE_MASK_WORDS / 64)
 
+/* Mask words rounded up to what the vector live[] builders read at once. */
+#define XBZRLE_MASK_PAD 8u
+
 /*
  * Phase 1 skeleton: `chunk(o)` is an expression giving the mask word of the
- * 64 bytes at offset o. Fills mask[] and live[] for a page of len bytes.
+ * 64 bytes at offset o. Fills mask[] for a page of len bytes, and zeroes the
+ * words after it up to a multiple of XBZRLE_MASK_PAD. Unrolled by four, so
+ * the loop is little more than the loads and compares.
  */
-#define XBZRLE_BUILD_MASKS(chunk, old_page, new_page, len, mask, live)         \
+#define XBZRLE_BUILD_MASKS(chunk, old_page, new_page, len, mask)               \
     do {                                                                       \
-        size_t nfull_ = (len) / 64;                                            \
-        for (size_t w0_ = 0; w0_ < nfull_; w0_ += 64) {                        \
-            size_t wend_ = w0_ + 64 < nfull_ ? w0_ + 64 : nfull_;              \
-            uint64_t lv_ = 0;                                                  \
-            for (size_t w_ = w0_; w_ < wend_; w_++) {                          \
-                uint64_t m_ = chunk(w_ * 64);                                  \
-                (mask)[w_] = m_;                                               \
-                lv_ |= (uint64_t)(m_ != 0) << (w_ - w0_);                      \
-            }                                                                  \
-            (live)[w0_ / 64] = lv_;                                            \
+        size_t nfull_ = (len) / 64, w_ = 0, nw_ = ((len) + 63) / 64;           \
+        for (; w_ + 4 <= nfull_; w_ += 4) {                                    \
+            (mask)[w_] = chunk(w_ * 64);                                       \
+            (mask)[w_ + 1] = chunk(w_ * 64 + 64);                              \
+            (mask)[w_ + 2] = chunk(w_ * 64 + 128);                             \
+            (mask)[w_ + 3] = chunk(w_ * 64 + 192);                             \
         }                                                                      \
-        if (nfull_ * 64 < (len)) {                                             \
-            xbzrle_mask_tail(old_page, new_page, nfull_ * 64, len, mask);      \
-            if (nfull_ % 64 == 0)                                              \
-                (live)[nfull_ / 64] = 0;                                       \
-            (live)[nfull_ / 64] |= (uint64_t)((mask)[nfull_] != 0)             \
-                                   << (nfull_ % 64);                           \
-        }                                                                      \
+        for (; w_ < nfull_; w_++)                                              \
+            (mask)[w_] = chunk(w_ * 64);                                       \
+        xbzrle_mask_tail(old_page, new_page, nfull_ * 64, len, mask);          \
+        for (w_ = nw_; w_ % XBZRLE_MASK_PAD; w_++)                             \
+            (mask)[w_] = 0;                                                    \
     } while (0)
+
+/* live[] from mask[], a word at a time (the scalar path's way). */
+XBZRLE_INLINE void xbzrle_live_scalar(const uint64_t *mask, size_t nw,
+                                      uint64_t *live)
+{
+    for (size_t j = 0; j < (nw + 63) / 64; j++) {
+        uint64_t lv = 0;
+        for (size_t w = j * 64; w < nw && w < j * 64 + 64; w++)
+            lv |= (uint64_t)(mask[w] != 0) << (w - j * 64);
+        live[j] = lv;
+    }
+}
 
 /*
  * Non-zero runs of 128 bytes or more need a second length byte; each holds
@@ -251,7 +263,6 @@ XBZRLE_INLINE long xbzrle_encoded_size(const uint64_t *mask,
  * One slice holds a 4 KiB page; the list takes 2 bytes per boundary.
  */
 #define XBZRLE_SLICE_BYTES 4096u
-#define XBZRLE_SLICE_WORDS (XBZRLE_SLICE_BYTES / 64)
 /* The boundary list is written four entries at a time. */
 #define XBZRLE_FLATTEN_UNROLL 4u
 
@@ -383,9 +394,10 @@ XBZRLE_INLINE size_t xbzrle_emit_run(uint8_t *dst, size_t d,
  * Emits the runs described by mask, one slice (64 words, one live[] word)
  * at a time. A boundary is a byte whose changed-ness differs from the byte
  * before (byte -1 counts as unchanged), so boundaries alternate: start of a
- * non-zero run, its end, the next start... Only words that are changed, or
- * follow a changed word (a run may end at their first byte), can hold one.
- * A run still open at the end of the page ends at len.
+ * non-zero run, its end, the next start... Only changed words are visited:
+ * the one boundary an unchanged word can hold (a run ending at its first
+ * byte) is added by the word before. A run still open at the end of the
+ * page ends at len.
  */
 XBZRLE_INLINE size_t xbzrle_emit(const uint64_t *mask, const uint64_t *live,
                                  size_t nw, const uint8_t *new_page,
@@ -398,17 +410,20 @@ XBZRLE_INLINE size_t xbzrle_emit(const uint64_t *mask, const uint64_t *live,
 
     for (size_t j = 0; j < (nw + 63) / 64; j++) {
         size_t slice = j * XBZRLE_SLICE_BYTES, k = 0, i = 0;
-        uint64_t active = live[j] | live[j] << 1 | (j ? live[j - 1] >> 63 : 0);
-
-        if (nw - j * 64 < 64)
-            active &= (1ull << (nw - j * 64)) - 1;
-        for (; active; active &= active - 1) {
-            unsigned b = (unsigned)__builtin_ctzll(active);
+        /* Bit b: is word b + 1 changed. */
+        uint64_t next_live =
+            live[j] >> 1 | (j + 1 < (nw + 63) / 64 ? live[j + 1] << 63 : 0);
+        for (uint64_t lv = live[j]; lv; lv &= lv - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(lv);
             size_t w = j * 64 + b;
             uint64_t x = mask[w];
             uint64_t carry = w ? mask[w - 1] >> 63 : 0;
             /* Positions are relative to the slice: they fit 16 bits. */
             k = xbzrle_flatten(bnd, k, b * 64, x ^ ((x << 1) | carry));
+            /* A run reaching the end of w ends at the first byte of w + 1
+             * unless w + 1 is changed too (then it is visited next). */
+            bnd[k] = (uint16_t)(b * 64 + 64);
+            k += (x >> 63) & ~(next_live >> b) & 1;
         }
         if (open && k > 0) {
             d = xbzrle_emit_run(dst, d, lim, new_page, pos,

@@ -195,10 +195,19 @@ static void test_target(xcc_domain *d)
         }
         check(ok, "writable_map_roundtrip");
     }
-    if (pt != UINT64_MAX) {
-        uint8_t *p = d->ops->map(d, true, &pt, err, 1);
-        printf("XOPS writable_pagetable_map pfn %#" PRIx64 " err %d\n", pt,
-               p ? err[0] : -errno);
+    if (pt != UINT64_MAX && pt > 0) {
+        /* A page table amid plain pages: its slot gets a scratch page. */
+        uint64_t three[3] = {pt - 1, pt, pt + 1};
+        uint8_t *p = d->ops->map(d, true, three, err, 3);
+        printf("XOPS writable_pagetable_map pfn %#" PRIx64 " err %d %d %d\n",
+               pt, p ? err[0] : -errno, p ? err[1] : 0, p ? err[2] : 0);
+        check(p && !err[1], "pagetable_slot_writable");
+        if (p && !err[1])
+            memset(p + 4096, 0x77, 4096);
+        if (p)
+            d->ops->unmap(d, p, 3);
+        p = d->ops->map(d, false, &pt, err, 1);
+        check(p && !err[0] && p[0] != 0x77, "pagetable_left_intact");
         if (p)
             d->ops->unmap(d, p, 1);
     }

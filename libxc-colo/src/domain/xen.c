@@ -247,18 +247,26 @@ static bool pv_frames_moved(struct xen_dom *x, const uint64_t *mfns,
 /*
  * PV: Xen refuses writable foreign mappings of page-table pages (their
  * contents are machine frame numbers Xen validates). A memory-only restore
- * must leave the target's page tables as they are, so those slots get a
- * private scratch page instead: the write lands there and is dropped.
- * Returns the number of slots so redirected.
+ * must leave the target's page tables as they are, so when a writable map
+ * hits some, the region is rebuilt: private anonymous memory for the whole
+ * range, with the other pages mapped over it (MAP_FIXED) run by run. A
+ * write to a page-table slot lands in the anonymous page and is dropped.
+ * (Replacing single pages of a privcmd mapping is not possible: the kernel
+ * will not split such a mapping.) Returns the region, which may be p
+ * itself, or NULL with errno; *dropped counts the page-table slots.
  */
-static size_t pv_discard_pagetable_writes(struct xen_dom *x, uint8_t *base,
-                                          const uint64_t *mfns, int *err,
-                                          size_t n)
+static void *pv_remap_around_pagetables(struct xen_dom *x, void *p, int prot,
+                                        const uint64_t *mfns, int *err,
+                                        size_t n, size_t *dropped)
 {
     uint64_t frame[64];
-    size_t slot[64], redirected = 0;
-    uint8_t types[64];
+    size_t slot[64], npt = 0;
+    uint8_t types[64], *base;
+    bool *pt = calloc(n, sizeof(*pt));
 
+    *dropped = 0;
+    if (!pt)
+        return p;
     for (size_t i = 0; i < n;) {
         size_t k = 0;
 
@@ -271,19 +279,50 @@ static size_t pv_discard_pagetable_writes(struct xen_dom *x, uint8_t *base,
         if (k == 0 || xen_frame_types(x, frame, types, k) < 0)
             continue;
         for (size_t j = 0; j < k; j++) {
-            uint8_t *page = base + slot[j] * PAGE_BYTES;
-
-            if (types[j] < XCC_PFN_L1TAB || types[j] > XCC_PFN_L4TAB)
-                continue;
-            if (mmap(page, PAGE_BYTES, PROT_READ | PROT_WRITE,
-                     MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                     0) == MAP_FAILED)
-                continue;
-            err[slot[j]] = 0;
-            redirected++;
+            if (types[j] >= XCC_PFN_L1TAB && types[j] <= XCC_PFN_L4TAB) {
+                pt[slot[j]] = true;
+                npt++;
+            }
         }
     }
-    return redirected;
+    if (npt == 0) {
+        free(pt);
+        return p;
+    }
+
+    xenforeignmemory_unmap(x->fmem, p, n);
+    base = mmap(NULL, n * PAGE_BYTES, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        free(pt);
+        return NULL;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+
+        if (pt[i]) {
+            err[i++] = 0;
+            continue;
+        }
+        while (j < n && !pt[j])
+            j++;
+        if (!xenforeignmemory_map2(x->fmem, x->domid, base + i * PAGE_BYTES,
+                                   prot, MAP_FIXED, j - i,
+                                   (const xen_pfn_t *)(mfns + i), err + i)) {
+            int saved = errno;
+
+            XCC_PERR(x->log, "xen", "dom%u: cannot map %zu frames around "
+                     "page tables", x->domid, j - i);
+            munmap(base, n * PAGE_BYTES);
+            free(pt);
+            errno = saved;
+            return NULL;
+        }
+        i = j;
+    }
+    free(pt);
+    *dropped = npt;
+    return base;
 }
 
 static void *xen_map(xcc_domain *d, bool writable, const uint64_t *pfns,
@@ -332,8 +371,9 @@ static void *xen_map(xcc_domain *d, bool writable, const uint64_t *pfns,
             if (mfns[i] == XEN_P2M_INVALID)
                 err[i] = -ENOENT;
         if (writable) {
-            size_t k = pv_discard_pagetable_writes(x, p, mfns, err, n);
+            size_t k;
 
+            p = pv_remap_around_pagetables(x, p, prot, mfns, err, n, &k);
             if (k) {
                 x->pagetable_writes_dropped += k;
                 XCC_DBG(d->log, "xen", "dom%u: %zu page-table pages mapped "

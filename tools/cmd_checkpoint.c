@@ -1,0 +1,414 @@
+/*
+ * cmd_checkpoint.c - `xc-colo checkpoint`: continuous checkpoints of a
+ * running domain (Remus/COLO replication) to a receiver running
+ * `xc-colo restore --checkpointed`. Parses the save options and its own,
+ * opens the domain and the destination, runs the library's checkpointer,
+ * keeps the digest log and reports.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "progress.h"
+#include "transport.h"
+
+/* How long the sender keeps retrying a refused TCP connection. */
+#define CONNECT_TIMEOUT_MS 10000u
+/* Largest --interval: a day. */
+#define MAX_INTERVAL_MS 86400000ull
+
+enum {
+    OPT_CACHE_SIZE = 256,
+    OPT_NO_MAP_CACHE,
+    OPT_XEN_COMPAT,
+    OPT_VERIFY,
+    OPT_NO_VERIFY,
+    OPT_MAX_ITERS,
+    OPT_TARGET_DIRTY,
+    OPT_STATS_JSON,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
+    OPT_INTERVAL,
+    OPT_COUNT,
+    OPT_COLO,
+    OPT_DIGEST_LOG,
+    OPT_BACK_TIMEOUT,
+};
+
+/* Set by SIGINT/SIGTERM: finish the current checkpoint, then END. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void checkpoint_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: xc-colo checkpoint [options] DOMAIN DEST\n\n"
+            "Replicates DOMAIN continuously to DEST (tcp:HOST:PORT, a peer\n"
+            "running 'xc-colo restore --checkpointed --listen'; fd:N;\n"
+            "exec:COMMAND; '-' or a FILE): a live phase as 'migrate' does,\n"
+            "then a checkpoint every interval: pause, send the pages dirtied\n"
+            "since the last one, CHECKPOINT, unpause. It ends after --count\n"
+            "checkpoints or on SIGINT/SIGTERM, finishing the current one, and\n"
+            "leaves the guest paused (-c: running).\n\n"
+            "  --interval MS         between checkpoints (default 200; 0: as "
+            "fast as\n"
+            "                        possible)\n"
+            "  --count N             stop after N checkpoints (default: on a "
+            "signal)\n"
+            "  --colo                COLO: the secondary runs the guest too "
+            "and sends\n"
+            "                        back the pages it wrote (needs tcp: or a "
+            "socket fd:)\n"
+            "  --digest-log FILE     append 'K DIGEST' per checkpoint, written "
+            "before\n"
+            "                        checkpoint K is sent\n"
+            "  --back-timeout MS     wait for the receiver's answers (default "
+            "10000)\n"
+            "  -x, --xbzrle          send re-dirtied pages as XBZRLE deltas\n"
+            "      --cache-size SIZE XBZRLE cache (default 64M)\n"
+            "      --no-map-cache    map per batch and unmap, as stock Xen\n"
+            "      --xen-compat      Xen records only\n"
+            "      --verify          DIGEST with every checkpoint (default "
+            "for sim:)\n"
+            "      --no-verify       none\n"
+            "      --max-iters N     live passes before checkpoint 1 (default "
+            "5)\n"
+            "      --target-dirty N  end the live phase at N dirty pages "
+            "(default 50)\n"
+            "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
+            "section\n"
+            "  -c, --continue        leave the guest running at the end\n"
+            "      --progress        progress lines (default: on a terminal)\n"
+            "      --no-progress     none\n"
+            "  -q, --quiet           errors only, no summary\n"
+            "  -v, --verbose         more detail (twice: debug)\n"
+            "  -h, --help            this text\n\n"
+            "Exit status: 0 done (END sent), 1 error, 2 usage.\n");
+}
+
+struct ckpt_cli {
+    struct xcc_save_params sp;
+    struct xcc_checkpoint_params cp;
+    int verify;
+    int progress;
+    int verbosity;
+    bool resume;
+    const char *stats_json;
+    const char *digest_log;
+};
+
+static int parse_args(int argc, char **argv, struct ckpt_cli *c)
+{
+    static const struct option opts[] = {
+        {"xbzrle", no_argument, NULL, 'x'},
+        {"live", no_argument, NULL, 'l'},
+        {"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
+        {"no-map-cache", no_argument, NULL, OPT_NO_MAP_CACHE},
+        {"xen-compat", no_argument, NULL, OPT_XEN_COMPAT},
+        {"verify", no_argument, NULL, OPT_VERIFY},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+        {"max-iters", required_argument, NULL, OPT_MAX_ITERS},
+        {"target-dirty", required_argument, NULL, OPT_TARGET_DIRTY},
+        {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"colo", no_argument, NULL, OPT_COLO},
+        {"digest-log", required_argument, NULL, OPT_DIGEST_LOG},
+        {"back-timeout", required_argument, NULL, OPT_BACK_TIMEOUT},
+        {"continue", no_argument, NULL, 'c'},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    uint64_t v;
+    int opt;
+
+    memset(c, 0, sizeof(*c));
+    xcc_save_params_init(&c->sp);
+    xcc_checkpoint_params_init(&c->cp);
+    c->sp.live = 1;
+    c->verify = -1;
+    c->progress = -1;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "xlcqvh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'x': c->sp.xbzrle = 1; break;
+        case 'l': break; /* always live */
+        case OPT_CACHE_SIZE:
+            if (cli_parse_size(optarg, "--cache-size", &c->sp.cache_size) < 0)
+                return EXIT_USAGE;
+            if (!c->sp.cache_size) {
+                cli_error("--cache-size: must not be 0");
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_NO_MAP_CACHE: c->sp.no_map_cache = 1; break;
+        case OPT_XEN_COMPAT: c->sp.xen_compat = 1; break;
+        case OPT_VERIFY: c->verify = 1; break;
+        case OPT_NO_VERIFY: c->verify = 0; break;
+        case OPT_MAX_ITERS:
+            if (cli_parse_u64(optarg, "--max-iters", &v) < 0)
+                return EXIT_USAGE;
+            if (v < 1 || v > UINT32_MAX) {
+                cli_error("--max-iters: expected 1..%u, got %s", UINT32_MAX,
+                          optarg);
+                return EXIT_USAGE;
+            }
+            c->sp.max_iters = (uint32_t)v;
+            break;
+        case OPT_TARGET_DIRTY:
+            if (cli_parse_u64(optarg, "--target-dirty", &v) < 0)
+                return EXIT_USAGE;
+            c->sp.target_dirty = v ? v : 1;
+            break;
+        case OPT_STATS_JSON: c->stats_json = optarg; break;
+        case OPT_INTERVAL:
+            if (cli_parse_u64(optarg, "--interval", &v) < 0)
+                return EXIT_USAGE;
+            if (v > MAX_INTERVAL_MS) {
+                cli_error("--interval: at most %llu ms, got %s",
+                          MAX_INTERVAL_MS, optarg);
+                return EXIT_USAGE;
+            }
+            c->cp.interval_ms = (uint32_t)v;
+            break;
+        case OPT_COUNT:
+            if (cli_parse_u64(optarg, "--count", &c->cp.count) < 0)
+                return EXIT_USAGE;
+            if (!c->cp.count) {
+                cli_error("--count: must be at least 1");
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_COLO: c->cp.colo = 1; break;
+        case OPT_DIGEST_LOG: c->digest_log = optarg; break;
+        case OPT_BACK_TIMEOUT:
+            if (cli_parse_u64(optarg, "--back-timeout", &v) < 0)
+                return EXIT_USAGE;
+            if (!v || v > MAX_INTERVAL_MS) {
+                cli_error("--back-timeout: expected 1..%llu ms, got %s",
+                          MAX_INTERVAL_MS, optarg);
+                return EXIT_USAGE;
+            }
+            c->cp.back_timeout_ms = (uint32_t)v;
+            break;
+        case 'c': c->resume = true; break;
+        case OPT_PROGRESS: c->progress = 1; break;
+        case OPT_NO_PROGRESS: c->progress = 0; break;
+        case 'q': c->verbosity = -1; break;
+        case 'v':
+            if (c->verbosity >= 0)
+                c->verbosity++;
+            break;
+        case 'h': checkpoint_usage(stdout); return EXIT_OK;
+        default: checkpoint_usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind + 2 != argc) {
+        cli_error("checkpoint: expected DOMAIN and DEST (try --help)");
+        return EXIT_USAGE;
+    }
+    if (c->sp.xen_compat && c->sp.xbzrle) {
+        cli_error("--xen-compat and --xbzrle: a Xen stream has no XBZRLE "
+                  "pages");
+        return EXIT_USAGE;
+    }
+    if (c->sp.xen_compat && c->verify == 1) {
+        cli_error("--xen-compat and --verify: a Xen stream has no DIGEST");
+        return EXIT_USAGE;
+    }
+    if (c->verbosity < 0)
+        c->progress = 0;
+    else if (c->progress < 0)
+        c->progress = isatty(STDERR_FILENO);
+    return -1;
+}
+
+struct digest_log {
+    FILE *f;
+    const char *path;
+};
+
+/* Writes "K DIGEST" and flushes it before checkpoint K goes out. */
+static int log_digest(void *opaque, uint64_t k, const uint8_t *digest)
+{
+    struct digest_log *dl = opaque;
+    char hex[33];
+
+    if (!dl->f || !digest)
+        return 0;
+    cli_hex_digest(digest, hex);
+    if (fprintf(dl->f, "%" PRIu64 " %s\n", k, hex) < 0 || fflush(dl->f)) {
+        cli_error("writing the digest log '%s': %s", dl->path,
+                  strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int write_text_file(const char *path, const char *text)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+
+    if (!f) {
+        cli_error("cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    fputs(text, f);
+    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
+        cli_error("writing '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void print_ms(const char *what, double p50, double p99, double max)
+{
+    if (p50 < 0)
+        fprintf(stderr, "  %-17s %10s\n", what, "unknown (no back channel)");
+    else
+        fprintf(stderr, "  %-17s p50 %.2f  p99 %.2f  max %.2f ms\n", what,
+                p50, p99, max);
+}
+
+static void print_summary(const char *dom, const struct xcc_checkpoint_summary *s)
+{
+    fprintf(stderr,
+            "xc-colo: %" PRIu64 " checkpoints of %s (%" PRIu64
+            " acknowledged)\n"
+            "  rate              %10.1f checkpoints/s\n"
+            "  per checkpoint    %10.0f pages, %.0f bytes\n",
+            s->checkpoints, dom, s->acked, s->per_second, s->pages_mean,
+            s->bytes_mean);
+    print_ms("pause", s->pause_p50_ms, s->pause_p99_ms, s->pause_max_ms);
+    print_ms("commit", s->commit_p50_ms, s->commit_p99_ms, s->commit_max_ms);
+}
+
+/* True for a socket: the receiver can answer on it. */
+static bool is_socket(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int cmd_checkpoint_impl(int argc, char **argv);
+int cmd_checkpoint_impl(int argc, char **argv)
+{
+    struct ckpt_cli c;
+    struct transport t = {.fd = -1};
+    struct digest_log dl = {0};
+    struct sigaction sa;
+    xentoollog_logger *log = NULL;
+    xcc_domain *d = NULL;
+    xcc_checkpointer *ck = NULL;
+    const char *dom, *dest;
+    int rc = parse_args(argc, argv, &c);
+
+    if (rc >= 0)
+        return rc;
+    rc = EXIT_FAIL;
+    dom = argv[optind];
+    dest = argv[optind + 1];
+    signal(SIGPIPE, SIG_IGN);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    log = progress_logger(c.verbosity, c.progress);
+    if (!log)
+        goto out;
+    d = xcc_domain_open(dom, log, 0);
+    if (!d) {
+        cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
+        goto out;
+    }
+    if (c.verify < 0)
+        c.verify = !c.sp.xen_compat && !strncmp(dom, "sim:", 4);
+    c.sp.verify = c.verify;
+    c.sp.progress = c.progress;
+    if (c.digest_log) {
+        dl.path = c.digest_log;
+        dl.f = fopen(c.digest_log, "a");
+        if (!dl.f) {
+            cli_error("cannot open the digest log '%s': %s", c.digest_log,
+                      strerror(errno));
+            goto out;
+        }
+        c.cp.want_digest = 1;
+        c.cp.on_checkpoint = log_digest;
+        c.cp.opaque = &dl;
+    }
+    if (!strcmp(dest, "-") && isatty(STDOUT_FILENO)) {
+        cli_error("refusing to write a stream to a terminal");
+        goto out;
+    }
+    if (transport_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+        goto out;
+    if (is_socket(t.fd))
+        c.cp.back_fd = t.fd;
+    if (c.cp.colo && c.cp.back_fd < 0) {
+        cli_error("--colo needs a connection the secondary can answer on "
+                  "(tcp:HOST:PORT or a socket fd:N), not '%s'", dest);
+        goto out;
+    }
+    c.cp.stop = (const volatile int *)&stop_flag;
+    ck = xcc_checkpointer_new(d, t.fd, &c.sp, &c.cp, log);
+    if (!ck) {
+        cli_error("cannot checkpoint '%s': %s", dom, xcc_strerror(errno));
+        goto out;
+    }
+    if (xcc_checkpointer_run(ck) < 0) {
+        cli_error("checkpoint of '%s' to '%s' failed: %s", dom, dest,
+                  xcc_strerror(errno));
+        goto stats;
+    }
+    rc = EXIT_OK;
+    if (c.resume && xcc_domain_unpause(d) < 0) {
+        cli_error("cannot continue '%s': %s", dom, xcc_strerror(errno));
+        rc = EXIT_FAIL;
+    }
+stats:
+    if (transport_close(&t) < 0)
+        rc = EXIT_FAIL;
+    if (c.stats_json) {
+        const char *json = xcc_checkpointer_stats_json(ck);
+        if (!json) {
+            cli_error("cannot format the statistics: %s", strerror(errno));
+            rc = EXIT_FAIL;
+        } else if (write_text_file(c.stats_json, json) < 0) {
+            rc = EXIT_FAIL;
+        }
+    }
+    if (rc == EXIT_OK && c.verbosity >= 0) {
+        struct xcc_checkpoint_summary sum;
+        xcc_checkpointer_get_summary(ck, &sum);
+        print_summary(dom, &sum);
+    }
+out:
+    transport_close(&t);
+    xcc_checkpointer_free(ck);
+    xcc_domain_close(d);
+    if (dl.f && fclose(dl.f) != 0 && rc == EXIT_OK) {
+        cli_error("closing the digest log '%s': %s", c.digest_log,
+                  strerror(errno));
+        rc = EXIT_FAIL;
+    }
+    if (log)
+        xtl_logger_destroy(log);
+    return rc;
+}
