@@ -365,21 +365,21 @@ static void *xen_map(xcc_domain *d, bool writable, const uint64_t *pfns,
             break;
         }
     }
+    if (p && writable) {
+        size_t k;
+
+        p = pv_remap_around_pagetables(x, p, prot, mfns, err, n, &k);
+        if (k) {
+            x->pagetable_writes_dropped += k;
+            XCC_DBG(d->log, "xen", "dom%u: %zu page-table pages mapped "
+                    "to a scratch page", x->domid, k);
+        }
+    }
     if (p) {
         /* Holes: report them as such, whatever the kernel said. */
         for (size_t i = 0; i < n; i++)
             if (mfns[i] == XEN_P2M_INVALID)
                 err[i] = -ENOENT;
-        if (writable) {
-            size_t k;
-
-            p = pv_remap_around_pagetables(x, p, prot, mfns, err, n, &k);
-            if (k) {
-                x->pagetable_writes_dropped += k;
-                XCC_DBG(d->log, "xen", "dom%u: %zu page-table pages mapped "
-                        "to a scratch page", x->domid, k);
-            }
-        }
     }
     free(mfns);
     return p;
