@@ -501,6 +501,8 @@ int xbzrle_decode_generic(const uint8_t *src, size_t src_len, uint8_t *page,
 #if defined(__x86_64__)
 int xbzrle_decode_avx512(const uint8_t *src, size_t src_len, uint8_t *page,
                          size_t len);
+int xbzrle_decode_avx512_vbmi(const uint8_t *src, size_t src_len,
+                              uint8_t *page, size_t len);
 #endif
 
 /* Decoder result for malformed input. */
@@ -564,31 +566,113 @@ XBZRLE_INLINE void xbzrle_copy_short(uint8_t *to, const uint8_t *from,
 #define XBZRLE_SHORT_RUN 16u
 
 /*
- * The decoder. copy_short(to, from, n) copies a run of 1..short_max bytes
- * and must touch nothing outside [0, n) of either buffer.
+ * The decoder's fast loop takes records whose two lengths are one ULEB byte
+ * each (1..127: nearly every record of a dense delta). Such a record spans
+ * at most XBZRLE_FAST_SRC_SPAN bytes of src and moves the page position by
+ * at most XBZRLE_FAST_PAGE_SPAN, so one test of the positions against
+ * bounds computed once replaces the per-record checks against src_len and
+ * len, and the record's bytes can be read with wide loads.
  */
-#define XBZRLE_DECODE_BODY(copy_short, short_max)                              \
+#define XBZRLE_FAST_SRC_SPAN (2u + XBZRLE_ULEB_ONE_BYTE - 1u)
+#define XBZRLE_FAST_PAGE_SPAN (2u * (XBZRLE_ULEB_ONE_BYTE - 1u))
+
+/* The high bit of each byte of a 16-bit pair of lengths, and a one in each
+ * byte to subtract. */
+#define XBZRLE_PAIR_HIGH_BITS 0x8080u
+#define XBZRLE_PAIR_ONES 0x0101u
+
+/*
+ * w holds a zero-run length in its low byte and a non-zero-run length in
+ * its high byte. Non-zero when either is not in 1..127, i.e. when the fast
+ * loop must leave the record to the exact, checking step: a two-byte
+ * length, a zero-length run (malformed, or the leading zero run of 0).
+ * A byte b has its high bit set in b | (b - 1) iff b is 0 or >= 128; the
+ * low byte's borrow into the high byte happens only when the low byte is 0,
+ * which is flagged anyway.
+ */
+XBZRLE_INLINE unsigned xbzrle_pair_not_fast(unsigned w)
+{
+    return (w | (w - XBZRLE_PAIR_ONES)) & XBZRLE_PAIR_HIGH_BITS;
+}
+
+/* The page and src positions below which a record is fast-loop safe. */
+XBZRLE_INLINE size_t xbzrle_fast_end(size_t total, size_t span)
+{
+    return total >= span ? total - span + 1 : 0;
+}
+
+/*
+ * Applies the one record at src[*ip] with every rule checked, the page
+ * position being *dp: 0 and both advanced, or XBZRLE_MALFORMED with nothing
+ * written. Used for whatever the fast loops leave: records near the ends of
+ * src or the page, two-byte lengths, and every malformed record.
+ */
+XBZRLE_INLINE int xbzrle_decode_one(const uint8_t *src, size_t src_len,
+                                    uint8_t *page, size_t len, size_t *ip,
+                                    size_t *dp)
+{
+    size_t i = *ip, d = *dp, z, n;
+    int first = i == 0;
+
+    if (xbzrle_read_length(src, src_len, &i, &z) < 0 || (z == 0 && !first))
+        return XBZRLE_MALFORMED;
+    d += z;
+    if (d > len)
+        return XBZRLE_MALFORMED;
+    if (xbzrle_read_length(src, src_len, &i, &n) < 0 || n == 0)
+        return XBZRLE_MALFORMED;
+    if (n > len - d || n > src_len - i)
+        return XBZRLE_MALFORMED;
+    if (n <= XBZRLE_SHORT_RUN)
+        xbzrle_copy_short(page + d, src + i, n);
+    else
+        memcpy(page + d, src + i, n);
+    *dp = d + n;
+    *ip = i + n;
+    return 0;
+}
+
+/*
+ * The decoder. copy_fast(to, from, n) copies a run of 1..fast_max bytes
+ * and must write nothing outside [0, n) of `to`; it may read up to 32 bytes
+ * of `from` (the fast loop guarantees XBZRLE_FAST_SRC_SPAN - 2 readable
+ * bytes there). Records are applied in order, and a malformed record is
+ * found before any of its bytes is written, so every decoder leaves the
+ * same page behind when it rejects a delta.
+ *
+ * The fast loop's latency chain is the src position: one byte load of the
+ * non-zero run's length and an add per record. Everything else (the
+ * validity test, the page position, the copy) hangs off that chain and
+ * overlaps the next record.
+ */
+#define XBZRLE_DECODE_BODY(copy_fast, fast_max)                                \
     do {                                                                       \
+        const size_t src_fast_end =                                            \
+            xbzrle_fast_end(src_len, XBZRLE_FAST_SRC_SPAN);                    \
+        const size_t page_fast_end =                                           \
+            xbzrle_fast_end(len, XBZRLE_FAST_PAGE_SPAN);                       \
         size_t i = 0, d = 0;                                                   \
         while (i < src_len) {                                                  \
-            size_t z, n;                                                       \
-            int first = i == 0;                                                \
-            if (xbzrle_read_length(src, src_len, &i, &z) < 0 ||                \
-                (z == 0 && !first))                                            \
+            while (XBZRLE_LIKELY(i < src_fast_end && d < page_fast_end)) {     \
+                uint16_t w;                                                    \
+                size_t z, n;                                                   \
+                memcpy(&w, src + i, sizeof(w));                                \
+                if (XBZRLE_UNLIKELY(xbzrle_pair_not_fast(w)))                  \
+                    break;                                                     \
+                z = src[i];                                                    \
+                n = src[i + 1];                                                \
+                d += z;                                                        \
+                if (XBZRLE_LIKELY(n <= (fast_max)))                            \
+                    copy_fast(page + d, src + i + 2, n);                       \
+                else                                                           \
+                    memcpy(page + d, src + i + 2, n);                          \
+                d += n;                                                        \
+                i += 2 + n;                                                    \
+            }                                                                  \
+            if (i >= src_len)                                                  \
+                break;                                                         \
+            if (xbzrle_decode_one(src, src_len, page, len, &i, &d) < 0)        \
                 return XBZRLE_MALFORMED;                                       \
-            d += z;                                                            \
-            if (d > len)                                                       \
-                return XBZRLE_MALFORMED;                                       \
-            if (xbzrle_read_length(src, src_len, &i, &n) < 0 || n == 0)        \
-                return XBZRLE_MALFORMED;                                       \
-            if (n > len - d || n > src_len - i)                                \
-                return XBZRLE_MALFORMED;                                       \
-            if (XBZRLE_LIKELY(n <= (short_max)))                               \
-                copy_short(page + d, src + i, n);                              \
-            else                                                               \
-                memcpy(page + d, src + i, n);                                  \
-            d += n;                                                            \
-            i += n;                                                            \
         }                                                                      \
         return (int)d;                                                         \
     } while (0)

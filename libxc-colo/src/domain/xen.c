@@ -246,9 +246,9 @@ static bool pv_frames_moved(struct xen_dom *x, const uint64_t *mfns,
 
 /*
  * PV: Xen refuses writable foreign mappings of page-table pages (their
- * contents are machine frame numbers Xen validates). A memory-only restore
- * must leave the target's page tables as they are, so when a writable map
- * hits some, the region is rebuilt: private anonymous memory for the whole
+ * contents are machine frame numbers Xen validates) and of descriptor-table
+ * pages (GDT/LDT). A memory-only restore must leave those of the target as
+ * they are, so when a writable map hits some, the region is rebuilt: private anonymous memory for the whole
  * range, with the other pages mapped over it (MAP_FIXED) run by run. A
  * write to a page-table slot lands in the anonymous page and is dropped.
  * (Replacing single pages of a privcmd mapping is not possible: the kernel
@@ -279,7 +279,13 @@ static void *pv_remap_around_pagetables(struct xen_dom *x, void *p, int prot,
         if (k == 0 || xen_frame_types(x, frame, types, k) < 0)
             continue;
         for (size_t j = 0; j < k; j++) {
-            if (types[j] >= XCC_PFN_L1TAB && types[j] <= XCC_PFN_L4TAB) {
+            /*
+             * EBUSY: the frame holds a type that excludes writable mappings
+             * (a page table, or a descriptor table, which the type query
+             * reports as plain RAM).
+             */
+            if ((types[j] >= XCC_PFN_L1TAB && types[j] <= XCC_PFN_L4TAB) ||
+                err[slot[j]] == -EBUSY) {
                 pt[slot[j]] = true;
                 npt++;
             }

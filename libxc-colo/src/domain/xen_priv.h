@@ -54,7 +54,7 @@ struct xen_dom {
     void **soft_chunk;            /* persistent read-only mappings */
     size_t soft_nchunks;
     int *soft_err;                /* per pfn: mapping error */
-    uint64_t *soft_digest;        /* per pfn: XXH3-64 at the last clean */
+    uint64_t *soft_digest;        /* per pfn: XXH64 at the last clean */
     uint64_t *soft_live;          /* pfns a live clean reported */
     unsigned soft_map_generation; /* p2m_refreshes when mapped */
 

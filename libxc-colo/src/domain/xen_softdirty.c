@@ -5,7 +5,7 @@
  * Xen tracks a PV guest's writes with shadow paging. A hypervisor built
  * without it (Debian's Xen 4.17: CONFIG_SHADOW_PAGING is off) answers
  * ENABLE_LOGDIRTY with EOPNOTSUPP, and stock Xen cannot live-migrate PV
- * guests there at all. This fallback keeps a 64-bit XXH3 digest of every
+ * guests there at all. This fallback keeps a 64-bit XXH64 digest of every
  * page, taken through one persistent read-only mapping of the guest, and a
  * clean reports the pages whose digest changed since the previous clean.
  *
@@ -96,8 +96,11 @@ static uint64_t page_digest(const struct xen_dom *x, uint64_t pfn)
 
     if (x->soft_err[pfn])
         return 0;
-    return XXH3_64bits(chunk + (pfn % SOFT_MAP_CHUNK) * PAGE_BYTES,
-                       PAGE_BYTES);
+    /*
+     * XXH64, not XXH3: it is scalar, and under an emulated CPU (the QEMU
+     * harness) SIMD code is several times slower than scalar code.
+     */
+    return XXH64(chunk + (pfn % SOFT_MAP_CHUNK) * PAGE_BYTES, PAGE_BYTES, 0);
 }
 
 int xen_softdirty_enable(struct xen_dom *x)
