@@ -414,6 +414,8 @@ def human(value, unit):
         return "%.3g ms" % value if value < 1000 else "%.4g s" % (value / 1000.0)
     if unit == "s":
         return "%.3g s" % value
+    if unit == "Mbit/s" and value >= 1000:
+        return "%.3g Gbit/s" % (value / 1000.0)
     if unit in ("", "pages"):
         return "%d" % value if float(value).is_integer() else "%.3g" % value
     return "%.4g %s" % (value, unit)

@@ -60,10 +60,10 @@ log_line() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
 # wait_lines FILE N: until the digest log has N lines (10 s at most).
 wait_lines() {
-    i=0
-    while [ "$(wc -l < "$1" 2>/dev/null || echo 0)" -lt "$2" ] && [ $i -lt 200 ]; do
+    wl_n=0
+    while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $wl_n -lt 200 ]; do
         sleep 0.05
-        i=$((i + 1))
+        wl_n=$((wl_n + 1))
     done
 }
 

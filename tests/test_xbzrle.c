@@ -521,6 +521,70 @@ Test(xbzrle, decoders_agree_across_paths)
     }
 }
 
+/*
+ * Dense deltas (where the table-driven AVX-512 VBMI decoder works) cut at
+ * many lengths and damaged with the bytes that matter to the format (0,
+ * 0x7f, 0x80, 0xff): every path must give the scalar path's verdict and
+ * leave the same page, reading only an exact-size copy of the delta and
+ * writing nothing past the page.
+ */
+#define CUT_MAX_PAGE 16384
+#define CUT_EDGE 160 /* cut lengths this close to either end are all tried */
+
+Test(xbzrle, decoders_agree_on_cut_and_damaged_dense_deltas, .timeout = 120)
+{
+    static const size_t lens[] = {64, 72, 200, 1000, PAGE, CUT_MAX_PAGE};
+    static const unsigned densities[] = {30, 100, 300, 500};
+    static const uint8_t damage[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
+    static uint8_t old[CUT_MAX_PAGE], new[CUT_MAX_PAGE];
+    static uint8_t delta[2 * CUT_MAX_PAGE], page[NIMPLS][CUT_MAX_PAGE + GUARD];
+
+    for (unsigned iter = 0; iter < 120; iter++) {
+        size_t len = lens[rnd() % (sizeof(lens) / sizeof(lens[0]))];
+        unsigned dens = densities[rnd() % (sizeof(densities) /
+                                           sizeof(densities[0]))];
+        fill_random(old, len);
+        mutate(old, new, len, dens);
+        xcc_xbzrle_set_impl("scalar");
+        int r = xcc_xbzrle_encode(old, new, len, delta, sizeof(delta));
+        cr_assert(r >= 0);
+        if (iter % 2 && r > 0)
+            delta[rnd() % (size_t)r] = damage[rnd() % sizeof(damage)];
+        /* Cuts: every length near both ends (where the table decoder
+         * switches to its checked step), one in 16 in between. */
+        for (size_t cut = 0; cut <= (size_t)r; cut++) {
+            if (cut > CUT_EDGE && cut + CUT_EDGE < (size_t)r && rnd() % 16)
+                continue;
+            uint8_t *src = malloc(cut ? cut : 1);
+            cr_assert_not_null(src);
+            memcpy(src, delta, cut);
+            int ref = 0;
+            for (size_t i = 0; i < NIMPLS; i++) {
+                if (xcc_xbzrle_set_impl(impls[i]) < 0)
+                    continue;
+                memcpy(page[i], old, len);
+                memset(page[i] + len, GUARD_BYTE, GUARD);
+                int d = xcc_xbzrle_decode(src, cut, page[i], len);
+                assert_guard(page[i], len, impls[i]);
+                if (i == 0) {
+                    ref = d;
+                    continue;
+                }
+                cr_assert_eq(d, ref,
+                             "%s: %d, scalar %d (len %zu, cut %zu of %d)",
+                             impls[i], d, ref, len, cut, r);
+                cr_assert(memcmp(page[i], page[0], len) == 0,
+                          "%s: pages differ (len %zu, cut %zu of %d)", impls[i],
+                          len, cut, r);
+            }
+            if (cut == (size_t)r && iter % 2 == 0)
+                cr_assert(ref >= 0 && memcmp(page[0], new, len) == 0,
+                          "whole delta, len %zu", len);
+            free(src);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Path selection.                                                           */
 /* ------------------------------------------------------------------------ */

@@ -304,8 +304,7 @@ static bool is_socket(int fd)
     return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-int cmd_checkpoint_impl(int argc, char **argv);
-int cmd_checkpoint_impl(int argc, char **argv)
+int cmd_checkpoint(int argc, char **argv)
 {
     struct ckpt_cli c;
     struct transport t = {.fd = -1};

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,6 +24,9 @@ enum {
     OPT_STATS_JSON,
     OPT_PROGRESS,
     OPT_NO_PROGRESS,
+    OPT_CHECKPOINTED,
+    OPT_COLO,
+    OPT_WORKLOAD,
 };
 
 static void restore_usage(FILE *out)
@@ -42,6 +46,14 @@ static void restore_usage(FILE *out)
             "                        does not say (a --xen-compat stream)\n"
             "  --no-map-cache        map per batch and unmap, as stock Xen\n"
             "  --no-verify           do not check DIGEST records\n"
+            "  --checkpointed        a checkpoint stream ('xc-colo checkpoint'):\n"
+            "                        apply each epoch whole at its CHECKPOINT; if\n"
+            "                        the stream breaks, keep the last complete\n"
+            "                        checkpoint and exit 3\n"
+            "  --colo                with --checkpointed: run the guest between\n"
+            "                        checkpoints and send its dirty pages back\n"
+            "  --workload SPEC       with --colo: the sim guest's workload (default:\n"
+            "                        the one in the target's meta)\n"
             "  --stats-json FILE     write the figures as JSON\n"
             "  --progress            progress lines (default: on a terminal)\n"
             "  --no-progress         none\n"
@@ -50,7 +62,9 @@ static void restore_usage(FILE *out)
             "  -h, --help            this text\n\n"
             "Exit status: 0 restored (and the digest matched), 1 error: a bad\n"
             "or truncated stream, a digest mismatch, a target problem; the\n"
-            "message names the record and its offset. 2 usage.\n");
+            "message names the record and its offset. 2 usage. 3 (--checkpointed)\n"
+            "failover: the stream broke after a checkpoint, which the target\n"
+            "holds ('failover: kept checkpoint K' on standard output).\n");
 }
 
 static int write_text_file(const char *path, const char *text)
@@ -76,6 +90,91 @@ static xentoollog_logger *silent_logger(void)
         stderr, XTL_NUM_LEVELS, XTL_STDIOSTREAM_HIDE_PROGRESS);
 }
 
+/* --checkpointed: what the commit callback needs. */
+struct restore_ckpt {
+    const char *simname; /* NULL: not a sim guest */
+    const char *workload;
+    xentoollog_logger *log;
+    xcc_domain *d;
+    bool colo;
+    bool unmarked;       /* checkpoint 1 made the target complete */
+    bool guest_started;  /* COLO: the guest process runs on the target */
+};
+
+/* After checkpoint k is in the target: complete at 1; COLO runs the guest. */
+static int on_checkpoint_commit(void *opaque, uint64_t k)
+{
+    struct restore_ckpt *c = opaque;
+
+    if (k == 1 && c->simname) {
+        if (xcc_sim_set_incomplete(c->simname, 0, c->log) < 0) {
+            cli_error("cannot mark sim:%s complete: %s", c->simname,
+                      xcc_strerror(errno));
+            return -1;
+        }
+        c->unmarked = true;
+    }
+    if (!c->colo)
+        return 0;
+    if (c->simname && !c->guest_started) {
+        /* The seed only varies the workload's randomness. */
+        if (xcc_sim_resume(c->simname, c->workload, k, c->log) < 0) {
+            cli_error("COLO: cannot start the guest on sim:%s: %s",
+                      c->simname, xcc_strerror(errno));
+            return -1;
+        }
+        c->guest_started = true;
+        return 0;
+    }
+    if (xcc_domain_unpause(c->d) < 0) {
+        cli_error("COLO: cannot continue the guest: %s", xcc_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static bool fd_is_socket(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Runs a checkpointed restore; returns the exit status. */
+static int restore_checkpointed(xcc_restorer *r, xcc_domain *d,
+                                const struct transport *t, const char *dom,
+                                bool colo, struct restore_ckpt *c)
+{
+    struct xcc_checkpoint_restore_params cp;
+    uint64_t kept = 0;
+
+    xcc_checkpoint_restore_params_init(&cp);
+    /* A socket carries the acknowledgements (and COLO's lists) back. */
+    if (fd_is_socket(t->fd))
+        cp.back_fd = t->fd;
+    if (colo && cp.back_fd < 0) {
+        cli_error("--colo needs a connection to answer on (--listen, or a "
+                  "socket fd:N), not %s", t->desc);
+        return EXIT_FAIL;
+    }
+    c->colo = colo;
+    cp.colo = colo;
+    cp.on_commit = on_checkpoint_commit;
+    cp.opaque = c;
+    if (xcc_restorer_run_checkpointed(r, d, &cp, &kept) == 0)
+        return EXIT_OK;
+    if (errno == XCC_EFAILOVER) {
+        cli_error("checkpoint stream into %s broke: %s", dom,
+                  xcc_restorer_error(r));
+        printf("failover: kept checkpoint %" PRIu64 "\n", kept);
+        fflush(stdout);
+        return EXIT_FAILOVER;
+    }
+    cli_error("restore into %s failed: %s%s", dom, xcc_strerror(errno),
+              c->unmarked ? "" : " (the target is marked incomplete)");
+    return EXIT_FAIL;
+}
+
 int cmd_restore(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -85,6 +184,9 @@ int cmd_restore(int argc, char **argv)
         {"no-map-cache", no_argument, NULL, OPT_NO_MAP_CACHE},
         {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+        {"checkpointed", no_argument, NULL, OPT_CHECKPOINTED},
+        {"colo", no_argument, NULL, OPT_COLO},
+        {"workload", required_argument, NULL, OPT_WORKLOAD},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"quiet", no_argument, NULL, 'q'},
@@ -98,6 +200,8 @@ int cmd_restore(int argc, char **argv)
     const char *listen = NULL, *stats_json = NULL, *src = NULL, *dom;
     const char *simname = NULL;
     bool into_existing = false, marked = false;
+    bool checkpointed = false, colo = false;
+    const char *workload = NULL;
     int verbosity = 0, progress = -1, opt, rc = EXIT_FAIL;
     uint64_t mem = 0;
     xentoollog_logger *log = NULL;
@@ -116,6 +220,9 @@ int cmd_restore(int argc, char **argv)
         case OPT_NO_MAP_CACHE: p.no_map_cache = 1; break;
         case OPT_NO_VERIFY: p.verify = 0; break;
         case OPT_STATS_JSON: stats_json = optarg; break;
+        case OPT_CHECKPOINTED: checkpointed = true; break;
+        case OPT_COLO: colo = true; break;
+        case OPT_WORKLOAD: workload = optarg; break;
         case OPT_PROGRESS: progress = 1; break;
         case OPT_NO_PROGRESS: progress = 0; break;
         case 'q': verbosity = -1; break;
@@ -130,6 +237,14 @@ int cmd_restore(int argc, char **argv)
     if (listen ? optind + 1 != argc : optind + 2 != argc) {
         cli_error("restore: expected %s (try --help)",
                   listen ? "DOMAIN after --listen" : "FILE and DOMAIN");
+        return EXIT_USAGE;
+    }
+    if (colo && !checkpointed) {
+        cli_error("restore: --colo needs --checkpointed");
+        return EXIT_USAGE;
+    }
+    if (workload && !colo) {
+        cli_error("restore: --workload needs --colo");
         return EXIT_USAGE;
     }
     if (!listen)
@@ -218,7 +333,17 @@ int cmd_restore(int argc, char **argv)
         cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
         goto out;
     }
-    if (xcc_restorer_run(r, d) < 0) {
+    if (checkpointed) {
+        struct restore_ckpt rc_ctx = {.simname = simname, .workload = workload,
+                                      .log = log, .d = d};
+        int crc = restore_checkpointed(r, d, &t, dom, colo, &rc_ctx);
+        if (rc_ctx.unmarked)
+            marked = false;
+        if (crc != EXIT_OK) {
+            rc = crc;
+            goto stats;
+        }
+    } else if (xcc_restorer_run(r, d) < 0) {
         cli_error("restore into %s failed: %s%s", dom, xcc_strerror(errno),
                   marked ? " (the target is marked incomplete)" : "");
         goto stats;

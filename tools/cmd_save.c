@@ -1,7 +1,6 @@
 /*
  * cmd_save.c - `xc-colo save` and `xc-colo migrate`: parse the options,
  * open the domain and the destination, run the library's saver, report.
- * (`checkpoint` is not built yet.)
  */
 #include <getopt.h>
 #include <signal.h>
@@ -334,10 +333,4 @@ int cmd_save(int argc, char **argv)
 int cmd_migrate(int argc, char **argv)
 {
     return run_save(argc, argv, true);
-}
-
-int cmd_checkpoint(int argc, char **argv)
-{
-    cli_error("%s: not built yet", argv[0]);
-    return EXIT_FAIL;
 }

@@ -35,7 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "save.h"
@@ -45,6 +48,9 @@
 /* The interval wait looks at *stop this often. */
 #define STOP_POLL_NS 5000000ull
 #define NS_PER_MS 1000000ull
+/* Epochs with more dirty pages than this are sent straight to the fd:
+ * buffering them would cost as much memory as they are big. */
+#define BUFFER_MAX_PAGES 16384u
 
 struct ckpt_entry {
     uint64_t pages;           /* pages sent in the checkpoint's pass */
@@ -62,6 +68,13 @@ struct xcc_checkpointer {
     struct ckpt_entry *ck;
     size_t n, cap;
     uint64_t secondary_total;
+
+    /* The epoch buffer (Remus's): the paused pass is written to a memfd,
+     * the guest continues, then the buffer goes to the fd. */
+    int memfd;                 /* -1: no buffering */
+    struct stream_writer *mw;  /* writer on memfd */
+    uint64_t buffered_bytes;   /* sent through the buffer, in all */
+    uint64_t buf_len;          /* bytes in the buffer now */
 
     /* Back channel, shared with the reader thread under mu. */
     pthread_t thr;
@@ -121,6 +134,17 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
         c->p.back_timeout_ms = CKPT_DEFAULT_BACK_TIMEOUT_MS;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    c->memfd = memfd_create("xcc-checkpoint-epoch", MFD_CLOEXEC);
+    if (c->memfd >= 0) {
+        c->mw = stream_writer_new(c->memfd, log);
+        if (!c->mw) {
+            close(c->memfd);
+            c->memfd = -1;
+        }
+    } else {
+        XCC_WARN(log, CTX, "no memfd for the epoch buffer (%s): checkpoints "
+                 "are sent while the guest is paused", xcc_strerror(errno));
+    }
     c->s = xcc_saver_new(d, fd, &spl, log);
     if (!c->s) {
         int e = errno;
@@ -148,6 +172,9 @@ void xcc_checkpointer_free(xcc_checkpointer *c)
         return;
     stop_thread(c);
     xcc_saver_free(c->s);
+    stream_writer_free(c->mw);
+    if (c->memfd >= 0)
+        close(c->memfd);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->ck);
@@ -472,13 +499,17 @@ static uint64_t last_pass_pages(const xcc_saver *s)
  * the digest callback and CHECKPOINT.
  */
 static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
-                           uint64_t k)
+                           uint64_t k, bool *buffered)
 {
     xcc_saver *s = c->s;
-    const uint64_t bytes0 = stream_writer_bytes(s->w);
+    struct stream_writer *main_w = s->w;
+    uint64_t bytes0 = stream_writer_bytes(s->w);
     uint8_t digest[16];
     int64_t n;
+    int rc = -1;
 
+    *buffered = false;
+    /* The marker goes at once: the secondary must pause now. */
     if (c->p.colo && k > 1 && stream_write_dirty_pfn_list(s->w, NULL, 0) < 0)
         return -1;
     if (save_harvest(s, true) < 0)
@@ -494,28 +525,70 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         xcc_page_cache_next_generation(s->pc);
     for (size_t i = 0; i < s->dirty_words; i++)
         e->dirty += (uint64_t)__builtin_popcountll(s->dirty[i]);
+    /* Small epochs are built in memory while the guest is paused and sent
+     * once it runs again: the pause then costs a memory copy, not the
+     * network (Remus's output buffering, applied to the stream). */
+    if (c->mw && e->dirty <= BUFFER_MAX_PAGES) {
+        if (ftruncate(c->memfd, 0) < 0 || lseek(c->memfd, 0, SEEK_SET) < 0) {
+            XCC_PERR(c->log, CTX, "resetting the epoch buffer");
+            return -1;
+        }
+        e->bytes = stream_writer_bytes(s->w) - bytes0;
+        bytes0 = stream_writer_bytes(c->mw);
+        s->w = c->mw;
+        *buffered = true;
+    }
     if (save_send_pass(s, true, true) < 0)
-        return -1;
+        goto out;
     e->pages = last_pass_pages(s);
     if (s->p.verify && send_digest(c) < 0)
-        return -1;
+        goto out;
     if (c->p.want_digest &&
         xcc_domain_digest(s->d, 0, digest, NULL, 0) < 0) {
         XCC_PERR(c->log, CTX, "checkpoint %" PRIu64 ": digest of '%s'", k,
                  s->d->name);
-        return -1;
+        goto out;
     }
     if (c->p.on_checkpoint &&
         c->p.on_checkpoint(c->p.opaque, k, c->p.want_digest ? digest : NULL)) {
         XCC_ERR(c->log, CTX, "checkpoint %" PRIu64 ": stopped by the caller",
                 k);
         errno = ECANCELED;
-        return -1;
+        goto out;
     }
     if (stream_write_checkpoint(s->w) < 0)
-        return -1;
+        goto out;
+    e->bytes += stream_writer_bytes(s->w) - bytes0;
+    if (*buffered)
+        c->buf_len = stream_writer_bytes(s->w) - bytes0;
+    else
+        e->t_sent = lib_now_ns();
+    rc = 0;
+out:
+    s->w = main_w;
+    return rc;
+}
+
+/* Sends the epoch buffer's len bytes to the stream's fd. */
+static int flush_buffer(xcc_checkpointer *c, struct ckpt_entry *e)
+{
+    const uint64_t len = c->buf_len;
+    off_t off = 0;
+
+    while ((uint64_t)off < len) {
+        ssize_t n = sendfile(c->s->fd, c->memfd, &off, (size_t)(len - off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            XCC_PERR(c->log, CTX, "sending a checkpoint (%" PRIu64 " of %"
+                     PRIu64 " bytes sent)", (uint64_t)off, len);
+            return -1;
+        }
+    }
+    c->buffered_bytes += len;
     e->t_sent = lib_now_ns();
-    e->bytes = stream_writer_bytes(s->w) - bytes0;
     return 0;
 }
 
@@ -593,7 +666,7 @@ static int run(xcc_checkpointer *c)
 
     for (k = 1;; k++) {
         struct ckpt_entry *e;
-        bool last;
+        bool last, buffered;
 
         if (k > 1)
             wait_until(c, next_pause);
@@ -605,17 +678,21 @@ static int run(xcc_checkpointer *c)
         e->t_pause = lib_now_ns();
         if (k == 1)
             s->st.t_pause = e->t_pause;
-        if (checkpoint_once(c, e, k) < 0)
+        if (checkpoint_once(c, e, k, &buffered) < 0)
             return -1;
-        c->n++;
         last = (c->p.count && k >= c->p.count) || stop_requested(c);
         if (last) {
             e->t_resume = lib_now_ns();
-            break;
+        } else {
+            if (unpause_guest(c) < 0)
+                return -1;
+            e->t_resume = lib_now_ns();
         }
-        if (unpause_guest(c) < 0)
+        if (buffered && flush_buffer(c, e) < 0)
             return -1;
-        e->t_resume = lib_now_ns();
+        c->n++;
+        if (last)
+            break;
         next_pause = e->t_resume + (uint64_t)c->p.interval_ms * NS_PER_MS;
     }
     s->st.stop_reason = stop_requested(c) ? "stopped" : "count";
@@ -657,7 +734,7 @@ int xcc_checkpointer_run(xcc_checkpointer *c)
     }
     if (!s->st.t_end || rc < 0)
         s->st.t_end = lib_now_ns();
-    s->st.transferred = stream_writer_bytes(s->w);
+    s->st.transferred = stream_writer_bytes(s->w) + c->buffered_bytes;
     if (rc < 0) {
         s->st.status = "failed";
         if (s->paused_by_us)
@@ -873,6 +950,8 @@ const char *xcc_checkpointer_stats_json(xcc_checkpointer *c)
                   ",\"dirty\":%" PRIu64 ",\"secondary-dirty\":%" PRIu64 ",",
                   i ? "," : "", i + 1, e->pages, e->bytes, e->dirty,
                   e->secondary_dirty);
+        sb_ms(&b, "at-ms", (double)(e->t_pause - c->ck[0].t_pause) / 1e6,
+              true);
         sb_ms(&b, "pause-ms", pause_ms(e), true);
         sb_ms(&b, "commit-ms", commit_ms(c, i), false);
         sb_printf(&b, "}");

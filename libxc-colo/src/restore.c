@@ -420,8 +420,8 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
                     ": only allowed as the first record", rec->offset);
     case STREAM_REC_CHECKPOINT:
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
-        return fail(r, ENOTSUP, "%s record at offset %" PRIu64 ": checkpoint "
-                    "streams are not supported by this restore",
+        return fail(r, ENOTSUP, "%s record at offset %" PRIu64 ": a checkpoint "
+                    "stream (restore it with --checkpointed)",
                     stream_record_name(rec->type), rec->offset);
     default:
         /* STATS, STATIC_DATA_END, VERIFY and Xen's CPU/device state:
@@ -439,7 +439,7 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
     }
 }
 
-static int attach(xcc_restorer *r, xcc_domain *d)
+int restore_attach(xcc_restorer *r, xcc_domain *d)
 {
     struct xcc_domain_info info;
     struct xcc_map_cache_params mp = {
@@ -488,7 +488,7 @@ int xcc_restorer_run(xcc_restorer *r, xcc_domain *d)
         return fail(r, EINVAL, "a restorer runs once");
     }
     r->st.status = "active";
-    if (xcc_restorer_begin(r, NULL) < 0 || attach(r, d) < 0)
+    if (xcc_restorer_begin(r, NULL) < 0 || restore_attach(r, d) < 0)
         goto out;
     for (;;) {
         if (restore_next(r, &rec) < 0)

@@ -46,6 +46,11 @@ struct xcc_restorer {
     char *json;
 };
 
+/* Binds the target d: its size checked against the stream's, the
+ * populated bitmap and a writable map cache made. 0 or -1/errno, logged.
+ * (Shared with restore_checkpoint.c.) */
+int restore_attach(xcc_restorer *r, xcc_domain *d);
+
 /* The next record (validated framing). 0 or -1/errno, logged. */
 int restore_next(xcc_restorer *r, struct stream_record *rec);
 

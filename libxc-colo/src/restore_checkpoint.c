@@ -91,43 +91,6 @@ void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p)
     p->back_fd = -1;
 }
 
-/* As restore.c's attach: the target's size and a writable map cache. */
-static int ck_attach(xcc_restorer *r, xcc_domain *d)
-{
-    struct xcc_domain_info info;
-    struct xcc_map_cache_params mp = {
-        .writable = 1,
-        .per_batch = r->p.no_map_cache ? 1 : 0,
-    };
-
-    if (d->ops->info(d, &info) < 0)
-        return ck_fail(r, errno, "cannot read the size of '%s': %s", d->name,
-                       xcc_strerror(errno));
-    if (info.page_size != r->h.page_size)
-        return ck_fail(r, EINVAL, "'%s' has %" PRIu32 "-byte pages, the "
-                       "stream %" PRIu32, d->name, info.page_size,
-                       r->h.page_size);
-    if (r->guest_info_seen && info.nr_pfns < r->info.nr_pfns)
-        return ck_fail(r, EINVAL, "'%s' has %" PRIu64 " pages, the stream's "
-                       "guest %" PRIu64, d->name, info.nr_pfns,
-                       r->info.nr_pfns);
-    r->d = d;
-    r->nr_pfns = info.nr_pfns;
-    r->page_size = info.page_size;
-    r->limit_pfns = r->guest_info_seen ? r->info.nr_pfns : info.nr_pfns;
-    r->populated = calloc(XCC_DIV_ROUND_UP(info.nr_pfns, 64), sizeof(uint64_t));
-    if (!r->populated)
-        return ck_fail(r, ENOMEM, "cannot allocate a bitmap of %" PRIu64
-                       " pfns", info.nr_pfns);
-    r->mc = xcc_map_cache_new(d, &mp);
-    if (!r->mc)
-        return ck_fail(r, errno, "cannot create a map cache over '%s': %s",
-                       d->name, xcc_strerror(errno));
-    r->st.nr_pfns = info.nr_pfns;
-    r->st.page_size = info.page_size;
-    return 0;
-}
-
 /* Makes pfns exist in the target, once each (no content changes). */
 static int ck_populate(struct ckrun *k, const uint64_t *pfns, size_t n)
 {
@@ -618,7 +581,7 @@ int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
     k.r = r;
     k.p = p;
     r->st.status = "active";
-    if (xcc_restorer_begin(r, NULL) < 0 || ck_attach(r, d) < 0)
+    if (xcc_restorer_begin(r, NULL) < 0 || restore_attach(r, d) < 0)
         goto out;
     k.ep.slot_of = calloc(r->nr_pfns ? r->nr_pfns : 1, sizeof(uint32_t));
     k.bitmap = calloc(XCC_DIV_ROUND_UP(r->nr_pfns, 64) + 1, sizeof(uint64_t));

@@ -96,11 +96,23 @@ static int avx512_supported(void)
            __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
 }
+
+/* The table-driven decoder also needs vpermi2b (AVX-512 VBMI). */
+static int avx512_vbmi_supported(void)
+{
+    return avx512_supported() && __builtin_cpu_supports("avx512vbmi");
+}
 #endif
 
-/* Best first: "auto" takes the first one the CPU supports. */
+/*
+ * Best first: "auto" takes the first one the CPU supports, and a name
+ * takes the first supported entry of that name ("avx512" decodes with the
+ * VBMI table decoder where the CPU has VBMI).
+ */
 static const struct xbzrle_impl xbzrle_impls[] = {
 #if defined(__x86_64__)
+    {"avx512", xbzrle_encode_avx512, xbzrle_decode_avx512_vbmi,
+     avx512_vbmi_supported},
     {"avx512", xbzrle_encode_avx512, xbzrle_decode_avx512, avx512_supported},
     {"avx2", xbzrle_encode_avx2, xbzrle_decode_generic, avx2_supported},
 #endif
@@ -135,10 +147,9 @@ static int impl_lookup(const char *name, const struct xbzrle_impl **out)
     }
     for (size_t i = 0; i < sizeof(xbzrle_impls) / sizeof(xbzrle_impls[0]);
          i++) {
-        if (strcmp(name, xbzrle_impls[i].name))
+        if (strcmp(name, xbzrle_impls[i].name) ||
+            !xbzrle_impls[i].supported())
             continue;
-        if (!xbzrle_impls[i].supported())
-            return ENOTSUP;
         *out = &xbzrle_impls[i];
         return 0;
     }

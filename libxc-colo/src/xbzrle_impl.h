@@ -602,43 +602,42 @@ XBZRLE_INLINE size_t xbzrle_fast_end(size_t total, size_t span)
 }
 
 /*
- * Applies the one record at src[*ip] with every rule checked, the page
- * position being *dp: 0 and both advanced, or XBZRLE_MALFORMED with nothing
- * written. Used for whatever the fast loops leave: records near the ends of
- * src or the page, two-byte lengths, and every malformed record.
+ * Applies the one record at src[i] with every rule checked, the page
+ * position being d (variables of the calling decoder), and advances both;
+ * on a malformed record, returns XBZRLE_MALFORMED from the calling decoder
+ * with nothing of that record written. Used for whatever the fast loops
+ * leave: records near the ends of src or the page, two-byte lengths (most
+ * records of a sparse delta), and every malformed record. copy_fast is the
+ * decoder's own copy for runs up to fast_max bytes (see below).
  */
-XBZRLE_INLINE int xbzrle_decode_one(const uint8_t *src, size_t src_len,
-                                    uint8_t *page, size_t len, size_t *ip,
-                                    size_t *dp)
-{
-    size_t i = *ip, d = *dp, z, n;
-    int first = i == 0;
-
-    if (xbzrle_read_length(src, src_len, &i, &z) < 0 || (z == 0 && !first))
-        return XBZRLE_MALFORMED;
-    d += z;
-    if (d > len)
-        return XBZRLE_MALFORMED;
-    if (xbzrle_read_length(src, src_len, &i, &n) < 0 || n == 0)
-        return XBZRLE_MALFORMED;
-    if (n > len - d || n > src_len - i)
-        return XBZRLE_MALFORMED;
-    if (n <= XBZRLE_SHORT_RUN)
-        xbzrle_copy_short(page + d, src + i, n);
-    else
-        memcpy(page + d, src + i, n);
-    *dp = d + n;
-    *ip = i + n;
-    return 0;
-}
+#define XBZRLE_DECODE_ONE(copy_fast, fast_max)                                 \
+    do {                                                                       \
+        size_t z1_, n1_;                                                       \
+        int first_ = i == 0;                                                   \
+        if (xbzrle_read_length(src, src_len, &i, &z1_) < 0 ||                  \
+            (z1_ == 0 && !first_))                                             \
+            return XBZRLE_MALFORMED;                                           \
+        d += z1_;                                                              \
+        if (d > len)                                                           \
+            return XBZRLE_MALFORMED;                                           \
+        if (xbzrle_read_length(src, src_len, &i, &n1_) < 0 || n1_ == 0)        \
+            return XBZRLE_MALFORMED;                                           \
+        if (n1_ > len - d || n1_ > src_len - i)                                \
+            return XBZRLE_MALFORMED;                                           \
+        if (XBZRLE_LIKELY(n1_ <= (fast_max)))                                  \
+            copy_fast(page + d, src + i, n1_);                                 \
+        else                                                                   \
+            memcpy(page + d, src + i, n1_);                                    \
+        d += n1_;                                                              \
+        i += n1_;                                                              \
+    } while (0)
 
 /*
  * The decoder. copy_fast(to, from, n) copies a run of 1..fast_max bytes
- * and must write nothing outside [0, n) of `to`; it may read up to 32 bytes
- * of `from` (the fast loop guarantees XBZRLE_FAST_SRC_SPAN - 2 readable
- * bytes there). Records are applied in order, and a malformed record is
- * found before any of its bytes is written, so every decoder leaves the
- * same page behind when it rejects a delta.
+ * and must touch nothing outside [0, n) of either buffer (the checked step
+ * uses it at the very end of src). Records are applied in order, and a
+ * malformed record is found before any of its bytes is written, so every
+ * decoder leaves the same page behind when it rejects a delta.
  *
  * The fast loop's latency chain is the src position: one byte load of the
  * non-zero run's length and an add per record. Everything else (the
@@ -671,8 +670,7 @@ XBZRLE_INLINE int xbzrle_decode_one(const uint8_t *src, size_t src_len,
             }                                                                  \
             if (i >= src_len)                                                  \
                 break;                                                         \
-            if (xbzrle_decode_one(src, src_len, page, len, &i, &d) < 0)        \
-                return XBZRLE_MALFORMED;                                       \
+            XBZRLE_DECODE_ONE(copy_fast, fast_max);                            \
         }                                                                      \
         return (int)d;                                                         \
     } while (0)

@@ -135,4 +135,207 @@ xbzrle_decode_avx512(const uint8_t *src, size_t src_len, uint8_t *page,
 {
     XBZRLE_DECODE_BODY(copy_masked, XBZRLE_AVX512_RUN);
 }
+
+/* ------------------------------------------------------------------------ */
+/* The AVX-512 VBMI decoder: records two at a time from a table.            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A serial decoder waits, for every record, on the load of its non-zero
+ * length before it knows where the next record starts: one L1 load latency
+ * and an add per record, which caps a dense delta (10-50% of bytes changed,
+ * 300-1000 records a page) far below memcpy speed. This decoder takes that
+ * chain off the critical path. For a block of src it computes, 64 offsets
+ * at a time and without knowing where records start, what a record
+ * starting at each offset k would span:
+ *   single[k] = 2 + src[k + 1]  when src[k] and src[k + 1] are both in
+ *                               1..127 (one-byte lengths, no zero-length
+ *                               run), else 0;
+ *   pair[k]   = single[k] + single[k + single[k]] when both are non-zero,
+ *               else 0 (a vpermi2b gathers the second from 128 entries).
+ * The decode loop then follows the records through pair[]: one load and an
+ * add per two records, while the copies of earlier pairs run alongside.
+ * Whatever pair[] does not cover (two-byte lengths, malformed records, the
+ * ends of src and of the page) goes through XBZRLE_DECODE_ONE, one record
+ * at a time with every check, so the result and the page left behind on a
+ * rejected delta are those of every other decoder.
+ */
+#define XBZRLE_VBMI_TARGET XBZRLE_AVX512_TARGET ",avx512vbmi,prfchw"
+
+/* Offsets per vector, and vectors per table block. A block is built when
+ * the decoder reaches it, so a long literal run skips its tables. */
+#define XBZRLE_PAIR_CHUNK 64u
+#define XBZRLE_PAIR_BLOCK_CHUNKS 4u
+#define XBZRLE_PAIR_BLOCK (XBZRLE_PAIR_CHUNK * XBZRLE_PAIR_BLOCK_CHUNKS)
+/* Shorter deltas (a few sparse records) are not worth a table. */
+#define XBZRLE_PAIR_MIN_SRC 128u
+/* A byte index into two vectors (vpermi2b) is below this. */
+#define XBZRLE_PAIR_REACH 128u
+
+static const uint8_t pair_iota[XBZRLE_PAIR_CHUNK] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+    48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+/* The 64 bytes at src + o, zero past src_len: a masked load neither reads
+ * nor faults there. */
+__attribute__((target(XBZRLE_VBMI_TARGET))) static inline
+    __attribute__((always_inline)) __m512i
+    load_chunk(const uint8_t *src, size_t src_len, size_t o)
+{
+    if (XBZRLE_LIKELY(o + XBZRLE_PAIR_CHUNK <= src_len))
+        return _mm512_loadu_si512(src + o);
+    if (o >= src_len)
+        return _mm512_setzero_si512();
+    return _mm512_maskz_loadu_epi8(_bzhi_u64(~0ull, (unsigned)(src_len - o)),
+                                   src + o);
+}
+
+/*
+ * single[] for the 64 offsets from o. Zeros read past src_len make 0, and
+ * so does a record that would run past src_len: a table entry promises
+ * that its records lie inside src.
+ */
+__attribute__((target(XBZRLE_VBMI_TARGET))) static inline
+    __attribute__((always_inline)) __m512i
+    single_spans(const uint8_t *src, size_t src_len, size_t o)
+{
+    const __m512i one = _mm512_set1_epi8(1);
+    /* b - 1 <= 126 (unsigned) iff b is in 1..127. */
+    const __m512i top = _mm512_set1_epi8(XBZRLE_ULEB_ONE_BYTE - 2);
+    __m512i z, n, span;
+    __mmask64 ok;
+
+    if (XBZRLE_UNLIKELY(o >= src_len))
+        return _mm512_setzero_si512();
+    z = load_chunk(src, src_len, o);
+    n = load_chunk(src, src_len, o + 1);
+    ok = _mm512_cmple_epu8_mask(_mm512_sub_epi8(z, one), top) &
+         _mm512_cmple_epu8_mask(_mm512_sub_epi8(n, one), top);
+    span = _mm512_maskz_add_epi8(ok, n, _mm512_set1_epi8(2));
+    if (XBZRLE_UNLIKELY(src_len - o <
+                        XBZRLE_PAIR_CHUNK + XBZRLE_FAST_SRC_SPAN)) {
+        /* Near the end: offset k may span at most src_len - o - k bytes
+         * (a byte, as src_len - o is small here; 0 past the end). */
+        __m512i room =
+            _mm512_subs_epu8(_mm512_set1_epi8((char)(uint8_t)(src_len - o)),
+                             _mm512_loadu_si512(pair_iota));
+        span = _mm512_maskz_mov_epi8(_mm512_cmple_epu8_mask(span, room), span);
+    }
+    return span;
+}
+
+/*
+ * pair[] from single[] of these 64 offsets and the next 64. The second
+ * record starts at k + single[k] <= 63 + 129; past the two vectors (bit 7
+ * set) the pair is left to the slow step. A sum is at most 127 + 129: the
+ * one that wraps, 256, becomes 0, which also means "not a pair".
+ */
+__attribute__((target(XBZRLE_VBMI_TARGET))) static inline
+    __attribute__((always_inline)) __m512i
+    pair_spans(__m512i cur, __m512i next)
+{
+    __m512i idx = _mm512_add_epi8(_mm512_loadu_si512(pair_iota), cur);
+    __m512i second = _mm512_permutex2var_epi8(cur, idx, next);
+    /* A zero single[k] gives idx = k and so second = 0 itself. */
+    __mmask64 ok = ~_mm512_movepi8_mask(idx) &
+                   _mm512_test_epi8_mask(second, second);
+
+    return _mm512_maskz_add_epi8(ok, cur, second);
+}
+
+/* Fills pair[] for the offsets from base; returns how many it covers. */
+__attribute__((target(XBZRLE_VBMI_TARGET))) static size_t
+build_pairs(const uint8_t *src, size_t src_len, size_t base, uint8_t *pair)
+{
+    size_t left = src_len - base;
+    size_t nchunks = (left + XBZRLE_PAIR_CHUNK - 1) / XBZRLE_PAIR_CHUNK;
+    __m512i cur = single_spans(src, src_len, base);
+
+    if (nchunks > XBZRLE_PAIR_BLOCK_CHUNKS)
+        nchunks = XBZRLE_PAIR_BLOCK_CHUNKS;
+    for (size_t c = 0; c < nchunks; c++) {
+        __m512i next =
+            single_spans(src, src_len, base + (c + 1) * XBZRLE_PAIR_CHUNK);
+        _mm512_storeu_si512(pair + c * XBZRLE_PAIR_CHUNK,
+                            pair_spans(cur, next));
+        cur = next;
+    }
+    return nchunks * XBZRLE_PAIR_CHUNK;
+}
+
+/* A non-zero run of a pair: 1..127 bytes, all inside src and the page. */
+__attribute__((target(XBZRLE_VBMI_TARGET))) static inline
+    __attribute__((always_inline)) void
+    copy_run(uint8_t *to, const uint8_t *from, size_t n)
+{
+    if (XBZRLE_LIKELY(n <= XBZRLE_AVX512_RUN))
+        copy_masked(to, from, n);
+    else
+        memcpy(to, from, n);
+}
+
+/*
+ * A dense delta writes into every line of the page. The lines this far
+ * ahead of the page position are fetched for writing as the decoder goes
+ * (prefetchw), so its stores wait less on memory; never past the page, so
+ * no guess about where the caller's next page lies. Measured on 64 MiB of
+ * 4 KiB pages, 10% random: about +15% over no prefetch.
+ */
+#define XBZRLE_PREFETCH_AHEAD 1024u
+#define XBZRLE_CACHE_LINE 64u
+
+__attribute__((target(XBZRLE_VBMI_TARGET))) int
+xbzrle_decode_avx512_vbmi(const uint8_t *src, size_t src_len, uint8_t *page,
+                          size_t len)
+{
+    uint8_t pair[XBZRLE_PAIR_BLOCK];
+    size_t base = 0, covered = 0, k = 0, d = 0;
+
+    if (src_len < XBZRLE_PAIR_MIN_SRC)
+        return xbzrle_decode_avx512(src, src_len, page, len);
+    /* The first lines too: the loop below prefetches from there on. */
+    for (size_t o = 0; o < XBZRLE_PREFETCH_AHEAD && o < len;
+         o += XBZRLE_CACHE_LINE)
+        __builtin_prefetch(page + o, 1);
+    /* k is the src position relative to the table's base, s = src + base.
+     * The inner loop's only latency chain is k = k + pair[k]. */
+    while (base + k < src_len) {
+        const uint8_t *s;
+        size_t i;
+
+        if (k >= covered) {
+            base += k;
+            k = 0;
+            covered = build_pairs(src, src_len, base, pair);
+        }
+        s = src + base;
+        while (k < covered) {
+            size_t v = pair[k];
+            if (XBZRLE_UNLIKELY(v == 0))
+                break;
+            size_t z0 = s[k], n0 = s[k + 1];
+            size_t j = k + 2 + n0, z1 = s[j], n1 = s[j + 1];
+            size_t d0 = d + z0, d1 = d0 + n0 + z1, end = d1 + n1;
+            /* A hint that cannot fault, but kept inside the page. */
+            if (XBZRLE_LIKELY(d + XBZRLE_PREFETCH_AHEAD < len))
+                __builtin_prefetch(page + d + XBZRLE_PREFETCH_AHEAD, 1);
+            /* Both records are well formed and inside src (the table
+             * says so); they must also fit the page. */
+            if (XBZRLE_UNLIKELY(end > len))
+                break;
+            copy_run(page + d0, s + k + 2, n0);
+            copy_run(page + d1, s + j + 2, n1);
+            d = end;
+            k += v;
+        }
+        i = base + k;
+        if (k >= covered || i >= src_len)
+            continue;
+        XBZRLE_DECODE_ONE(copy_masked, XBZRLE_AVX512_RUN);
+        k = i - base;
+    }
+    return (int)d;
+}
 #endif
