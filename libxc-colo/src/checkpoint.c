@@ -8,6 +8,13 @@
  * CHECKPOINT, and lets the guest run for the interval. Checkpoint 1 is the
  * first paused pass after the live phase.
  *
+ * The epoch buffer: an epoch of up to BUFFER_MAX_PAGES pages is written to
+ * a memfd while the guest is paused and sent after it continues (Remus
+ * buffers its checkpoints the same way), so the pause costs a memory copy,
+ * not the network. A kill or a broken connection during that send leaves
+ * the receiver with a partial epoch, which it drops: it keeps the previous
+ * checkpoint, as after any break.
+ *
  * The back channel. The receiver writes a small stream back (headers, then
  * bare records): a CHECKPOINT after each commit (the acknowledgement that
  * gives the commit time) and, in COLO mode, one CHECKPOINT_DIRTY_PFN_LIST
