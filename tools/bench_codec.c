@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "cli.h"
 
 #define BENCH_PAGE 4096u
@@ -95,19 +96,6 @@ static uint64_t now_ns(void)
 
     clock_gettime(bench_clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static double gbs(uint64_t bytes, uint64_t ns)
@@ -464,10 +452,10 @@ int bench_codec(int argc, char **argv)
                     bytes, time_encode(old, new, npages, dst, &ebytes, &over));
             }
         }
-        r->memcmp_gbs = median(t_cmp, reps);
+        r->memcmp_gbs = bench_median(t_cmp, reps);
         for (int i = 0; i < BENCH_NIMPLS; i++)
             if (run_impl[i])
-                r->encode_gbs[i] = median(t_enc[i], reps);
+                r->encode_gbs[i] = bench_median(t_enc[i], reps);
 
         /* Store every delta, then time applying them. */
         xcc_xbzrle_set_impl(only ? only : "auto");
@@ -500,8 +488,8 @@ int bench_codec(int argc, char **argv)
                       workloads[w].name);
             goto out;
         }
-        r->memcpy_gbs = median(t_cpy, reps);
-        r->decode_gbs = median(t_dec, reps);
+        r->memcpy_gbs = bench_median(t_cpy, reps);
+        r->decode_gbs = bench_median(t_dec, reps);
     }
 
     if (json)

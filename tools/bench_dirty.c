@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 
 #define DEFAULT_MEM (1ull << 30)
@@ -39,27 +40,6 @@ struct result {
     double guest_pages_per_s; /* median */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static uint64_t sweeps_of(const char *name, xentoollog_logger *log)
 {
     struct xcc_sim_info info;
@@ -72,22 +52,22 @@ static double wait_two_sweeps(const char *name, uint64_t nr_pfns,
                               xentoollog_logger *log)
 {
     uint64_t start = sweeps_of(name, log), now = start, first = 0;
-    double t0 = now_s(), t1 = 0;
+    double t0 = bench_now_s(), t1 = 0;
     struct timespec ms = {0, 1000000};
 
     while (now < start + 2) {
-        if (now_s() - t0 > SWEEP_TIMEOUT_S)
+        if (bench_now_s() - t0 > SWEEP_TIMEOUT_S)
             return -1;
         nanosleep(&ms, NULL);
         now = sweeps_of(name, log);
         if (now == start + 1 && !first) {
             first = now;
-            t1 = now_s(); /* one whole sweep timed from here */
+            t1 = bench_now_s(); /* one whole sweep timed from here */
         }
     }
     if (!first)
         return 0; /* both sweeps ended within one poll: too fast to time */
-    return (double)nr_pfns / (now_s() - t1);
+    return (double)nr_pfns / (bench_now_s() - t1);
 }
 
 static int run_mode(int mode, uint64_t mem, unsigned rounds,
@@ -140,11 +120,11 @@ static int run_mode(int mode, uint64_t mem, unsigned rounds,
             goto out;
         }
         memset(bm, 0, (nr_pfns + 63) / 64 * 8);
-        t0 = now_s();
+        t0 = bench_now_s();
         n = xcc_sim_logdirty_clean(d, bm);
-        t1 = now_s();
+        t1 = bench_now_s();
         n2 = xcc_sim_logdirty_clean(d, bm);
-        t2 = now_s();
+        t2 = bench_now_s();
         if (n < 0 || n2 < 0 || xcc_domain_unpause(d) < 0) {
             snprintf(res->why, sizeof(res->why), "log-dirty clean: %s",
                      xcc_strerror(errno));
@@ -155,10 +135,10 @@ static int run_mode(int mode, uint64_t mem, unsigned rounds,
         empty[r] = t2 - t1;
     }
     res->ran = true;
-    res->pages_per_clean = median(pages, rounds);
-    res->clean_s = median(clean, rounds);
-    res->empty_clean_s = median(empty, rounds);
-    res->guest_pages_per_s = median(guest, rounds);
+    res->pages_per_clean = bench_median(pages, rounds);
+    res->clean_s = bench_median(clean, rounds);
+    res->empty_clean_s = bench_median(empty, rounds);
+    res->guest_pages_per_s = bench_median(guest, rounds);
     rc = 0;
 out:
     xcc_domain_close(d);

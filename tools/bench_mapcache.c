@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 
 #define DEFAULT_MEM (1ull << 30)
@@ -53,14 +54,6 @@ struct bench {
     uint8_t **pages;
     int *err;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Reads every byte of the page, 8 at a time, in four independent sums so
  * the loop is bound by memory rather than by one add chain. */
@@ -95,7 +88,7 @@ static uint64_t read_batch(struct bench *b, size_t n, uint64_t *errors)
 static int run_cache(struct bench *b, bool per_batch, struct run *r)
 {
     struct xcc_map_cache_params p = {.per_batch = per_batch};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     xcc_map_cache *mc = xcc_map_cache_new(b->d, &p);
 
     if (!mc) {
@@ -130,14 +123,14 @@ static int run_cache(struct bench *b, bool per_batch, struct run *r)
     }
     xcc_map_cache_get_stats(mc, &r->st);
     xcc_map_cache_free(mc);
-    r->seconds = now_s() - t0;
+    r->seconds = bench_now_s() - t0;
     return 0;
 }
 
 static int run_persistent(struct bench *b, struct run *r)
 {
     size_t len = (size_t)(b->nr_pfns * b->page_size);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int fd = open(b->ram_path, O_RDONLY | O_CLOEXEC);
     uint8_t *map;
 
@@ -166,7 +159,7 @@ static int run_persistent(struct bench *b, struct run *r)
         }
     }
     munmap(map, len);
-    r->seconds = now_s() - t0;
+    r->seconds = bench_now_s() - t0;
     return 0;
 }
 
@@ -199,19 +192,6 @@ out:
         close(fd);
     free(block);
     return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void usage(FILE *out)
@@ -359,9 +339,9 @@ int bench_mapcache(int argc, char **argv)
     }
 
     {
-        double cached = median(gbs[MODE_CACHED], (unsigned)reps);
-        double per_batch = median(gbs[MODE_PER_BATCH], (unsigned)reps);
-        double persistent = median(gbs[MODE_PERSISTENT], (unsigned)reps);
+        double cached = bench_median(gbs[MODE_CACHED], (unsigned)reps);
+        double per_batch = bench_median(gbs[MODE_PER_BATCH], (unsigned)reps);
+        double persistent = bench_median(gbs[MODE_PERSISTENT], (unsigned)reps);
         double page_gb = b.page_size / GB;
         const struct xcc_map_cache_stats *cs = &last[MODE_CACHED].st;
         const struct xcc_map_cache_stats *ps = &last[MODE_PER_BATCH].st;

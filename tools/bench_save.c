@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 
 #define DEFAULT_REPS 5u
@@ -29,26 +30,6 @@
 #define TARGET_RATIO 0.7
 /* Pages copied per memcpy call in the baseline: one map-cache chunk. */
 #define COPY_PFNS 1024u
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void bench_save_usage(FILE *out)
 {
@@ -81,7 +62,7 @@ static int memcpy_pass(xcc_domain *d, uint64_t nr_pfns, uint32_t psz,
     /* Pass 0 maps and faults everything in; pass 1 is timed. */
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1)
-            t0 = now_s();
+            t0 = bench_now_s();
         for (uint64_t base = 0; base < nr_pfns; base += COPY_PFNS) {
             size_t n = nr_pfns - base < COPY_PFNS ? nr_pfns - base : COPY_PFNS;
             size_t done = 0;
@@ -106,7 +87,7 @@ static int memcpy_pass(xcc_domain *d, uint64_t nr_pfns, uint32_t psz,
             }
         }
     }
-    *seconds = now_s() - t0;
+    *seconds = bench_now_s() - t0;
     rc = 0;
 out:
     xcc_map_cache_free(mc);
@@ -212,9 +193,9 @@ int bench_save(int argc, char **argv)
             cli_error("bench save: %s", xcc_strerror(errno));
             goto out;
         }
-        t0 = now_s();
+        t0 = bench_now_s();
         int rc = xcc_saver_run(s);
-        t1 = now_s();
+        t1 = bench_now_s();
         xcc_saver_get_summary(s, &last);
         xcc_saver_free(s);
         if (rc < 0) {
@@ -231,8 +212,8 @@ int bench_save(int argc, char **argv)
     }
 
     {
-        double save = median(save_gbs, (unsigned)reps);
-        double copy = median(copy_gbs, (unsigned)reps);
+        double save = bench_median(save_gbs, (unsigned)reps);
+        double copy = bench_median(copy_gbs, (unsigned)reps);
         double ratio = save / copy;
 
         if (json)

@@ -1,0 +1,29 @@
+/*
+ * bench_util.c - timing and statistics helpers shared by the `bench` parts.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench_util.h"
+
+double bench_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* qsort order for doubles; the benchmarks' figures are never NaN. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, unsigned n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
