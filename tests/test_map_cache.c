@@ -254,6 +254,16 @@ static void lookup_check(const uint64_t *pfns, size_t n, uint64_t salt)
     }
 }
 
+/* lookup_check() of the BATCH consecutive pfns from first. */
+static void lookup_check_from(uint64_t first, uint64_t salt)
+{
+    uint64_t pfns[BATCH];
+
+    for (unsigned i = 0; i < BATCH; i++)
+        pfns[i] = first + i;
+    lookup_check(pfns, BATCH, salt);
+}
+
 TestSuite(map_cache, .fini = guest_cleanup, .timeout = 120);
 
 /* ---- tests ------------------------------------------------------------- */
@@ -395,9 +405,7 @@ Test(map_cache, byte_budget)
     mc = xcc_map_cache_new(dom, &p);
     cr_assert_not_null(mc);
     cr_assert_eq(stats().chunk_pfns, 64);
-    for (unsigned i = 0; i < BATCH; i++)
-        pfns[i] = i;
-    lookup_check(pfns, BATCH, 3);
+    lookup_check_from(0, 3);
     cr_assert_leq(stats().resident_bytes, 100 * PAGE);
 }
 
@@ -468,11 +476,8 @@ Test(map_cache, invalidate_then_remap_sees_new_content)
     fill(0, 4 * CHUNK_PFNS, 6);
     mc = xcc_map_cache_new(dom, NULL);
     cr_assert_not_null(mc);
-    for (unsigned c = 0; c < 4; c++) {
-        for (unsigned i = 0; i < BATCH; i++)
-            pfns[i] = c * CHUNK_PFNS + i;
-        lookup_check(pfns, BATCH, 6);
-    }
+    for (unsigned c = 0; c < 4; c++)
+        lookup_check_from(c * CHUNK_PFNS, 6);
     cr_assert_eq(count_vmas(guest_ram), 4);
 
     /* pfns 1500..2100 span chunks 1 and 2. */
@@ -499,24 +504,18 @@ Test(map_cache, invalidate_then_remap_sees_new_content)
 
 Test(map_cache, enomem_evicts_and_retries)
 {
-    uint64_t pfns[BATCH];
     struct xcc_map_cache_stats st;
 
     guest_open(64 * MIB, NULL);
     fill(0, 10 * CHUNK_PFNS, 8);
     mc = xcc_map_cache_new(dom, NULL);
     cr_assert_not_null(mc);
-    for (unsigned c = 0; c < 8; c++) {
-        for (unsigned i = 0; i < BATCH; i++)
-            pfns[i] = c * CHUNK_PFNS + i;
-        lookup_check(pfns, BATCH, 8);
-    }
+    for (unsigned c = 0; c < 8; c++)
+        lookup_check_from(c * CHUNK_PFNS, 8);
     cr_assert_eq(stats().resident_chunks, 8);
 
     sim_test_fail_maps(dom, 1, ENOMEM);
-    for (unsigned i = 0; i < BATCH; i++)
-        pfns[i] = 8 * CHUNK_PFNS + i;
-    lookup_check(pfns, BATCH, 8);
+    lookup_check_from(8 * CHUNK_PFNS, 8);
     st = stats();
     cr_assert_eq(st.enomem_retries, 1);
     cr_assert_eq(st.map_errors, 1);
@@ -536,9 +535,7 @@ Test(map_cache, enomem_twice_is_an_error)
     fill(0, 2 * CHUNK_PFNS, 8);
     mc = xcc_map_cache_new(dom, NULL);
     cr_assert_not_null(mc);
-    for (unsigned i = 0; i < BATCH; i++)
-        pfns[i] = i;
-    lookup_check(pfns, BATCH, 8);
+    lookup_check_from(0, 8);
 
     sim_test_fail_maps(dom, 2, ENOMEM);
     for (unsigned i = 0; i < BATCH; i++)

@@ -344,24 +344,36 @@ static int run_restore(int fd, const char *target, char *msg, size_t len)
     return rc;
 }
 
-Test(save_restore, digest_mismatch_names_the_chunk)
+/*
+ * zero_stream(nr_pfns) of exactly two 2 MiB chunks, then a DIGEST record
+ * of them and END. With bad_chunk1, chunk 1's digest claims other bytes.
+ */
+static int zero_stream_digest(uint64_t nr_pfns, bool bad_chunk1)
 {
-    const uint64_t nr = 1024; /* 4 MiB: two 2 MiB chunks */
     uint8_t chunks[32], whole[16];
     void *zeros = calloc(1, XCC_DIGEST_CHUNK);
-    char msg[512];
-    int fd = zero_stream(nr, false);
+    int fd = zero_stream(nr_pfns, false);
     struct stream_writer *w = stream_writer_new(fd, NULL);
 
+    cr_assert_eq(nr_pfns * PAGE, 2 * XCC_DIGEST_CHUNK);
     canonical(XXH3_128bits(zeros, XCC_DIGEST_CHUNK), chunks);
-    canonical(XXH3_128bits(zeros, XCC_DIGEST_CHUNK), chunks + 16);
-    chunks[16] ^= 1; /* chunk 1 claims other bytes */
+    memcpy(chunks + 16, chunks, 16);
+    if (bad_chunk1)
+        chunks[16] ^= 1;
     save_digest_whole(chunks, 2, whole);
     cr_assert_eq(stream_write_digest(w, XCC_DIGEST_CHUNK, 0, whole, chunks, 2),
                  0);
     cr_assert_eq(stream_write_end(w), 0);
     stream_writer_free(w);
     free(zeros);
+    return fd;
+}
+
+Test(save_restore, digest_mismatch_names_the_chunk)
+{
+    const uint64_t nr = 1024; /* 4 MiB: two 2 MiB chunks */
+    char msg[512];
+    int fd = zero_stream_digest(nr, true);
 
     cr_assert_eq(xcc_sim_create(names[1], nr * PAGE, NULL), 0);
     cr_expect_eq(run_restore(fd, names[1], msg, sizeof(msg)), -1);
@@ -372,20 +384,9 @@ Test(save_restore, digest_mismatch_names_the_chunk)
 Test(save_restore, digest_match_passes)
 {
     const uint64_t nr = 1024;
-    uint8_t chunks[32], whole[16];
-    void *zeros = calloc(1, XCC_DIGEST_CHUNK);
     char msg[512];
-    int fd = zero_stream(nr, false);
-    struct stream_writer *w = stream_writer_new(fd, NULL);
+    int fd = zero_stream_digest(nr, false);
 
-    canonical(XXH3_128bits(zeros, XCC_DIGEST_CHUNK), chunks);
-    memcpy(chunks + 16, chunks, 16);
-    save_digest_whole(chunks, 2, whole);
-    cr_assert_eq(stream_write_digest(w, XCC_DIGEST_CHUNK, 0, whole, chunks, 2),
-                 0);
-    cr_assert_eq(stream_write_end(w), 0);
-    stream_writer_free(w);
-    free(zeros);
     cr_assert_eq(xcc_sim_create(names[1], nr * PAGE, NULL), 0);
     cr_expect_eq(run_restore(fd, names[1], msg, sizeof(msg)), 0, "%s", msg);
 }

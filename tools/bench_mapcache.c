@@ -85,6 +85,18 @@ static uint64_t read_batch(struct bench *b, size_t n, uint64_t *errors)
     return sum;
 }
 
+/* Fills b->pfns with the batch of pfns from base, as the save loop hands
+ * them out (BATCH_PFNS at a time, the last one short); returns its size. */
+static size_t fill_batch(struct bench *b, uint64_t base)
+{
+    size_t n = b->nr_pfns - base < BATCH_PFNS ? (size_t)(b->nr_pfns - base)
+                                              : BATCH_PFNS;
+
+    for (size_t i = 0; i < n; i++)
+        b->pfns[i] = base + i;
+    return n;
+}
+
 static int run_cache(struct bench *b, bool per_batch, struct run *r)
 {
     struct xcc_map_cache_params p = {.per_batch = per_batch};
@@ -98,13 +110,9 @@ static int run_cache(struct bench *b, bool per_batch, struct run *r)
     }
     for (unsigned pass = 0; pass < PASSES; pass++) {
         for (uint64_t base = 0; base < b->nr_pfns; base += BATCH_PFNS) {
-            size_t n = b->nr_pfns - base < BATCH_PFNS
-                           ? (size_t)(b->nr_pfns - base)
-                           : BATCH_PFNS;
+            size_t n = fill_batch(b, base);
             size_t done = 0;
 
-            for (size_t i = 0; i < n; i++)
-                b->pfns[i] = base + i;
             while (done < n) {
                 int64_t k = xcc_map_cache_lookup(mc, b->pfns + done, n - done,
                                                  b->pages, b->err);
@@ -146,13 +154,9 @@ static int run_persistent(struct bench *b, struct run *r)
     }
     for (unsigned pass = 0; pass < PASSES; pass++) {
         for (uint64_t base = 0; base < b->nr_pfns; base += BATCH_PFNS) {
-            size_t n = b->nr_pfns - base < BATCH_PFNS
-                           ? (size_t)(b->nr_pfns - base)
-                           : BATCH_PFNS;
-
             /* The same batch bookkeeping as the cache modes. */
-            for (size_t i = 0; i < n; i++)
-                b->pfns[i] = base + i;
+            size_t n = fill_batch(b, base);
+
             for (size_t i = 0; i < n; i++)
                 b->pages[i] = map + b->pfns[i] * b->page_size;
             r->sum += read_batch(b, n, &r->errors);
@@ -340,8 +344,10 @@ int bench_mapcache(int argc, char **argv)
 
     {
         double cached = bench_median(gbs[MODE_CACHED], (unsigned)reps);
-        double per_batch = bench_median(gbs[MODE_PER_BATCH], (unsigned)reps);
-        double persistent = bench_median(gbs[MODE_PERSISTENT], (unsigned)reps);
+        double per_batch =
+            bench_median(gbs[MODE_PER_BATCH], (unsigned)reps);
+        double persistent =
+            bench_median(gbs[MODE_PERSISTENT], (unsigned)reps);
         double page_gb = b.page_size / GB;
         const struct xcc_map_cache_stats *cs = &last[MODE_CACHED].st;
         const struct xcc_map_cache_stats *ps = &last[MODE_PER_BATCH].st;

@@ -57,4 +57,12 @@ xentoollog_logger *cli_logger(int verbosity, bool progress);
 /* Formats 32 lower-case hex digits and a NUL from 16 digest bytes. */
 void cli_hex_digest(const uint8_t digest[16], char out[33]);
 
+/*
+ * Prints a domain digest as `digest` and `sim digest` do: the whole digest
+ * as 32 hex digits on a line, then "INDEX HEX" for each of the n chunk
+ * digests in chunks (16 bytes each; none when chunks is NULL).
+ */
+void cli_print_digest(const uint8_t digest[16], const uint8_t *chunks,
+                      int64_t n);
+
 #endif /* XCC_CLI_H */

@@ -50,7 +50,6 @@ int cmd_digest(int argc, char **argv)
     uint32_t psz;
     uint8_t digest[16], *per_chunk = NULL;
     size_t max_chunks = 0;
-    char hex[33];
 
     if (!d) {
         cli_error("cannot open domain '%s': %s", argv[optind],
@@ -72,12 +71,7 @@ int cmd_digest(int argc, char **argv)
                   xcc_strerror(errno));
         goto out;
     }
-    cli_hex_digest(digest, hex);
-    printf("%s\n", hex);
-    for (int64_t i = 0; chunks && i < n; i++) {
-        cli_hex_digest(per_chunk + 16 * i, hex);
-        printf("%" PRId64 " %s\n", i, hex);
-    }
+    cli_print_digest(digest, per_chunk, n);
     rc = EXIT_OK;
 out:
     free(per_chunk);

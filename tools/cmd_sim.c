@@ -389,7 +389,7 @@ static int sim_digest(int argc, char **argv)
         "2 MiB chunk. The same as 'xc-colo digest sim:NAME'.\n";
     struct sim_opts o;
     int ec, rc = EXIT_FAIL;
-    char dname[XCC_SIM_NAME_MAX + 8], hex[33];
+    char dname[XCC_SIM_NAME_MAX + 8];
     uint8_t digest[16], *chunks = NULL;
     uint64_t nr_pfns;
     uint32_t psz;
@@ -419,12 +419,7 @@ static int sim_digest(int argc, char **argv)
         cli_error("sim digest %s: %s", o.name, xcc_strerror(errno));
         goto out;
     }
-    cli_hex_digest(digest, hex);
-    printf("%s\n", hex);
-    for (int64_t i = 0; o.chunks && i < n; i++) {
-        cli_hex_digest(chunks + 16 * i, hex);
-        printf("%" PRId64 " %s\n", i, hex);
-    }
+    cli_print_digest(digest, chunks, n);
     rc = EXIT_OK;
 out:
     free(chunks);

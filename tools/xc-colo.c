@@ -129,6 +129,19 @@ void cli_hex_digest(const uint8_t digest[16], char out[33])
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
 
+void cli_print_digest(const uint8_t digest[16], const uint8_t *chunks,
+                      int64_t n)
+{
+    char hex[33];
+
+    cli_hex_digest(digest, hex);
+    printf("%s\n", hex);
+    for (int64_t i = 0; chunks && i < n; i++) {
+        cli_hex_digest(chunks + 16 * i, hex);
+        printf("%" PRId64 " %s\n", i, hex);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {

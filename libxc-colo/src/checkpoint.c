@@ -58,6 +58,10 @@
 /* Epochs with more dirty pages than this are sent straight to the fd:
  * buffering them would cost as much memory as they are big. */
 #define BUFFER_MAX_PAGES 16384u
+/* What the epoch buffer keeps allocated between epochs: room for the
+ * epochs checkpointing is made for (a few thousand pages) without holding
+ * a 64 MiB high-water mark forever. */
+#define BUFFER_KEEP_BYTES (16ull << 20)
 
 struct ckpt_entry {
     uint64_t pages;           /* pages sent in the checkpoint's pass */
@@ -82,6 +86,7 @@ struct xcc_checkpointer {
     struct stream_writer *mw;  /* writer on memfd */
     uint64_t buffered_bytes;   /* sent through the buffer, in all */
     uint64_t buf_len;          /* bytes in the buffer now */
+    uint64_t buf_size;         /* the memfd's size (its high-water mark) */
 
     /* Back channel, shared with the reader thread under mu. */
     pthread_t thr;
@@ -519,8 +524,10 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
     /* The marker goes at once: the secondary must pause now. */
     if (c->p.colo && k > 1 && stream_write_dirty_pfn_list(s->w, NULL, 0) < 0)
         return -1;
+    uint64_t PT0 = lib_now_ns();
     if (save_harvest(s, true) < 0)
         return -1;
+    uint64_t PT1 = lib_now_ns();
     if (c->p.colo && k > 1) {
         n = take_secondary_list(c);
         if (n < 0)
@@ -536,7 +543,10 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
      * once it runs again: the pause then costs a memory copy, not the
      * network (Remus's output buffering, applied to the stream). */
     if (c->mw && e->dirty <= BUFFER_MAX_PAGES) {
-        if (ftruncate(c->memfd, 0) < 0 || lseek(c->memfd, 0, SEEK_SET) < 0) {
+        /* Rewound, not truncated: the memfd keeps its pages from the last
+         * epoch, so the pause overwrites them instead of freeing and
+         * allocating a page cache page per page sent. */
+        if (lseek(c->memfd, 0, SEEK_SET) < 0) {
             XCC_PERR(c->log, CTX, "resetting the epoch buffer");
             return -1;
         }
@@ -545,8 +555,12 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         s->w = c->mw;
         *buffered = true;
     }
+    extern uint64_t QP[5]; memset(QP, 0, sizeof(QP));
+    uint64_t PT2 = lib_now_ns();
     if (save_send_pass(s, true, true) < 0)
         goto out;
+    uint64_t PT3 = lib_now_ns();
+    if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "types %.3f map %.3f cls %.3f write %.3f rel %.3f ", QP[0]/1e6, QP[1]/1e6, QP[2]/1e6, QP[3]/1e6, QP[4]/1e6), fprintf(stderr, "PROF harvest %.3f mid %.3f pass %.3f ", (PT1-PT0)/1e6, (PT2-PT1)/1e6, (PT3-PT2)/1e6);
     e->pages = last_pass_pages(s);
     if (s->p.verify && send_digest(c) < 0)
         goto out;
@@ -596,6 +610,17 @@ static int flush_buffer(xcc_checkpointer *c, struct ckpt_entry *e)
     }
     c->buffered_bytes += len;
     e->t_sent = lib_now_ns();
+    /* The guest runs: trim a buffer a large epoch left big, so that it
+     * holds on to BUFFER_KEEP_BYTES at most between epochs. */
+    if (len > c->buf_size)
+        c->buf_size = len;
+    if (c->buf_size > BUFFER_KEEP_BYTES) {
+        if (ftruncate(c->memfd, BUFFER_KEEP_BYTES) < 0) {
+            XCC_PERR(c->log, CTX, "trimming the epoch buffer");
+            return -1;
+        }
+        c->buf_size = BUFFER_KEEP_BYTES;
+    }
     return 0;
 }
 
@@ -691,9 +716,11 @@ static int run(xcc_checkpointer *c)
         if (last) {
             e->t_resume = lib_now_ns();
         } else {
+            uint64_t PT4 = lib_now_ns();
             if (unpause_guest(c) < 0)
                 return -1;
             e->t_resume = lib_now_ns();
+            if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "tail %.3f unpause %.3f total %.3f pages %llu\n", (PT4-e->t_pause)/1e6, (e->t_resume-PT4)/1e6, (e->t_resume-e->t_pause)/1e6, (unsigned long long)e->pages);
         }
         if (buffered && flush_buffer(c, e) < 0)
             return -1;

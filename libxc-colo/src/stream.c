@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "stream.h"
@@ -153,6 +154,10 @@ struct stream_writer {
     uint8_t *scratch; /* fixed part of a typed record's body */
     size_t scratch_cap;
     uint8_t rhdr[STREAM_RHDR_SIZE];
+    /* A memory writer (fd -1): records are appended to mem, an anonymous
+     * mapping that grows by mremap (no copy) and keeps its pages. */
+    uint8_t *mem;
+    size_t mem_len, mem_cap;
 };
 
 struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log)
@@ -166,10 +171,98 @@ struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log)
     return w;
 }
 
+/* Page-rounded capacity for need bytes (at least double the old one). */
+static size_t mem_round(size_t need, size_t old)
+{
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+    if (need < 2 * old)
+        need = 2 * old;
+    return (need + pg - 1) / pg * pg;
+}
+
+/* Makes room for need bytes in a memory writer's buffer. */
+static int mem_grow(struct stream_writer *w, size_t need, bool populate)
+{
+    size_t cap = mem_round(need, w->mem_cap);
+    void *p;
+
+    if (w->mem)
+        p = mremap(w->mem, w->mem_cap, cap, MREMAP_MAYMOVE);
+    else
+        p = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0),
+                 -1, 0);
+    if (p == MAP_FAILED) {
+        XCC_PERR(w->log, CTX, "cannot grow a memory stream to %zu bytes",
+                 cap);
+        return -1;
+    }
+    w->mem = p;
+    w->mem_cap = cap;
+    return 0;
+}
+
+struct stream_writer *stream_writer_new_mem(size_t reserve,
+                                            xentoollog_logger *log)
+{
+    struct stream_writer *w = stream_writer_new(-1, log);
+
+    if (!w)
+        return NULL;
+    if (reserve && mem_grow(w, reserve, true) < 0) {
+        int e = errno;
+        free(w);
+        errno = e;
+        return NULL;
+    }
+    return w;
+}
+
+const uint8_t *stream_writer_mem(const struct stream_writer *w, size_t *len)
+{
+    *len = w->mem_len;
+    return w->mem;
+}
+
+void stream_writer_mem_reset(struct stream_writer *w, size_t keep)
+{
+    w->mem_len = 0;
+    keep = mem_round(keep, 0);
+    if (w->mem && w->mem_cap > keep) {
+        if (keep == 0) {
+            munmap(w->mem, w->mem_cap);
+            w->mem = NULL;
+            w->mem_cap = 0;
+        } else if (mremap(w->mem, w->mem_cap, keep, 0) != MAP_FAILED) {
+            w->mem_cap = keep; /* shrinking in place does not move */
+        }
+    }
+}
+
+/* Appends iov[0..cnt) to a memory writer's buffer. */
+static int mem_write_iov(struct stream_writer *w, const struct iovec *iov,
+                         size_t cnt)
+{
+    size_t need = w->mem_len;
+
+    for (size_t i = 0; i < cnt; i++)
+        need += iov[i].iov_len;
+    if (need > w->mem_cap && mem_grow(w, need, false) < 0)
+        return -1;
+    for (size_t i = 0; i < cnt; i++) {
+        memcpy(w->mem + w->mem_len, iov[i].iov_base, iov[i].iov_len);
+        w->mem_len += iov[i].iov_len;
+    }
+    return 0;
+}
+
 void stream_writer_free(struct stream_writer *w)
 {
     if (!w)
         return;
+    if (w->mem)
+        munmap(w->mem, w->mem_cap);
     free(w->iov);
     free(w->scratch);
     free(w);
@@ -300,7 +393,8 @@ static int writer_emit(struct stream_writer *w, uint32_t type, size_t npieces)
         w->iov[cnt].iov_len = pad;
         cnt++;
     }
-    if (write_iov_all(w->fd, w->iov, cnt) < 0) {
+    if (w->fd < 0 ? mem_write_iov(w, w->iov, cnt) < 0
+                  : write_iov_all(w->fd, w->iov, cnt) < 0) {
         XCC_PERR(w->log, CTX,
                  "writing %s record (type 0x%08" PRIx32 ") at offset %" PRIu64,
                  stream_record_name(type), type, w->bytes);

@@ -124,6 +124,20 @@ struct stream_writer;
 struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log);
 void stream_writer_free(struct stream_writer *w); /* never closes fd */
 
+/*
+ * A writer into memory (checkpoint's epoch buffer: the records are built
+ * while the guest is paused and sent after it runs again). The buffer is
+ * an anonymous mapping: reserve bytes are allocated and faulted in now, and
+ * it grows as needed by mremap (no copy). NULL + errno (ENOMEM).
+ */
+struct stream_writer *stream_writer_new_mem(size_t reserve,
+                                            xentoollog_logger *log);
+/* The bytes a memory writer holds (since the last reset) and their count. */
+const uint8_t *stream_writer_mem(const struct stream_writer *w, size_t *len);
+/* Empties a memory writer's buffer (the byte count goes on) and gives back
+ * the memory beyond keep bytes; the rest stays mapped for the next use. */
+void stream_writer_mem_reset(struct stream_writer *w, size_t keep);
+
 /* Total bytes written so far, headers and padding included. */
 uint64_t stream_writer_bytes(const struct stream_writer *w);
 

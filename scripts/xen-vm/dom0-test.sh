@@ -239,6 +239,13 @@ rm -f /tmp/img
 xl unpause guest 2>/dev/null
 
 ###########################################################################
+# Lines in a digest log; 0 while it is missing or empty (grep -c prints 0
+# and exits 1 then, so "|| echo 0" would print a second 0).
+logged_lines() {
+    c=$(grep -c . "$1" 2>/dev/null)
+    echo "${c:-0}"
+}
+
 echo "=== step checkpoint: $CKPT_COUNT checkpoints, then the sender dies"
 if ! built checkpoint || ! built restore; then
     step checkpoint FAIL "not built"
@@ -259,12 +266,12 @@ else
             --digest-log /tmp/dlog "xen:$D" fd:3 3>/tmp/ckpt.fifo > /tmp/send.out 2>&1 &
         SPID=$!
         i=0
-        while [ "$(grep -c . /tmp/dlog 2>/dev/null || echo 0)" -lt "$CKPT_COUNT" ]; do
+        while [ "$(logged_lines /tmp/dlog)" -lt "$CKPT_COUNT" ]; do
             i=$((i + 1))
             if [ $i -gt 600 ] || ! kill -0 $SPID 2>/dev/null; then break; fi
             sleep 0.2
         done
-        n=$(grep -c . /tmp/dlog 2>/dev/null || echo 0)
+        n=$(logged_lines /tmp/dlog)
         kv checkpoints_logged_before_kill "$n"
         kv checkpoint_seconds "$(dt "$t0" "$(now)")"
         kill -9 $SPID 2>/dev/null

@@ -26,6 +26,8 @@
 /* How long pause/unpause/stop wait for the process to change state. */
 #define PROC_WAIT_MS 5000
 #define PROC_POLL_US 500
+/* The first poll interval of proc_wait, which doubles up to PROC_POLL_US. */
+#define PROC_POLL_MIN_US 10
 /* The guest must be ready within this, plus PER_GIB per GiB filled. */
 #define READY_TIMEOUT_MS 30000
 #define READY_TIMEOUT_PER_GIB_MS 10000
@@ -438,44 +440,60 @@ static bool is_stopped(char st)
     return st == 'T' || st == 't';
 }
 
-/* Waits until the state of pid satisfies want(); true if it did. */
+/*
+ * Waits until pid is stopped (or running); true if it got there. A
+ * stop or continue usually lands within microseconds (a checkpoint's pause
+ * is measured up to this confirmation), so the polls start tight and back
+ * off to PROC_POLL_US: a fixed 500 us poll added up to 500 us to each.
+ */
 static bool proc_wait(pid_t pid, uint64_t start, bool stopped)
 {
-    for (unsigned waited = 0; waited < PROC_WAIT_MS * 1000;
-         waited += PROC_POLL_US) {
+    const uint64_t deadline = lib_now_ns() + PROC_WAIT_MS * 1000000ull;
+    unsigned poll_us = PROC_POLL_MIN_US;
+
+    for (;;) {
         char st = sim_proc_state(pid, start);
 
         if (!sim_proc_alive(st))
             return true; /* gone: nothing left to wait for */
         if (is_stopped(st) == stopped)
             return true;
-        sleep_us(PROC_POLL_US);
+        if (lib_now_ns() >= deadline)
+            return false;
+        if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "<%c>", st);
+        sleep_us(poll_us);
+        poll_us = poll_us * 2 > PROC_POLL_US ? PROC_POLL_US : poll_us * 2;
     }
-    return false;
+}
+
+/* Sends SIGSTOP (stop) or SIGCONT (!stop) and waits until pid is in that
+ * state; a process already gone counts as done. */
+static int proc_set_stopped(pid_t pid, uint64_t start, bool stop,
+                            xentoollog_logger *log)
+{
+    uint64_t QT0 = lib_now_ns();
+    if (kill(pid, stop ? SIGSTOP : SIGCONT) < 0)
+        return errno == ESRCH ? 0 : -1;
+    uint64_t QT1 = lib_now_ns();
+    bool QOK = proc_wait(pid, start, stop);
+    if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "[%s kill %.3f wait %.3f] ", stop ? "stop" : "cont", (QT1-QT0)/1e6, (lib_now_ns()-QT1)/1e6);
+    if (!QOK) {
+        XCC_ERR(log, "sim", "process %d did not %s", (int)pid,
+                stop ? "stop" : "continue");
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    return 0;
 }
 
 int sim_proc_stop(pid_t pid, uint64_t start, xentoollog_logger *log)
 {
-    if (kill(pid, SIGSTOP) < 0)
-        return errno == ESRCH ? 0 : -1;
-    if (!proc_wait(pid, start, true)) {
-        XCC_ERR(log, "sim", "process %d did not stop", (int)pid);
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
+    return proc_set_stopped(pid, start, true, log);
 }
 
 int sim_proc_cont(pid_t pid, uint64_t start, xentoollog_logger *log)
 {
-    if (kill(pid, SIGCONT) < 0)
-        return errno == ESRCH ? 0 : -1;
-    if (!proc_wait(pid, start, false)) {
-        XCC_ERR(log, "sim", "process %d did not continue", (int)pid);
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
+    return proc_set_stopped(pid, start, false, log);
 }
 
 /* Kills pid (if it is still the process started at `start`) and waits
@@ -1051,7 +1069,9 @@ static int meta_read_live(const char *name, struct sim_meta *m,
     return 0;
 }
 
-int xcc_sim_pause(const char *name, xentoollog_logger *log)
+/* Stops (pause) or continues (!pause) the live process of guest name. */
+static int guest_set_paused(const char *name, bool pause,
+                            xentoollog_logger *log)
 {
     struct sim_meta m;
 
@@ -1059,18 +1079,17 @@ int xcc_sim_pause(const char *name, xentoollog_logger *log)
         log = lib_default_logger();
     if (meta_read_live(name, &m, log) < 0)
         return -1;
-    return sim_proc_stop((pid_t)m.pid, m.pid_start, log);
+    return proc_set_stopped((pid_t)m.pid, m.pid_start, pause, log);
+}
+
+int xcc_sim_pause(const char *name, xentoollog_logger *log)
+{
+    return guest_set_paused(name, true, log);
 }
 
 int xcc_sim_unpause(const char *name, xentoollog_logger *log)
 {
-    struct sim_meta m;
-
-    if (!log)
-        log = lib_default_logger();
-    if (meta_read_live(name, &m, log) < 0)
-        return -1;
-    return sim_proc_cont((pid_t)m.pid, m.pid_start, log);
+    return guest_set_paused(name, false, log);
 }
 
 int xcc_sim_set_incomplete(const char *name, int incomplete,
