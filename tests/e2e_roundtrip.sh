@@ -160,6 +160,21 @@ EOF
         bad "exec: transports"
     fi
     stop_guest "$dst"
+    # tcp: migrate into `restore --listen ADDR - DOMAIN` (the issue's form,
+    # with the '-' operand), digests equal.
+    port=$(( 20000 + $$ % 20000 ))
+    "$X" restore -q --listen "tcp:127.0.0.1:$port" - "sim:$dst" &
+    rpid=$!
+    guests="$guests $dst"
+    if "$X" migrate -q --xbzrle "sim:$src" "tcp:127.0.0.1:$port" && wait $rpid &&
+       [ "$("$X" sim digest "$src")" = "$("$X" sim digest "$dst")" ]; then
+        ok "migrate over tcp: into restore --listen ADDR - DOMAIN"
+    else
+        kill $rpid 2>/dev/null
+        bad "tcp: migrate into restore --listen"
+    fi
+    "$X" sim unpause "$src" >/dev/null 2>&1
+    stop_guest "$dst"
     # fd: transport, and an existing target is refused without --into-existing.
     if "$X" save -q -c "sim:$src" fd:3 3>"$tmp/fd.str" &&
        "$X" sim create "$dst" --mem 32M >/dev/null; then

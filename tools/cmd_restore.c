@@ -33,7 +33,7 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
             "usage: xc-colo restore [options] FILE|- DOMAIN\n"
-            "       xc-colo restore --listen tcp:[HOST:]PORT [options] DOMAIN\n\n"
+            "       xc-colo restore --listen tcp:[HOST:]PORT [options] [-] DOMAIN\n\n"
             "Reads a stream (from FILE, '-' for standard input, fd:N,\n"
             "exec:COMMAND or tcp:HOST:PORT; or the first connection accepted\n"
             "with --listen) and rebuilds DOMAIN's memory. A sim:NAME target is\n"
@@ -234,6 +234,10 @@ int cmd_restore(int argc, char **argv)
         default: restore_usage(stderr); return EXIT_USAGE;
         }
     }
+    /* With --listen the stream comes from the connection; the FILE operand
+     * of the issue's form `restore --listen ADDR - DOMAIN` may stand as '-'. */
+    if (listen && optind + 2 == argc && !strcmp(argv[optind], "-"))
+        optind++;
     if (listen ? optind + 1 != argc : optind + 2 != argc) {
         cli_error("restore: expected %s (try --help)",
                   listen ? "DOMAIN after --listen" : "FILE and DOMAIN");

@@ -9,7 +9,7 @@
  * first paused pass after the live phase.
  *
  * The epoch buffer: an epoch of up to BUFFER_MAX_PAGES pages is written to
- * a memfd while the guest is paused and sent after it continues (Remus
+ * memory while the guest is paused and sent after it continues (Remus
  * buffers its checkpoints the same way), so the pause costs a memory copy,
  * not the network. A kill or a broken connection during that send leaves
  * the receiver with a partial epoch, which it drops: it keeps the previous
@@ -43,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,10 +57,12 @@
 /* Epochs with more dirty pages than this are sent straight to the fd:
  * buffering them would cost as much memory as they are big. */
 #define BUFFER_MAX_PAGES 16384u
-/* What the epoch buffer keeps allocated between epochs: room for the
- * epochs checkpointing is made for (a few thousand pages) without holding
- * a 64 MiB high-water mark forever. */
-#define BUFFER_KEEP_BYTES (16ull << 20)
+/* The epoch buffer is allocated and faulted in up front for epochs of
+ * about this size (2000 pages), so the pause does not take page faults. */
+#define BUFFER_RESERVE_BYTES (8u << 20)
+/* What it keeps between epochs after a larger one: room for the epochs
+ * checkpointing is made for, not a 64 MiB high-water mark forever. */
+#define BUFFER_KEEP_BYTES (16u << 20)
 
 struct ckpt_entry {
     uint64_t pages;           /* pages sent in the checkpoint's pass */
@@ -80,13 +81,11 @@ struct xcc_checkpointer {
     size_t n, cap;
     uint64_t secondary_total;
 
-    /* The epoch buffer (Remus's): the paused pass is written to a memfd,
-     * the guest continues, then the buffer goes to the fd. */
-    int memfd;                 /* -1: no buffering */
-    struct stream_writer *mw;  /* writer on memfd */
+    /* The epoch buffer (Remus's): the paused pass is written to memory,
+     * the guest continues, then the buffer goes to the fd. The pause costs
+     * one memcpy per page into pages already mapped, not a write(2). */
+    struct stream_writer *mw;  /* memory writer; NULL: no buffering */
     uint64_t buffered_bytes;   /* sent through the buffer, in all */
-    uint64_t buf_len;          /* bytes in the buffer now */
-    uint64_t buf_size;         /* the memfd's size (its high-water mark) */
 
     /* Back channel, shared with the reader thread under mu. */
     pthread_t thr;
@@ -146,17 +145,10 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
         c->p.back_timeout_ms = CKPT_DEFAULT_BACK_TIMEOUT_MS;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->memfd = memfd_create("xcc-checkpoint-epoch", MFD_CLOEXEC);
-    if (c->memfd >= 0) {
-        c->mw = stream_writer_new(c->memfd, log);
-        if (!c->mw) {
-            close(c->memfd);
-            c->memfd = -1;
-        }
-    } else {
-        XCC_WARN(log, CTX, "no memfd for the epoch buffer (%s): checkpoints "
+    c->mw = stream_writer_new_mem(BUFFER_RESERVE_BYTES, log);
+    if (!c->mw)
+        XCC_WARN(log, CTX, "no memory for the epoch buffer (%s): checkpoints "
                  "are sent while the guest is paused", xcc_strerror(errno));
-    }
     c->s = xcc_saver_new(d, fd, &spl, log);
     if (!c->s) {
         int e = errno;
@@ -185,8 +177,6 @@ void xcc_checkpointer_free(xcc_checkpointer *c)
     stop_thread(c);
     xcc_saver_free(c->s);
     stream_writer_free(c->mw);
-    if (c->memfd >= 0)
-        close(c->memfd);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->ck);
@@ -543,13 +533,7 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
      * once it runs again: the pause then costs a memory copy, not the
      * network (Remus's output buffering, applied to the stream). */
     if (c->mw && e->dirty <= BUFFER_MAX_PAGES) {
-        /* Rewound, not truncated: the memfd keeps its pages from the last
-         * epoch, so the pause overwrites them instead of freeing and
-         * allocating a page cache page per page sent. */
-        if (lseek(c->memfd, 0, SEEK_SET) < 0) {
-            XCC_PERR(c->log, CTX, "resetting the epoch buffer");
-            return -1;
-        }
+        stream_writer_mem_reset(c->mw, BUFFER_KEEP_BYTES);
         e->bytes = stream_writer_bytes(s->w) - bytes0;
         bytes0 = stream_writer_bytes(c->mw);
         s->w = c->mw;
@@ -577,12 +561,12 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         errno = ECANCELED;
         goto out;
     }
+    uint64_t PT5 = lib_now_ns();
     if (stream_write_checkpoint(s->w) < 0)
         goto out;
+    if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "pre-ck %.3f ck %.3f at %.3f ", (PT5-PT3)/1e6, (lib_now_ns()-PT5)/1e6, (lib_now_ns()-e->t_pause)/1e6);
     e->bytes += stream_writer_bytes(s->w) - bytes0;
-    if (*buffered)
-        c->buf_len = stream_writer_bytes(s->w) - bytes0;
-    else
+    if (!*buffered)
         e->t_sent = lib_now_ns();
     rc = 0;
 out:
@@ -590,37 +574,34 @@ out:
     return rc;
 }
 
-/* Sends the epoch buffer's len bytes to the stream's fd. */
+/* Sends the epoch buffer to the stream's fd, then empties it. */
 static int flush_buffer(xcc_checkpointer *c, struct ckpt_entry *e)
 {
-    const uint64_t len = c->buf_len;
-    off_t off = 0;
+    size_t len, off = 0;
+    const uint8_t *buf = stream_writer_mem(c->mw, &len);
 
-    while ((uint64_t)off < len) {
-        ssize_t n = sendfile(c->s->fd, c->memfd, &off, (size_t)(len - off));
+    while (off < len) {
+        ssize_t n = write(c->s->fd, buf + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {.fd = c->s->fd, .events = POLLOUT};
+            if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
         if (n <= 0) {
             if (n == 0)
                 errno = EIO;
-            XCC_PERR(c->log, CTX, "sending a checkpoint (%" PRIu64 " of %"
-                     PRIu64 " bytes sent)", (uint64_t)off, len);
+            XCC_PERR(c->log, CTX, "sending a checkpoint (%zu of %zu bytes "
+                     "sent)", off, len);
             return -1;
         }
+        off += (size_t)n;
     }
     c->buffered_bytes += len;
     e->t_sent = lib_now_ns();
-    /* The guest runs: trim a buffer a large epoch left big, so that it
-     * holds on to BUFFER_KEEP_BYTES at most between epochs. */
-    if (len > c->buf_size)
-        c->buf_size = len;
-    if (c->buf_size > BUFFER_KEEP_BYTES) {
-        if (ftruncate(c->memfd, BUFFER_KEEP_BYTES) < 0) {
-            XCC_PERR(c->log, CTX, "trimming the epoch buffer");
-            return -1;
-        }
-        c->buf_size = BUFFER_KEEP_BYTES;
-    }
+    /* The guest runs: give back what a large epoch grew the buffer by. */
+    stream_writer_mem_reset(c->mw, BUFFER_KEEP_BYTES);
     return 0;
 }
 
