@@ -50,7 +50,7 @@ LIBS    := $(SOLIB) $(BUILD)/lib/libxccolo.so.$(SOMAJOR) $(BUILD)/lib/libxccolo.
 CLI     := $(BUILD)/bin/xc-colo
 
 .PHONY: all deps test asan ubsan fuzz bench demo xen-test install format \
-        clean header-check tests-build
+        clean header-check tests-build bench-readme
 .DELETE_ON_ERROR:
 
 all: deps $(LIBS) $(CLI) header-check
@@ -129,6 +129,10 @@ fuzz: deps
 
 bench: all
 	XCC_BUILD=$(BUILD) sh scripts/bench.sh
+
+# Rewrites README.md's benchmark section from bench-out/ (run make bench first).
+bench-readme:
+	$(PYTHON) scripts/bench-readme --out bench-out
 
 demo: all
 	XCC_BUILD=$(BUILD) sh scripts/demo.sh

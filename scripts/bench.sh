@@ -35,6 +35,18 @@ run_micro mapcache --mem 1G
 run_micro dirty --mem 1G
 run_micro save --mem 1G
 
+# Live migration (issue 5's table) and checkpoint rate/latency (issue 6's).
+echo "bench.sh: scripts/bench-migrate.sh" >&2
+XCC_BUILD=$build BENCH_JSON="$out/micro/migrate.jsonl" sh "$here/bench-migrate.sh" \
+    >"$out/micro/migrate.txt" 2>"$out/micro/migrate.stderr" ||
+    { echo "bench.sh: bench-migrate.sh failed: $(tail -n 1 "$out/micro/migrate.stderr")" >&2
+      micro_failed="$micro_failed migrate"; }
+echo "bench.sh: scripts/bench-checkpoint.sh" >&2
+XCC_BIN=$xcc CK_OUT="$out/micro/checkpoint.json" sh "$here/bench-checkpoint.sh" \
+    >"$out/micro/checkpoint.txt" 2>"$out/micro/checkpoint.stderr" ||
+    { echo "bench.sh: bench-checkpoint.sh failed: $(tail -n 1 "$out/micro/checkpoint.stderr")" >&2
+      micro_failed="$micro_failed checkpoint"; }
+
 "${PYTHON:-python3}" "$here/bench-run" --quick --xc-colo "$xcc" --out "$out"
 status=$?
 

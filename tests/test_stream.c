@@ -1059,3 +1059,67 @@ Test(stream, record_names)
     cr_assert(!stream_pfn_type_has_data(XCC_PFN_XTAB));
     cr_assert(!stream_pfn_type_valid(0x5));
 }
+
+/* n one-page PAGE_DATA records of distinct content, then CHECKPOINT. */
+static void write_pages(struct stream_writer *w, unsigned n)
+{
+    static uint8_t page[PAGE];
+    const uint8_t *pages[] = {page};
+    uint8_t types[] = {XCC_PFN_NORMAL};
+
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t pfn = i;
+        memset(page, (int)(i * 7 + 1), sizeof(page));
+        cr_assert_eq(stream_write_page_data(w, &pfn, types, 1, pages, PAGE),
+                     0);
+    }
+    cr_assert_eq(stream_write_checkpoint(w), 0);
+}
+
+Test(stream, memory_writer_matches_the_fd_writer_and_grows)
+{
+    /* The checkpoint epoch buffer: what it holds must be exactly what a
+     * writer on an fd would have written, across growth and resets. */
+    const unsigned n = 64; /* 64 pages from a one-page reserve: grows */
+    int fd = memfd_create("ref", 0);
+    struct stream_writer *ref = stream_writer_new(fd, LOG);
+    struct stream_writer *m = stream_writer_new_mem(PAGE, LOG);
+    size_t ref_len, len, hdr;
+    uint8_t *want;
+    const uint8_t *got;
+
+    cr_assert(ref && m);
+    cr_assert_eq(stream_write_headers(ref, XCC_DHDR_TYPE_SIM, 12, 0, 0), 0);
+    hdr = (size_t)stream_writer_bytes(ref);
+    write_pages(ref, n);
+    want = slurp(fd, &ref_len);
+    cr_assert_eq(stream_write_headers(m, XCC_DHDR_TYPE_SIM, 12, 0, 0), 0);
+    for (int round = 0; round < 2; round++) {
+        /* Round 0 holds the headers too; round 1, after a reset, not. */
+        const size_t skip = round ? hdr : 0;
+        uint64_t before = stream_writer_bytes(m);
+
+        write_pages(m, n);
+        got = stream_writer_mem(m, &len);
+        cr_assert_eq(len, ref_len - skip, "round %d: %zu bytes, want %zu",
+                     round, len, ref_len - skip);
+        cr_assert_eq(stream_writer_bytes(m) - before, ref_len - hdr);
+        cr_assert(memcmp(got, want + skip, len) == 0, "round %d differs",
+                  round);
+        /* Emptied and trimmed below what it grew to; the count goes on. */
+        stream_writer_mem_reset(m, PAGE);
+        got = stream_writer_mem(m, &len);
+        cr_assert_eq(len, 0);
+        cr_assert_eq(stream_writer_bytes(m),
+                     hdr + (uint64_t)(round + 1) * (ref_len - hdr));
+    }
+    /* Reset to nothing unmaps the buffer; it comes back on demand. */
+    stream_writer_mem_reset(m, 0);
+    cr_assert_eq(stream_write_end(m), 0);
+    got = stream_writer_mem(m, &len);
+    cr_assert_eq(len, 8);
+    free(want);
+    stream_writer_free(ref);
+    stream_writer_free(m);
+    close(fd);
+}

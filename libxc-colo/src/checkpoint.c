@@ -514,10 +514,8 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
     /* The marker goes at once: the secondary must pause now. */
     if (c->p.colo && k > 1 && stream_write_dirty_pfn_list(s->w, NULL, 0) < 0)
         return -1;
-    uint64_t PT0 = lib_now_ns();
     if (save_harvest(s, true) < 0)
         return -1;
-    uint64_t PT1 = lib_now_ns();
     if (c->p.colo && k > 1) {
         n = take_secondary_list(c);
         if (n < 0)
@@ -539,12 +537,8 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         s->w = c->mw;
         *buffered = true;
     }
-    extern uint64_t QP[5]; memset(QP, 0, sizeof(QP));
-    uint64_t PT2 = lib_now_ns();
     if (save_send_pass(s, true, true) < 0)
         goto out;
-    uint64_t PT3 = lib_now_ns();
-    if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "types %.3f map %.3f cls %.3f write %.3f rel %.3f ", QP[0]/1e6, QP[1]/1e6, QP[2]/1e6, QP[3]/1e6, QP[4]/1e6), fprintf(stderr, "PROF harvest %.3f mid %.3f pass %.3f ", (PT1-PT0)/1e6, (PT2-PT1)/1e6, (PT3-PT2)/1e6);
     e->pages = last_pass_pages(s);
     if (s->p.verify && send_digest(c) < 0)
         goto out;
@@ -561,10 +555,8 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         errno = ECANCELED;
         goto out;
     }
-    uint64_t PT5 = lib_now_ns();
     if (stream_write_checkpoint(s->w) < 0)
         goto out;
-    if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "pre-ck %.3f ck %.3f at %.3f ", (PT5-PT3)/1e6, (lib_now_ns()-PT5)/1e6, (lib_now_ns()-e->t_pause)/1e6);
     e->bytes += stream_writer_bytes(s->w) - bytes0;
     if (!*buffered)
         e->t_sent = lib_now_ns();
@@ -697,11 +689,9 @@ static int run(xcc_checkpointer *c)
         if (last) {
             e->t_resume = lib_now_ns();
         } else {
-            uint64_t PT4 = lib_now_ns();
             if (unpause_guest(c) < 0)
                 return -1;
             e->t_resume = lib_now_ns();
-            if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "tail %.3f unpause %.3f total %.3f pages %llu\n", (PT4-e->t_pause)/1e6, (e->t_resume-PT4)/1e6, (e->t_resume-e->t_pause)/1e6, (unsigned long long)e->pages);
         }
         if (buffered && flush_buffer(c, e) < 0)
             return -1;

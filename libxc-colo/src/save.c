@@ -407,18 +407,14 @@ static int send_batch(xcc_saver *s, const uint64_t *pfns, size_t n)
     struct stats_iteration *it = s->cur;
     const bool deltas = s->use_xbzrle_now && s->pc;
     size_t done = 0;
-    extern uint64_t QP[5]; uint64_t q0 = lib_now_ns();
 
     if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
         XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
         return -1;
     }
-    QP[0] += lib_now_ns() - q0;
     while (done < n) {
-        q0 = lib_now_ns();
         int64_t k = xcc_map_cache_lookup(s->mc, pfns + done, n - done,
                                          s->bpages + done, s->berr + done);
-        QP[1] += lib_now_ns() - q0; q0 = lib_now_ns();
         if (k <= 0) {
             XCC_PERR(s->log, CTX, "mapping pfns %#" PRIx64 "..",
                      pfns[done]);
@@ -462,18 +458,13 @@ static int send_batch(xcc_saver *s, const uint64_t *pfns, size_t n)
             add_page_data(s, pfn, type, page);
             it->normal++;
         }
-        QP[2] += lib_now_ns() - q0; q0 = lib_now_ns();
         if (flush_slice(s) < 0)
             return -1;
-        QP[3] += lib_now_ns() - q0;
         done += (size_t)k;
     }
-    q0 = lib_now_ns();
     xcc_map_cache_release(s->mc);
-    QP[4] += lib_now_ns() - q0;
     return 0;
 }
-uint64_t QP[5];
 
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
 {

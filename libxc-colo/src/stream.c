@@ -364,6 +364,14 @@ static int write_iov_all(int fd, struct iovec *iov, size_t cnt)
     return 0;
 }
 
+/* Writes iov[0..cnt) to the fd or, for a memory writer, the buffer. */
+static int writer_out(struct stream_writer *w, struct iovec *iov, size_t cnt)
+{
+    if (w->fd < 0)
+        return mem_write_iov(w, iov, cnt);
+    return write_iov_all(w->fd, iov, cnt);
+}
+
 /*
  * Emits one record whose body pieces are already in w->iov[1..1+npieces):
  * fills in the header, appends the padding and writes it all.
@@ -393,8 +401,7 @@ static int writer_emit(struct stream_writer *w, uint32_t type, size_t npieces)
         w->iov[cnt].iov_len = pad;
         cnt++;
     }
-    if (w->fd < 0 ? mem_write_iov(w, w->iov, cnt) < 0
-                  : write_iov_all(w->fd, w->iov, cnt) < 0) {
+    if (writer_out(w, w->iov, cnt) < 0) {
         XCC_PERR(w->log, CTX,
                  "writing %s record (type 0x%08" PRIx32 ") at offset %" PRIu64,
                  stream_record_name(type), type, w->bytes);
@@ -431,7 +438,7 @@ int stream_write_headers(struct stream_writer *w, uint32_t dhdr_type,
     hdr[29] = 0;
     st_le32(hdr + 32, xen_major);
     st_le32(hdr + 36, xen_minor);
-    if (write_iov_all(w->fd, &iov, 1) < 0) {
+    if (writer_out(w, &iov, 1) < 0) {
         XCC_PERR(w->log, CTX, "writing the stream headers");
         return -1;
     }

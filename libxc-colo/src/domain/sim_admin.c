@@ -460,7 +460,6 @@ static bool proc_wait(pid_t pid, uint64_t start, bool stopped)
             return true;
         if (lib_now_ns() >= deadline)
             return false;
-        if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "<%c>", st);
         sleep_us(poll_us);
         poll_us = poll_us * 2 > PROC_POLL_US ? PROC_POLL_US : poll_us * 2;
     }
@@ -471,13 +470,9 @@ static bool proc_wait(pid_t pid, uint64_t start, bool stopped)
 static int proc_set_stopped(pid_t pid, uint64_t start, bool stop,
                             xentoollog_logger *log)
 {
-    uint64_t QT0 = lib_now_ns();
     if (kill(pid, stop ? SIGSTOP : SIGCONT) < 0)
         return errno == ESRCH ? 0 : -1;
-    uint64_t QT1 = lib_now_ns();
-    bool QOK = proc_wait(pid, start, stop);
-    if (getenv("XCC_PAUSE_PROF")) fprintf(stderr, "[%s kill %.3f wait %.3f] ", stop ? "stop" : "cont", (QT1-QT0)/1e6, (lib_now_ns()-QT1)/1e6);
-    if (!QOK) {
+    if (!proc_wait(pid, start, stop)) {
         XCC_ERR(log, "sim", "process %d did not %s", (int)pid,
                 stop ? "stop" : "continue");
         errno = ETIMEDOUT;
