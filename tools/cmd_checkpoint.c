@@ -36,6 +36,7 @@ enum {
     OPT_COUNT,
     OPT_COLO,
     OPT_DIGEST_LOG,
+    OPT_DIGEST_EXCLUDE_PT,
     OPT_BACK_TIMEOUT,
 };
 
@@ -71,6 +72,8 @@ static void checkpoint_usage(FILE *out)
             "  --digest-log FILE     append 'K DIGEST' per checkpoint, written "
             "before\n"
             "                        checkpoint K is sent\n"
+            "  --digest-exclude-pagetables  the logged digest counts PV page-table\n"
+            "                        pages as zeros, as 'digest --exclude-pagetables'\n"
             "  --back-timeout MS     wait for the receiver's answers (default "
             "10000)\n"
             "  -x, --xbzrle          send re-dirtied pages as XBZRLE deltas\n"
@@ -123,6 +126,7 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
         {"count", required_argument, NULL, OPT_COUNT},
         {"colo", no_argument, NULL, OPT_COLO},
         {"digest-log", required_argument, NULL, OPT_DIGEST_LOG},
+        {"digest-exclude-pagetables", no_argument, NULL, OPT_DIGEST_EXCLUDE_PT},
         {"back-timeout", required_argument, NULL, OPT_BACK_TIMEOUT},
         {"continue", no_argument, NULL, 'c'},
         {"progress", no_argument, NULL, OPT_PROGRESS},
@@ -194,6 +198,9 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
             break;
         case OPT_COLO: c->cp.colo = 1; break;
         case OPT_DIGEST_LOG: c->digest_log = optarg; break;
+        case OPT_DIGEST_EXCLUDE_PT:
+            c->cp.digest_flags |= XCC_DIGEST_EXCLUDE_PAGETABLES;
+            break;
         case OPT_BACK_TIMEOUT:
             if (cli_parse_u64(optarg, "--back-timeout", &v) < 0)
                 return EXIT_USAGE;

@@ -738,7 +738,7 @@ typedef struct xcc_checkpointer xcc_checkpointer;
  * Called for checkpoint k (from 1) while the guest is paused, after its
  * pages are written and before its CHECKPOINT record is: whatever the
  * callback records is done before a receiver can commit k. digest is the
- * whole-memory digest (as xcc_domain_digest, flags 0) when want_digest is
+ * whole-memory digest (as xcc_domain_digest, flags digest_flags) when want_digest is
  * set, else NULL. A non-zero return stops the run with an error.
  */
 typedef int xcc_checkpoint_fn(void *opaque, uint64_t k, const uint8_t *digest);
@@ -758,6 +758,8 @@ struct xcc_checkpoint_params {
      * is finished, then END is sent. May be NULL. */
     const volatile int *stop;
     uint32_t back_timeout_ms; /* waiting for the back channel; 0: 10 s */
+    unsigned digest_flags;    /* XCC_DIGEST_* for the on_checkpoint digest
+                                 (PV page tables differ between domains) */
 };
 
 /* Fills *p with the defaults: 200 ms, no count, no COLO, no back channel. */

@@ -543,7 +543,7 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
     if (s->p.verify && send_digest(c) < 0)
         goto out;
     if (c->p.want_digest &&
-        xcc_domain_digest(s->d, 0, digest, NULL, 0) < 0) {
+        xcc_domain_digest(s->d, c->p.digest_flags, digest, NULL, 0) < 0) {
         XCC_PERR(c->log, CTX, "checkpoint %" PRIu64 ": digest of '%s'", k,
                  s->d->name);
         goto out;

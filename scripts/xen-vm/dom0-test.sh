@@ -263,7 +263,8 @@ else
         RPID=$!
         t0=$(now)
         xc-colo checkpoint --interval "$CKPT_INTERVAL_MS" --count 100000 \
-            --digest-log /tmp/dlog "xen:$D" fd:3 3>/tmp/ckpt.fifo > /tmp/send.out 2>&1 &
+            --digest-log /tmp/dlog --digest-exclude-pagetables \
+            "xen:$D" fd:3 3>/tmp/ckpt.fifo > /tmp/send.out 2>&1 &
         SPID=$!
         i=0
         while [ "$(logged_lines /tmp/dlog)" -lt "$CKPT_COUNT" ]; do
