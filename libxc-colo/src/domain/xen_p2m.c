@@ -119,11 +119,13 @@ static void *map_frames_ro(struct xen_dom *x, uint32_t dom,
     }
     for (size_t i = 0; i < n; i++) {
         if (err[i]) {
+            int e = -err[i];
+
             XCC_DBG(x->log, "xen", "dom%u: %s page %zu (frame %#lx): error %d",
                     x->domid, what, i, (unsigned long)frames[i], err[i]);
             xenforeignmemory_unmap(x->fmem, p, n);
             free(err);
-            errno = -err[i];
+            errno = e;
             return NULL;
         }
     }
