@@ -401,17 +401,37 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
     it->normal++;
 }
 
-/* Resolves, classifies and writes pfns[0..n). */
-static int send_batch(xcc_saver *s, const uint64_t *pfns, size_t n)
+/*
+ * Resolves, classifies and writes pfns[0..n) (s->bpfns: compacted in
+ * place). Pages without data (holes, XALLOC, BROKEN) are announced first
+ * and never looked up: the map cache would retry a failed page's chunk on
+ * every lookup that touches it.
+ */
+static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
 {
     struct stats_iteration *it = s->cur;
     const bool deltas = s->use_xbzrle_now && s->pc;
-    size_t done = 0;
+    size_t done = 0, with_data = 0;
 
     if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
         XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
         return -1;
     }
+    for (size_t i = 0; i < n; i++) {
+        if (xcc_pfn_type_has_data(s->btypes[i])) {
+            pfns[with_data] = pfns[i];
+            s->btypes[with_data++] = s->btypes[i];
+            continue;
+        }
+        /* A hole: announced so the receiver knows, no data. */
+        if (s->pc && deltas)
+            xcc_page_cache_drop(s->pc, pfns[i]);
+        add_page_data(s, pfns[i], s->btypes[i], NULL);
+        it->nodata++;
+    }
+    n = with_data;
+    if (n == 0 && flush_slice(s) < 0)
+        return -1;
     while (done < n) {
         int64_t k = xcc_map_cache_lookup(s->mc, pfns + done, n - done,
                                          s->bpages + done, s->berr + done);
@@ -427,14 +447,6 @@ static int send_batch(xcc_saver *s, const uint64_t *pfns, size_t n)
             const uint8_t type = s->btypes[i];
             const uint8_t *page = s->bpages[i];
 
-            if (!xcc_pfn_type_has_data(type)) {
-                /* A hole: announced so the receiver knows, no data. */
-                if (s->pc && deltas)
-                    xcc_page_cache_drop(s->pc, pfn);
-                add_page_data(s, pfn, type, NULL);
-                it->nodata++;
-                continue;
-            }
             if (!page || s->berr[i]) {
                 errno = s->berr[i] ? -s->berr[i] : EIO;
                 XCC_PERR(s->log, CTX, "pfn %#" PRIx64 " of '%s' cannot be "
@@ -587,7 +599,8 @@ int save_digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
     for (uint64_t c = 0; c < nchunks; c++) {
         const uint64_t base = c * per_chunk;
         const size_t n = nr - base < per_chunk ? (size_t)(nr - base) : per_chunk;
-        size_t done = 0;
+        size_t done = 0, with_data = 0;
+        uint64_t next;
 
         if (stale) {
             if (!stale[c / 64]) {
@@ -603,28 +616,37 @@ int save_digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
             XCC_PERR(d->log, CTX, "digest: pfn types of chunk %" PRIu64, c);
             goto out;
         }
+        /* Only pages with data are looked up (a hole's chunk would be
+         * mapped again at every lookup); the rest hash as zero pages, as in
+         * xcc_domain_digest. */
+        for (size_t i = 0; i < n; i++) {
+            bool pt = types[i] >= XCC_PFN_L1TAB && types[i] <= XCC_PFN_L4TAB;
+
+            if (xcc_pfn_type_has_data(types[i]) &&
+                !(pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))
+                pfns[with_data++] = base + i;
+        }
         XXH3_128bits_reset(st);
-        while (done < n) {
-            int64_t k = xcc_map_cache_lookup(mc, pfns + done, n - done,
+        next = base;
+        while (done < with_data) {
+            int64_t k = xcc_map_cache_lookup(mc, pfns + done, with_data - done,
                                              pages + done, err + done);
             if (k <= 0) {
                 XCC_PERR(d->log, CTX, "digest: cannot map pfns %#" PRIx64
                          "..", pfns[done]);
                 goto out;
             }
-            for (size_t i = done; i < done + (size_t)k; i++) {
-                const uint8_t *page = pages[i];
-                bool pt = types[i] >= XCC_PFN_L1TAB &&
-                          types[i] <= XCC_PFN_L4TAB;
-
-                /* As xcc_domain_digest: what cannot be read counts as 0. */
-                if (err[i] || !page || !xcc_pfn_type_has_data(types[i]) ||
-                    (pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))
-                    page = zero;
-                XXH3_128bits_update(st, page, psz);
+            for (size_t j = done; j < done + (size_t)k; j++) {
+                for (; next < pfns[j]; next++)
+                    XXH3_128bits_update(st, zero, psz);
+                XXH3_128bits_update(st, err[j] || !pages[j] ? zero : pages[j],
+                                    psz);
+                next++;
             }
             done += (size_t)k;
         }
+        for (; next < base + n; next++)
+            XXH3_128bits_update(st, zero, psz);
         xcc_map_cache_release(mc);
         digest_store(chunks + 16 * c, XXH3_128bits_digest(st));
         if (stale)
