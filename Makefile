@@ -147,7 +147,8 @@ install: all
 	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(PREFIX)/lib/libxccolo.so.$(SOMAJOR)
 	ln -sf $(notdir $(SOLIB)) $(DESTDIR)$(PREFIX)/lib/libxccolo.so
 	install -m 0644 $(BUILD)/lib/libxccolo.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 $(BUILD)/lib/pkgconfig/xccolo.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' libxc-colo/xccolo.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/xccolo.pc
 	install -m 0644 libxc-colo/include/xccolo.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	for m in tools/man/*.1; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
