@@ -23,31 +23,11 @@
 #
 # Env: XCC_BIN (absolute path of xc-colo); FAILOVER_RUNS, TORN_RUNS.
 set -u
-X=${XCC_BIN:?XCC_BIN must name the xc-colo binary}
-PY=${PYTHON:-python3}
+e2e_tmp=ck
+. "$(dirname "$0")/lib_e2e.sh"
 failover_runs=${FAILOVER_RUNS:-10}
 torn_runs=${TORN_RUNS:-3}
 tag="ck$$"
-tmp=$(mktemp -d /tmp/xc-colo-ck.XXXXXX) || exit 1
-guests=""
-pids=""
-failures=0
-checks=0
-
-cleanup() {
-    for p in $pids; do
-        kill -9 "$p" 2>/dev/null
-    done
-    for g in $guests; do
-        "$X" sim stop "$g" >/dev/null 2>&1
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -17,27 +17,11 @@
 #
 # Env: XCC_BIN (absolute path of xc-colo). RT_MEM overrides the 256M.
 set -u
-X=${XCC_BIN:?XCC_BIN must name the xc-colo binary}
-PY=${PYTHON:-python3}
+e2e_tmp=rt
+. "$(dirname "$0")/lib_e2e.sh"
 mem=${RT_MEM:-256M}
 stress_reps=${RT_STRESS_REPS:-20}
 tag="rt$$"
-tmp=$(mktemp -d /tmp/xc-colo-rt.XXXXXX) || exit 1
-guests=""
-failures=0
-checks=0
-
-cleanup() {
-    for g in $guests; do
-        "$X" sim stop "$g" >/dev/null 2>&1
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
 
 start_guest() { # name workload mem
     guests="$guests $1"

@@ -186,11 +186,13 @@ int bench_dirty(int argc, char **argv)
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        /* --rounds has a range: parsed here. */
+        int known = bench_parse_common(opt, optarg, NULL, &mem, NULL, &json);
+        if (known < 0)
+            return EXIT_USAGE;
+        if (known)
+            continue;
         switch (opt) {
-        case 'm':
-            if (cli_parse_size(optarg, "--mem", &mem) < 0)
-                return EXIT_USAGE;
-            break;
         case 'r':
             if (cli_parse_u64(optarg, "--rounds", &rounds) < 0)
                 return EXIT_USAGE;
@@ -199,9 +201,6 @@ int bench_dirty(int argc, char **argv)
                           MAX_ROUNDS, rounds);
                 return EXIT_USAGE;
             }
-            break;
-        case 'j':
-            json = true;
             break;
         case 'h':
             dirty_usage(stdout);

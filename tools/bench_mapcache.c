@@ -234,18 +234,12 @@ int bench_mapcache(int argc, char **argv)
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int known = bench_parse_common(c, optarg, "--reps", &mem, &reps, &json);
+        if (known < 0)
+            return EXIT_USAGE;
+        if (known)
+            continue;
         switch (c) {
-        case 'm':
-            if (cli_parse_size(optarg, "--mem", &mem) < 0)
-                return EXIT_USAGE;
-            break;
-        case 'r':
-            if (cli_parse_u64(optarg, "--reps", &reps) < 0)
-                return EXIT_USAGE;
-            break;
-        case 'j':
-            json = true;
-            break;
         case 'v':
             verbosity++;
             break;

@@ -124,19 +124,16 @@ int bench_save(int argc, char **argv)
     p.progress = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int known =
+            bench_parse_common(opt, optarg, "--reps", &mem, &reps, &json);
+        if (known < 0)
+            return EXIT_USAGE;
+        if (known)
+            continue;
         switch (opt) {
-        case 'm':
-            if (cli_parse_size(optarg, "--mem", &mem) < 0)
-                return EXIT_USAGE;
-            break;
-        case 'r':
-            if (cli_parse_u64(optarg, "--reps", &reps) < 0)
-                return EXIT_USAGE;
-            break;
         case 'x': p.xbzrle = 1; break;
         case 'n': p.no_map_cache = 1; break;
         case 'V': p.verify = 1; break;
-        case 'j': json = true; break;
         case 'v': verbosity++; break;
         case 'h': bench_save_usage(stdout); return EXIT_OK;
         default: bench_save_usage(stderr); return EXIT_USAGE;

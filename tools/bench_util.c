@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "cli.h"
 
 double bench_now_s(void)
 {
@@ -26,4 +27,18 @@ double bench_median(double *v, unsigned n)
 {
     qsort(v, n, sizeof(*v), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int bench_parse_common(int opt, const char *arg, const char *reps_opt,
+                       uint64_t *mem, uint64_t *reps, bool *json)
+{
+    switch (opt) {
+    case 'm': return cli_parse_size(arg, "--mem", mem) < 0 ? -1 : 1;
+    case 'r':
+        if (!reps_opt)
+            return 0;
+        return cli_parse_u64(arg, reps_opt, reps) < 0 ? -1 : 1;
+    case 'j': *json = true; return 1;
+    default: return 0;
+    }
 }

@@ -5,6 +5,9 @@
 #ifndef XCC_TOOLS_BENCH_UTIL_H
 #define XCC_TOOLS_BENCH_UTIL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* Seconds on the monotonic clock (for intervals only). */
 double bench_now_s(void);
 
@@ -13,5 +16,14 @@ double bench_now_s(void);
  * caller's order is lost; an even n gives the mean of the middle two.
  */
 double bench_median(double *v, unsigned n);
+
+/*
+ * The options the bench parts share, by getopt value: 'm' (--mem SIZE),
+ * 'r' (a count named reps_opt, e.g. "--reps"; not handled when reps_opt is
+ * NULL) and 'j' (--json). Returns 1 when opt was one of them, 0 when it is
+ * the part's own, -1 for a bad value (message printed: exit with usage).
+ */
+int bench_parse_common(int opt, const char *arg, const char *reps_opt,
+                       uint64_t *mem, uint64_t *reps, bool *json);
 
 #endif

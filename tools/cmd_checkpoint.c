@@ -14,25 +14,16 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "transport.h"
+#include "save_opts.h"
 
 /* How long the sender keeps retrying a refused TCP connection. */
 #define CONNECT_TIMEOUT_MS 10000u
 /* Largest --interval: a day. */
 #define MAX_INTERVAL_MS 86400000ull
 
+/* checkpoint's own options; the shared ones are in save_opts.h. */
 enum {
-    OPT_CACHE_SIZE = 256,
-    OPT_NO_MAP_CACHE,
-    OPT_XEN_COMPAT,
-    OPT_VERIFY,
-    OPT_NO_VERIFY,
-    OPT_MAX_ITERS,
-    OPT_TARGET_DIRTY,
-    OPT_STATS_JSON,
-    OPT_PROGRESS,
-    OPT_NO_PROGRESS,
-    OPT_INTERVAL,
+    OPT_INTERVAL = SAVE_OPT_END,
     OPT_COUNT,
     OPT_COLO,
     OPT_DIGEST_LOG,
@@ -99,85 +90,39 @@ static void checkpoint_usage(FILE *out)
 }
 
 struct ckpt_cli {
-    struct xcc_save_params sp;
+    struct save_opts so; /* the live phase runs as `migrate` does */
     struct xcc_checkpoint_params cp;
-    int verify;
-    int progress;
-    int verbosity;
-    bool resume;
-    const char *stats_json;
     const char *digest_log;
 };
 
 static int parse_args(int argc, char **argv, struct ckpt_cli *c)
 {
     static const struct option opts[] = {
-        {"xbzrle", no_argument, NULL, 'x'},
-        {"live", no_argument, NULL, 'l'},
-        {"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
-        {"no-map-cache", no_argument, NULL, OPT_NO_MAP_CACHE},
-        {"xen-compat", no_argument, NULL, OPT_XEN_COMPAT},
-        {"verify", no_argument, NULL, OPT_VERIFY},
-        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-        {"max-iters", required_argument, NULL, OPT_MAX_ITERS},
-        {"target-dirty", required_argument, NULL, OPT_TARGET_DIRTY},
-        {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+        SAVE_LONG_OPTIONS,
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"count", required_argument, NULL, OPT_COUNT},
         {"colo", no_argument, NULL, OPT_COLO},
         {"digest-log", required_argument, NULL, OPT_DIGEST_LOG},
         {"digest-exclude-pagetables", no_argument, NULL, OPT_DIGEST_EXCLUDE_PT},
         {"back-timeout", required_argument, NULL, OPT_BACK_TIMEOUT},
-        {"continue", no_argument, NULL, 'c'},
-        {"progress", no_argument, NULL, OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     uint64_t v;
-    int opt;
+    int opt, known;
 
     memset(c, 0, sizeof(*c));
-    xcc_save_params_init(&c->sp);
+    /* Always live: -l is accepted and changes nothing. */
+    save_opts_init(&c->so, true);
     xcc_checkpoint_params_init(&c->cp);
-    c->sp.live = 1;
-    c->verify = -1;
-    c->progress = -1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "xlcqvh", opts, NULL)) != -1) {
+        known = save_opts_parse(&c->so, opt, optarg);
+        if (known < 0)
+            return EXIT_USAGE;
+        if (known)
+            continue;
         switch (opt) {
-        case 'x': c->sp.xbzrle = 1; break;
-        case 'l': break; /* always live */
-        case OPT_CACHE_SIZE:
-            if (cli_parse_size(optarg, "--cache-size", &c->sp.cache_size) < 0)
-                return EXIT_USAGE;
-            if (!c->sp.cache_size) {
-                cli_error("--cache-size: must not be 0");
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_NO_MAP_CACHE: c->sp.no_map_cache = 1; break;
-        case OPT_XEN_COMPAT: c->sp.xen_compat = 1; break;
-        case OPT_VERIFY: c->verify = 1; break;
-        case OPT_NO_VERIFY: c->verify = 0; break;
-        case OPT_MAX_ITERS:
-            if (cli_parse_u64(optarg, "--max-iters", &v) < 0)
-                return EXIT_USAGE;
-            if (v < 1 || v > UINT32_MAX) {
-                cli_error("--max-iters: expected 1..%u, got %s", UINT32_MAX,
-                          optarg);
-                return EXIT_USAGE;
-            }
-            c->sp.max_iters = (uint32_t)v;
-            break;
-        case OPT_TARGET_DIRTY:
-            if (cli_parse_u64(optarg, "--target-dirty", &v) < 0)
-                return EXIT_USAGE;
-            c->sp.target_dirty = v ? v : 1;
-            break;
-        case OPT_STATS_JSON: c->stats_json = optarg; break;
         case OPT_INTERVAL:
             if (cli_parse_u64(optarg, "--interval", &v) < 0)
                 return EXIT_USAGE;
@@ -211,14 +156,6 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
             }
             c->cp.back_timeout_ms = (uint32_t)v;
             break;
-        case 'c': c->resume = true; break;
-        case OPT_PROGRESS: c->progress = 1; break;
-        case OPT_NO_PROGRESS: c->progress = 0; break;
-        case 'q': c->verbosity = -1; break;
-        case 'v':
-            if (c->verbosity >= 0)
-                c->verbosity++;
-            break;
         case 'h': checkpoint_usage(stdout); return EXIT_OK;
         default: checkpoint_usage(stderr); return EXIT_USAGE;
         }
@@ -227,19 +164,8 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
         cli_error("checkpoint: expected DOMAIN and DEST (try --help)");
         return EXIT_USAGE;
     }
-    if (c->sp.xen_compat && c->sp.xbzrle) {
-        cli_error("--xen-compat and --xbzrle: a Xen stream has no XBZRLE "
-                  "pages");
+    if (save_opts_finish(&c->so) < 0)
         return EXIT_USAGE;
-    }
-    if (c->sp.xen_compat && c->verify == 1) {
-        cli_error("--xen-compat and --verify: a Xen stream has no DIGEST");
-        return EXIT_USAGE;
-    }
-    if (c->verbosity < 0)
-        c->progress = 0;
-    else if (c->progress < 0)
-        c->progress = isatty(STDERR_FILENO);
     return -1;
 }
 
@@ -260,22 +186,6 @@ static int log_digest(void *opaque, uint64_t k, const uint8_t *digest)
     if (fprintf(dl->f, "%" PRIu64 " %s\n", k, hex) < 0 || fflush(dl->f)) {
         cli_error("writing the digest log '%s': %s", dl->path,
                   strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int write_text_file(const char *path, const char *text)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-
-    if (!f) {
-        cli_error("cannot create '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    fputs(text, f);
-    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
-        cli_error("writing '%s': %s", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -335,18 +245,12 @@ int cmd_checkpoint(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    log = progress_logger(c.verbosity, c.progress);
+    log = progress_logger(c.so.out.verbosity, c.so.out.progress);
     if (!log)
         goto out;
-    d = xcc_domain_open(dom, log, 0);
-    if (!d) {
-        cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
+    d = save_opts_open_domain(&c.so, dom, log);
+    if (!d)
         goto out;
-    }
-    if (c.verify < 0)
-        c.verify = !c.sp.xen_compat && !strncmp(dom, "sim:", 4);
-    c.sp.verify = c.verify;
-    c.sp.progress = c.progress;
     if (c.digest_log) {
         dl.path = c.digest_log;
         dl.f = fopen(c.digest_log, "a");
@@ -359,11 +263,7 @@ int cmd_checkpoint(int argc, char **argv)
         c.cp.on_checkpoint = log_digest;
         c.cp.opaque = &dl;
     }
-    if (!strcmp(dest, "-") && isatty(STDOUT_FILENO)) {
-        cli_error("refusing to write a stream to a terminal");
-        goto out;
-    }
-    if (transport_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+    if (save_opts_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
         goto out;
     if (is_socket(t.fd))
         c.cp.back_fd = t.fd;
@@ -373,7 +273,7 @@ int cmd_checkpoint(int argc, char **argv)
         goto out;
     }
     c.cp.stop = (const volatile int *)&stop_flag;
-    ck = xcc_checkpointer_new(d, t.fd, &c.sp, &c.cp, log);
+    ck = xcc_checkpointer_new(d, t.fd, &c.so.p, &c.cp, log);
     if (!ck) {
         cli_error("cannot checkpoint '%s': %s", dom, xcc_strerror(errno));
         goto out;
@@ -384,23 +284,18 @@ int cmd_checkpoint(int argc, char **argv)
         goto stats;
     }
     rc = EXIT_OK;
-    if (c.resume && xcc_domain_unpause(d) < 0) {
+    if (c.so.resume && xcc_domain_unpause(d) < 0) {
         cli_error("cannot continue '%s': %s", dom, xcc_strerror(errno));
         rc = EXIT_FAIL;
     }
 stats:
     if (transport_close(&t) < 0)
         rc = EXIT_FAIL;
-    if (c.stats_json) {
-        const char *json = xcc_checkpointer_stats_json(ck);
-        if (!json) {
-            cli_error("cannot format the statistics: %s", strerror(errno));
-            rc = EXIT_FAIL;
-        } else if (write_text_file(c.stats_json, json) < 0) {
-            rc = EXIT_FAIL;
-        }
-    }
-    if (rc == EXIT_OK && c.verbosity >= 0) {
+    if (c.so.out.stats_json &&
+        cli_write_stats_json(c.so.out.stats_json,
+                             xcc_checkpointer_stats_json(ck)) < 0)
+        rc = EXIT_FAIL;
+    if (rc == EXIT_OK && c.so.out.verbosity >= 0) {
         struct xcc_checkpoint_summary sum;
         xcc_checkpointer_get_summary(ck, &sum);
         print_summary(dom, &sum);

@@ -13,17 +13,15 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "transport.h"
+#include "save_opts.h"
 
+/* restore's own options; the output ones are in save_opts.h. */
 enum {
-    OPT_LISTEN = 256,
+    OPT_LISTEN = SAVE_OPT_END,
     OPT_INTO_EXISTING,
     OPT_MEM,
     OPT_NO_MAP_CACHE,
     OPT_NO_VERIFY,
-    OPT_STATS_JSON,
-    OPT_PROGRESS,
-    OPT_NO_PROGRESS,
     OPT_CHECKPOINTED,
     OPT_COLO,
     OPT_WORKLOAD,
@@ -65,22 +63,6 @@ static void restore_usage(FILE *out)
             "message names the record and its offset. 2 usage. 3 (--checkpointed)\n"
             "failover: the stream broke after a checkpoint, which the target\n"
             "holds ('failover: kept checkpoint K' on standard output).\n");
-}
-
-static int write_text_file(const char *path, const char *text)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-
-    if (!f) {
-        cli_error("cannot create '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    fputs(text, f);
-    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
-        cli_error("writing '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 /* A logger that drops everything: probing whether a guest exists. */
@@ -183,33 +165,33 @@ int cmd_restore(int argc, char **argv)
         {"mem", required_argument, NULL, OPT_MEM},
         {"no-map-cache", no_argument, NULL, OPT_NO_MAP_CACHE},
         {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-        {"stats-json", required_argument, NULL, OPT_STATS_JSON},
         {"checkpointed", no_argument, NULL, OPT_CHECKPOINTED},
         {"colo", no_argument, NULL, OPT_COLO},
         {"workload", required_argument, NULL, OPT_WORKLOAD},
-        {"progress", no_argument, NULL, OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
+        OUT_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     struct xcc_restore_params p;
     struct xcc_restore_stream_info info;
     struct transport t = {.fd = -1};
-    const char *listen = NULL, *stats_json = NULL, *src = NULL, *dom;
+    struct out_opts out;
+    const char *listen = NULL, *src = NULL, *dom;
     const char *simname = NULL;
     bool into_existing = false, marked = false;
     bool checkpointed = false, colo = false;
     const char *workload = NULL;
-    int verbosity = 0, progress = -1, opt, rc = EXIT_FAIL;
+    int opt, rc = EXIT_FAIL;
     uint64_t mem = 0;
     xentoollog_logger *log = NULL;
     xcc_restorer *r = NULL;
     xcc_domain *d = NULL;
 
     xcc_restore_params_init(&p);
+    out_opts_init(&out);
     while ((opt = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+        if (out_opts_parse(&out, opt, optarg))
+            continue;
         switch (opt) {
         case OPT_LISTEN: listen = optarg; break;
         case OPT_INTO_EXISTING: into_existing = true; break;
@@ -219,17 +201,9 @@ int cmd_restore(int argc, char **argv)
             break;
         case OPT_NO_MAP_CACHE: p.no_map_cache = 1; break;
         case OPT_NO_VERIFY: p.verify = 0; break;
-        case OPT_STATS_JSON: stats_json = optarg; break;
         case OPT_CHECKPOINTED: checkpointed = true; break;
         case OPT_COLO: colo = true; break;
         case OPT_WORKLOAD: workload = optarg; break;
-        case OPT_PROGRESS: progress = 1; break;
-        case OPT_NO_PROGRESS: progress = 0; break;
-        case 'q': verbosity = -1; break;
-        case 'v':
-            if (verbosity >= 0)
-                verbosity++;
-            break;
         case 'h': restore_usage(stdout); return EXIT_OK;
         default: restore_usage(stderr); return EXIT_USAGE;
         }
@@ -256,13 +230,10 @@ int cmd_restore(int argc, char **argv)
     dom = argv[optind];
     if (!strncmp(dom, "sim:", 4))
         simname = dom + 4;
-    if (verbosity < 0)
-        progress = 0;
-    else if (progress < 0)
-        progress = isatty(STDERR_FILENO);
-    p.progress = progress;
+    out_opts_finish(&out);
+    p.progress = out.progress;
     signal(SIGPIPE, SIG_IGN);
-    log = progress_logger(verbosity, progress);
+    log = progress_logger(out.verbosity, out.progress);
     if (!log)
         goto out;
 
@@ -289,7 +260,7 @@ int cmd_restore(int argc, char **argv)
         }
     }
 
-    if (listen ? transport_listen(listen, verbosity < 0, &t) < 0
+    if (listen ? transport_listen(listen, out.verbosity < 0, &t) < 0
                : transport_open_src(src, &t) < 0)
         goto out;
     if (!listen && !strcmp(src, "-") && isatty(STDIN_FILENO)) {
@@ -358,12 +329,12 @@ int cmd_restore(int argc, char **argv)
     }
     rc = EXIT_OK;
 stats:
-    if (stats_json) {
+    if (out.stats_json) {
         const char *json = xcc_restorer_stats_json(r);
-        if (!json || write_text_file(stats_json, json) < 0)
+        if (!json || cli_write_text_file(out.stats_json, json) < 0)
             rc = EXIT_FAIL;
     }
-    if (rc == EXIT_OK && verbosity >= 0)
+    if (rc == EXIT_OK && out.verbosity >= 0)
         fprintf(stderr, "xc-colo: restored %s from %s\n", dom, t.desc);
 out:
     /* The restorer's map cache holds mappings of d: free it first. */

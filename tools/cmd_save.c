@@ -10,35 +10,17 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "transport.h"
+#include "save_opts.h"
 
 /* How long migrate keeps retrying a refused TCP connection. */
 #define CONNECT_TIMEOUT_MS 10000u
 
+/* save's own options; the shared ones are in save_opts.h. */
 enum {
-    OPT_CACHE_SIZE = 256,
-    OPT_NO_MAP_CACHE,
-    OPT_XEN_COMPAT,
-    OPT_VERIFY,
-    OPT_NO_VERIFY,
-    OPT_MAX_ITERS,
-    OPT_TARGET_DIRTY,
-    OPT_MAX_DOWNTIME,
+    OPT_MAX_DOWNTIME = SAVE_OPT_END,
     OPT_MIN_REMAINING,
     OPT_ABORT_IF_BUSY,
-    OPT_STATS_JSON,
-    OPT_PROGRESS,
-    OPT_NO_PROGRESS,
     OPT_NO_LIVE,
-};
-
-struct save_cli {
-    struct xcc_save_params p;
-    int verify;   /* -1: the default for the domain kind */
-    int progress; /* -1: on when stderr is a terminal */
-    int verbosity;
-    bool resume;  /* -c */
-    const char *stats_json;
 };
 
 static void save_usage(FILE *out, bool migrate)
@@ -93,73 +75,29 @@ static void save_usage(FILE *out, bool migrate)
 }
 
 static int parse_save_args(int argc, char **argv, bool migrate,
-                           struct save_cli *c)
+                           struct save_opts *c)
 {
     static const struct option opts[] = {
-        {"live", no_argument, NULL, 'l'},
+        SAVE_LONG_OPTIONS,
         {"no-live", no_argument, NULL, OPT_NO_LIVE},
-        {"xbzrle", no_argument, NULL, 'x'},
-        {"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
-        {"no-map-cache", no_argument, NULL, OPT_NO_MAP_CACHE},
-        {"xen-compat", no_argument, NULL, OPT_XEN_COMPAT},
-        {"verify", no_argument, NULL, OPT_VERIFY},
-        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-        {"max-iters", required_argument, NULL, OPT_MAX_ITERS},
-        {"target-dirty", required_argument, NULL, OPT_TARGET_DIRTY},
         {"max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME},
         {"min-remaining", required_argument, NULL, OPT_MIN_REMAINING},
         {"abort-if-busy", no_argument, NULL, OPT_ABORT_IF_BUSY},
-        {"stats-json", required_argument, NULL, OPT_STATS_JSON},
-        {"continue", no_argument, NULL, 'c'},
-        {"progress", no_argument, NULL, OPT_PROGRESS},
-        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    uint64_t v;
-    int opt;
+    int opt, known;
 
-    memset(c, 0, sizeof(*c));
-    xcc_save_params_init(&c->p);
-    c->p.live = migrate;
-    c->verify = -1;
-    c->progress = -1;
+    save_opts_init(c, migrate);
     optind = 1;
     while ((opt = getopt_long(argc, argv, "lxcqvh", opts, NULL)) != -1) {
+        known = save_opts_parse(c, opt, optarg);
+        if (known < 0)
+            return EXIT_USAGE;
+        if (known)
+            continue;
         switch (opt) {
-        case 'l': c->p.live = 1; break;
         case OPT_NO_LIVE: c->p.live = 0; break;
-        case 'x': c->p.xbzrle = 1; break;
-        case OPT_CACHE_SIZE:
-            if (cli_parse_size(optarg, "--cache-size", &c->p.cache_size) < 0)
-                return EXIT_USAGE;
-            if (!c->p.cache_size) {
-                cli_error("--cache-size: must not be 0");
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_NO_MAP_CACHE: c->p.no_map_cache = 1; break;
-        case OPT_XEN_COMPAT: c->p.xen_compat = 1; break;
-        case OPT_VERIFY: c->verify = 1; break;
-        case OPT_NO_VERIFY: c->verify = 0; break;
-        case OPT_MAX_ITERS:
-            if (cli_parse_u64(optarg, "--max-iters", &v) < 0)
-                return EXIT_USAGE;
-            if (v < 1 || v > UINT32_MAX) {
-                cli_error("--max-iters: expected 1..%u, got %s", UINT32_MAX,
-                          optarg);
-                return EXIT_USAGE;
-            }
-            c->p.max_iters = (uint32_t)v;
-            break;
-        case OPT_TARGET_DIRTY:
-            if (cli_parse_u64(optarg, "--target-dirty", &v) < 0)
-                return EXIT_USAGE;
-            /* The library reads 0 as "default": 0 pages means 1 here. */
-            c->p.target_dirty = v ? v : 1;
-            break;
         case OPT_MAX_DOWNTIME:
             if (cli_parse_u64(optarg, "--max-downtime", &c->p.max_downtime_ms) <
                 0)
@@ -173,15 +111,6 @@ static int parse_save_args(int argc, char **argv, bool migrate,
                 c->p.min_remaining = 1;
             break;
         case OPT_ABORT_IF_BUSY: c->p.abort_if_busy = 1; break;
-        case OPT_STATS_JSON: c->stats_json = optarg; break;
-        case 'c': c->resume = true; break;
-        case OPT_PROGRESS: c->progress = 1; break;
-        case OPT_NO_PROGRESS: c->progress = 0; break;
-        case 'q': c->verbosity = -1; break;
-        case 'v':
-            if (c->verbosity >= 0)
-                c->verbosity++;
-            break;
         case 'h': save_usage(stdout, migrate); return EXIT_OK;
         default: save_usage(stderr, migrate); return EXIT_USAGE;
         }
@@ -191,36 +120,9 @@ static int parse_save_args(int argc, char **argv, bool migrate,
                   migrate ? "DEST" : "FILE");
         return EXIT_USAGE;
     }
-    if (c->p.xen_compat && c->p.xbzrle) {
-        cli_error("--xen-compat and --xbzrle: a Xen stream has no XBZRLE "
-                  "pages");
+    if (save_opts_finish(c) < 0)
         return EXIT_USAGE;
-    }
-    if (c->p.xen_compat && c->verify == 1) {
-        cli_error("--xen-compat and --verify: a Xen stream has no DIGEST");
-        return EXIT_USAGE;
-    }
-    if (c->verbosity < 0)
-        c->progress = 0;
-    else if (c->progress < 0)
-        c->progress = isatty(STDERR_FILENO);
     return -1;
-}
-
-static int write_text_file(const char *path, const char *text)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-
-    if (!f) {
-        cli_error("cannot create '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    fputs(text, f);
-    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
-        cli_error("writing '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 static void print_summary(const char *dom, const struct xcc_save_summary *s,
@@ -250,7 +152,7 @@ static void print_summary(const char *dom, const struct xcc_save_summary *s,
 
 static int run_save(int argc, char **argv, bool migrate)
 {
-    struct save_cli c;
+    struct save_opts c;
     struct transport t = {.fd = -1};
     xentoollog_logger *log = NULL;
     xcc_domain *d = NULL;
@@ -266,23 +168,11 @@ static int run_save(int argc, char **argv, bool migrate)
     /* A reader that goes away must be an error (EPIPE), not a signal. */
     signal(SIGPIPE, SIG_IGN);
 
-    log = progress_logger(c.verbosity, c.progress);
+    log = progress_logger(c.out.verbosity, c.out.progress);
     if (!log)
         goto out;
-    d = xcc_domain_open(dom, log, 0);
-    if (!d) {
-        cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
-        goto out;
-    }
-    if (c.verify < 0)
-        c.verify = !c.p.xen_compat && !strncmp(dom, "sim:", 4);
-    c.p.verify = c.verify;
-    c.p.progress = c.progress;
-    if (!strcmp(dest, "-") && isatty(STDOUT_FILENO)) {
-        cli_error("refusing to write a stream to a terminal");
-        goto out;
-    }
-    if (transport_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+    d = save_opts_open_domain(&c, dom, log);
+    if (!d || save_opts_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
         goto out;
     s = xcc_saver_new(d, t.fd, &c.p, log);
     if (!s) {
@@ -302,16 +192,10 @@ static int run_save(int argc, char **argv, bool migrate)
 stats:
     if (transport_close(&t) < 0)
         rc = EXIT_FAIL;
-    if (c.stats_json) {
-        const char *json = xcc_saver_stats_json(s);
-        if (!json) {
-            cli_error("cannot format the statistics: %s", strerror(errno));
-            rc = EXIT_FAIL;
-        } else if (write_text_file(c.stats_json, json) < 0) {
-            rc = EXIT_FAIL;
-        }
-    }
-    if (rc == EXIT_OK && c.verbosity >= 0) {
+    if (c.out.stats_json &&
+        cli_write_stats_json(c.out.stats_json, xcc_saver_stats_json(s)) < 0)
+        rc = EXIT_FAIL;
+    if (rc == EXIT_OK && c.out.verbosity >= 0) {
         struct xcc_save_summary sum;
         xcc_saver_get_summary(s, &sum);
         print_summary(dom, &sum, c.p.xbzrle);

@@ -35,9 +35,7 @@ void xcc_restore_params_init(struct xcc_restore_params *p)
     p->progress = 1;
 }
 
-/* Logs and keeps the message, as the stream reader does for its own. */
-static int __attribute__((format(printf, 3, 4)))
-fail(xcc_restorer *r, int err, const char *fmt, ...)
+int restore_fail(xcc_restorer *r, int err, const char *fmt, ...)
 {
     va_list ap;
 
@@ -158,34 +156,40 @@ static int grow_scratch(xcc_restorer *r, size_t n)
     if (err)
         r->err = err;
     if (!pfns || !pages || !err)
-        return fail(r, ENOMEM, "cannot allocate room for %zu pages", n);
+        return restore_fail(r, ENOMEM, "cannot allocate room for %zu pages", n);
     r->scratch_cap = n;
     return 0;
 }
 
-/* Makes the pfns exist in the target (once each). */
-static int populate(xcc_restorer *r, const uint64_t *pfns, size_t n)
+int restore_populate(xcc_restorer *r, const uint64_t *pfns, size_t n,
+                     uint64_t *scratch)
 {
     size_t k = 0;
 
     if (!r->d->ops->populate)
         return 0;
-    if (grow_scratch(r, n) < 0)
-        return -1;
     for (size_t i = 0; i < n; i++) {
         uint64_t pfn = pfns[i];
         uint64_t bit = 1ull << (pfn % 64);
         if (!(r->populated[pfn / 64] & bit)) {
             r->populated[pfn / 64] |= bit;
-            r->pfns[k++] = pfn;
+            scratch[k++] = pfn;
         }
     }
-    if (k && r->d->ops->populate(r->d, r->pfns, k) < 0)
-        return fail(r, errno, "cannot populate %zu pfns of '%s' from pfn %#"
-                    PRIx64 ": %s", k, r->d->name, r->pfns[0],
-                    xcc_strerror(errno));
+    if (k && r->d->ops->populate(r->d, scratch, k) < 0)
+        return restore_fail(r, errno, "cannot populate %zu pfns of '%s' from "
+                            "pfn %#" PRIx64 ": %s", k, r->d->name, scratch[0],
+                            xcc_strerror(errno));
     r->st.populated += k;
     return 0;
+}
+
+/* Makes the pfns exist in the target (once each), in r's scratch. */
+static int populate(xcc_restorer *r, const uint64_t *pfns, size_t n)
+{
+    if (r->d->ops->populate && grow_scratch(r, n) < 0)
+        return -1;
+    return restore_populate(r, pfns, n, r->pfns);
 }
 
 /*
@@ -208,14 +212,14 @@ static int map_and_apply(xcc_restorer *r, const struct stream_record *rec,
         int64_t k = xcc_map_cache_lookup(r->mc, pfns + done, n - done,
                                          r->pages, r->err);
         if (k <= 0)
-            return fail(r, errno ? errno : EIO,
+            return restore_fail(r, errno ? errno : EIO,
                         "%s record at offset %" PRIu64 ": cannot map pfn %#"
                         PRIx64 " of '%s': %s", stream_record_name(rec->type),
                         rec->offset, pfns[done], r->d->name,
                         xcc_strerror(errno));
         for (size_t j = 0; j < (size_t)k; j++) {
             if (r->err[j] || !r->pages[j])
-                return fail(r, r->err[j] ? -r->err[j] : EIO,
+                return restore_fail(r, r->err[j] ? -r->err[j] : EIO,
                             "%s record at offset %" PRIu64 ": pfn %#" PRIx64
                             " of '%s' cannot be mapped: %s",
                             stream_record_name(rec->type), rec->offset,
@@ -254,7 +258,7 @@ static int apply_delta(xcc_restorer *r, const struct stream_record *rec,
     const struct stream_xbzrle_pages *x = arg;
 
     if (xcc_xbzrle_decode(x->deltas[i], x->lens[i], page, r->page_size) < 0)
-        return fail(r, XCC_EBADSTREAM,
+        return restore_fail(r, XCC_EBADSTREAM,
                     "XBZRLE_PAGES record at offset %" PRIu64 ": the delta of "
                     "pfn %#" PRIx64 " (entry %zu, %" PRIu32 " bytes) does not "
                     "decode", rec->offset, x->pfns[i], i, x->lens[i]);
@@ -280,7 +284,7 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
     int rc = -1;
 
     if (!src || !data_pfns || !alloc_pfns) {
-        fail(r, ENOMEM, "cannot allocate room for %" PRIu32 " pages", pd.count);
+        restore_fail(r, ENOMEM, "cannot allocate room for %" PRIu32 " pages", pd.count);
         goto out;
     }
     for (size_t i = 0; i < pd.count; i++) {
@@ -359,18 +363,18 @@ static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
     if (!r->p.verify)
         return 0;
     if (dg.chunk_bytes != XCC_DIGEST_CHUNK)
-        return fail(r, XCC_EBADSTREAM, "DIGEST record at offset %" PRIu64
+        return restore_fail(r, XCC_EBADSTREAM, "DIGEST record at offset %" PRIu64
                     ": chunks of %" PRIu32 " bytes, this restorer checks %u",
                     rec->offset, dg.chunk_bytes, XCC_DIGEST_CHUNK);
     if (dg.count > nchunks)
-        return fail(r, XCC_EBADSTREAM, "DIGEST record at offset %" PRIu64
+        return restore_fail(r, XCC_EBADSTREAM, "DIGEST record at offset %" PRIu64
                     ": %" PRIu32 " chunks, more than the target's %" PRIu64,
                     rec->offset, dg.count, nchunks);
     mine = malloc(16 * ((size_t)nchunks + 1));
     if (!mine)
-        return fail(r, ENOMEM, "cannot allocate %" PRIu64 " digests", nchunks);
+        return restore_fail(r, ENOMEM, "cannot allocate %" PRIu64 " digests", nchunks);
     if (save_digest_chunks(r->d, r->mc, dg.flags, NULL, mine) < 0) {
-        fail(r, errno, "DIGEST record at offset %" PRIu64 ": cannot digest "
+        restore_fail(r, errno, "DIGEST record at offset %" PRIu64 ": cannot digest "
              "'%s': %s", rec->offset, r->d->name, xcc_strerror(errno));
         goto out;
     }
@@ -379,7 +383,7 @@ static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
             uint64_t last = (uint64_t)(i + 1) * per - 1;
             if (last >= r->nr_pfns)
                 last = r->nr_pfns - 1;
-            fail(r, XCC_EDIGEST,
+            restore_fail(r, XCC_EDIGEST,
                  "DIGEST record at offset %" PRIu64 ": chunk %" PRIu32
                  " (pfns %#" PRIx64 "..%#" PRIx64 ") of '%s' differs from the "
                  "sender's", rec->offset, i, (uint64_t)i * per, last,
@@ -391,7 +395,7 @@ static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
      * exactly the stream's size. */
     save_digest_whole(mine, dg.count, whole);
     if (memcmp(whole, dg.whole, 16)) {
-        fail(r, XCC_EDIGEST, "DIGEST record at offset %" PRIu64 ": the "
+        restore_fail(r, XCC_EDIGEST, "DIGEST record at offset %" PRIu64 ": the "
              "whole-memory digest differs from the sender's although every "
              "chunk matches", rec->offset);
         goto out;
@@ -416,11 +420,11 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
     case STREAM_REC_DIGEST:
         return handle_digest(r, rec);
     case STREAM_REC_GUEST_INFO:
-        return fail(r, XCC_EBADSTREAM, "GUEST_INFO record at offset %" PRIu64
+        return restore_fail(r, XCC_EBADSTREAM, "GUEST_INFO record at offset %" PRIu64
                     ": only allowed as the first record", rec->offset);
     case STREAM_REC_CHECKPOINT:
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
-        return fail(r, ENOTSUP, "%s record at offset %" PRIu64 ": a checkpoint "
+        return restore_fail(r, ENOTSUP, "%s record at offset %" PRIu64 ": a checkpoint "
                     "stream (restore it with --checkpointed)",
                     stream_record_name(rec->type), rec->offset);
     default:
@@ -433,7 +437,7 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
                     stream_record_name(rec->type), rec->offset);
             return 0;
         }
-        return fail(r, XCC_EBADSTREAM, "record type %#" PRIx32 " at offset %"
+        return restore_fail(r, XCC_EBADSTREAM, "record type %#" PRIx32 " at offset %"
                     PRIu64 ": unknown mandatory record", rec->type,
                     rec->offset);
     }
@@ -448,13 +452,13 @@ int restore_attach(xcc_restorer *r, xcc_domain *d)
     };
 
     if (d->ops->info(d, &info) < 0)
-        return fail(r, errno, "cannot read the size of '%s': %s", d->name,
+        return restore_fail(r, errno, "cannot read the size of '%s': %s", d->name,
                     xcc_strerror(errno));
     if (info.page_size != r->h.page_size)
-        return fail(r, EINVAL, "'%s' has %" PRIu32 "-byte pages, the stream %"
+        return restore_fail(r, EINVAL, "'%s' has %" PRIu32 "-byte pages, the stream %"
                     PRIu32, d->name, info.page_size, r->h.page_size);
     if (r->guest_info_seen && info.nr_pfns < r->info.nr_pfns)
-        return fail(r, EINVAL, "'%s' has %" PRIu64 " pages, the stream's guest %"
+        return restore_fail(r, EINVAL, "'%s' has %" PRIu64 " pages, the stream's guest %"
                     PRIu64, d->name, info.nr_pfns, r->info.nr_pfns);
     r->d = d;
     r->nr_pfns = info.nr_pfns;
@@ -463,11 +467,11 @@ int restore_attach(xcc_restorer *r, xcc_domain *d)
     r->limit_pfns = r->guest_info_seen ? r->info.nr_pfns : info.nr_pfns;
     r->populated = calloc(XCC_DIV_ROUND_UP(info.nr_pfns, 64), sizeof(uint64_t));
     if (!r->populated)
-        return fail(r, ENOMEM, "cannot allocate a bitmap of %" PRIu64 " pfns",
+        return restore_fail(r, ENOMEM, "cannot allocate a bitmap of %" PRIu64 " pfns",
                     info.nr_pfns);
     r->mc = xcc_map_cache_new(d, &mp);
     if (!r->mc)
-        return fail(r, errno, "cannot create a map cache over '%s': %s",
+        return restore_fail(r, errno, "cannot create a map cache over '%s': %s",
                     d->name, xcc_strerror(errno));
     r->st.nr_pfns = info.nr_pfns;
     r->st.page_size = info.page_size;
@@ -485,7 +489,7 @@ int xcc_restorer_run(xcc_restorer *r, xcc_domain *d)
         return -1;
     }
     if (r->d) {
-        return fail(r, EINVAL, "a restorer runs once");
+        return restore_fail(r, EINVAL, "a restorer runs once");
     }
     r->st.status = "active";
     if (xcc_restorer_begin(r, NULL) < 0 || restore_attach(r, d) < 0)

@@ -51,6 +51,17 @@ struct xcc_restorer {
  * (Shared with restore_checkpoint.c.) */
 int restore_attach(xcc_restorer *r, xcc_domain *d);
 
+/* Keeps the message in r->errmsg (xcc_restorer_error()) and logs it, as
+ * the stream reader does for its own; sets errno = err and returns -1. */
+int restore_fail(xcc_restorer *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Makes the pfns not yet populated exist in the target, once each,
+ * gathering them in scratch (room for n; it may be pfns itself). 0, or -1
+ * after restore_fail(). */
+int restore_populate(xcc_restorer *r, const uint64_t *pfns, size_t n,
+                     uint64_t *scratch);
+
 /* The next record (validated framing). 0 or -1/errno, logged. */
 int restore_next(xcc_restorer *r, struct stream_record *rec);
 

@@ -72,45 +72,17 @@ struct ckrun {
     uint64_t commit_ns_total, commit_ns_max;
 };
 
-static int __attribute__((format(printf, 3, 4)))
-ck_fail(xcc_restorer *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
-    va_end(ap);
-    XCC_ERR(r->log, CTX, "%s", r->errmsg);
-    errno = err;
-    return -1;
-}
-
 void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p)
 {
     memset(p, 0, sizeof(*p));
     p->back_fd = -1;
 }
 
-/* Makes pfns exist in the target, once each (no content changes). */
+/* Makes pfns exist in the target, once each (no content changes); pfns
+ * may be k->pfns itself. */
 static int ck_populate(struct ckrun *k, const uint64_t *pfns, size_t n)
 {
-    xcc_restorer *r = k->r;
-    size_t m = 0;
-
-    if (!r->d->ops->populate)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t pfn = pfns[i], bit = 1ull << (pfn % 64);
-        if (!(r->populated[pfn / 64] & bit)) {
-            r->populated[pfn / 64] |= bit;
-            k->pfns[m++] = pfn;
-        }
-    }
-    if (m && r->d->ops->populate(r->d, k->pfns, m) < 0)
-        return ck_fail(r, errno, "cannot populate %zu pfns of '%s': %s", m,
-                       r->d->name, xcc_strerror(errno));
-    r->st.populated += m;
-    return 0;
+    return restore_populate(k->r, pfns, n, k->pfns);
 }
 
 /* ---- Staging ------------------------------------------------------------- */
@@ -159,7 +131,7 @@ static uint8_t *epoch_slot(xcc_restorer *r, struct epoch *ep, uint64_t pfn,
         if (dt)
             ep->data = dt;
         if (!pf || !kd || !dt) {
-            ck_fail(r, ENOMEM, "cannot buffer an epoch of %zu pages", cap);
+            restore_fail(r, ENOMEM, "cannot buffer an epoch of %zu pages", cap);
             return NULL;
         }
         ep->cap = cap;
@@ -234,7 +206,7 @@ static int read_target_page(struct ckrun *k, uint64_t pfn, uint8_t *out)
     int64_t got = xcc_map_cache_lookup(r->mc, &pfn, 1, &page, &err);
 
     if (got != 1 || err || !page)
-        return ck_fail(r, err ? -err : (errno ? errno : EIO),
+        return restore_fail(r, err ? -err : (errno ? errno : EIO),
                        "cannot map pfn %#" PRIx64 " of '%s' to read it",
                        pfn, r->d->name);
     memcpy(out, page, r->page_size);
@@ -268,7 +240,7 @@ static int stage_xbzrle(struct ckrun *k, const struct stream_record *rec)
         }
         k->ep.kind[idx] = SLOT_DATA;
         if (xcc_xbzrle_decode(x.deltas[i], x.lens[i], slot, r->page_size) < 0)
-            return ck_fail(r, XCC_EBADSTREAM,
+            return restore_fail(r, XCC_EBADSTREAM,
                            "XBZRLE_PAGES record at offset %" PRIu64 ": the "
                            "delta of pfn %#" PRIx64 " (entry %zu) does not "
                            "decode", rec->offset, x.pfns[i], i);
@@ -290,7 +262,7 @@ static int stage_digest(struct ckrun *k, const struct stream_record *rec)
     free(k->ep.digest);
     k->ep.digest = malloc(rec->length ? rec->length : 1);
     if (!k->ep.digest)
-        return ck_fail(r, ENOMEM, "cannot keep a DIGEST record");
+        return restore_fail(r, ENOMEM, "cannot keep a DIGEST record");
     memcpy(k->ep.digest, rec->body, rec->length);
     k->ep.digest_len = rec->length;
     k->ep.digest_off = rec->offset;
@@ -315,7 +287,7 @@ static int commit_epoch(struct ckrun *k)
         int64_t got = xcc_map_cache_lookup(r->mc, ep->pfn + base, n, k->pages,
                                            k->err);
         if (got <= 0)
-            return ck_fail(r, errno ? errno : EIO, "commit: cannot map pfn %#"
+            return restore_fail(r, errno ? errno : EIO, "commit: cannot map pfn %#"
                            PRIx64 " of '%s': %s", ep->pfn[base], r->d->name,
                            xcc_strerror(errno));
         for (size_t j = 0; j < (size_t)got; j++) {
@@ -323,7 +295,7 @@ static int commit_epoch(struct ckrun *k)
             uint8_t *dst = k->pages[j];
 
             if (k->err[j] || !dst)
-                return ck_fail(r, k->err[j] ? -k->err[j] : EIO,
+                return restore_fail(r, k->err[j] ? -k->err[j] : EIO,
                                "commit: pfn %#" PRIx64 " of '%s' cannot be "
                                "mapped", ep->pfn[i], r->d->name);
             if (ep->kind[i] == SLOT_ZERO) {
@@ -381,12 +353,12 @@ static int colo_pause_and_report(struct ckrun *k)
     if (k->guest_paused)
         return 0;
     if (r->d->ops->pause(r->d) < 0)
-        return ck_fail(r, errno, "COLO: cannot pause '%s': %s", r->d->name,
+        return restore_fail(r, errno, "COLO: cannot pause '%s': %s", r->d->name,
                        xcc_strerror(errno));
     k->guest_paused = true;
     memset(k->bitmap, 0, words * sizeof(uint64_t));
     if (r->d->ops->logdirty_clean(r->d, k->bitmap, true) < 0)
-        return ck_fail(r, errno, "COLO: cannot read the dirty log of '%s': "
+        return restore_fail(r, errno, "COLO: cannot read the dirty log of '%s': "
                        "%s", r->d->name, xcc_strerror(errno));
     for (size_t w = 0; w < words; w++) {
         uint64_t word = k->bitmap[w];
@@ -398,7 +370,7 @@ static int colo_pause_and_report(struct ckrun *k)
         }
     }
     if (n > STREAM_REC_LENGTH_MAX / sizeof(uint64_t))
-        return ck_fail(r, E2BIG, "COLO: %zu dirty pfns do not fit one "
+        return restore_fail(r, E2BIG, "COLO: %zu dirty pfns do not fit one "
                        "record", n);
     if (k->back && stream_write_dirty_pfn_list(k->back, k->pfns, n) < 0)
         back_broken(k);
@@ -417,13 +389,13 @@ static int after_commit(struct ckrun *k)
     if (k->p->colo && !k->logdirty_on) {
         /* Before the guest first runs, so none of its writes is missed. */
         if (r->d->ops->logdirty_enable(r->d) < 0)
-            return ck_fail(r, errno, "COLO: cannot enable dirty logging on "
+            return restore_fail(r, errno, "COLO: cannot enable dirty logging on "
                            "'%s': %s", r->d->name, xcc_strerror(errno));
         k->logdirty_on = true;
     }
     k->guest_paused = false;
     if (k->p->on_commit && k->p->on_commit(k->p->opaque, k->committed))
-        return ck_fail(r, ECANCELED, "stopped after checkpoint %" PRIu64
+        return restore_fail(r, ECANCELED, "stopped after checkpoint %" PRIu64
                        " by the caller", k->committed);
     return 0;
 }
@@ -492,7 +464,7 @@ static int run(struct ckrun *k, uint64_t *kept)
                 continue;
             }
             if (rec.type == STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST)
-                return ck_fail(r, XCC_EBADSTREAM, "%s record at offset %"
+                return restore_fail(r, XCC_EBADSTREAM, "%s record at offset %"
                                PRIu64 " before the first CHECKPOINT",
                                stream_record_name(rec.type), rec.offset);
             if (restore_apply(r, &rec) < 0)
@@ -512,7 +484,7 @@ static int run(struct ckrun *k, uint64_t *kept)
         if (rec.type == STREAM_REC_END) {
             if (k->ep.records > 1) {
                 if (!k->p->colo) {
-                    ck_fail(r, XCC_EBADSTREAM, "END record at offset %" PRIu64
+                    restore_fail(r, XCC_EBADSTREAM, "END record at offset %" PRIu64
                             " in the middle of an epoch", rec.offset);
                     goto broken;
                 }
@@ -572,7 +544,7 @@ int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
         return -1;
     }
     if (r->d)
-        return ck_fail(r, EINVAL, "a restorer runs once");
+        return restore_fail(r, EINVAL, "a restorer runs once");
     if (!p) {
         xcc_checkpoint_restore_params_init(&defaults);
         p = &defaults;
@@ -591,7 +563,7 @@ int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
     k.pages = calloc(COMMIT_BATCH, sizeof(uint8_t *));
     k.err = calloc(COMMIT_BATCH, sizeof(int));
     if (!k.ep.slot_of || !k.bitmap || !k.pfns || !k.pages || !k.err) {
-        ck_fail(r, ENOMEM, "cannot allocate the epoch buffers for %" PRIu64
+        restore_fail(r, ENOMEM, "cannot allocate the epoch buffers for %" PRIu64
                 " pfns", r->nr_pfns);
         goto out;
     }

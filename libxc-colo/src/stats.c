@@ -152,9 +152,10 @@ void stats_save_free(struct stats_save *s)
     s->nr_iters = s->iters_cap = 0;
 }
 
-static void map_cache_delta_json(struct jbuf *b, const struct stats_map_cache *m)
+/* The counters a pass's delta and the totals both give, in one order. */
+static void map_cache_counters_json(struct jbuf *b,
+                                    const struct stats_map_cache *m)
 {
-    jb_open(b, "map-cache");
     jb_u64(b, "map-calls", m->map_calls);
     jb_u64(b, "unmap-calls", m->unmap_calls);
     jb_u64(b, "chunks-mapped", m->chunks_mapped);
@@ -162,22 +163,32 @@ static void map_cache_delta_json(struct jbuf *b, const struct stats_map_cache *m
     jb_u64(b, "hits", m->hits);
     jb_u64(b, "misses", m->misses);
     jb_u64(b, "evictions", m->evictions);
+}
+
+static void map_cache_delta_json(struct jbuf *b, const struct stats_map_cache *m)
+{
+    jb_open(b, "map-cache");
+    map_cache_counters_json(b, m);
     jb_close(b);
 }
 
 static void map_cache_total_json(struct jbuf *b,
                                  const struct xcc_map_cache_stats *m)
 {
+    const struct stats_map_cache counters = {
+        .map_calls = m->map_calls,
+        .unmap_calls = m->unmap_calls,
+        .chunks_mapped = m->chunks_mapped,
+        .pages_mapped = m->pages_mapped,
+        .hits = m->hits,
+        .misses = m->misses,
+        .evictions = m->evictions,
+    };
+
     jb_open(b, "map-cache");
     jb_str(b, "mode", m->per_batch ? "per-batch" : "cached");
     jb_u64(b, "chunk-pfns", m->chunk_pfns);
-    jb_u64(b, "map-calls", m->map_calls);
-    jb_u64(b, "unmap-calls", m->unmap_calls);
-    jb_u64(b, "chunks-mapped", m->chunks_mapped);
-    jb_u64(b, "pages-mapped", m->pages_mapped);
-    jb_u64(b, "hits", m->hits);
-    jb_u64(b, "misses", m->misses);
-    jb_u64(b, "evictions", m->evictions);
+    map_cache_counters_json(b, &counters);
     jb_u64(b, "map-errors", m->map_errors);
     jb_u64(b, "page-errors", m->page_errors);
     jb_u64(b, "max-mappings", m->max_mappings);
