@@ -1,0 +1,154 @@
+/*
+ * save_opts.c - parsing the options save, migrate and checkpoint share, and
+ * the output options and statistics file restore shares with them.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "save_opts.h"
+
+void out_opts_init(struct out_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->progress = -1;
+}
+
+bool out_opts_parse(struct out_opts *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case OUT_OPT_STATS_JSON: o->stats_json = arg; return true;
+    case OUT_OPT_PROGRESS: o->progress = 1; return true;
+    case OUT_OPT_NO_PROGRESS: o->progress = 0; return true;
+    case 'q': o->verbosity = -1; return true;
+    case 'v':
+        /* -q wins over -v whatever the order. */
+        if (o->verbosity >= 0)
+            o->verbosity++;
+        return true;
+    default: return false;
+    }
+}
+
+void out_opts_finish(struct out_opts *o)
+{
+    if (o->verbosity < 0)
+        o->progress = 0;
+    else if (o->progress < 0)
+        o->progress = isatty(STDERR_FILENO);
+}
+
+void save_opts_init(struct save_opts *o, bool live)
+{
+    memset(o, 0, sizeof(*o));
+    xcc_save_params_init(&o->p);
+    o->p.live = live;
+    o->verify = -1;
+    out_opts_init(&o->out);
+}
+
+int save_opts_parse(struct save_opts *o, int opt, const char *arg)
+{
+    uint64_t v;
+
+    switch (opt) {
+    case 'l': o->p.live = 1; break;
+    case 'x': o->p.xbzrle = 1; break;
+    case SAVE_OPT_CACHE_SIZE:
+        if (cli_parse_size(arg, "--cache-size", &o->p.cache_size) < 0)
+            return -1;
+        if (!o->p.cache_size) {
+            cli_error("--cache-size: must not be 0");
+            return -1;
+        }
+        break;
+    case SAVE_OPT_NO_MAP_CACHE: o->p.no_map_cache = 1; break;
+    case SAVE_OPT_XEN_COMPAT: o->p.xen_compat = 1; break;
+    case SAVE_OPT_VERIFY: o->verify = 1; break;
+    case SAVE_OPT_NO_VERIFY: o->verify = 0; break;
+    case SAVE_OPT_MAX_ITERS:
+        if (cli_parse_u64(arg, "--max-iters", &v) < 0)
+            return -1;
+        if (v < 1 || v > UINT32_MAX) {
+            cli_error("--max-iters: expected 1..%u, got %s", UINT32_MAX, arg);
+            return -1;
+        }
+        o->p.max_iters = (uint32_t)v;
+        break;
+    case SAVE_OPT_TARGET_DIRTY:
+        if (cli_parse_u64(arg, "--target-dirty", &v) < 0)
+            return -1;
+        /* The library reads 0 as "default": 0 pages means 1 here. */
+        o->p.target_dirty = v ? v : 1;
+        break;
+    case 'c': o->resume = true; break;
+    default: return out_opts_parse(&o->out, opt, arg) ? 1 : 0;
+    }
+    return 1;
+}
+
+int save_opts_finish(struct save_opts *o)
+{
+    if (o->p.xen_compat && o->p.xbzrle) {
+        cli_error("--xen-compat and --xbzrle: a Xen stream has no XBZRLE "
+                  "pages");
+        return -1;
+    }
+    if (o->p.xen_compat && o->verify == 1) {
+        cli_error("--xen-compat and --verify: a Xen stream has no DIGEST");
+        return -1;
+    }
+    out_opts_finish(&o->out);
+    return 0;
+}
+
+xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
+                                  xentoollog_logger *log)
+{
+    xcc_domain *d = xcc_domain_open(dom, log, 0);
+
+    if (!d) {
+        cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
+        return NULL;
+    }
+    if (o->verify < 0)
+        o->verify = !o->p.xen_compat && !strncmp(dom, "sim:", 4);
+    o->p.verify = o->verify;
+    o->p.progress = o->out.progress;
+    return d;
+}
+
+int save_opts_open_dest(const char *dest, unsigned timeout_ms,
+                        struct transport *t)
+{
+    if (!strcmp(dest, "-") && isatty(STDOUT_FILENO)) {
+        cli_error("refusing to write a stream to a terminal");
+        return -1;
+    }
+    return transport_open_dest(dest, timeout_ms, t) < 0 ? -1 : 0;
+}
+
+int cli_write_text_file(const char *path, const char *text)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+
+    if (!f) {
+        cli_error("cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    fputs(text, f);
+    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
+        cli_error("writing '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cli_write_stats_json(const char *path, const char *json)
+{
+    if (!json) {
+        cli_error("cannot format the statistics: %s", strerror(errno));
+        return -1;
+    }
+    return cli_write_text_file(path, json);
+}
