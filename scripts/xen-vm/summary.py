@@ -188,10 +188,13 @@ def main():
               f"{str(x.get('iterations') if x.get('iterations') is not None else '-'):>5} "
               f"{str(x.get('cache_miss_rate') if x.get('cache_miss_rate') is not None else '-'):>9}  {mcs}")
     if ratio is not None:
-        print(f"\nmap cache vs --no-map-cache, live save, best of 2 each: "
-              f"whole save {ratio:.2f}x, sending passes {f(send_ratio)}x "
-              f"(target >= {MAP_CACHE_TARGET:.0f}x: "
-              f"{'met' if ratio >= MAP_CACHE_TARGET else 'NOT met'})")
+        def judged(v):
+            return "-" if v is None else (
+                "met" if v >= MAP_CACHE_TARGET else "NOT met")
+        print(f"\nmap cache vs --no-map-cache, live save, best of 2 each "
+              f"(target >= {MAP_CACHE_TARGET:.0f}x): whole save {ratio:.2f}x "
+              f"({judged(ratio)}), sending passes {f(send_ratio)}x "
+              f"({judged(send_ratio)})")
     xl_t, xl_b = fig["xl_save"]["wall_seconds"], fig["xl_save"]["bytes"]
     for label in ["save_no_live", "save_map_cache_2", "save_xbzrle"]:
         x = fig[label]
