@@ -1,11 +1,13 @@
 #!/bin/sh
 # Install xc-colo's build, test and benchmark dependencies from Debian when they
 # are missing. Called by the Makefile; safe to run again (it only checks when
-# everything is present).
+# everything is present). With arguments, installs those packages instead
+# (the Xen VM harness passes its own list).
 set -eu
 
 PKGS="build-essential pkg-config libxen-dev libcriterion-dev libxxhash-dev \
 clang libclang-rt-14-dev llvm python3 gnuplot-nox"
+[ $# -gt 0 ] && PKGS="$*"
 
 missing=""
 for p in $PKGS; do
