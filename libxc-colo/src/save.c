@@ -167,6 +167,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->zero_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
     s->zero_page = xalloc(s, s->page_size, "a zero page");
     s->w = stream_writer_new(fd, log);
+    if (s->w)
+        stream_writer_set_rate(s->w, s->p.max_bandwidth);
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
         !s->zero_page || !s->w)
@@ -757,7 +759,8 @@ static int send_digest(xcc_saver *s)
  * pass's bandwidth and bytes per page (iteration 0's zero pages make its
  * bytes per page too small to trust, so then a page counts whole), plus
  * one harvest, plus rehashing the stale digest chunks at the measured
- * hashing rate.
+ * hashing rate. Under --max-bandwidth the pass cannot go faster than the
+ * limit, whatever the last pass measured.
  */
 static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
 {
@@ -767,6 +770,8 @@ static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
     if (!it->ns || !it->bytes)
         return 1e18;
     bw = (double)it->bytes / ((double)it->ns / 1e9);
+    if (s->p.max_bandwidth && bw > (double)s->p.max_bandwidth)
+        bw = (double)s->p.max_bandwidth;
     if (it->index > 0 && it->pages)
         per_page = (double)it->bytes / (double)it->pages;
     ms = (double)dirty * per_page / bw * 1e3;
