@@ -35,6 +35,8 @@ for workload in hotpages random:50000:0.1; do
     guests="$guests $src"
     "$xcc" sim start "$src" --mem "$mem" --workload "$workload" --seed 5 ||
         exit 1
+    echo "$workload" > "$tmp/$src.wl"
+    sleep 1 # warm-up: the workload reaches its steady dirty rate
     for limit in $limits; do
         for mode in plain xbzrle; do
             opt=""
@@ -67,7 +69,7 @@ done
 import glob, json, os, statistics, sys
 tmp, mem, limits, out = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
 rows = {}
-for f in sorted(glob.glob(os.path.join(tmp, "*.json"))):
+for f in sorted(glob.glob(os.path.join(tmp, "bb-*.json"))):
     base = os.path.basename(f)[:-5]
     src, limit, mode, rep = base.rsplit("-", 3)
     d = json.load(open(f))
@@ -78,7 +80,7 @@ print("| workload (%s, pipe) | limit | mode | bytes | total s | downtime ms | it
 print("|---|---|---|---|---|---|---|")
 lines = []
 for (src, limit, mode), ds in sorted(rows.items()):
-    wl = src.split("-", 2)[2].replace("_", ":", 1).replace("_", ".")
+    wl = open(os.path.join(tmp, src + ".wl")).read().strip()
     r = {"workload": wl, "mem": mem, "limit": limit, "mode": mode,
          "runs": len(ds),
          "bytes": med(ds, lambda d: d["ram"]["transferred"]),
