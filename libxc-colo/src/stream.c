@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "stream.h"
+#include "xbzrle_impl.h"
 
 #define CTX "stream"
 
@@ -91,6 +92,33 @@ bool stream_pfn_type_has_data(unsigned type)
     /* Pinned page tables carry data as the unpinned ones do. */
     return stream_pfn_type_valid(type) &&
            xcc_pfn_type_has_data(type & ~STREAM_PFN_TYPE_PINNED);
+}
+
+bool stream_pfn_type_sim_ok(unsigned type)
+{
+    /* A sim guest has RAM and holes: no page tables, nothing broken or
+     * allocate-only. */
+    return type == XCC_PFN_NORMAL || type == XCC_PFN_XTAB;
+}
+
+const char *stream_pfn_type_name(unsigned type)
+{
+    if (!stream_pfn_type_valid(type))
+        return "invalid";
+    if ((type & ~STREAM_PFN_TYPE_PINNED) >= XCC_PFN_L1TAB &&
+        (type & ~STREAM_PFN_TYPE_PINNED) <= XCC_PFN_L4TAB)
+        return type & STREAM_PFN_TYPE_PINNED ? "a pinned page table"
+                                             : "a page table";
+    switch (type) {
+    case XCC_PFN_NORMAL:
+        return "normal";
+    case XCC_PFN_BROKEN:
+        return "BROKEN";
+    case XCC_PFN_XALLOC:
+        return "XALLOC";
+    default:
+        return "XTAB";
+    }
 }
 
 static const char *const xen_record_names[] = {
@@ -713,6 +741,7 @@ struct stream_reader {
     bool headers_done;
     bool end_seen;
     uint32_t page_size;
+    uint32_t dhdr_type; /* XCC_DHDR_TYPE_* of the domain header */
     uint8_t *buf; /* current body + padding */
     size_t buf_cap;
     /* Decoded arrays handed out by the parsers. */
@@ -911,6 +940,7 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
     h->xen_major = ld_le32(hdr + 32);
     h->xen_minor = ld_le32(hdr + 36);
     r->page_size = h->page_size;
+    r->dhdr_type = dtype;
     r->offset = sizeof(hdr);
     r->headers_done = true;
     return 0;
@@ -1208,6 +1238,13 @@ int stream_parse_page_data(struct stream_reader *r,
                             "pfn entry %" PRIu32 " (0x%016" PRIx64
                             ") has invalid type 0x%x",
                             i, e, type);
+        if (r->dhdr_type == XCC_DHDR_TYPE_SIM &&
+            !stream_pfn_type_sim_ok(type))
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %" PRIu32 " (0x%016" PRIx64
+                            ") has type 0x%x (%s), which a sim guest cannot "
+                            "have",
+                            i, e, type, stream_pfn_type_name(type));
         if (pfn >= limit)
             return rec_fail(r, rec, XCC_EBADSTREAM,
                             "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
@@ -1289,60 +1326,6 @@ int stream_parse_dirty_pfn_list(struct stream_reader *r,
     return 0;
 }
 
-/* QEMU's XBZRLE run lengths: ULEB128 of at most 2 bytes (14 bits). */
-static int uleb_small(const uint8_t *src, size_t len, size_t *i, uint32_t *v)
-{
-    if (*i >= len)
-        return -1;
-    if (!(src[*i] & 0x80)) {
-        *v = src[(*i)++];
-        return 0;
-    }
-    if (*i + 1 >= len || (src[*i + 1] & 0x80))
-        return -1; /* truncated, or longer than 14 bits */
-    *v = (uint32_t)(src[*i] & 0x7f) | (uint32_t)src[*i + 1] << 7;
-    *i += 2;
-    return 0;
-}
-
-/*
- * Checks the grammar of one encoded delta without a page:
- *   delta := (zrun nzrun byte{nzrun})+
- * zrun may be 0 only first; nzrun >= 1; the runs stay inside page_size.
- * Returns NULL or a description of the first fault (at *where).
- */
-static const char *xbzrle_check(const uint8_t *src, size_t len,
-                                uint32_t page_size, size_t *where)
-{
-    size_t i = 0;
-    uint64_t d = 0;
-
-    while (i < len) {
-        uint32_t zrun, nzrun;
-
-        *where = i;
-        if (uleb_small(src, len, &i, &zrun))
-            return "bad zero-run length";
-        if (zrun == 0 && *where > 0)
-            return "empty zero run after the first";
-        d += zrun;
-        if (d > page_size)
-            return "zero run passes the end of the page";
-        *where = i;
-        if (uleb_small(src, len, &i, &nzrun))
-            return "bad or missing data-run length";
-        if (nzrun == 0)
-            return "empty data run";
-        if (d + nzrun > page_size)
-            return "data run passes the end of the page";
-        if (nzrun > len - i)
-            return "data run passes the end of the delta";
-        i += nzrun;
-        d += nzrun;
-    }
-    return NULL;
-}
-
 int stream_parse_xbzrle_pages(struct stream_reader *r,
                               const struct stream_record *rec, uint64_t nr_pfns,
                               uint32_t page_size,
@@ -1391,7 +1374,8 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
     data = rec->body + fixed;
     for (uint32_t i = 0; i < count; i++) {
         size_t where = 0;
-        const char *fault = xbzrle_check(data, r->lens[i], page_size, &where);
+        const char *fault =
+            xbzrle_validate(data, r->lens[i], page_size, &where);
         if (fault)
             return rec_fail(r, rec, XCC_EBADSTREAM,
                             "entry %" PRIu32 " (pfn 0x%" PRIx64
@@ -1459,11 +1443,11 @@ int stream_parse_digest(struct stream_reader *r,
     count = ld_le32(rec->body + 4);
     flags = ld_le32(rec->body + 8);
     reserved = ld_le32(rec->body + 12);
-    if (chunk_bytes < r->page_size || (chunk_bytes & (chunk_bytes - 1)))
+    if (chunk_bytes != XCC_DIGEST_CHUNK)
         return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "chunk size %" PRIu32
-                        " is not a power of two of at least a page",
-                        chunk_bytes);
+                        "chunk size %" PRIu32 " is not %u (2 MiB), the only "
+                        "one the format allows",
+                        chunk_bytes, XCC_DIGEST_CHUNK);
     if (flags & ~known_flags)
         return rec_fail(r, rec, XCC_EBADSTREAM, "unknown flags 0x%08" PRIx32,
                         flags);
@@ -1493,5 +1477,73 @@ int stream_parse_digest(struct stream_reader *r,
     out->flags = flags;
     out->whole = rec->body + 16;
     out->chunks = rec->body + STREAM_DIGEST_FIXED_SIZE;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Record order                                                              */
+/* ------------------------------------------------------------------------ */
+
+void stream_order_init(struct stream_order *o, enum stream_order_mode mode)
+{
+    memset(o, 0, sizeof(*o));
+    o->mode = mode;
+}
+
+int stream_order_check(struct stream_reader *r, struct stream_order *o,
+                       const struct stream_record *rec)
+{
+    const uint64_t before = o->records;
+
+    switch (rec->type) {
+    case STREAM_REC_GUEST_INFO:
+        if (before)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "only allowed as the first record, but %" PRIu64
+                            " record%s came before it",
+                            before, before == 1 ? "" : "s");
+        break;
+    case STREAM_REC_CHECKPOINT:
+    case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
+        if (o->mode == STREAM_ORDER_PLAIN)
+            return rec_fail(r, rec, ENOTSUP,
+                            "a checkpoint stream (restore it with "
+                            "--checkpointed)");
+        if (rec->type == STREAM_REC_CHECKPOINT) {
+            o->checkpoints++;
+            o->epoch_records = 0;
+            o->epoch_colo = false;
+            o->records++;
+            return 0;
+        }
+        if (!o->checkpoints)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "before the first CHECKPOINT");
+        if (!o->epoch_records)
+            o->epoch_colo = true; /* COLO's epoch marker */
+        break;
+    case STREAM_REC_END:
+        if (o->mode == STREAM_ORDER_CHECKPOINTED && !o->checkpoints)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "a checkpoint stream ends without any "
+                            "CHECKPOINT: no checkpoint was made");
+        if (o->checkpoints && o->epoch_records && !o->epoch_colo)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "the epoch after checkpoint %" PRIu64
+                            " (%" PRIu64 " records) ends without its "
+                            "CHECKPOINT",
+                            o->checkpoints, o->epoch_records);
+        break;
+    default:
+        /* Xen's records and optional ones are named and skipped; a
+         * mandatory type nobody defined stops every reader. */
+        if (!stream_record_known(rec->type) &&
+            !(rec->type & STREAM_REC_OPTIONAL))
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "unknown mandatory record type");
+        break;
+    }
+    o->records++;
+    o->epoch_records++;
     return 0;
 }

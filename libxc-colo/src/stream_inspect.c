@@ -37,18 +37,6 @@ static int record_kind(uint32_t type)
     }
 }
 
-/* Logs a semantic (cross-record) error the way the reader logs its own. */
-static int inspect_fail(xentoollog_logger *log, struct xcc_inspect_totals *t,
-                        const struct stream_record *rec, const char *what)
-{
-    snprintf(t->error, sizeof(t->error),
-             "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64 ": %s",
-             stream_record_name(rec->type), rec->type, rec->offset, what);
-    XCC_ERR(log, CTX, "%s", t->error);
-    errno = XCC_EBADSTREAM;
-    return -1;
-}
-
 /* Validates one record's body and fills the per-record counters. */
 static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
                         const struct stream_record *rec,
@@ -95,11 +83,7 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
     }
     case STREAM_REC_GUEST_INFO: {
         struct stream_guest_info gi;
-        if (t->nr_pfns)
-            return inspect_fail(log, t, rec, "a second GUEST_INFO");
-        if (*page_records_seen)
-            return inspect_fail(log, t, rec,
-                                "GUEST_INFO after the first page record");
+        /* Its place (first) was checked by stream_order_check. */
         if (stream_parse_guest_info(r, rec, &gi))
             return -1;
         ir->nr_pfns = gi.nr_pfns;
@@ -120,10 +104,8 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         ir->text_len = rec->length;
         break;
     default:
-        /* Xen's own records and optional ones: named and skipped. */
-        if (!stream_record_known(rec->type) &&
-            !(rec->type & STREAM_REC_OPTIONAL))
-            return inspect_fail(log, t, rec, "unknown mandatory record type");
+        /* Xen's own records and optional ones: named and skipped (an
+         * unknown mandatory type was refused by stream_order_check). */
         break;
     }
     return 0;
@@ -139,7 +121,10 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     struct stream_reader *r;
     struct stream_headers sh;
     bool page_records_seen = false;
+    struct stream_order order;
     int rc = -1, saved;
+
+    stream_order_init(&order, STREAM_ORDER_ANY);
 
     memset(t, 0, sizeof(*t));
     if (flags) {
@@ -184,7 +169,9 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         ir.name = stream_record_name(rec.type);
         ir.optional = !!(rec.type & STREAM_REC_OPTIONAL);
         ir.known = stream_record_known(rec.type);
-        if (inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
+        /* The same record-order rules as restore's. */
+        if (stream_order_check(r, &order, &rec) ||
+            inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
             goto out;
         kind = record_kind(rec.type);
         t->bytes = stream_reader_offset(r);
