@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "pfn_type.h"
@@ -255,6 +256,21 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h);
  */
 int stream_read_record(struct stream_reader *r, struct stream_record *rec);
 
+/*
+ * The same in two steps, for a reader that must not hold a large body:
+ * stream_read_record_head() reads and checks the header as above (rec->body
+ * NULL); then either stream_read_record_body() reads the whole body as
+ * stream_read_record() does, or stream_read_body_part() hands out the next
+ * len bytes of it at most (returns the count, 0 at the end; the padding is
+ * read and checked after the last byte), or one of the streamed checks
+ * below consumes it.
+ */
+int stream_read_record_head(struct stream_reader *r, struct stream_record *rec);
+int stream_read_record_body(struct stream_reader *r, struct stream_record *rec);
+ssize_t stream_read_body_part(struct stream_reader *r,
+                              const struct stream_record *rec, uint8_t *buf,
+                              size_t len);
+
 /* After END: 0 at EOF, -1/XCC_EBADSTREAM when bytes follow (logged). */
 int stream_read_expect_eof(struct stream_reader *r);
 
@@ -330,6 +346,26 @@ struct stream_digest {
 int stream_parse_digest(struct stream_reader *r,
                         const struct stream_record *rec, uint64_t nr_pfns,
                         struct stream_digest *out);
+
+/*
+ * Streamed checks: the rules of stream_parse_page_data() and
+ * stream_parse_zero_pages() / stream_parse_dirty_pfn_list(), applied to a
+ * body read in pieces right after stream_read_record_head() (inspect: a
+ * record of 16 Mi pfns costs a 256 KiB piece and the duplicate check, not
+ * the body and three arrays). They consume the body. 0, or -1 as the
+ * parsers.
+ */
+struct stream_page_counts {
+    uint32_t count;     /* entries */
+    uint32_t with_data; /* entries followed by a page */
+};
+int stream_check_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           struct stream_page_counts *out);
+/* ZERO_PAGES or CHECKPOINT_DIRTY_PFN_LIST. */
+int stream_check_pfn_list(struct stream_reader *r,
+                          const struct stream_record *rec, uint64_t nr_pfns,
+                          uint32_t *count);
 
 /* ---- Record order ---------------------------------------------------------
  *

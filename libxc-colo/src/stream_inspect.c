@@ -37,7 +37,15 @@ static int record_kind(uint32_t type)
     }
 }
 
-/* Validates one record's body and fills the per-record counters. */
+/* True for the records inspect checks from a streamed body. */
+static bool streamed(uint32_t type)
+{
+    return type == STREAM_REC_PAGE_DATA || type == STREAM_REC_ZERO_PAGES ||
+           type == STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST;
+}
+
+/* Validates one record's body and fills the per-record counters; the
+ * streamed kinds read their body here, the others have it read. */
 static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
                         const struct stream_record *rec,
                         const struct xcc_inspect_headers *h,
@@ -48,19 +56,20 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
 
     switch (rec->type) {
     case STREAM_REC_PAGE_DATA: {
-        struct stream_page_data pd;
-        if (stream_parse_page_data(r, rec, nr, h->page_size, &pd))
+        /* Streamed: the body is read in pieces, never held whole. */
+        struct stream_page_counts pc;
+        if (stream_check_page_data(r, rec, nr, &pc))
             return -1;
-        for (uint32_t i = 0; i < pd.count; i++)
-            pd.pages[i] ? ir->pages_data++ : ir->pages_nodata++;
+        ir->pages_data = pc.with_data;
+        ir->pages_nodata = pc.count - pc.with_data;
         *page_records_seen = true;
         break;
     }
     case STREAM_REC_ZERO_PAGES: {
-        struct stream_pfn_list zl;
-        if (stream_parse_zero_pages(r, rec, nr, &zl))
+        uint32_t n;
+        if (stream_check_pfn_list(r, rec, nr, &n))
             return -1;
-        ir->pages_zero = zl.count;
+        ir->pages_zero = n;
         *page_records_seen = true;
         break;
     }
@@ -75,10 +84,10 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         break;
     }
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST: {
-        struct stream_pfn_list dl;
-        if (stream_parse_dirty_pfn_list(r, rec, nr, &dl))
+        uint32_t n;
+        if (stream_check_pfn_list(r, rec, nr, &n))
             return -1;
-        ir->pfns = dl.count;
+        ir->pfns = n;
         break;
     }
     case STREAM_REC_GUEST_INFO: {
@@ -160,7 +169,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         struct xcc_inspect_record ir;
         int kind;
 
-        if (stream_read_record(r, &rec))
+        if (stream_read_record_head(r, &rec))
             goto out;
         memset(&ir, 0, sizeof(ir));
         ir.offset = rec.offset;
@@ -171,6 +180,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         ir.known = stream_record_known(rec.type);
         /* The same record-order rules as restore's. */
         if (stream_order_check(r, &order, &rec) ||
+            (!streamed(rec.type) && stream_read_record_body(r, &rec)) ||
             inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
             goto out;
         kind = record_kind(rec.type);
