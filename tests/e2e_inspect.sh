@@ -74,6 +74,7 @@ for it in range(3):
     s += rec(0x0E)
 s += rec(0xD8430005, b'{"iteration":3,"pages":20}')
 s += rec(0x58430004, struct.pack("<IIII", 2 << 20, 8, 0, 0) + os.urandom(16 * 9))
+s += rec(0x0E)                        # END follows a CHECKPOINT (spec 6)
 s += rec(0)
 open(os.path.join(out, "sim.stream"), "wb").write(s)
 
@@ -107,7 +108,7 @@ assert d["valid"] is True and d["error"] is None
 t = d["totals"]
 assert t["nr_pfns"] == 4096 and t["pages_data"] == 96, t
 assert t["pages_zero"] == 4096 - 96 and t["pages_xbzrle"] == 60, t
-assert t["checkpoints"] == 3 and t["end"] is True, t
+assert t["checkpoints"] == 4 and t["end"] is True, t
 open(sys.argv[2], "w").write(" ".join(str(r["offset"]) for r in d["records"]))
 EOF
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "stream.h"
+#include "xbzrle_impl.h"
 
 #define PAGE 4096u
 
@@ -174,8 +175,10 @@ static const uint8_t delta_b[] = {0x64, 0x01, 'x', 0xC8, 0x01, 0x02, 'y', 'z'};
 
 /*
  * A small xc-colo stream exercising every project record: GUEST_INFO,
- * PAGE_DATA, ZERO_PAGES, XBZRLE_PAGES, CHECKPOINT_DIRTY_PFN_LIST,
- * CHECKPOINT, STATS, DIGEST, END. Written with the writer into fd.
+ * PAGE_DATA, ZERO_PAGES, XBZRLE_PAGES, CHECKPOINT,
+ * CHECKPOINT_DIRTY_PFN_LIST, STATS, DIGEST, CHECKPOINT, END, in an order
+ * stream_order_check accepts. An x86 PV domain header: a sim stream may
+ * not carry the page-table and BROKEN types it holds. Written into fd.
  */
 #define NR_PFNS 64u
 static uint8_t page_a[PAGE], page_b[PAGE];
@@ -203,17 +206,18 @@ static void write_sample(int fd)
     memset(whole, 0x11, 16);
     memset(chunks, 0x22, 16);
     cr_assert(w);
-    cr_assert_eq(stream_write_headers(w, XCC_DHDR_TYPE_SIM, 12, 0, 0), 0);
+    cr_assert_eq(stream_write_headers(w, XCC_DHDR_TYPE_X86_PV, 12, 0, 0), 0);
     cr_assert_eq(stream_write_guest_info(w, NR_PFNS, PAGE, 0), 0);
     cr_assert_eq(stream_write_page_data(w, pfns, types, 4, pages, PAGE), 0);
     cr_assert_eq(stream_write_zero_pages(w, zpfns, 3), 0);
     cr_assert_eq(stream_write_xbzrle_pages(w, xpfns, xlens, 2, xdata), 0);
-    cr_assert_eq(stream_write_dirty_pfn_list(w, dpfns, 3), 0);
     cr_assert_eq(stream_write_checkpoint(w), 0);
+    cr_assert_eq(stream_write_dirty_pfn_list(w, dpfns, 3), 0);
     cr_assert_eq(stream_write_stats(w, stats_json, strlen(stats_json)), 0);
     cr_assert_eq(
         stream_write_digest(w, XCC_DIGEST_CHUNK_BYTES, 0, whole, chunks, 1), 0);
     cr_assert_eq(stream_write_static_data_end(w), 0);
+    cr_assert_eq(stream_write_checkpoint(w), 0);
     cr_assert_eq(stream_write_end(w), 0);
     stream_writer_free(w);
 }
@@ -275,7 +279,7 @@ Test(stream, roundtrip_every_record_through_a_pipe)
     r = stream_reader_new(p[0], LOG);
     cr_assert_eq(stream_read_headers(r, &h), 0);
     cr_assert_eq(h.version, 3);
-    cr_assert_eq(h.dhdr_type, XCC_DHDR_TYPE_SIM);
+    cr_assert_eq(h.dhdr_type, XCC_DHDR_TYPE_X86_PV);
     cr_assert_eq(h.page_size, PAGE);
 
     /* GUEST_INFO */
@@ -320,16 +324,16 @@ Test(stream, roundtrip_every_record_through_a_pipe)
     cr_assert(memcmp(xp.deltas[0], delta_a, sizeof(delta_a)) == 0);
     cr_assert(memcmp(xp.deltas[1], delta_b, sizeof(delta_b)) == 0);
 
-    /* CHECKPOINT_DIRTY_PFN_LIST, CHECKPOINT */
+    /* CHECKPOINT, CHECKPOINT_DIRTY_PFN_LIST */
     struct stream_pfn_list dl;
+    cr_assert_eq(stream_read_record(r, &rec), 0);
+    cr_assert_eq(rec.type, STREAM_REC_CHECKPOINT);
     cr_assert_eq(stream_read_record(r, &rec), 0);
     cr_assert_eq(rec.type, STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST);
     cr_assert_eq(rec.length, 24);
     cr_assert_eq(stream_parse_dirty_pfn_list(r, &rec, NR_PFNS, &dl), 0);
     cr_assert_eq(dl.count, 3);
     cr_assert_eq(dl.pfns[2], 63);
-    cr_assert_eq(stream_read_record(r, &rec), 0);
-    cr_assert_eq(rec.type, STREAM_REC_CHECKPOINT);
 
     /* STATS (optional) */
     cr_assert_eq(stream_read_record(r, &rec), 0);
@@ -349,6 +353,8 @@ Test(stream, roundtrip_every_record_through_a_pipe)
 
     cr_assert_eq(stream_read_record(r, &rec), 0);
     cr_assert_eq(rec.type, STREAM_REC_STATIC_DATA_END);
+    cr_assert_eq(stream_read_record(r, &rec), 0);
+    cr_assert_eq(rec.type, STREAM_REC_CHECKPOINT);
     cr_assert_eq(stream_read_record(r, &rec), 0);
     cr_assert_eq(rec.type, STREAM_REC_END);
     cr_assert_eq(stream_read_expect_eof(r), 0);
@@ -616,12 +622,12 @@ Test(stream, inspect_counts_the_sample)
     cr_assert_eq(xcc_stream_inspect(fd, LOG, 0, collect, &s, &t), 0, "%s",
                  cap.last);
     cr_assert_eq(s.headers, 1);
-    cr_assert_eq(s.n, 10);
+    cr_assert_eq(s.n, 11);
     cr_assert_str_eq(s.names[0], "GUEST_INFO");
     cr_assert_str_eq(s.names[3], "XBZRLE_PAGES");
-    cr_assert_str_eq(s.names[9], "END");
+    cr_assert_str_eq(s.names[10], "END");
     cr_assert_eq(s.offsets[0], 40);
-    cr_assert_eq(t.records, 10);
+    cr_assert_eq(t.records, 11);
     cr_assert_eq(t.bytes, len);
     cr_assert_eq(t.nr_pfns, NR_PFNS);
     cr_assert_eq(t.pages_data, 2);
@@ -630,10 +636,10 @@ Test(stream, inspect_counts_the_sample)
     cr_assert_eq(t.pages_xbzrle, 2);
     cr_assert_eq(t.xbzrle_bytes, sizeof(delta_a) + sizeof(delta_b));
     cr_assert_eq(t.dirty_pfns, 3);
-    cr_assert_eq(t.checkpoints, 1);
+    cr_assert_eq(t.checkpoints, 2);
     cr_assert_eq(t.record_count[XCC_INSPECT_KPAGE_DATA], 1);
     cr_assert(t.end_seen);
-    cr_assert_str_eq(t.headers.domain_name, "sim");
+    cr_assert_str_eq(t.headers.domain_name, "x86 PV");
     cr_assert_eq(cap.errors, 0);
     free(buf);
     close(fd);
@@ -764,7 +770,7 @@ Test(stream, truncation_at_every_record_boundary_and_random_offsets)
     int err;
 
     n = record_offsets(buf, len, offs, 64);
-    cr_assert_eq(n, 10);
+    cr_assert_eq(n, 11);
     /* The headers' boundaries too: 0, mid-image-header, 24. */
     size_t cuts[64 + 200 + 3] = {0, 12, 24};
     size_t ncuts = 3;
@@ -859,7 +865,7 @@ static void expect_bad(uint8_t *buf, const size_t *len, const char *needle,
 }
 
 /* Record indexes in the sample. */
-enum { R_GI, R_PD, R_ZP, R_XB, R_DL, R_CP, R_ST, R_DG, R_SDE, R_END };
+enum { R_GI, R_PD, R_ZP, R_XB, R_CP, R_DL, R_ST, R_DG, R_SDE, R_CP2, R_END };
 
 Test(stream, hostile_fields_are_named)
 {
@@ -932,11 +938,16 @@ Test(stream, hostile_fields_are_named)
     u32 = htole32(2);
     expect_bad(sample_patched(&len, R_DG, 4, &u32, 4), &len, "need",
                "DIGEST record (type 0x58430004)");
-    u32 = htole32(32 * PAGE); /* 64 pages in 32-page chunks: 2 chunks */
-    expect_bad(sample_patched(&len, R_DG, 0, &u32, 4), &len, "has 2 chunks",
-               "DIGEST");
+    /* Chunk sizes other than 2 MiB: the format allows none (restore
+     * checks only 2 MiB chunks, and inspect must not pass what it fails). */
+    u32 = htole32(32 * PAGE);
+    expect_bad(sample_patched(&len, R_DG, 0, &u32, 4), &len,
+               "chunk size 131072 is not 2097152", "DIGEST");
     u32 = htole32(3000);
-    expect_bad(sample_patched(&len, R_DG, 0, &u32, 4), &len, "power of two",
+    expect_bad(sample_patched(&len, R_DG, 0, &u32, 4), &len, "is not 2097152",
+               "DIGEST");
+    u32 = htole32(4u << 20);
+    expect_bad(sample_patched(&len, R_DG, 0, &u32, 4), &len, "is not 2097152",
                "DIGEST");
     /* GUEST_INFO: page size, size 0, flags. */
     u32 = htole32(8192);
@@ -978,8 +989,205 @@ Test(stream, hostile_fields_are_named)
         bb_record(&b, STREAM_REC_GUEST_INFO, gi_body, 16);
         bb_record(&b, STREAM_REC_GUEST_INFO, gi_body, 16);
         bb_record(&b, STREAM_REC_END, NULL, 0);
-        expect_bad(b.p, &b.len, "second GUEST_INFO", "GUEST_INFO");
+        expect_bad(b.p, &b.len, "only allowed as the first record",
+                   "GUEST_INFO record (type 0x58430001) at offset 64");
     }
+}
+
+/* ---- One grammar: what inspect passes, restore takes ---- */
+
+/* A sim stream: headers, GUEST_INFO of NR_PFNS pages unless gi is false. */
+static void bb_sim_start(struct bb *b, bool gi)
+{
+    uint8_t body[16] = {0};
+    uint64_t nr = htole64(NR_PFNS);
+    uint32_t ps = htole32(PAGE);
+
+    bb_headers(b, XCC_DHDR_TYPE_SIM, 12, 0, 0);
+    memcpy(body, &nr, 8);
+    memcpy(body + 8, &ps, 4);
+    if (gi)
+        bb_record(b, STREAM_REC_GUEST_INFO, body, 16);
+}
+
+/* An XBZRLE_PAGES record of one delta for pfn. */
+static void bb_xbzrle(struct bb *b, uint64_t pfn, const uint8_t *d,
+                      uint32_t len)
+{
+    struct bb body = {0};
+
+    bb_u32(&body, 1);
+    bb_u32(&body, 0);
+    bb_u64(&body, pfn);
+    bb_u32(&body, len);
+    bb_u32(&body, 0); /* padding of the length array */
+    bb_put(&body, d, len);
+    bb_record(b, STREAM_REC_XBZRLE_PAGES, body.p, body.len);
+    free(body.p);
+}
+
+/* A PAGE_DATA record of one entry (pfn, type), with a page if it has data. */
+static void bb_page(struct bb *b, uint64_t pfn, unsigned type)
+{
+    static const uint8_t page[PAGE] = {7};
+    struct bb body = {0};
+
+    bb_u32(&body, 1);
+    bb_u32(&body, 0);
+    bb_u64(&body, pfn | (uint64_t)type << STREAM_PFN_TYPE_SHIFT);
+    if (stream_pfn_type_has_data(type))
+        bb_put(&body, page, PAGE);
+    bb_record(b, STREAM_REC_PAGE_DATA, body.p, body.len);
+    free(body.p);
+}
+
+Test(stream, overlong_xbzrle_length_is_refused_as_the_decoder_does)
+{
+    /* 80 00 is 0 written in two bytes: QEMU never writes it and the
+     * decoder refuses it; inspect once passed it. */
+    static const uint8_t bad[] = {0x80, 0x00, 0x01, 0x07};
+    static const uint8_t bad_nz[] = {0x05, 0x81, 0x00, 0x07};
+    uint8_t page[PAGE] = {0};
+    size_t where;
+    struct bb b = {0};
+
+    cr_assert_eq(xcc_xbzrle_decode(bad, sizeof(bad), page, PAGE), -1);
+    cr_assert_not_null(xbzrle_validate(bad, sizeof(bad), PAGE, &where));
+    cr_assert_eq(where, 0);
+    cr_assert_not_null(xbzrle_validate(bad_nz, sizeof(bad_nz), PAGE, &where));
+    cr_assert_eq(where, 1);
+    cr_assert_null(xbzrle_validate(delta_b, sizeof(delta_b), PAGE, &where));
+
+    bb_sim_start(&b, true);
+    bb_xbzrle(&b, 3, bad, sizeof(bad));
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    expect_bad(b.p, &b.len, "entry 0 (pfn 0x3): delta byte 0",
+               "XBZRLE_PAGES record (type 0x58430003) at offset 64");
+    b = (struct bb){0};
+    bb_sim_start(&b, true);
+    bb_xbzrle(&b, 4, bad_nz, sizeof(bad_nz));
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    expect_bad(b.p, &b.len, "delta byte 1", "XBZRLE_PAGES");
+}
+
+Test(stream, guest_info_only_first)
+{
+    uint8_t gi[16] = {0};
+    uint64_t nr = htole64(NR_PFNS);
+    uint32_t ps = htole32(PAGE);
+    static const char json[] = "{}";
+    uint8_t hvm[8] = {0};
+    struct bb b = {0};
+
+    memcpy(gi, &nr, 8);
+    memcpy(gi + 8, &ps, 4);
+    /* After STATS, before any page. */
+    bb_headers(&b, XCC_DHDR_TYPE_SIM, 12, 0, 0);
+    bb_record(&b, STREAM_REC_STATS, json, 2);
+    bb_record(&b, STREAM_REC_GUEST_INFO, gi, 16);
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    expect_bad(b.p, &b.len, "only allowed as the first record, but 1 record "
+               "came before it", "GUEST_INFO record (type 0x58430001) at "
+               "offset 56");
+    /* After HVM_CONTEXT. */
+    b = (struct bb){0};
+    bb_headers(&b, XCC_DHDR_TYPE_X86_HVM, 12, 4, 17);
+    bb_record(&b, STREAM_REC_HVM_CONTEXT, hvm, 8);
+    bb_record(&b, STREAM_REC_GUEST_INFO, gi, 16);
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    expect_bad(b.p, &b.len, "only allowed as the first record",
+               "GUEST_INFO record (type 0x58430001) at offset 56");
+}
+
+Test(stream, checkpoint_stream_order)
+{
+    struct bb b = {0};
+    struct xcc_inspect_totals t;
+    int err;
+
+    /* END after an epoch without its CHECKPOINT. */
+    bb_sim_start(&b, true);
+    bb_page(&b, 1, XCC_PFN_NORMAL);
+    bb_record(&b, STREAM_REC_CHECKPOINT, NULL, 0);
+    bb_page(&b, 2, XCC_PFN_NORMAL);
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    expect_bad(b.p, &b.len, "the epoch after checkpoint 1 (1 records) ends "
+               "without its CHECKPOINT", "END record (type 0x00000000)");
+    /* A list before the first CHECKPOINT. */
+    b = (struct bb){0};
+    bb_sim_start(&b, true);
+    bb_record(&b, STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST, NULL, 0);
+    bb_record(&b, STREAM_REC_CHECKPOINT, NULL, 0);
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    expect_bad(b.p, &b.len, "before the first CHECKPOINT",
+               "CHECKPOINT_DIRTY_PFN_LIST record (type 0x0000000f) at "
+               "offset 64");
+    /* COLO's closing epoch (it opens with the marker) may end at END. */
+    b = (struct bb){0};
+    bb_sim_start(&b, true);
+    bb_record(&b, STREAM_REC_CHECKPOINT, NULL, 0);
+    bb_record(&b, STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST, NULL, 0);
+    bb_page(&b, 2, XCC_PFN_NORMAL);
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    cap_reset();
+    cr_assert_eq(inspect_buf(b.p, b.len, &t, &err), 0, "%s", t.error);
+    free(b.p);
+}
+
+Test(stream, order_modes_of_restore)
+{
+    struct stream_order o;
+    struct stream_reader *r = stream_reader_new(-1, LOG);
+    struct stream_record cp = {.type = STREAM_REC_CHECKPOINT, .offset = 40},
+                         end = {.type = STREAM_REC_END, .offset = 48},
+                         pd = {.type = STREAM_REC_PAGE_DATA, .offset = 40};
+
+    /* A plain restore refuses a checkpoint stream. */
+    stream_order_init(&o, STREAM_ORDER_PLAIN);
+    cap_reset();
+    cr_assert_eq(stream_order_check(r, &o, &cp), -1);
+    cr_assert_eq(errno, ENOTSUP);
+    cr_assert(strstr(stream_reader_error(r), "--checkpointed"));
+    /* A checkpointed restore refuses a stream without a CHECKPOINT... */
+    stream_order_init(&o, STREAM_ORDER_CHECKPOINTED);
+    cr_assert_eq(stream_order_check(r, &o, &pd), 0);
+    cr_assert_eq(stream_order_check(r, &o, &end), -1);
+    cr_assert_eq(errno, XCC_EBADSTREAM);
+    cr_assert(strstr(stream_reader_error(r), "without any CHECKPOINT"), "%s",
+              stream_reader_error(r));
+    /* ... which inspect takes as a plain stream. */
+    stream_order_init(&o, STREAM_ORDER_ANY);
+    cr_assert_eq(stream_order_check(r, &o, &pd), 0);
+    cr_assert_eq(stream_order_check(r, &o, &end), 0);
+    stream_reader_free(r);
+}
+
+Test(stream, sim_stream_page_types)
+{
+    static const unsigned refused[] = {
+        XCC_PFN_L1TAB, XCC_PFN_L4TAB, STREAM_PFN_TYPE_PINNED | XCC_PFN_L2TAB,
+        XCC_PFN_BROKEN, XCC_PFN_XALLOC};
+    struct xcc_inspect_totals t;
+    struct bb b;
+    int err;
+
+    for (size_t i = 0; i < XCC_ARRAY_SIZE(refused); i++) {
+        b = (struct bb){0};
+        bb_sim_start(&b, true);
+        bb_page(&b, 5, refused[i]);
+        bb_record(&b, STREAM_REC_END, NULL, 0);
+        expect_bad(b.p, &b.len, "which a sim guest cannot have",
+                   "PAGE_DATA record (type 0x00000001) at offset 64");
+    }
+    /* A hole (XTAB) is what a sim guest sends for its holes. */
+    b = (struct bb){0};
+    bb_sim_start(&b, true);
+    bb_page(&b, 5, XCC_PFN_XTAB);
+    bb_page(&b, 6, XCC_PFN_NORMAL);
+    bb_record(&b, STREAM_REC_END, NULL, 0);
+    cap_reset();
+    cr_assert_eq(inspect_buf(b.p, b.len, &t, &err), 0, "%s", t.error);
+    free(b.p);
 }
 
 Test(stream, hostile_headers)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "restore.h"
 #include "save.h"
@@ -130,6 +131,8 @@ int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info)
                 return -1;
             r->info.nr_pfns = gi.nr_pfns;
             r->guest_info_seen = true;
+            r->gi_rec = rec;
+            r->gi_rec.body = NULL;
         } else {
             /* Its body stays valid: nothing is read before it is used. */
             r->pending = rec;
@@ -140,6 +143,56 @@ int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info)
     if (info)
         *info = r->info;
     return 0;
+}
+
+void restore_order_start(xcc_restorer *r, enum stream_order_mode mode)
+{
+    stream_order_init(&r->order, mode);
+    /* begin() consumed it: its place counts. */
+    if (r->guest_info_seen)
+        (void)stream_order_check(r->rd, &r->order, &r->gi_rec);
+}
+
+int restore_order(xcc_restorer *r, const struct stream_record *rec)
+{
+    return stream_order_check(r->rd, &r->order, rec);
+}
+
+int restore_check_types(xcc_restorer *r, const struct stream_record *rec,
+                        const struct stream_page_data *pd)
+{
+    if (r->target_type != XCC_DHDR_TYPE_SIM)
+        return 0;
+    for (uint32_t i = 0; i < pd->count; i++)
+        if (!stream_pfn_type_sim_ok(pd->types[i]))
+            return restore_fail(r, XCC_EBADSTREAM,
+                    "PAGE_DATA record at offset %" PRIu64 ": pfn %#" PRIx64
+                    " (entry %" PRIu32 ") has type 0x%x (%s), which the sim "
+                    "target '%s' cannot hold", rec->offset, pd->pfns[i], i,
+                    pd->types[i], stream_pfn_type_name(pd->types[i]),
+                    r->d->name);
+    return 0;
+}
+
+/*
+ * Reading a hole of a tmpfs file through a shared mapping allocates it, so
+ * "read, then clear if not zero" would fill /dev/shm with zero pages.
+ * MADV_REMOVE punches the page out of the sim guest's RAM file instead
+ * (fallocate PUNCH_HOLE): it then reads as zeros and costs nothing, and
+ * nothing is faulted in. A mapping that refuses it (Xen's foreign mappings)
+ * falls back, once and for all, to reading.
+ */
+void restore_zero_page(xcc_restorer *r, uint8_t *page)
+{
+    if (!r->no_punch) {
+        if (madvise(page, r->page_size, MADV_REMOVE) == 0)
+            return;
+        XCC_DBG(r->log, CTX, "the target's mapping cannot punch holes (%s): "
+                "zero pages are read and cleared", strerror(errno));
+        r->no_punch = true;
+    }
+    if (!save_page_is_zero(page, r->page_size))
+        memset(page, 0, r->page_size);
 }
 
 static int grow_scratch(xcc_restorer *r, size_t n)
@@ -246,9 +299,7 @@ static int apply_copy(xcc_restorer *r, const struct stream_record *rec,
 static int apply_zero(xcc_restorer *r, const struct stream_record *rec,
                       size_t i, uint8_t *page, const void *arg)
 {
-    /* A fresh target is zero already: reading is cheaper than dirtying. */
-    if (!save_page_is_zero(page, r->page_size))
-        memset(page, 0, r->page_size);
+    restore_zero_page(r, page);
     return 0;
 }
 
@@ -271,7 +322,8 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
     const uint8_t **src;
     size_t n = 0;
 
-    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0)
+    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0 ||
+        restore_check_types(r, rec, &pd) < 0)
         return -1;
     if (grow_scratch(r, pd.count) < 0)
         return -1;
@@ -420,26 +472,19 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
     case STREAM_REC_DIGEST:
         return handle_digest(r, rec);
     case STREAM_REC_GUEST_INFO:
-        return restore_fail(r, XCC_EBADSTREAM, "GUEST_INFO record at offset %" PRIu64
-                    ": only allowed as the first record", rec->offset);
     case STREAM_REC_CHECKPOINT:
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
-        return restore_fail(r, ENOTSUP, "%s record at offset %" PRIu64 ": a checkpoint "
-                    "stream (restore it with --checkpointed)",
+        /* Placed by the loops after restore_order(): never applied here. */
+        return restore_fail(r, EINVAL, "internal: %s record at offset %"
+                    PRIu64 " handed to restore_apply",
                     stream_record_name(rec->type), rec->offset);
     default:
         /* STATS, STATIC_DATA_END, VERIFY and Xen's CPU/device state:
-         * xc-colo restores memory only. The reader rejected unknown
-         * mandatory types of our block already. */
-        if ((rec->type & ~STREAM_REC_OPTIONAL) >= STREAM_REC_XCC_BLOCK ||
-            rec->type & STREAM_REC_OPTIONAL || stream_record_known(rec->type)) {
-            XCC_DBG(r->log, CTX, "skipping %s record at offset %" PRIu64,
-                    stream_record_name(rec->type), rec->offset);
-            return 0;
-        }
-        return restore_fail(r, XCC_EBADSTREAM, "record type %#" PRIx32 " at offset %"
-                    PRIu64 ": unknown mandatory record", rec->type,
-                    rec->offset);
+         * xc-colo restores memory only. restore_order() refused unknown
+         * mandatory types already. */
+        XCC_DBG(r->log, CTX, "skipping %s record at offset %" PRIu64,
+                stream_record_name(rec->type), rec->offset);
+        return 0;
     }
 }
 
@@ -461,6 +506,7 @@ int restore_attach(xcc_restorer *r, xcc_domain *d)
         return restore_fail(r, EINVAL, "'%s' has %" PRIu64 " pages, the stream's guest %"
                     PRIu64, d->name, info.nr_pfns, r->info.nr_pfns);
     r->d = d;
+    r->target_type = info.stream_type;
     r->nr_pfns = info.nr_pfns;
     r->page_size = info.page_size;
     /* Pfns beyond the stream's guest are as bad as pfns beyond the target. */
@@ -494,8 +540,9 @@ int xcc_restorer_run(xcc_restorer *r, xcc_domain *d)
     r->st.status = "active";
     if (xcc_restorer_begin(r, NULL) < 0 || restore_attach(r, d) < 0)
         goto out;
+    restore_order_start(r, STREAM_ORDER_PLAIN);
     for (;;) {
-        if (restore_next(r, &rec) < 0)
+        if (restore_next(r, &rec) < 0 || restore_order(r, &rec) < 0)
             goto out;
         if (rec.type == STREAM_REC_END) {
             if (stream_read_expect_eof(r->rd) < 0)

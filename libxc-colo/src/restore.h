@@ -27,12 +27,16 @@ struct xcc_restorer {
     bool begun, guest_info_seen;
     bool have_pending;           /* first record read by begin() */
     struct stream_record pending;
+    struct stream_record gi_rec; /* GUEST_INFO's header (body not kept) */
+    struct stream_order order;   /* record-order rules, as inspect's */
 
     xcc_domain *d;               /* set by run() */
     xcc_map_cache *mc;           /* writable */
     uint64_t nr_pfns;            /* the target's */
     uint64_t limit_pfns;         /* pfns must be below this */
     uint32_t page_size;
+    uint32_t target_type;        /* XCC_DHDR_TYPE_* of the target */
+    bool no_punch;               /* the target's mapping refused MADV_REMOVE */
     uint64_t *populated;         /* nr_pfns bits */
     uint64_t pages_applied;
 
@@ -64,6 +68,21 @@ int restore_populate(xcc_restorer *r, const uint64_t *pfns, size_t n,
 
 /* The next record (validated framing). 0 or -1/errno, logged. */
 int restore_next(xcc_restorer *r, struct stream_record *rec);
+
+/* Starts the record-order rules (stream_order_check) in mode, counting the
+ * GUEST_INFO begin() consumed; restore_order() then checks each record
+ * restore_next() returns. 0 or -1/errno, logged. */
+void restore_order_start(xcc_restorer *r, enum stream_order_mode mode);
+int restore_order(xcc_restorer *r, const struct stream_record *rec);
+
+/* Refuses PAGE_DATA types the target cannot hold (a sim target: anything
+ * but NORMAL and XTAB). 0, or -1 after restore_fail(). */
+int restore_check_types(xcc_restorer *r, const struct stream_record *rec,
+                        const struct stream_page_data *pd);
+
+/* Makes a mapped target page zero without faulting it in where the
+ * mapping allows (a hole punched in the sim guest's RAM file). */
+void restore_zero_page(xcc_restorer *r, uint8_t *page);
 
 /* Parses (checks) and applies one record onto r->d. END is not handled
  * here. 0, or -1 with errno after one logged message naming the record and

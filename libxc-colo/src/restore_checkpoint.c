@@ -50,7 +50,9 @@ struct epoch {
     uint64_t *pfn;      /* per slot */
     uint8_t *kind;      /* per slot: SLOT_* */
     uint8_t *data;      /* per slot: page_size bytes */
-    size_t n, cap;
+    uint8_t *undo;      /* per slot: the target's page before the commit,
+                         * kept while a DIGEST is to be checked */
+    size_t n, cap, undo_cap;
     uint64_t records;   /* records read in this epoch */
     uint8_t *digest;    /* a copy of the epoch's DIGEST body, or NULL */
     uint32_t digest_len;
@@ -93,6 +95,7 @@ static void epoch_free(struct epoch *ep)
     free(ep->pfn);
     free(ep->kind);
     free(ep->data);
+    free(ep->undo);
     free(ep->digest);
 }
 
@@ -150,7 +153,8 @@ static int stage_page_data(struct ckrun *k, const struct stream_record *rec)
     struct stream_page_data pd;
     size_t m = 0;
 
-    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0)
+    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0 ||
+        restore_check_types(r, rec, &pd) < 0)
         return -1;
     for (size_t i = 0; i < pd.count; i++)
         if (pd.pages[i] || pd.types[i] == XCC_PFN_XALLOC)
@@ -274,14 +278,24 @@ static int stage_digest(struct ckrun *k, const struct stream_record *rec)
 /*
  * Copies the staged pages into the target. Nothing here reads the stream,
  * and every page was built beforehand, so only a failing target can stop
- * it halfway (then the restore fails hard, not over).
+ * it halfway (then the restore fails hard, not over). With undo (a DIGEST
+ * is to be checked), each target page is kept first, so a commit that
+ * fails verification can be taken back (rollback_epoch).
  */
-static int commit_epoch(struct ckrun *k)
+static int commit_epoch(struct ckrun *k, bool undo)
 {
     xcc_restorer *r = k->r;
     struct epoch *ep = &k->ep;
     const size_t psz = r->page_size;
 
+    if (undo && ep->undo_cap < ep->n) {
+        uint8_t *u = realloc(ep->undo, ep->n * psz);
+        if (!u)
+            return restore_fail(r, ENOMEM, "cannot keep the %zu pages an "
+                                "epoch overwrites", ep->n);
+        ep->undo = u;
+        ep->undo_cap = ep->n;
+    }
     for (size_t base = 0; base < ep->n;) {
         size_t n = ep->n - base < COMMIT_BATCH ? ep->n - base : COMMIT_BATCH;
         int64_t got = xcc_map_cache_lookup(r->mc, ep->pfn + base, n, k->pages,
@@ -298,17 +312,42 @@ static int commit_epoch(struct ckrun *k)
                 return restore_fail(r, k->err[j] ? -k->err[j] : EIO,
                                "commit: pfn %#" PRIx64 " of '%s' cannot be "
                                "mapped", ep->pfn[i], r->d->name);
-            if (ep->kind[i] == SLOT_ZERO) {
-                if (!save_page_is_zero(dst, psz))
-                    memset(dst, 0, psz);
-            } else {
+            if (undo)
+                memcpy(ep->undo + i * psz, dst, psz);
+            if (ep->kind[i] == SLOT_ZERO)
+                restore_zero_page(r, dst);
+            else
                 memcpy(dst, ep->data + i * psz, psz);
-            }
         }
         xcc_map_cache_release(r->mc);
         base += (size_t)got;
     }
     r->pages_applied += ep->n;
+    return 0;
+}
+
+/* Puts back the pages commit_epoch(k, true) overwrote: the target holds
+ * the previous checkpoint again. */
+static int rollback_epoch(struct ckrun *k)
+{
+    xcc_restorer *r = k->r;
+    struct epoch *ep = &k->ep;
+    const size_t psz = r->page_size;
+
+    for (size_t base = 0; base < ep->n;) {
+        size_t n = ep->n - base < COMMIT_BATCH ? ep->n - base : COMMIT_BATCH;
+        int64_t got = xcc_map_cache_lookup(r->mc, ep->pfn + base, n, k->pages,
+                                           k->err);
+        if (got <= 0)
+            return -1;
+        for (size_t j = 0; j < (size_t)got; j++) {
+            if (k->err[j] || !k->pages[j])
+                return -1;
+            memcpy(k->pages[j], ep->undo + (base + j) * psz, psz);
+        }
+        xcc_map_cache_release(r->mc);
+        base += (size_t)got;
+    }
     return 0;
 }
 
@@ -400,13 +439,43 @@ static int after_commit(struct ckrun *k)
     return 0;
 }
 
-/* One checkpoint's commit: copy, verify, acknowledge, run on. */
+/*
+ * Commits the staged epoch and checks its DIGEST. A commit that fails
+ * verification is taken back, so the target holds the last checkpoint
+ * that passed (DESIGN.md, invariant 2): returns 1 then (errno
+ * XCC_EFAILOVER, the message kept). 0 done, -1 a hard failure.
+ */
+static int commit_verified(struct ckrun *k)
+{
+    xcc_restorer *r = k->r;
+    const bool undo = k->ep.digest && r->p.verify;
+
+    if (commit_epoch(k, undo) < 0)
+        return -1;
+    if (check_digest(k) == 0)
+        return 0;
+    if (!undo || rollback_epoch(k) < 0) {
+        XCC_ERR(r->log, CTX, "checkpoint %" PRIu64 " failed verification and "
+                "cannot be taken back: '%s' holds unverified memory",
+                k->committed + 1, r->d->name);
+        return -1;
+    }
+    XCC_ERR(r->log, CTX, "checkpoint %" PRIu64 " failed verification (%s); "
+            "taken back: '%s' holds checkpoint %" PRIu64, k->committed + 1,
+            xcc_restorer_error(r), r->d->name, k->committed);
+    errno = XCC_EFAILOVER;
+    return 1;
+}
+
+/* One checkpoint's commit: copy, verify, acknowledge, run on. -1 a hard
+ * failure, 1 verification failed and the commit was taken back. */
 static int do_commit(struct ckrun *k)
 {
     uint64_t t0 = lib_now_ns(), dt;
+    int rc = commit_verified(k);
 
-    if (commit_epoch(k) < 0 || check_digest(k) < 0)
-        return -1;
+    if (rc)
+        return rc;
     epoch_reset(&k->ep);
     dt = lib_now_ns() - t0;
     k->commit_ns_total += dt;
@@ -450,7 +519,12 @@ static int run(struct ckrun *k, uint64_t *kept)
     struct stream_record rec;
 
     for (;;) {
+        int crc;
+
         if (restore_next(r, &rec) < 0)
+            goto broken;
+        /* The record-order rules inspect applies too. */
+        if (restore_order(r, &rec) < 0)
             goto broken;
 
         if (k->committed == 0) {
@@ -463,10 +537,6 @@ static int run(struct ckrun *k, uint64_t *kept)
                     return -1;
                 continue;
             }
-            if (rec.type == STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST)
-                return restore_fail(r, XCC_EBADSTREAM, "%s record at offset %"
-                               PRIu64 " before the first CHECKPOINT",
-                               stream_record_name(rec.type), rec.offset);
             if (restore_apply(r, &rec) < 0)
                 return -1;
             continue;
@@ -477,19 +547,22 @@ static int run(struct ckrun *k, uint64_t *kept)
             return -1;
         k->ep.records++;
         if (rec.type == STREAM_REC_CHECKPOINT) {
-            if (do_commit(k) < 0)
+            crc = do_commit(k);
+            if (crc > 0)
+                goto unverified;
+            if (crc < 0)
                 return -1;
             continue;
         }
         if (rec.type == STREAM_REC_END) {
+            /* restore_order() let END end an epoch only when it is COLO's
+             * closing one (it opened with the marker). */
             if (k->ep.records > 1) {
-                if (!k->p->colo) {
-                    restore_fail(r, XCC_EBADSTREAM, "END record at offset %" PRIu64
-                            " in the middle of an epoch", rec.offset);
-                    goto broken;
-                }
-                /* COLO's closing epoch: the guest's last writes undone. */
-                if (commit_epoch(k) < 0 || check_digest(k) < 0)
+                /* The secondary guest's last writes undone. */
+                crc = commit_verified(k);
+                if (crc > 0)
+                    goto unverified;
+                if (crc < 0)
                     return -1;
                 epoch_reset(&k->ep);
             }
@@ -513,6 +586,12 @@ end:
     }
     *kept = k->committed;
     return 0;
+
+unverified:
+    *kept = k->committed;
+    epoch_reset(&k->ep);
+    errno = XCC_EFAILOVER;
+    return -1;
 
 broken:
     *kept = k->committed;
@@ -555,6 +634,7 @@ int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
     r->st.status = "active";
     if (xcc_restorer_begin(r, NULL) < 0 || restore_attach(r, d) < 0)
         goto out;
+    restore_order_start(r, STREAM_ORDER_CHECKPOINTED);
     k.ep.slot_of = calloc(r->nr_pfns ? r->nr_pfns : 1, sizeof(uint32_t));
     k.bitmap = calloc(XCC_DIV_ROUND_UP(r->nr_pfns, 64) + 1, sizeof(uint64_t));
     /* Lists and batches: at most every pfn once. */

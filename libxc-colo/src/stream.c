@@ -20,6 +20,7 @@
 
 #include "stream.h"
 #include "rate.h"
+#include "xbzrle_impl.h"
 
 #define CTX "stream"
 
@@ -92,6 +93,33 @@ bool stream_pfn_type_has_data(unsigned type)
     /* Pinned page tables carry data as the unpinned ones do. */
     return stream_pfn_type_valid(type) &&
            xcc_pfn_type_has_data(type & ~STREAM_PFN_TYPE_PINNED);
+}
+
+bool stream_pfn_type_sim_ok(unsigned type)
+{
+    /* A sim guest has RAM and holes: no page tables, nothing broken or
+     * allocate-only. */
+    return type == XCC_PFN_NORMAL || type == XCC_PFN_XTAB;
+}
+
+const char *stream_pfn_type_name(unsigned type)
+{
+    if (!stream_pfn_type_valid(type))
+        return "invalid";
+    if ((type & ~STREAM_PFN_TYPE_PINNED) >= XCC_PFN_L1TAB &&
+        (type & ~STREAM_PFN_TYPE_PINNED) <= XCC_PFN_L4TAB)
+        return type & STREAM_PFN_TYPE_PINNED ? "a pinned page table"
+                                             : "a page table";
+    switch (type) {
+    case XCC_PFN_NORMAL:
+        return "normal";
+    case XCC_PFN_BROKEN:
+        return "BROKEN";
+    case XCC_PFN_XALLOC:
+        return "XALLOC";
+    default:
+        return "XTAB";
+    }
 }
 
 static const char *const xen_record_names[] = {
@@ -731,7 +759,10 @@ struct stream_reader {
     uint64_t records;
     bool headers_done;
     bool end_seen;
+    bool body_open;     /* a record's head is read, its body not all */
+    uint64_t body_pos;  /* body bytes read by stream_read_body_part */
     uint32_t page_size;
+    uint32_t dhdr_type; /* XCC_DHDR_TYPE_* of the domain header */
     uint8_t *buf; /* current body + padding */
     size_t buf_cap;
     /* Decoded arrays handed out by the parsers. */
@@ -745,6 +776,10 @@ struct stream_reader {
     size_t lens_cap;
     uint64_t *set; /* open-addressing pfn set, for duplicates */
     size_t set_cap;
+    size_t set_mask;   /* hash-set mode: slots - 1 */
+    uint64_t *bits;    /* bitmap mode: one bit per pfn below the limit */
+    size_t bits_cap;   /* words */
+    bool use_bits;
     char err[512];
 };
 
@@ -769,6 +804,7 @@ void stream_reader_free(struct stream_reader *r)
     free(r->ptrs);
     free(r->lens);
     free(r->set);
+    free(r->bits);
     free(r);
 }
 
@@ -930,6 +966,7 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
     h->xen_major = ld_le32(hdr + 32);
     h->xen_minor = ld_le32(hdr + 36);
     r->page_size = h->page_size;
+    r->dhdr_type = dtype;
     r->offset = sizeof(hdr);
     r->headers_done = true;
     return 0;
@@ -971,13 +1008,14 @@ static size_t fixed_length(uint32_t type)
     }
 }
 
-int stream_read_record(struct stream_reader *r, struct stream_record *rec)
+/* Reads and checks a record header; the body is next in the fd. */
+static int read_head(struct stream_reader *r, struct stream_record *rec)
 {
     uint8_t rhdr[STREAM_RHDR_SIZE];
-    size_t padded, fixed;
+    size_t fixed;
     ssize_t got;
 
-    if (!r->headers_done || r->end_seen) {
+    if (!r->headers_done || r->end_seen || r->body_open) {
         errno = EINVAL;
         return -1;
     }
@@ -1013,7 +1051,43 @@ int stream_read_record(struct stream_reader *r, struct stream_record *rec)
         return rec_fail(r, rec, XCC_EBADSTREAM,
                         "body length %" PRIu32 ", expected %zu", rec->length,
                         fixed);
-    padded = rec_padded(rec->length);
+    r->body_open = true;
+    r->body_pos = 0;
+    return 0;
+}
+
+/* Checks the padding bytes pad[0..n) and closes the record. */
+static int finish_record(struct stream_reader *r,
+                         const struct stream_record *rec, const uint8_t *pad,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (pad[i])
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "padding byte %zu is 0x%02x, not zero", i, pad[i]);
+    r->body_open = false;
+    r->offset += STREAM_RHDR_SIZE + rec_padded(rec->length);
+    r->records++;
+    if (rec->type == STREAM_REC_END)
+        r->end_seen = true;
+    return 0;
+}
+
+int stream_read_record_head(struct stream_reader *r, struct stream_record *rec)
+{
+    return read_head(r, rec);
+}
+
+int stream_read_record_body(struct stream_reader *r,
+                            struct stream_record *rec)
+{
+    size_t padded = rec_padded(rec->length);
+    ssize_t got;
+
+    if (!r->body_open || r->body_pos) {
+        errno = EINVAL;
+        return -1;
+    }
     if (reader_grow(r, padded ? padded : 1) < 0)
         return rec_fail(r, rec, errno, "cannot allocate %zu bytes for the body",
                         padded);
@@ -1025,17 +1099,63 @@ int stream_read_record(struct stream_reader *r, struct stream_record *rec)
                         "stream ends after %zd of the %zu bytes of body and "
                         "padding",
                         got, padded);
-    for (size_t i = rec->length; i < padded; i++)
-        if (r->buf[i])
-            return rec_fail(r, rec, XCC_EBADSTREAM,
-                            "padding byte %zu is 0x%02x, not zero",
-                            i - rec->length, r->buf[i]);
+    if (finish_record(r, rec, r->buf + rec->length, padded - rec->length))
+        return -1;
     rec->body = r->buf;
-    r->offset += STREAM_RHDR_SIZE + padded;
-    r->records++;
-    if (rec->type == STREAM_REC_END)
-        r->end_seen = true;
     return 0;
+}
+
+ssize_t stream_read_body_part(struct stream_reader *r,
+                              const struct stream_record *rec, uint8_t *buf,
+                              size_t len)
+{
+    size_t left, pad;
+    uint8_t padding[STREAM_REC_ALIGN];
+    ssize_t got;
+
+    if (!r->body_open) {
+        errno = EINVAL;
+        return -1;
+    }
+    left = rec->length - r->body_pos;
+    if (len > left)
+        len = left;
+    if (len) {
+        got = read_full(r->fd, buf, len);
+        if (got < 0)
+            return rec_fail(r, rec, errno, "reading the body: %s",
+                            strerror(errno));
+        if ((size_t)got < len)
+            return rec_fail(r, rec, XCC_ETRUNCATED,
+                            "stream ends after %" PRIu64 " of the %zu bytes "
+                            "of body and padding",
+                            r->body_pos + (uint64_t)got,
+                            rec_padded(rec->length));
+        r->body_pos += len;
+    }
+    if (r->body_pos == rec->length) {
+        pad = rec_padded(rec->length) - rec->length;
+        got = pad ? read_full(r->fd, padding, pad) : 0;
+        if (got < 0)
+            return rec_fail(r, rec, errno, "reading the padding: %s",
+                            strerror(errno));
+        if ((size_t)got < pad)
+            return rec_fail(r, rec, XCC_ETRUNCATED,
+                            "stream ends after %" PRIu64 " of the %zu bytes "
+                            "of body and padding",
+                            r->body_pos + (uint64_t)got,
+                            rec_padded(rec->length));
+        if (finish_record(r, rec, padding, pad))
+            return -1;
+    }
+    return (ssize_t)len;
+}
+
+int stream_read_record(struct stream_reader *r, struct stream_record *rec)
+{
+    if (read_head(r, rec))
+        return -1;
+    return stream_read_record_body(r, rec);
 }
 
 int stream_read_expect_eof(struct stream_reader *r)
@@ -1073,37 +1193,79 @@ static int grow_array(void **p, size_t *cap, size_t n, size_t elem)
 }
 
 /*
- * Finds the first pfn that appears twice in pfns[0..n), using an
- * open-addressing set (keys stored +1; 0 marks an empty slot).
- * Returns the index of the second occurrence, n when all differ, or -1.
+ * Duplicate detection for one record of n pfns, each below limit: a bitmap
+ * of limit bits when it is no larger than a hash set of n pfns would be
+ * (so a record of 16 Mi pfns of a 16 Mi-page guest costs 2 MiB, not
+ * 256 MiB), else an open-addressing set (keys stored +1; 0 marks an empty
+ * slot). dupset_begin() returns 0 or -1 (ENOMEM); dupset_add() 1 when pfn
+ * was added before, else 0.
  */
-static int64_t find_duplicate(struct stream_reader *r, const uint64_t *pfns,
-                              size_t n)
+static int dupset_begin(struct stream_reader *r, size_t n, uint64_t limit)
 {
-    size_t cap = 16, mask;
+    size_t cap = 16;
 
     while (cap < 2 * n)
         cap *= 2;
+    r->use_bits = limit / 8 <= cap * sizeof(uint64_t);
+    if (r->use_bits) {
+        size_t words = (size_t)((limit + 63) / 64);
+        if (words > r->bits_cap) {
+            uint64_t *b = realloc(r->bits, words * sizeof(*b));
+            if (!b)
+                return -1;
+            r->bits = b;
+            r->bits_cap = words;
+        }
+        memset(r->bits, 0, words * sizeof(*r->bits));
+        return 0;
+    }
     if (cap > r->set_cap) {
-        uint64_t *s = realloc(r->set, cap * sizeof(*s));
-        if (!s)
+        uint64_t *set = realloc(r->set, cap * sizeof(*set));
+        if (!set)
             return -1;
-        r->set = s;
+        r->set = set;
         r->set_cap = cap;
     }
     memset(r->set, 0, cap * sizeof(*r->set));
-    mask = cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t key = pfns[i] + 1;
-        /* Fibonacci hashing spreads consecutive pfns over the table. */
-        size_t slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
-        while (r->set[slot]) {
-            if (r->set[slot] == key)
-                return (int64_t)i;
-            slot = (slot + 1) & mask;
-        }
-        r->set[slot] = key;
+    r->set_mask = cap - 1;
+    return 0;
+}
+
+static int dupset_add(struct stream_reader *r, uint64_t pfn)
+{
+    uint64_t key = pfn + 1;
+    size_t slot;
+
+    if (r->use_bits) {
+        uint64_t bit = 1ull << (pfn % 64);
+        if (r->bits[pfn / 64] & bit)
+            return 1;
+        r->bits[pfn / 64] |= bit;
+        return 0;
     }
+    /* Fibonacci hashing spreads consecutive pfns over the table. */
+    slot = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & r->set_mask;
+    while (r->set[slot]) {
+        if (r->set[slot] == key)
+            return 1;
+        slot = (slot + 1) & r->set_mask;
+    }
+    r->set[slot] = key;
+    return 0;
+}
+
+/*
+ * Finds the first pfn that appears twice in pfns[0..n) (all below limit).
+ * Returns the index of the second occurrence, n when all differ, or -1.
+ */
+static int64_t find_duplicate(struct stream_reader *r, const uint64_t *pfns,
+                              size_t n, uint64_t limit)
+{
+    if (dupset_begin(r, n, limit))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (dupset_add(r, pfns[i]))
+            return (int64_t)i;
     return (int64_t)n;
 }
 
@@ -1145,7 +1307,7 @@ static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
                             i, pfn, limit);
         r->pfns[i] = pfn;
     }
-    dup = find_duplicate(r, r->pfns, n);
+    dup = find_duplicate(r, r->pfns, n, limit);
     if (dup < 0)
         return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
     if ((size_t)dup < n)
@@ -1156,9 +1318,10 @@ static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
     return 0;
 }
 
-/* The u32 count, u32 reserved header of PAGE_DATA, ZERO_PAGES, XBZRLE. */
-static int parse_count(struct stream_reader *r, const struct stream_record *rec,
-                       uint32_t *count)
+/* The u32 count, u32 reserved header of PAGE_DATA, ZERO_PAGES, XBZRLE:
+ * head is the body's first 8 bytes (when the body has them). */
+static int check_count(struct stream_reader *r, const struct stream_record *rec,
+                       const uint8_t *head, uint32_t *count)
 {
     uint32_t reserved;
 
@@ -1167,8 +1330,8 @@ static int parse_count(struct stream_reader *r, const struct stream_record *rec,
                         "body of %" PRIu32
                         " bytes is shorter than its 8-byte count header",
                         rec->length);
-    *count = ld_le32(rec->body);
-    reserved = ld_le32(rec->body + 4);
+    *count = ld_le32(head);
+    reserved = ld_le32(head + 4);
     if (*count == 0)
         return rec_fail(r, rec, XCC_EBADSTREAM, "count is 0");
     if (reserved)
@@ -1184,6 +1347,12 @@ static int parse_count(struct stream_reader *r, const struct stream_record *rec,
     return 0;
 }
 
+static int parse_count(struct stream_reader *r, const struct stream_record *rec,
+                       uint32_t *count)
+{
+    return check_count(r, rec, rec->body, count);
+}
+
 static int check_page_size(struct stream_reader *r,
                            const struct stream_record *rec, uint32_t page_size)
 {
@@ -1193,6 +1362,42 @@ static int check_page_size(struct stream_reader *r,
                     "the stream's page size %" PRIu32
                     " differs from the target's %" PRIu32,
                     r->page_size, page_size);
+}
+
+/* Checks PAGE_DATA entry i (e as read) and splits it into type and pfn.
+ * Shared by the parser and the streamed check. */
+static int check_pd_entry(struct stream_reader *r,
+                          const struct stream_record *rec, uint32_t i,
+                          uint64_t e, uint64_t limit, unsigned *type_out,
+                          uint64_t *pfn_out)
+{
+    unsigned type = (unsigned)(e >> STREAM_PFN_TYPE_SHIFT);
+    uint64_t pfn = e & STREAM_PFN_MASK;
+
+    if (e & PFN_RESERVED_MASK)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRIu32 " (0x%016" PRIx64
+                        ") has reserved bits 52..59 set",
+                        i, e);
+    if (!stream_pfn_type_valid(type))
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRIu32 " (0x%016" PRIx64
+                        ") has invalid type 0x%x",
+                        i, e, type);
+    if (r->dhdr_type == XCC_DHDR_TYPE_SIM && !stream_pfn_type_sim_ok(type))
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRIu32 " (0x%016" PRIx64
+                        ") has type 0x%x (%s), which a sim guest cannot "
+                        "have",
+                        i, e, type, stream_pfn_type_name(type));
+    if (pfn >= limit)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
+                        " is beyond the guest's %" PRIu64 " pages",
+                        i, pfn, limit);
+    *type_out = type;
+    *pfn_out = pfn;
+    return 0;
 }
 
 int stream_parse_page_data(struct stream_reader *r,
@@ -1213,25 +1418,11 @@ int stream_parse_page_data(struct stream_reader *r,
         return rec_fail(r, rec, ENOMEM, "cannot allocate %" PRIu32 " entries",
                         count);
     for (uint32_t i = 0; i < count; i++) {
-        uint64_t e = ld_le64(rec->body + 8 + 8 * (size_t)i);
-        unsigned type = (unsigned)(e >> STREAM_PFN_TYPE_SHIFT);
-        uint64_t pfn = e & STREAM_PFN_MASK;
+        uint64_t e = ld_le64(rec->body + 8 + 8 * (size_t)i), pfn;
+        unsigned type;
 
-        if (e & PFN_RESERVED_MASK)
-            return rec_fail(r, rec, XCC_EBADSTREAM,
-                            "pfn entry %" PRIu32 " (0x%016" PRIx64
-                            ") has reserved bits 52..59 set",
-                            i, e);
-        if (!stream_pfn_type_valid(type))
-            return rec_fail(r, rec, XCC_EBADSTREAM,
-                            "pfn entry %" PRIu32 " (0x%016" PRIx64
-                            ") has invalid type 0x%x",
-                            i, e, type);
-        if (pfn >= limit)
-            return rec_fail(r, rec, XCC_EBADSTREAM,
-                            "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
-                            " is beyond the guest's %" PRIu64 " pages",
-                            i, pfn, limit);
+        if (check_pd_entry(r, rec, i, e, limit, &type, &pfn))
+            return -1;
         r->pfns[i] = pfn;
         r->types[i] = (uint8_t)type;
         ndata += stream_pfn_type_has_data(type);
@@ -1242,7 +1433,7 @@ int stream_parse_page_data(struct stream_reader *r,
                         "body holds %" PRIu32 " bytes but %" PRIu32
                         " pfns with %" PRIu32 " data pages need %" PRIu64,
                         rec->length, count, ndata, expect);
-    dup = find_duplicate(r, r->pfns, count);
+    dup = find_duplicate(r, r->pfns, count, limit);
     if (dup < 0)
         return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
     if (dup < count)
@@ -1308,60 +1499,6 @@ int stream_parse_dirty_pfn_list(struct stream_reader *r,
     return 0;
 }
 
-/* QEMU's XBZRLE run lengths: ULEB128 of at most 2 bytes (14 bits). */
-static int uleb_small(const uint8_t *src, size_t len, size_t *i, uint32_t *v)
-{
-    if (*i >= len)
-        return -1;
-    if (!(src[*i] & 0x80)) {
-        *v = src[(*i)++];
-        return 0;
-    }
-    if (*i + 1 >= len || (src[*i + 1] & 0x80))
-        return -1; /* truncated, or longer than 14 bits */
-    *v = (uint32_t)(src[*i] & 0x7f) | (uint32_t)src[*i + 1] << 7;
-    *i += 2;
-    return 0;
-}
-
-/*
- * Checks the grammar of one encoded delta without a page:
- *   delta := (zrun nzrun byte{nzrun})+
- * zrun may be 0 only first; nzrun >= 1; the runs stay inside page_size.
- * Returns NULL or a description of the first fault (at *where).
- */
-static const char *xbzrle_check(const uint8_t *src, size_t len,
-                                uint32_t page_size, size_t *where)
-{
-    size_t i = 0;
-    uint64_t d = 0;
-
-    while (i < len) {
-        uint32_t zrun, nzrun;
-
-        *where = i;
-        if (uleb_small(src, len, &i, &zrun))
-            return "bad zero-run length";
-        if (zrun == 0 && *where > 0)
-            return "empty zero run after the first";
-        d += zrun;
-        if (d > page_size)
-            return "zero run passes the end of the page";
-        *where = i;
-        if (uleb_small(src, len, &i, &nzrun))
-            return "bad or missing data-run length";
-        if (nzrun == 0)
-            return "empty data run";
-        if (d + nzrun > page_size)
-            return "data run passes the end of the page";
-        if (nzrun > len - i)
-            return "data run passes the end of the delta";
-        i += nzrun;
-        d += nzrun;
-    }
-    return NULL;
-}
-
 int stream_parse_xbzrle_pages(struct stream_reader *r,
                               const struct stream_record *rec, uint64_t nr_pfns,
                               uint32_t page_size,
@@ -1410,7 +1547,8 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
     data = rec->body + fixed;
     for (uint32_t i = 0; i < count; i++) {
         size_t where = 0;
-        const char *fault = xbzrle_check(data, r->lens[i], page_size, &where);
+        const char *fault =
+            xbzrle_validate(data, r->lens[i], page_size, &where);
         if (fault)
             return rec_fail(r, rec, XCC_EBADSTREAM,
                             "entry %" PRIu32 " (pfn 0x%" PRIx64
@@ -1478,11 +1616,11 @@ int stream_parse_digest(struct stream_reader *r,
     count = ld_le32(rec->body + 4);
     flags = ld_le32(rec->body + 8);
     reserved = ld_le32(rec->body + 12);
-    if (chunk_bytes < r->page_size || (chunk_bytes & (chunk_bytes - 1)))
+    if (chunk_bytes != XCC_DIGEST_CHUNK)
         return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "chunk size %" PRIu32
-                        " is not a power of two of at least a page",
-                        chunk_bytes);
+                        "chunk size %" PRIu32 " is not %u (2 MiB), the only "
+                        "one the format allows",
+                        chunk_bytes, XCC_DIGEST_CHUNK);
     if (flags & ~known_flags)
         return rec_fail(r, rec, XCC_EBADSTREAM, "unknown flags 0x%08" PRIx32,
                         flags);
@@ -1512,5 +1650,219 @@ int stream_parse_digest(struct stream_reader *r,
     out->flags = flags;
     out->whole = rec->body + 16;
     out->chunks = rec->body + STREAM_DIGEST_FIXED_SIZE;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Record order                                                              */
+/* ------------------------------------------------------------------------ */
+
+void stream_order_init(struct stream_order *o, enum stream_order_mode mode)
+{
+    memset(o, 0, sizeof(*o));
+    o->mode = mode;
+}
+
+int stream_order_check(struct stream_reader *r, struct stream_order *o,
+                       const struct stream_record *rec)
+{
+    const uint64_t before = o->records;
+
+    switch (rec->type) {
+    case STREAM_REC_GUEST_INFO:
+        if (before)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "only allowed as the first record, but %" PRIu64
+                            " record%s came before it",
+                            before, before == 1 ? "" : "s");
+        break;
+    case STREAM_REC_CHECKPOINT:
+    case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
+        if (o->mode == STREAM_ORDER_PLAIN)
+            return rec_fail(r, rec, ENOTSUP,
+                            "a checkpoint stream (restore it with "
+                            "--checkpointed)");
+        if (rec->type == STREAM_REC_CHECKPOINT) {
+            o->checkpoints++;
+            o->epoch_records = 0;
+            o->epoch_colo = false;
+            o->records++;
+            return 0;
+        }
+        if (!o->checkpoints)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "before the first CHECKPOINT");
+        if (!o->epoch_records)
+            o->epoch_colo = true; /* COLO's epoch marker */
+        break;
+    case STREAM_REC_END:
+        if (o->mode == STREAM_ORDER_CHECKPOINTED && !o->checkpoints)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "a checkpoint stream ends without any "
+                            "CHECKPOINT: no checkpoint was made");
+        if (o->checkpoints && o->epoch_records && !o->epoch_colo)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "the epoch after checkpoint %" PRIu64
+                            " (%" PRIu64 " records) ends without its "
+                            "CHECKPOINT",
+                            o->checkpoints, o->epoch_records);
+        break;
+    default:
+        /* Xen's records and optional ones are named and skipped; a
+         * mandatory type nobody defined stops every reader. */
+        if (!stream_record_known(rec->type) &&
+            !(rec->type & STREAM_REC_OPTIONAL))
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "unknown mandatory record type");
+        break;
+    }
+    o->records++;
+    o->epoch_records++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Streamed checks (inspect): the body read in pieces, never held whole     */
+/* ------------------------------------------------------------------------ */
+
+/* Bytes of body read per piece. */
+#define STREAM_PIECE (256u << 10)
+
+/* Reads exactly len more body bytes into buf (len <= the rest). */
+static int body_exact(struct stream_reader *r, const struct stream_record *rec,
+                      uint8_t *buf, size_t len)
+{
+    ssize_t got = stream_read_body_part(r, rec, buf, len);
+
+    return got < 0 ? -1 : 0;
+}
+
+/* Reads and drops the rest of the body (page data inspect does not need). */
+static int body_skip(struct stream_reader *r, const struct stream_record *rec)
+{
+    while (r->body_open) {
+        if (stream_read_body_part(r, rec, r->buf, STREAM_PIECE) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int piece_buffer(struct stream_reader *r,
+                        const struct stream_record *rec)
+{
+    if (reader_grow(r, STREAM_PIECE) < 0)
+        return rec_fail(r, rec, errno, "cannot allocate %u bytes",
+                        STREAM_PIECE);
+    return 0;
+}
+
+int stream_check_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           struct stream_page_counts *out)
+{
+    uint64_t limit = pfn_limit(nr_pfns), expect;
+    uint8_t head[8];
+    uint32_t count, ndata = 0;
+
+    if (rec->type != STREAM_REC_PAGE_DATA || !r->body_open || r->body_pos) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (piece_buffer(r, rec) ||
+        (rec->length >= 8 && body_exact(r, rec, head, 8)) ||
+        check_count(r, rec, head, &count))
+        return -1;
+    if (dupset_begin(r, count, limit) < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    for (uint32_t i = 0; i < count;) {
+        uint32_t k = count - i < STREAM_PIECE / 8 ? count - i : STREAM_PIECE / 8;
+
+        if (body_exact(r, rec, r->buf, (size_t)k * 8))
+            return -1;
+        for (uint32_t j = 0; j < k; j++, i++) {
+            uint64_t pfn;
+            unsigned type;
+
+            if (check_pd_entry(r, rec, i, ld_le64(r->buf + 8 * (size_t)j),
+                               limit, &type, &pfn))
+                return -1;
+            if (dupset_add(r, pfn))
+                return rec_fail(r, rec, XCC_EBADSTREAM,
+                                "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
+                                " appears twice",
+                                i, pfn);
+            ndata += stream_pfn_type_has_data(type);
+        }
+    }
+    expect = 8 + 8 * (uint64_t)count + (uint64_t)ndata * r->page_size;
+    if (rec->length != expect)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body holds %" PRIu32 " bytes but %" PRIu32
+                        " pfns with %" PRIu32 " data pages need %" PRIu64,
+                        rec->length, count, ndata, expect);
+    if (body_skip(r, rec))
+        return -1;
+    out->count = count;
+    out->with_data = ndata;
+    return 0;
+}
+
+int stream_check_pfn_list(struct stream_reader *r,
+                          const struct stream_record *rec, uint64_t nr_pfns,
+                          uint32_t *count_out)
+{
+    uint64_t limit = pfn_limit(nr_pfns);
+    uint8_t head[8];
+    uint32_t count;
+
+    if ((rec->type != STREAM_REC_ZERO_PAGES &&
+         rec->type != STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST) ||
+        !r->body_open || r->body_pos) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (piece_buffer(r, rec))
+        return -1;
+    if (rec->type == STREAM_REC_ZERO_PAGES) {
+        if ((rec->length >= 8 && body_exact(r, rec, head, 8)) ||
+            check_count(r, rec, head, &count))
+            return -1;
+        if (rec->length != 8 + 8 * (uint64_t)count)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "body holds %" PRIu32 " bytes but %" PRIu32
+                            " pfns need %" PRIu64,
+                            rec->length, count, 8 + 8 * (uint64_t)count);
+    } else {
+        if (rec->length % 8)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "body of %" PRIu32
+                            " bytes is not a whole number of 8-byte pfns",
+                            rec->length);
+        count = rec->length / 8;
+    }
+    if (dupset_begin(r, count, limit) < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    for (uint32_t i = 0; i < count;) {
+        uint32_t k = count - i < STREAM_PIECE / 8 ? count - i : STREAM_PIECE / 8;
+
+        if (body_exact(r, rec, r->buf, (size_t)k * 8))
+            return -1;
+        for (uint32_t j = 0; j < k; j++, i++) {
+            uint64_t pfn = ld_le64(r->buf + 8 * (size_t)j);
+            if (pfn >= limit)
+                return rec_fail(r, rec, XCC_EBADSTREAM,
+                                "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
+                                " is beyond the guest's %" PRIu64 " pages",
+                                i, pfn, limit);
+            if (dupset_add(r, pfn))
+                return rec_fail(r, rec, XCC_EBADSTREAM,
+                                "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
+                                " appears twice",
+                                i, pfn);
+        }
+    }
+    if (body_skip(r, rec))
+        return -1;
+    *count_out = count;
     return 0;
 }

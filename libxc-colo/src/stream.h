@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "pfn_type.h"
@@ -98,6 +99,11 @@
 bool stream_pfn_type_valid(unsigned type);
 /* True when a PAGE_DATA entry of this type is followed by page data. */
 bool stream_pfn_type_has_data(unsigned type);
+
+/* True for the types a sim guest can have: NORMAL and XTAB (a hole). */
+bool stream_pfn_type_sim_ok(unsigned type);
+/* "normal", "a page table", "BROKEN", ...: for error messages. */
+const char *stream_pfn_type_name(unsigned type);
 
 /* "PAGE_DATA", "XBZRLE_PAGES", ...; "UNKNOWN" for types nobody defined. */
 const char *stream_record_name(uint32_t type);
@@ -259,6 +265,21 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h);
  */
 int stream_read_record(struct stream_reader *r, struct stream_record *rec);
 
+/*
+ * The same in two steps, for a reader that must not hold a large body:
+ * stream_read_record_head() reads and checks the header as above (rec->body
+ * NULL); then either stream_read_record_body() reads the whole body as
+ * stream_read_record() does, or stream_read_body_part() hands out the next
+ * len bytes of it at most (returns the count, 0 at the end; the padding is
+ * read and checked after the last byte), or one of the streamed checks
+ * below consumes it.
+ */
+int stream_read_record_head(struct stream_reader *r, struct stream_record *rec);
+int stream_read_record_body(struct stream_reader *r, struct stream_record *rec);
+ssize_t stream_read_body_part(struct stream_reader *r,
+                              const struct stream_record *rec, uint8_t *buf,
+                              size_t len);
+
 /* After END: 0 at EOF, -1/XCC_EBADSTREAM when bytes follow (logged). */
 int stream_read_expect_eof(struct stream_reader *r);
 
@@ -324,7 +345,7 @@ int stream_parse_guest_info(struct stream_reader *r,
                             struct stream_guest_info *out);
 
 struct stream_digest {
-    uint32_t chunk_bytes;  /* power of two, a multiple of the page size */
+    uint32_t chunk_bytes;  /* XCC_DIGEST_CHUNK: the only size allowed */
     uint32_t count;        /* = ceil(nr_pfns / chunk_pfns) when nr_pfns known */
     uint32_t flags;        /* XCC_DIGEST_* */
     const uint8_t *whole;  /* 16 bytes */
@@ -334,5 +355,64 @@ struct stream_digest {
 int stream_parse_digest(struct stream_reader *r,
                         const struct stream_record *rec, uint64_t nr_pfns,
                         struct stream_digest *out);
+
+/*
+ * Streamed checks: the rules of stream_parse_page_data() and
+ * stream_parse_zero_pages() / stream_parse_dirty_pfn_list(), applied to a
+ * body read in pieces right after stream_read_record_head() (inspect: a
+ * record of 16 Mi pfns costs a 256 KiB piece and the duplicate check, not
+ * the body and three arrays). They consume the body. 0, or -1 as the
+ * parsers.
+ */
+struct stream_page_counts {
+    uint32_t count;     /* entries */
+    uint32_t with_data; /* entries followed by a page */
+};
+int stream_check_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           struct stream_page_counts *out);
+/* ZERO_PAGES or CHECKPOINT_DIRTY_PFN_LIST. */
+int stream_check_pfn_list(struct stream_reader *r,
+                          const struct stream_record *rec, uint64_t nr_pfns,
+                          uint32_t *count);
+
+/* ---- Record order ---------------------------------------------------------
+ *
+ * The one set of structural rules (which record may come where) that
+ * inspect and both restore loops apply, record by record, before a body is
+ * parsed (libxc-colo/docs/stream-format.md, sections 5 and 6):
+ *   - GUEST_INFO only as the first record after the headers;
+ *   - CHECKPOINT and CHECKPOINT_DIRTY_PFN_LIST only in a checkpoint stream
+ *     (STREAM_ORDER_PLAIN refuses them with ENOTSUP), and
+ *     CHECKPOINT_DIRTY_PFN_LIST only after the first CHECKPOINT;
+ *   - a checkpoint stream has at least one CHECKPOINT before END
+ *     (STREAM_ORDER_CHECKPOINTED), and END follows a CHECKPOINT directly,
+ *     except after COLO's closing epoch (one that opens with a
+ *     CHECKPOINT_DIRTY_PFN_LIST).
+ * STREAM_ORDER_ANY (inspect) takes a stream with a CHECKPOINT as a
+ * checkpoint stream and one without as a plain stream; so whatever inspect
+ * accepts, restore accepts in the matching mode.
+ */
+enum stream_order_mode {
+    STREAM_ORDER_ANY = 0,     /* inspect: plain or checkpoint stream */
+    STREAM_ORDER_PLAIN,       /* xcc_restorer_run */
+    STREAM_ORDER_CHECKPOINTED /* xcc_restorer_run_checkpointed */
+};
+
+struct stream_order {
+    enum stream_order_mode mode;
+    uint64_t records;       /* records seen, END included */
+    uint64_t checkpoints;   /* CHECKPOINT records seen */
+    uint64_t epoch_records; /* records since the last CHECKPOINT */
+    bool epoch_colo;        /* this epoch opened with a DIRTY_PFN_LIST */
+};
+
+void stream_order_init(struct stream_order *o, enum stream_order_mode mode);
+
+/* Checks that rec may come next and counts it. 0, or -1 with errno
+ * XCC_EBADSTREAM (ENOTSUP: a checkpoint record in PLAIN mode) after one
+ * logged error naming the record, its offset and the rule. */
+int stream_order_check(struct stream_reader *r, struct stream_order *o,
+                       const struct stream_record *rec);
 
 #endif /* XCC_STREAM_H */

@@ -37,19 +37,15 @@ static int record_kind(uint32_t type)
     }
 }
 
-/* Logs a semantic (cross-record) error the way the reader logs its own. */
-static int inspect_fail(xentoollog_logger *log, struct xcc_inspect_totals *t,
-                        const struct stream_record *rec, const char *what)
+/* True for the records inspect checks from a streamed body. */
+static bool streamed(uint32_t type)
 {
-    snprintf(t->error, sizeof(t->error),
-             "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64 ": %s",
-             stream_record_name(rec->type), rec->type, rec->offset, what);
-    XCC_ERR(log, CTX, "%s", t->error);
-    errno = XCC_EBADSTREAM;
-    return -1;
+    return type == STREAM_REC_PAGE_DATA || type == STREAM_REC_ZERO_PAGES ||
+           type == STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST;
 }
 
-/* Validates one record's body and fills the per-record counters. */
+/* Validates one record's body and fills the per-record counters; the
+ * streamed kinds read their body here, the others have it read. */
 static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
                         const struct stream_record *rec,
                         const struct xcc_inspect_headers *h,
@@ -60,19 +56,20 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
 
     switch (rec->type) {
     case STREAM_REC_PAGE_DATA: {
-        struct stream_page_data pd;
-        if (stream_parse_page_data(r, rec, nr, h->page_size, &pd))
+        /* Streamed: the body is read in pieces, never held whole. */
+        struct stream_page_counts pc;
+        if (stream_check_page_data(r, rec, nr, &pc))
             return -1;
-        for (uint32_t i = 0; i < pd.count; i++)
-            pd.pages[i] ? ir->pages_data++ : ir->pages_nodata++;
+        ir->pages_data = pc.with_data;
+        ir->pages_nodata = pc.count - pc.with_data;
         *page_records_seen = true;
         break;
     }
     case STREAM_REC_ZERO_PAGES: {
-        struct stream_pfn_list zl;
-        if (stream_parse_zero_pages(r, rec, nr, &zl))
+        uint32_t n;
+        if (stream_check_pfn_list(r, rec, nr, &n))
             return -1;
-        ir->pages_zero = zl.count;
+        ir->pages_zero = n;
         *page_records_seen = true;
         break;
     }
@@ -87,19 +84,15 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         break;
     }
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST: {
-        struct stream_pfn_list dl;
-        if (stream_parse_dirty_pfn_list(r, rec, nr, &dl))
+        uint32_t n;
+        if (stream_check_pfn_list(r, rec, nr, &n))
             return -1;
-        ir->pfns = dl.count;
+        ir->pfns = n;
         break;
     }
     case STREAM_REC_GUEST_INFO: {
         struct stream_guest_info gi;
-        if (t->nr_pfns)
-            return inspect_fail(log, t, rec, "a second GUEST_INFO");
-        if (*page_records_seen)
-            return inspect_fail(log, t, rec,
-                                "GUEST_INFO after the first page record");
+        /* Its place (first) was checked by stream_order_check. */
         if (stream_parse_guest_info(r, rec, &gi))
             return -1;
         ir->nr_pfns = gi.nr_pfns;
@@ -120,10 +113,8 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         ir->text_len = rec->length;
         break;
     default:
-        /* Xen's own records and optional ones: named and skipped. */
-        if (!stream_record_known(rec->type) &&
-            !(rec->type & STREAM_REC_OPTIONAL))
-            return inspect_fail(log, t, rec, "unknown mandatory record type");
+        /* Xen's own records and optional ones: named and skipped (an
+         * unknown mandatory type was refused by stream_order_check). */
         break;
     }
     return 0;
@@ -139,7 +130,10 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     struct stream_reader *r;
     struct stream_headers sh;
     bool page_records_seen = false;
+    struct stream_order order;
     int rc = -1, saved;
+
+    stream_order_init(&order, STREAM_ORDER_ANY);
 
     memset(t, 0, sizeof(*t));
     if (flags) {
@@ -175,7 +169,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         struct xcc_inspect_record ir;
         int kind;
 
-        if (stream_read_record(r, &rec))
+        if (stream_read_record_head(r, &rec))
             goto out;
         memset(&ir, 0, sizeof(ir));
         ir.offset = rec.offset;
@@ -184,7 +178,10 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         ir.name = stream_record_name(rec.type);
         ir.optional = !!(rec.type & STREAM_REC_OPTIONAL);
         ir.known = stream_record_known(rec.type);
-        if (inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
+        /* The same record-order rules as restore's. */
+        if (stream_order_check(r, &order, &rec) ||
+            (!streamed(rec.type) && stream_read_record_body(r, &rec)) ||
+            inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
             goto out;
         kind = record_kind(rec.type);
         t->bytes = stream_reader_offset(r);

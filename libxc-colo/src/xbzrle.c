@@ -258,3 +258,45 @@ int xcc_xbzrle_decode(const uint8_t *src, size_t src_len, uint8_t *page,
     }
     return r;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Validation without a page (the stream parser's check).                    */
+/* ------------------------------------------------------------------------ */
+
+/* Mirrors XBZRLE_DECODE_ONE rule for rule; fuzz_stream asserts that every
+ * delta this accepts decodes. */
+const char *xbzrle_validate(const uint8_t *src, size_t src_len, size_t len,
+                            size_t *where)
+{
+    size_t i = 0, d = 0;
+
+    *where = 0;
+    if (!len_ok(len))
+        return "page size the codec does not take";
+    while (i < src_len) {
+        size_t zrun, nzrun;
+
+        *where = i;
+        if (xbzrle_read_length(src, src_len, &i, &zrun) < 0)
+            return "bad zero-run length (truncated, over 14 bits or "
+                   "overlong)";
+        if (zrun == 0 && *where > 0)
+            return "empty zero run after the first";
+        d += zrun;
+        if (d > len)
+            return "zero run passes the end of the page";
+        *where = i;
+        if (xbzrle_read_length(src, src_len, &i, &nzrun) < 0)
+            return "bad or missing data-run length (truncated, over 14 bits "
+                   "or overlong)";
+        if (nzrun == 0)
+            return "empty data run";
+        if (nzrun > len - d)
+            return "data run passes the end of the page";
+        if (nzrun > src_len - i)
+            return "data run passes the end of the delta";
+        i += nzrun;
+        d += nzrun;
+    }
+    return NULL;
+}

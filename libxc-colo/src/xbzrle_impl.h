@@ -537,6 +537,16 @@ XBZRLE_INLINE int xbzrle_read_length(const uint8_t *src, size_t src_len,
     return 0;
 }
 
+/*
+ * The one validator of a delta's grammar, with the decoder's own rules and
+ * length reader (xbzrle_read_length, XBZRLE_DECODE_ONE): NULL when
+ * xcc_xbzrle_decode(src, src_len, page, len) would accept the delta, else
+ * what is wrong, with *where set to the byte of src it concerns. Reads
+ * nothing but src; the stream parser calls it before any page is touched.
+ */
+const char *xbzrle_validate(const uint8_t *src, size_t src_len, size_t len,
+                            size_t *where);
+
 /* Copies n bytes, 1 <= n <= 16, touching exactly [0, n) of both sides:
  * two overlapping moves of the largest size that fits, no read of page. */
 XBZRLE_INLINE void xbzrle_copy_short(uint8_t *to, const uint8_t *from,

@@ -54,14 +54,20 @@ small = bytes(range(256)) * (PAGE // 256)
 
 seeds = {
     "empty-valid": headers() + GUEST + END,
+    # In the order stream_order_check takes: a sim guest has only NORMAL
+    # pages and holes (XTAB); the list follows the first CHECKPOINT; END
+    # follows a CHECKPOINT.
     "sim-every-record": headers() + GUEST +
-        page_data([(1, 0, small), (2, 0xF, None), (3, 1, b"\xA5" * PAGE), (7, 0xD, None)]) +
+        page_data([(1, 0, small), (2, 0xF, None), (3, 0, b"\xA5" * PAGE), (7, 0xF, None)]) +
         pfn_batch(0x58430002, [10, 11, 12]) +
-        xbzrle([(20, DELTA_A), (21, DELTA_B)]) +
-        rec(0x0F, struct.pack("<QQQ", 5, 6, 4095)) + rec(0x0E) +
+        xbzrle([(20, DELTA_A), (21, DELTA_B)]) + rec(0x0E) +
+        rec(0x0F, struct.pack("<QQQ", 5, 6, 4095)) +
         rec(0xD8430005, b'{"iteration":1,"pages":3}') +
-        rec(0x58430004, struct.pack("<IIII", 2 << 20, 8, 0, 0) + b"\x11" * 16 + b"\x22" * 128) +
-        rec(0x10) + END,
+        rec(0x58430004, struct.pack("<IIII", 2 << 20, 2, 0, 0) + b"\x11" * 16 + b"\x22" * 32) +
+        rec(0x10) + rec(0x0E) + END,
+    "pv-page-types": headers(1, 12, 4, 17) +
+        page_data([(1, 0, small), (2, 0xF, None), (3, 1, b"\xA5" * PAGE), (7, 0xD, None)]) +
+        END,
     "checkpoints": headers() + GUEST + page_data([(0, 0, small)]) + rec(0x0E) +
         xbzrle([(0, DELTA_A)]) + rec(0x0F, b"") + rec(0x0E) +
         pfn_batch(0x58430002, [0]) + rec(0x0E) + END,
@@ -95,6 +101,15 @@ bad["count-overflow"] = headers() + GUEST + rec(0x01, struct.pack("<IIQ", 0xFFFF
 bad["padding"] = headers() + GUEST + rec(0xD8430005, b"abc")[:-1] + b"\1" + END
 bad["after-end"] = headers() + GUEST + END + b"\0" * 8
 bad["unknown-block"] = headers() + GUEST + rec(0x58430077, b"x") + END
+# Streams inspect once passed and restore refused (one grammar now).
+bad["xbzrle-overlong"] = (headers() + GUEST + page_data([(3, 0, small)]) +
+                          xbzrle([(3, bytes([0x80, 0x00, 0x01, 0x07]))]) + END)
+bad["guest-info-late"] = headers() + rec(0xD8430005, b"{}") + GUEST + END
+bad["digest-4m"] = (headers() + GUEST + rec(0x58430004, struct.pack(
+    "<IIII", 4 << 20, 4, 0, 0) + b"\x11" * 80) + END)
+bad["epoch-no-ckpt"] = (headers() + GUEST + page_data([(0, 0, small)]) + rec(0x0E) +
+                        pfn_batch(0x58430002, [0]) + END)
+bad["sim-pagetable"] = headers() + GUEST + page_data([(3, 1, small)]) + END
 seeds.update(bad)
 
 os.makedirs(OUT, exist_ok=True)
