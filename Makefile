@@ -83,7 +83,7 @@ $(BUILD)/lib/pkgconfig/xccolo.pc: libxc-colo/xccolo.pc.in libxc-colo/include/xcc
 $(CLI): $(TOOL_OBJS) $(BUILD)/lib/libxccolo.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) -L$(BUILD)/lib -lxccolo \
-	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -lm
+	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -ljson-c -lm
 
 # Each public header must compile on its own.
 header-check: $(BUILD)/obj/header-check.o
