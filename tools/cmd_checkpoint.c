@@ -95,6 +95,8 @@ static void checkpoint_usage(FILE *out)
             "                        may carry (default: --target-dirty)\n"
             "      --abort-if-busy   give up (exit 1) when the live phase does "
             "not converge\n"
+            "      --max-bandwidth RATE  the live phase's limit on the wire "
+            "(1G = 1 Gbit/s)\n"
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
             "section\n"
             "  -c, --continue        leave the guest running at the end\n"

@@ -93,6 +93,10 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
             o->p.min_remaining = 1;
         break;
     case SAVE_OPT_ABORT_IF_BUSY: o->p.abort_if_busy = 1; break;
+    case SAVE_OPT_MAX_BANDWIDTH:
+        if (cli_parse_rate(arg, "--max-bandwidth", &o->p.max_bandwidth) < 0)
+            return -1;
+        break;
     case 'c': o->resume = true; break;
     default: return out_opts_parse(&o->out, opt, arg) ? 1 : 0;
     }

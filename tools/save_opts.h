@@ -28,6 +28,7 @@ enum {
     SAVE_OPT_MAX_DOWNTIME,
     SAVE_OPT_MIN_REMAINING,
     SAVE_OPT_ABORT_IF_BUSY,
+    SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_END,
 };
 
@@ -50,6 +51,7 @@ enum {
         {"no-verify", no_argument, NULL, SAVE_OPT_NO_VERIFY},                  \
         {"max-iters", required_argument, NULL, SAVE_OPT_MAX_ITERS},            \
         {"target-dirty", required_argument, NULL, SAVE_OPT_TARGET_DIRTY},      \
+        {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* struct option entries of the live phase's other stop conditions
