@@ -26,7 +26,7 @@ WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-protot
 override CPPFLAGS += -D_GNU_SOURCE -Ilibxc-colo/include -Ilibxc-colo/src
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARN) -fPIC -pthread
-LDLIBS_LIB := -lxenctrl -lxenforeignmemory -lxentoollog -lxxhash -lpthread
+LDLIBS_LIB := -lxenctrl -lxenforeignmemory -lxentoollog -lxxhash -ljson-c -lpthread
 
 ifneq ($(SANITIZE),)
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -83,7 +83,7 @@ $(BUILD)/lib/pkgconfig/xccolo.pc: libxc-colo/xccolo.pc.in libxc-colo/include/xcc
 $(CLI): $(TOOL_OBJS) $(BUILD)/lib/libxccolo.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) -L$(BUILD)/lib -lxccolo \
-	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -lm
+	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -ljson-c -lm
 
 # Each public header must compile on its own.
 header-check: $(BUILD)/obj/header-check.o

@@ -246,3 +246,147 @@ Test(checkpoint, break_before_first_checkpoint_keeps_nothing)
     cr_expect_eq(errno, XCC_ETRUNCATED);
     cr_expect_eq(kept, 0);
 }
+
+/* ---- The sender: one saver per guest, cancel while paused ---------------- */
+
+static char live_name[64];
+
+static void live_setup(void)
+{
+    snprintf(live_name, sizeof(live_name), "cklive%d", (int)getpid());
+    quiet = (xentoollog_logger *)xtl_createlogger_stdiostream(
+        stderr, XTL_CRITICAL, 0);
+    cr_assert_eq(xcc_sim_start(live_name, 8u << 20, "random:2000:0.5", 3,
+                               NULL, NULL, quiet),
+                 0);
+}
+
+static void live_teardown(void)
+{
+    xcc_sim_stop(live_name, quiet);
+    xtl_logger_destroy(quiet);
+}
+
+static int sim_state(void)
+{
+    struct xcc_sim_info info;
+
+    cr_assert_eq(xcc_sim_get_info(live_name, &info, NULL), 0);
+    return info.state;
+}
+
+struct cancel_ctx {
+    xcc_checkpointer *c;
+    int state_in_pause;
+};
+
+/* on_checkpoint runs while the guest is paused: cancel from there. */
+static int cancel_in_pause(void *opaque, uint64_t k, const uint8_t *digest)
+{
+    struct cancel_ctx *ctx = opaque;
+
+    (void)k;
+    (void)digest;
+    ctx->state_in_pause = sim_state();
+    xcc_checkpointer_cancel(ctx->c);
+    return 0;
+}
+
+TestSuite(checkpoint_sender, .init = live_setup, .fini = live_teardown,
+          .timeout = 60);
+
+Test(checkpoint_sender, cancel_while_paused_continues_the_guest)
+{
+    struct xcc_save_params sp;
+    struct xcc_checkpoint_params cp;
+    struct cancel_ctx ctx = {0};
+    char dn[80];
+    int fd = open("/dev/null", O_WRONLY);
+    xcc_domain *dom;
+
+    snprintf(dn, sizeof(dn), "sim:%s", live_name);
+    dom = xcc_domain_open(dn, quiet, 0);
+    cr_assert_not_null(dom);
+    xcc_save_params_init(&sp);
+    sp.progress = 0;
+    xcc_checkpoint_params_init(&cp);
+    cp.count = 5;
+    cp.interval_ms = 0;
+    cp.on_checkpoint = cancel_in_pause;
+    cp.opaque = &ctx;
+    ctx.c = xcc_checkpointer_new(dom, fd, &sp, &cp, quiet);
+    cr_assert_not_null(ctx.c);
+    cr_expect_eq(xcc_checkpointer_run(ctx.c), -1);
+    cr_expect_eq(errno, ECANCELED, "errno %d", errno);
+    cr_expect_eq(ctx.state_in_pause, XCC_SIM_PAUSED);
+    cr_expect_eq(sim_state(), XCC_SIM_RUNNING, "the guest is %s",
+                 xcc_sim_state_name(sim_state()));
+    cr_expect(strstr(xcc_checkpointer_stats_json(ctx.c),
+                     "\"status\": \"cancelled\""));
+    xcc_checkpointer_free(ctx.c);
+    xcc_domain_close(dom);
+    close(fd);
+}
+
+struct lock_ctx {
+    xcc_domain *dom;
+    int fd;
+    int rc, err;
+};
+
+/* A second saver of the same guest, run from the first one's pause. */
+static int second_saver(void *opaque, uint64_t k, const uint8_t *digest)
+{
+    struct lock_ctx *l = opaque;
+    struct xcc_save_params sp;
+    xcc_saver *s;
+
+    (void)k;
+    (void)digest;
+    xcc_save_params_init(&sp);
+    sp.progress = 0;
+    s = xcc_saver_new(l->dom, l->fd, &sp, quiet);
+    cr_assert_not_null(s);
+    l->rc = xcc_saver_run(s);
+    l->err = errno;
+    xcc_saver_free(s);
+    return 0;
+}
+
+Test(checkpoint_sender, a_second_saver_is_refused)
+{
+    struct xcc_save_params sp;
+    struct xcc_checkpoint_params cp;
+    struct lock_ctx l = {0};
+    char dn[80];
+    int fd = open("/dev/null", O_WRONLY);
+    xcc_domain *dom, *dom2;
+    xcc_checkpointer *ck;
+
+    snprintf(dn, sizeof(dn), "sim:%s", live_name);
+    dom = xcc_domain_open(dn, quiet, 0);
+    dom2 = xcc_domain_open(dn, quiet, 0);
+    cr_assert(dom && dom2);
+    xcc_save_params_init(&sp);
+    sp.progress = 0;
+    xcc_checkpoint_params_init(&cp);
+    cp.count = 1;
+    cp.on_checkpoint = second_saver;
+    cp.opaque = &l;
+    l.dom = dom2;
+    l.fd = fd;
+    ck = xcc_checkpointer_new(dom, fd, &sp, &cp, quiet);
+    cr_assert_not_null(ck);
+    cr_expect_eq(xcc_checkpointer_run(ck), 0);
+    cr_expect_eq(l.rc, -1, "the second saver ran");
+    cr_expect_eq(l.err, EBUSY, "errno %d", l.err);
+    xcc_checkpointer_free(ck);
+    /* Released at the end of the run: a save now succeeds. */
+    l.rc = 0;
+    second_saver(&l, 0, NULL);
+    cr_expect_eq(l.rc, 0, "errno %d", l.err);
+    xcc_domain_unpause(dom);
+    xcc_domain_close(dom);
+    xcc_domain_close(dom2);
+    close(fd);
+}

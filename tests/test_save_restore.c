@@ -478,7 +478,7 @@ Test(save_restore, stats_json_names)
                           "\"normal-bytes\": 28672", "\"dirty-sync-count\"",
                           "\"pages-per-second\"", "\"mbps\"",
                           "\"cache-miss-rate\"", "\"encoding-rate\"",
-                          "\"overflow\"", "\"iterations\": [{",
+                          "\"overflow\"", "\"iterations\": [ {",
                           "\"total\": 4096000"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_expect(strstr(j, keys[i]), "%s missing in %s", keys[i], j);

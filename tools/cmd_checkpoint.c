@@ -31,13 +31,22 @@ enum {
     OPT_BACK_TIMEOUT,
 };
 
-/* Set by SIGINT/SIGTERM: finish the current checkpoint, then END. */
+/* The first SIGINT/SIGTERM sets stop_flag: finish the current
+ * checkpoint, then END. A second one cancels the run (the guest is
+ * continued, no END) and the command exits 128 + the signal. */
 static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t cancel_signal;
+static xcc_checkpointer *volatile cancel_ck;
 
 static void on_stop_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (!stop_flag) {
+        stop_flag = 1;
+        return;
+    }
+    cancel_signal = sig;
+    if (cancel_ck)
+        xcc_checkpointer_cancel(cancel_ck);
 }
 
 static void checkpoint_usage(FILE *out)
@@ -50,7 +59,8 @@ static void checkpoint_usage(FILE *out)
             "then a checkpoint every interval: pause, send the pages dirtied\n"
             "since the last one, CHECKPOINT, unpause. It ends after --count\n"
             "checkpoints or on SIGINT/SIGTERM, finishing the current one, and\n"
-            "leaves the guest paused (-c: running).\n\n"
+            "leaves the guest paused (-c: running). A second signal abandons\n"
+            "the run: the guest is continued, no END is sent.\n\n"
             "  --interval MS         between checkpoints (default 200; 0: as "
             "fast as\n"
             "                        possible)\n"
@@ -78,6 +88,13 @@ static void checkpoint_usage(FILE *out)
             "5)\n"
             "      --target-dirty N  end the live phase at N dirty pages "
             "(default 50)\n"
+            "      --max-downtime MS end it once checkpoint 1 is estimated to "
+            "fit MS\n"
+            "      --min-remaining N with --abort-if-busy: most dirty pages "
+            "checkpoint 1\n"
+            "                        may carry (default: --target-dirty)\n"
+            "      --abort-if-busy   give up (exit 1) when the live phase does "
+            "not converge\n"
             "      --max-bandwidth RATE  the live phase's limit on the wire "
             "(1G = 1 Gbit/s)\n"
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
@@ -88,7 +105,8 @@ static void checkpoint_usage(FILE *out)
             "  -q, --quiet           errors only, no summary\n"
             "  -v, --verbose         more detail (twice: debug)\n"
             "  -h, --help            this text\n\n"
-            "Exit status: 0 done (END sent), 1 error, 2 usage.\n");
+            "Exit status: 0 done (END sent), 1 error, 2 usage, 128+N "
+            "abandoned by\na second signal N.\n");
 }
 
 struct ckpt_cli {
@@ -101,6 +119,7 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
 {
     static const struct option opts[] = {
         SAVE_LONG_OPTIONS,
+        SAVE_CONVERGE_LONG_OPTIONS,
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"count", required_argument, NULL, OPT_COUNT},
         {"colo", no_argument, NULL, OPT_COLO},
@@ -280,9 +299,20 @@ int cmd_checkpoint(int argc, char **argv)
         cli_error("cannot checkpoint '%s': %s", dom, xcc_strerror(errno));
         goto out;
     }
+    cancel_ck = ck;
+    if (cancel_signal)
+        xcc_checkpointer_cancel(ck);
     if (xcc_checkpointer_run(ck) < 0) {
-        cli_error("checkpoint of '%s' to '%s' failed: %s", dom, dest,
-                  xcc_strerror(errno));
+        if (cancel_signal) {
+            cli_error("checkpoint of '%s' abandoned on a second SIG%s: the guest "
+                      "continues; the stream to '%s' has no END (the "
+                      "receiver keeps its last checkpoint)", dom,
+                      sigabbrev_np(cancel_signal), dest);
+            rc = 128 + cancel_signal;
+        } else {
+            cli_error("checkpoint of '%s' to '%s' failed: %s", dom, dest,
+                      xcc_strerror(errno));
+        }
         goto stats;
     }
     rc = EXIT_OK;
@@ -291,11 +321,12 @@ int cmd_checkpoint(int argc, char **argv)
         rc = EXIT_FAIL;
     }
 stats:
-    if (transport_close(&t) < 0)
+    if (transport_close(&t) < 0 && rc == EXIT_OK)
         rc = EXIT_FAIL;
     if (c.so.out.stats_json &&
         cli_write_stats_json(c.so.out.stats_json,
-                             xcc_checkpointer_stats_json(ck)) < 0)
+                             xcc_checkpointer_stats_json(ck)) < 0 &&
+        rc == EXIT_OK)
         rc = EXIT_FAIL;
     if (rc == EXIT_OK && c.so.out.verbosity >= 0) {
         struct xcc_checkpoint_summary sum;
@@ -304,6 +335,7 @@ stats:
     }
 out:
     transport_close(&t);
+    cancel_ck = NULL;
     xcc_checkpointer_free(ck);
     xcc_domain_close(d);
     if (dl.f && fclose(dl.f) != 0 && rc == EXIT_OK) {

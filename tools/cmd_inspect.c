@@ -1,13 +1,17 @@
 /*
  * cmd_inspect.c - `xc-colo inspect [--json] [-v|-q] FILE|-`: list and
  * validate every record of a migration stream (xc-colo's or stock Xen's).
- * The library validates and counts; this file only prints.
+ * The library validates and counts; this file only prints. --json prints
+ * one document as the stream is read: the frame by hand, each part in it
+ * (headers, a record, the totals) built and escaped by json-c.
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "cli.h"
 
@@ -33,37 +37,68 @@ static void inspect_usage(FILE *out)
         "  -h, --help  this text\n");
 }
 
-/* Prints s[0..len) as a JSON string literal. */
-static void json_string(FILE *f, const char *s, size_t len)
+typedef struct json_object jobj;
+
+static void put_u64(jobj *o, const char *key, uint64_t v)
 {
-    fputc('"', f);
+    json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+/*
+ * A JSON string of s[0..len), bytes as Latin-1 characters: stream text is
+ * not trusted to be UTF-8, and a byte 0xNN reads back as U+00NN, as the
+ * \u00NN escapes printed before did.
+ */
+static jobj *latin1_string(const char *s, size_t len)
+{
+    char *u = malloc(2 * len + 1);
+    size_t n = 0;
+    jobj *o;
+
+    if (!u)
+        return NULL;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else if (c >= 0x80)
-            fprintf(f, "\\u%04x", c); /* not decoded: keep output ASCII */
-        else
-            fputc(c, f);
+        if (c < 0x80) {
+            u[n++] = (char)c;
+        } else {
+            u[n++] = (char)(0xc0 | (c >> 6));
+            u[n++] = (char)(0x80 | (c & 0x3f));
+        }
     }
-    fputc('"', f);
+    o = json_object_new_string_len(u, (int)n);
+    free(u);
+    return o;
+}
+
+/* Prints o compactly (NULL prints null) and frees it. */
+static void print_json(jobj *o)
+{
+    fputs(o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                    JSON_C_TO_STRING_NOSLASHESCAPE)
+            : "null",
+          stdout);
+    json_object_put(o);
 }
 
 static void print_headers(struct inspect_out *o,
                           const struct xcc_inspect_headers *h)
 {
     if (o->json) {
-        printf("{\"headers\":{\"version\":%" PRIu32 ",\"options\":%u,"
-               "\"domain_type\":%" PRIu32 ",\"domain\":\"%s\","
-               "\"page_shift\":%" PRIu32 ",\"page_size\":%" PRIu32 ","
-               "\"xen_major\":%" PRIu32 ",\"xen_minor\":%" PRIu32 "},\n"
-               "\"records\":[",
-               h->version, h->options, h->domain_type, h->domain_name,
-               h->page_shift, h->page_size, h->xen_major, h->xen_minor);
+        jobj *j = json_object_new_object();
+
+        put_u64(j, "version", h->version);
+        put_u64(j, "options", h->options);
+        put_u64(j, "domain_type", h->domain_type);
+        json_object_object_add(j, "domain",
+                               json_object_new_string(h->domain_name));
+        put_u64(j, "page_shift", h->page_shift);
+        put_u64(j, "page_size", h->page_size);
+        put_u64(j, "xen_major", h->xen_major);
+        put_u64(j, "xen_minor", h->xen_minor);
+        fputs("{\"headers\":", stdout);
+        print_json(j);
+        fputs(",\n\"records\":[", stdout);
         return;
     }
     printf("image header: Xen migration stream, version %" PRIu32
@@ -81,35 +116,40 @@ static void print_headers(struct inspect_out *o,
 static void print_record_json(struct inspect_out *o,
                               const struct xcc_inspect_record *r)
 {
+    jobj *j = json_object_new_object();
     char hex[33];
 
-    printf("%s\n{\"offset\":%" PRIu64 ",\"type\":%" PRIu32
-           ",\"name\":\"%s\",\"length\":%" PRIu32 ",\"optional\":%s",
-           o->shown ? "," : "", r->offset, r->type, r->name, r->length,
-           r->optional ? "true" : "false");
-    if (r->pages_data || r->pages_nodata)
-        printf(",\"pages_data\":%" PRIu64 ",\"pages_nodata\":%" PRIu64,
-               r->pages_data, r->pages_nodata);
+    put_u64(j, "offset", r->offset);
+    put_u64(j, "type", r->type);
+    json_object_object_add(j, "name", json_object_new_string(r->name));
+    put_u64(j, "length", r->length);
+    json_object_object_add(j, "optional",
+                           json_object_new_boolean(r->optional));
+    if (r->pages_data || r->pages_nodata) {
+        put_u64(j, "pages_data", r->pages_data);
+        put_u64(j, "pages_nodata", r->pages_nodata);
+    }
     if (r->pages_zero)
-        printf(",\"pages_zero\":%" PRIu64, r->pages_zero);
-    if (r->pages_xbzrle)
-        printf(",\"pages_xbzrle\":%" PRIu64 ",\"xbzrle_bytes\":%" PRIu64,
-               r->pages_xbzrle, r->xbzrle_bytes);
+        put_u64(j, "pages_zero", r->pages_zero);
+    if (r->pages_xbzrle) {
+        put_u64(j, "pages_xbzrle", r->pages_xbzrle);
+        put_u64(j, "xbzrle_bytes", r->xbzrle_bytes);
+    }
     if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
-        printf(",\"pfns\":%" PRIu64, r->pfns);
+        put_u64(j, "pfns", r->pfns);
     if (r->nr_pfns)
-        printf(",\"nr_pfns\":%" PRIu64, r->nr_pfns);
+        put_u64(j, "nr_pfns", r->nr_pfns);
     if (r->digest) {
         cli_hex_digest(r->digest, hex);
-        printf(",\"digest_chunks\":%" PRIu32 ",\"chunk_bytes\":%" PRIu32
-               ",\"digest\":\"%s\"",
-               r->digest_chunks, r->digest_chunk_bytes, hex);
+        put_u64(j, "digest_chunks", r->digest_chunks);
+        put_u64(j, "chunk_bytes", r->digest_chunk_bytes);
+        json_object_object_add(j, "digest", json_object_new_string(hex));
     }
-    if (r->text && o->verbosity > 0) {
-        printf(",\"stats\":");
-        json_string(stdout, r->text, r->text_len);
-    }
-    putchar('}');
+    if (r->text && o->verbosity > 0)
+        json_object_object_add(j, "stats",
+                               latin1_string(r->text, r->text_len));
+    fputs(o->shown ? ",\n" : "\n", stdout);
+    print_json(j);
 }
 
 static void print_record_text(struct inspect_out *o,
@@ -188,26 +228,32 @@ static void print_totals(struct inspect_out *o,
                          int rc)
 {
     if (o->json) {
+        jobj *j = json_object_new_object(), *kinds = json_object_new_object();
+
         if (!headers_ok)
             printf("{\"headers\":null,\"records\":[");
-        printf("],\n\"totals\":{\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
-               ",\"pages_data\":%" PRIu64 ",\"pages_nodata\":%" PRIu64
-               ",\"pages_zero\":%" PRIu64 ",\"pages_xbzrle\":%" PRIu64
-               ",\"xbzrle_bytes\":%" PRIu64 ",\"dirty_pfns\":%" PRIu64
-               ",\"checkpoints\":%" PRIu64 ",\"nr_pfns\":%" PRIu64
-               ",\"end\":%s,\"by_kind\":{",
-               t->bytes, t->records, t->pages_data, t->pages_nodata,
-               t->pages_zero, t->pages_xbzrle, t->xbzrle_bytes, t->dirty_pfns,
-               t->checkpoints, t->nr_pfns, t->end_seen ? "true" : "false");
-        for (int k = 0; k < XCC_INSPECT_NKINDS; k++)
-            printf("%s\"%s\":{\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
-                   k ? "," : "", kind_keys[k], t->record_count[k],
-                   t->record_bytes[k]);
-        printf("}},\n\"valid\":%s,\"error\":", rc ? "false" : "true");
-        if (rc)
-            json_string(stdout, t->error, strlen(t->error));
-        else
-            fputs("null", stdout);
+        put_u64(j, "bytes", t->bytes);
+        put_u64(j, "records", t->records);
+        put_u64(j, "pages_data", t->pages_data);
+        put_u64(j, "pages_nodata", t->pages_nodata);
+        put_u64(j, "pages_zero", t->pages_zero);
+        put_u64(j, "pages_xbzrle", t->pages_xbzrle);
+        put_u64(j, "xbzrle_bytes", t->xbzrle_bytes);
+        put_u64(j, "dirty_pfns", t->dirty_pfns);
+        put_u64(j, "checkpoints", t->checkpoints);
+        put_u64(j, "nr_pfns", t->nr_pfns);
+        json_object_object_add(j, "end", json_object_new_boolean(t->end_seen));
+        for (int k = 0; k < XCC_INSPECT_NKINDS; k++) {
+            jobj *kind = json_object_new_object();
+            put_u64(kind, "records", t->record_count[k]);
+            put_u64(kind, "bytes", t->record_bytes[k]);
+            json_object_object_add(kinds, kind_keys[k], kind);
+        }
+        json_object_object_add(j, "by_kind", kinds);
+        fputs("],\n\"totals\":", stdout);
+        print_json(j);
+        printf(",\n\"valid\":%s,\"error\":", rc ? "false" : "true");
+        print_json(rc ? latin1_string(t->error, strlen(t->error)) : NULL);
         puts("}");
         return;
     }

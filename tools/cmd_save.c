@@ -23,6 +23,32 @@ enum {
     OPT_NO_LIVE,
 };
 
+/*
+ * SIGINT/SIGTERM: cancel the save (the library continues the guest it
+ * paused and stops before END) and exit 128 + the signal, saying so. The
+ * handler only sets flags: xcc_saver_cancel is async-signal-safe.
+ */
+static volatile sig_atomic_t cancel_signal;
+static xcc_saver *volatile cancel_saver;
+
+static void on_cancel_signal(int sig)
+{
+    cancel_signal = sig;
+    if (cancel_saver)
+        xcc_saver_cancel(cancel_saver);
+}
+
+static void catch_cancel_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_cancel_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static void save_usage(FILE *out, bool migrate)
 {
     if (migrate)
@@ -74,7 +100,10 @@ static void save_usage(FILE *out, bool migrate)
             "  -q, --quiet           errors only, no progress, no summary\n"
             "  -v, --verbose         more detail (twice: debug)\n"
             "  -h, --help            this text\n\n"
-            "Exit status: 0 saved, 1 error (the message says what), 2 usage.\n",
+            "SIGINT or SIGTERM cancels the save: the guest is continued, the\n"
+            "stream is left without END (restore refuses it).\n\n"
+            "Exit status: 0 saved, 1 error (the message says what), 2 usage,\n"
+            "128+N cancelled by signal N (130 SIGINT, 143 SIGTERM).\n",
             migrate ? " (default)" : "");
 }
 
@@ -171,6 +200,7 @@ static int run_save(int argc, char **argv, bool migrate)
     dest = argv[optind + 1];
     /* A reader that goes away must be an error (EPIPE), not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    catch_cancel_signals();
 
     log = progress_logger(c.out.verbosity, c.out.progress);
     if (!log)
@@ -183,9 +213,20 @@ static int run_save(int argc, char **argv, bool migrate)
         cli_error("cannot save '%s': %s", dom, xcc_strerror(errno));
         goto out;
     }
+    cancel_saver = s;
+    if (cancel_signal)
+        xcc_saver_cancel(s);
     if (xcc_saver_run(s) < 0) {
-        cli_error("%s of '%s' to '%s' failed: %s", argv[0], dom, dest,
-                  xcc_strerror(errno));
+        if (cancel_signal) {
+            cli_error("%s of '%s' cancelled by SIG%s: the guest continues; the "
+                      "stream to '%s' is incomplete (no END, a restore "
+                      "refuses it)", argv[0], dom, sigabbrev_np(cancel_signal),
+                      dest);
+            rc = 128 + cancel_signal;
+        } else {
+            cli_error("%s of '%s' to '%s' failed: %s", argv[0], dom, dest,
+                      xcc_strerror(errno));
+        }
         goto stats;
     }
     rc = EXIT_OK;
@@ -194,10 +235,11 @@ static int run_save(int argc, char **argv, bool migrate)
         rc = EXIT_FAIL;
     }
 stats:
-    if (transport_close(&t) < 0)
+    if (transport_close(&t) < 0 && rc == EXIT_OK)
         rc = EXIT_FAIL;
     if (c.out.stats_json &&
-        cli_write_stats_json(c.out.stats_json, xcc_saver_stats_json(s)) < 0)
+        cli_write_stats_json(c.out.stats_json, xcc_saver_stats_json(s)) < 0 &&
+        rc == EXIT_OK)
         rc = EXIT_FAIL;
     if (rc == EXIT_OK && c.out.verbosity >= 0) {
         struct xcc_save_summary sum;
@@ -206,6 +248,7 @@ stats:
     }
 out:
     transport_close(&t);
+    cancel_saver = NULL;
     xcc_saver_free(s);
     xcc_domain_close(d);
     if (log)

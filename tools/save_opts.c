@@ -81,6 +81,18 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
         /* The library reads 0 as "default": 0 pages means 1 here. */
         o->p.target_dirty = v ? v : 1;
         break;
+    case SAVE_OPT_MAX_DOWNTIME:
+        if (cli_parse_u64(arg, "--max-downtime", &o->p.max_downtime_ms) < 0)
+            return -1;
+        break;
+    case SAVE_OPT_MIN_REMAINING:
+        if (cli_parse_u64(arg, "--min-remaining", &o->p.min_remaining) < 0)
+            return -1;
+        /* The library reads 0 as "default": 0 pages means 1 here. */
+        if (!o->p.min_remaining)
+            o->p.min_remaining = 1;
+        break;
+    case SAVE_OPT_ABORT_IF_BUSY: o->p.abort_if_busy = 1; break;
     case SAVE_OPT_MAX_BANDWIDTH:
         if (cli_parse_rate(arg, "--max-bandwidth", &o->p.max_bandwidth) < 0)
             return -1;

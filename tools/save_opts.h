@@ -25,6 +25,9 @@ enum {
     SAVE_OPT_NO_VERIFY,
     SAVE_OPT_MAX_ITERS,
     SAVE_OPT_TARGET_DIRTY,
+    SAVE_OPT_MAX_DOWNTIME,
+    SAVE_OPT_MIN_REMAINING,
+    SAVE_OPT_ABORT_IF_BUSY,
     SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_END,
 };
@@ -50,6 +53,13 @@ enum {
         {"target-dirty", required_argument, NULL, SAVE_OPT_TARGET_DIRTY},      \
         {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
+
+/* struct option entries of the live phase's other stop conditions
+ * (checkpoint; save and migrate still parse their own). */
+#define SAVE_CONVERGE_LONG_OPTIONS                                             \
+    {"max-downtime", required_argument, NULL, SAVE_OPT_MAX_DOWNTIME},          \
+        {"min-remaining", required_argument, NULL, SAVE_OPT_MIN_REMAINING},    \
+        {"abort-if-busy", no_argument, NULL, SAVE_OPT_ABORT_IF_BUSY}
 
 /* What the output options set. */
 struct out_opts {

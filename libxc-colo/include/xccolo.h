@@ -637,10 +637,21 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
  * left paused on success, as `xl save` leaves it (xcc_domain_unpause() to
  * go on, like `xl save -c`). On failure the guest is unpaused again if the
  * saver paused it, log-dirty mode is switched off, and -1 is returned with
- * errno (XCC_EBUSY with abort_if_busy, or the write's errno such as EPIPE);
- * the stream is then incomplete (no END). Call once per saver.
+ * errno (XCC_EBUSY with abort_if_busy, EBUSY when another saver holds the
+ * domain's saver lock, ENOENT when the guest was destroyed during the save,
+ * or the write's errno such as EPIPE); the stream is then incomplete (no
+ * END). One saver per domain: the run holds the domain's saver lock
+ * throughout. Call once per saver.
  */
 int xcc_saver_run(xcc_saver *s);
+
+/*
+ * Asks a running save to stop (async-signal-safe: it sets a flag, so a
+ * SIGINT/SIGTERM handler may call it). xcc_saver_run then fails at its next
+ * batch with errno ECANCELED: the stream is left without END (a restore
+ * refuses it) and the guest is unpaused if the saver had paused it.
+ */
+void xcc_saver_cancel(xcc_saver *s);
 
 /*
  * The figures as one JSON object (QEMU query-migrate names: total-time,
@@ -790,6 +801,14 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
  * unpaused if the checkpointer paused it.
  */
 int xcc_checkpointer_run(xcc_checkpointer *c);
+
+/*
+ * Abandons a running checkpointer (async-signal-safe), unlike *stop, which
+ * finishes the current checkpoint: xcc_checkpointer_run fails with errno
+ * ECANCELED, no END is written (the receiver keeps its last committed
+ * checkpoint) and the guest is unpaused if the checkpointer paused it.
+ */
+void xcc_checkpointer_cancel(xcc_checkpointer *c);
 
 /*
  * The save figures (as xcc_saver_stats_json) plus "checkpoint": count,

@@ -2,11 +2,13 @@
  * checkpoint.c - continuous checkpoints (Remus/COLO), the sender.
  *
  * A checkpoint run is a live save whose final pass never ends: after the
- * live phase, each checkpoint pauses the guest, sends what it dirtied since
- * the last one through the save loop's own pass (save_send_pass: map cache,
- * classifier, XBZRLE cache, stream writer), writes DIGEST (verify) and
- * CHECKPOINT, and lets the guest run for the interval. Checkpoint 1 is the
- * first paused pass after the live phase.
+ * live phase (the save's own, save_precopy, with its stop conditions and
+ * digest refreshes), each checkpoint pauses the guest, sends what it
+ * dirtied since the last one through the save loop's own pass
+ * (save_send_pass: map cache, classifier, XBZRLE cache, stream writer),
+ * writes DIGEST (verify) and CHECKPOINT, and lets the guest run for the
+ * interval. Checkpoint 1 is the first paused pass after the live phase.
+ * This file drives the saver only through save.h's functions.
  *
  * The epoch buffer: an epoch of up to BUFFER_MAX_PAGES pages is written to
  * memory while the guest is paused and sent after it continues (Remus
@@ -64,18 +66,17 @@
  * checkpointing is made for, not a 64 MiB high-water mark forever. */
 #define BUFFER_KEEP_BYTES (16u << 20)
 
-struct ckpt_entry {
-    uint64_t pages;           /* pages sent in the checkpoint's pass */
-    uint64_t bytes;           /* stream bytes from pause to CHECKPOINT */
-    uint64_t dirty;           /* pfns in the pass (own + secondary's) */
-    uint64_t secondary_dirty; /* COLO: pfns the secondary sent back */
-    uint64_t t_pause, t_sent, t_resume;
-};
+/* One checkpoint's figures (stats.h). */
+#define ckpt_entry stats_checkpoint_entry
 
 struct xcc_checkpointer {
     xcc_saver *s;
+    xcc_domain *d;
+    int fd;
+    bool verify;
     struct xcc_checkpoint_params p;
     xentoollog_logger *log;
+    const char *stop_reason;
 
     struct ckpt_entry *ck;
     size_t n, cap;
@@ -137,6 +138,9 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
     if (!c)
         return NULL;
     c->log = log;
+    c->d = d;
+    c->fd = fd;
+    c->verify = spl.verify && !spl.xen_compat;
     if (cp)
         c->p = *cp;
     else
@@ -236,7 +240,7 @@ static int back_record(xcc_checkpointer *c, struct stream_reader *rd,
         pthread_mutex_unlock(&c->mu);
         return 0;
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
-        if (stream_parse_dirty_pfn_list(rd, rec, c->s->nr_pfns, &pl) < 0)
+        if (stream_parse_dirty_pfn_list(rd, rec, c->d->info.nr_pfns, &pl) < 0)
             return -1;
         pthread_mutex_lock(&c->mu);
         if (c->list_ready) {
@@ -335,13 +339,15 @@ static void deadline_after(struct timespec *ts, uint32_t ms)
 }
 
 /*
- * COLO: waits for the secondary's dirty list, merges it into the coming
- * pass and drops its pfns from the XBZRLE cache. Returns the count or -1.
+ * COLO: waits for the secondary's dirty list and adds it to the coming pass
+ * (save_add_pending drops its pfns from the XBZRLE cache). Returns the
+ * count or -1.
  */
 static int64_t take_secondary_list(xcc_checkpointer *c)
 {
-    xcc_saver *s = c->s;
     struct timespec dl;
+    uint64_t *list;
+    size_t n;
     int rc = 0;
 
     deadline_after(&dl, c->p.back_timeout_ms);
@@ -357,121 +363,40 @@ static int64_t take_secondary_list(xcc_checkpointer *c)
         errno = e;
         return -1;
     }
-    for (size_t i = 0; i < c->list_n; i++) {
-        uint64_t pfn = c->list[i];
-        s->dirty[pfn / 64] |= 1ull << (pfn % 64);
-        /* The secondary's copy changed under the cache: the next send of
-         * this pfn must be whole (invariant 1). */
-        if (s->pc)
-            xcc_page_cache_drop(s->pc, pfn);
-    }
-    int64_t n = (int64_t)c->list_n;
+    /* Ours now: the reader allocates the next list afresh. */
+    list = c->list;
+    n = c->list_n;
+    c->list = NULL;
     c->list_ready = false;
     pthread_mutex_unlock(&c->mu);
-    return n;
+    save_add_pending(c->s, list, n);
+    free(list);
+    return (int64_t)n;
 }
 
 /* ---- Helpers ------------------------------------------------------------- */
-
-static int pause_guest(xcc_checkpointer *c)
-{
-    xcc_saver *s = c->s;
-
-    if (s->d->ops->pause(s->d) < 0) {
-        XCC_PERR(c->log, CTX, "cannot pause '%s'", s->d->name);
-        return -1;
-    }
-    s->paused_by_us = true;
-    return 0;
-}
-
-static int unpause_guest(xcc_checkpointer *c)
-{
-    xcc_saver *s = c->s;
-
-    if (s->d->ops->unpause(s->d) < 0) {
-        XCC_PERR(c->log, CTX, "cannot unpause '%s'", s->d->name);
-        return -1;
-    }
-    s->paused_by_us = false;
-    return 0;
-}
 
 static bool stop_requested(const xcc_checkpointer *c)
 {
     return c->p.stop && *c->p.stop;
 }
 
-/* Sleeps until `until` (lib_now_ns clock) or a stop request. */
+/* Sleeps until `until` (lib_now_ns clock), a stop request or a cancel. */
 static void wait_until(const xcc_checkpointer *c, uint64_t until)
 {
     for (;;) {
         uint64_t now = lib_now_ns(), step;
         struct timespec ts;
 
-        if (now >= until || stop_requested(c))
+        if (now >= until || stop_requested(c) || save_cancelled(c->s))
             return;
         step = until - now;
-        if (c->p.stop && step > STOP_POLL_NS)
+        if (step > STOP_POLL_NS)
             step = STOP_POLL_NS;
         ts.tv_sec = (time_t)(step / 1000000000ull);
         ts.tv_nsec = (long)(step % 1000000000ull);
         nanosleep(&ts, NULL);
     }
-}
-
-/* Rehashes the stale digest chunks and writes DIGEST. */
-static int send_digest(xcc_checkpointer *c)
-{
-    xcc_saver *s = c->s;
-    uint64_t t0 = lib_now_ns();
-    uint8_t whole[16];
-
-    if (save_digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig) < 0) {
-        XCC_PERR(c->log, CTX, "computing the memory digest");
-        return -1;
-    }
-    s->st.digest_ns += lib_now_ns() - t0;
-    save_digest_whole(s->chunk_dig, s->nchunks, whole);
-    return stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, s->chunk_dig,
-                               (uint32_t)s->nchunks);
-}
-
-static void set_all_dirty(xcc_saver *s)
-{
-    memset(s->dirty, 0xff, s->dirty_words * sizeof(uint64_t));
-    if (s->nr_pfns % 64)
-        s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
-}
-
-/* The live phase, as a live save runs it, without the final pass. */
-static int live_phase(xcc_checkpointer *c)
-{
-    xcc_saver *s = c->s;
-    uint32_t passes;
-
-    set_all_dirty(s);
-    if (save_send_pass(s, false, false) < 0)
-        return -1;
-    for (passes = 1; passes < s->p.max_iters; passes++) {
-        int64_t dirty;
-
-        if (stop_requested(c))
-            break;
-        dirty = save_harvest(s, false);
-        if (dirty < 0)
-            return -1;
-        if ((uint64_t)dirty <= s->p.target_dirty) {
-            s->st.stop_reason = "converged";
-            return 0;
-        }
-        if (s->pc)
-            xcc_page_cache_next_generation(s->pc);
-        if (save_send_pass(s, false, true) < 0)
-            return -1;
-    }
-    s->st.stop_reason = "max-iters";
-    return 0;
 }
 
 static struct ckpt_entry *new_entry(xcc_checkpointer *c)
@@ -490,12 +415,6 @@ static struct ckpt_entry *new_entry(xcc_checkpointer *c)
     return &c->ck[c->n];
 }
 
-/* Pages sent by the pass just made (the iteration save_send_pass added). */
-static uint64_t last_pass_pages(const xcc_saver *s)
-{
-    return s->st.nr_iters ? s->st.iters[s->st.nr_iters - 1].pages : 0;
-}
-
 /*
  * One checkpoint: the guest is paused on entry. Sends the pass, DIGEST,
  * the digest callback and CHECKPOINT.
@@ -504,18 +423,22 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
                            uint64_t k, bool *buffered)
 {
     xcc_saver *s = c->s;
-    struct stream_writer *main_w = s->w;
-    uint64_t bytes0 = stream_writer_bytes(s->w);
+    struct stream_writer *main_w = save_writer(s);
+    uint64_t bytes0 = stream_writer_bytes(main_w);
+    uint64_t hashed0 = save_chunks_hashed(s);
+    const struct stats_iteration *pass;
     uint8_t digest[16];
     int64_t n;
     int rc = -1;
 
     *buffered = false;
     /* The marker goes at once: the secondary must pause now. */
-    if (c->p.colo && k > 1 && stream_write_dirty_pfn_list(s->w, NULL, 0) < 0)
+    if (c->p.colo && k > 1 && stream_write_dirty_pfn_list(main_w, NULL, 0) < 0)
         return -1;
-    if (save_harvest(s, true) < 0)
+    n = save_harvest(s, true);
+    if (n < 0)
         return -1;
+    e->dirty = (uint64_t)n;
     if (c->p.colo && k > 1) {
         n = take_secondary_list(c);
         if (n < 0)
@@ -523,29 +446,29 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         e->secondary_dirty = (uint64_t)n;
         c->secondary_total += (uint64_t)n;
     }
-    if (s->pc)
-        xcc_page_cache_next_generation(s->pc);
-    for (size_t i = 0; i < s->dirty_words; i++)
-        e->dirty += (uint64_t)__builtin_popcountll(s->dirty[i]);
     /* Small epochs are built in memory while the guest is paused and sent
      * once it runs again: the pause then costs a memory copy, not the
-     * network (Remus's output buffering, applied to the stream). */
-    if (c->mw && e->dirty <= BUFFER_MAX_PAGES) {
+     * network (Remus's output buffering, applied to the stream). Own and
+     * secondary pfns may overlap: the pass counts the union. */
+    if (c->mw && e->dirty + e->secondary_dirty <= BUFFER_MAX_PAGES) {
         stream_writer_mem_reset(c->mw, BUFFER_KEEP_BYTES);
-        e->bytes = stream_writer_bytes(s->w) - bytes0;
+        e->bytes = stream_writer_bytes(main_w) - bytes0;
         bytes0 = stream_writer_bytes(c->mw);
-        s->w = c->mw;
+        save_set_writer(s, c->mw);
         *buffered = true;
     }
     if (save_send_pass(s, true, true) < 0)
         goto out;
-    e->pages = last_pass_pages(s);
-    if (s->p.verify && send_digest(c) < 0)
+    pass = save_last_pass(s);
+    e->pages = pass->pages;
+    e->dirty = pass->dirty_pages;
+    if (c->verify && save_send_digest(s) < 0)
         goto out;
+    e->digest_chunks = save_chunks_hashed(s) - hashed0;
     if (c->p.want_digest &&
-        xcc_domain_digest(s->d, c->p.digest_flags, digest, NULL, 0) < 0) {
+        xcc_domain_digest(c->d, c->p.digest_flags, digest, NULL, 0) < 0) {
         XCC_PERR(c->log, CTX, "checkpoint %" PRIu64 ": digest of '%s'", k,
-                 s->d->name);
+                 c->d->name);
         goto out;
     }
     if (c->p.on_checkpoint &&
@@ -555,14 +478,17 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
         errno = ECANCELED;
         goto out;
     }
-    if (stream_write_checkpoint(s->w) < 0)
+    /* A cancel or a destroyed guest: no CHECKPOINT for this epoch. */
+    if (save_check(s) < 0)
         goto out;
-    e->bytes += stream_writer_bytes(s->w) - bytes0;
+    if (stream_write_checkpoint(save_writer(s)) < 0)
+        goto out;
+    e->bytes += stream_writer_bytes(save_writer(s)) - bytes0;
     if (!*buffered)
         e->t_sent = lib_now_ns();
     rc = 0;
 out:
-    s->w = main_w;
+    save_set_writer(s, main_w);
     return rc;
 }
 
@@ -573,11 +499,11 @@ static int flush_buffer(xcc_checkpointer *c, struct ckpt_entry *e)
     const uint8_t *buf = stream_writer_mem(c->mw, &len);
 
     while (off < len) {
-        ssize_t n = write(c->s->fd, buf + off, len - off);
+        ssize_t n = write(c->fd, buf + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = {.fd = c->s->fd, .events = POLLOUT};
+            struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
             if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
                 continue;
         }
@@ -607,20 +533,17 @@ static int colo_close(xcc_checkpointer *c)
 {
     xcc_saver *s = c->s;
 
-    if (stream_write_dirty_pfn_list(s->w, NULL, 0) < 0)
+    if (stream_write_dirty_pfn_list(save_writer(s), NULL, 0) < 0)
         return -1;
-    memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));
     int64_t n = take_secondary_list(c);
     if (n < 0)
         return -1;
     c->secondary_total += (uint64_t)n;
-    if (s->pc)
-        xcc_page_cache_next_generation(s->pc);
     if (save_send_pass(s, true, true) < 0)
         return -1;
     /* The primary did not change: the last DIGEST still holds, and lets
      * the secondary prove it is back on the checkpoint. */
-    if (s->p.verify && send_digest(c) < 0)
+    if (c->verify && save_send_digest(s) < 0)
         return -1;
     return 0;
 }
@@ -649,8 +572,6 @@ static int run(xcc_checkpointer *c)
     xcc_saver *s = c->s;
     uint64_t k, next_pause = 0;
 
-    if (save_write_headers(s) < 0)
-        return -1;
     if (c->p.back_fd >= 0) {
         if (pthread_create(&c->thr, NULL, back_thread, c)) {
             XCC_ERR(c->log, CTX, "cannot start the back channel's reader");
@@ -659,14 +580,7 @@ static int run(xcc_checkpointer *c)
         }
         c->thr_started = true;
     }
-    if (s->d->ops->logdirty_enable(s->d) < 0) {
-        XCC_PERR(c->log, CTX, "cannot enable dirty logging on '%s'",
-                 s->d->name);
-        return -1;
-    }
-    s->logdirty_on = true;
-    s->st.t_setup_done = lib_now_ns();
-    if (live_phase(c) < 0)
+    if (save_precopy(s, c->p.stop) < 0)
         return -1;
 
     for (k = 1;; k++) {
@@ -678,18 +592,16 @@ static int run(xcc_checkpointer *c)
         e = new_entry(c);
         if (!e)
             return -1;
-        if (pause_guest(c) < 0)
+        if (save_pause(s) < 0)
             return -1;
         e->t_pause = lib_now_ns();
-        if (k == 1)
-            s->st.t_pause = e->t_pause;
         if (checkpoint_once(c, e, k, &buffered) < 0)
             return -1;
         last = (c->p.count && k >= c->p.count) || stop_requested(c);
         if (last) {
             e->t_resume = lib_now_ns();
         } else {
-            if (unpause_guest(c) < 0)
+            if (save_unpause(s) < 0)
                 return -1;
             e->t_resume = lib_now_ns();
         }
@@ -700,276 +612,125 @@ static int run(xcc_checkpointer *c)
             break;
         next_pause = e->t_resume + (uint64_t)c->p.interval_ms * NS_PER_MS;
     }
-    s->st.stop_reason = stop_requested(c) ? "stopped" : "count";
+    c->stop_reason = stop_requested(c) ? "stopped" : "count";
     if (c->p.colo && colo_close(c) < 0)
         return -1;
-    if (stream_write_end(s->w) < 0)
+    if (save_check(s) < 0 || stream_write_end(save_writer(s)) < 0)
         return -1;
-    s->st.t_end = lib_now_ns();
     wait_back_end(c);
     XCC_INFO(c->log, CTX, "%zu checkpoints of '%s', %zu acknowledged", c->n,
-             s->d->name, c->nacks);
+             c->d->name, c->nacks);
     return 0;
 }
 
 int xcc_checkpointer_run(xcc_checkpointer *c)
 {
-    xcc_saver *s;
-    int rc, saved;
+    int rc;
 
     if (!c) {
         errno = EINVAL;
         return -1;
     }
-    s = c->s;
-    if (s->ran) {
-        XCC_ERR(c->log, CTX, "a checkpointer runs once");
-        errno = EINVAL;
-        return -1;
-    }
-    s->ran = true;
-    s->st.t_start = lib_now_ns();
-    s->st.status = "active";
-    rc = run(c);
-    saved = errno;
+    rc = save_start(c->s, "checkpointer");
+    if (rc == 0)
+        rc = run(c);
     stop_thread(c);
-    if (s->logdirty_on) {
-        s->d->ops->logdirty_disable(s->d);
-        s->logdirty_on = false;
-    }
-    if (!s->st.t_end || rc < 0)
-        s->st.t_end = lib_now_ns();
-    s->st.transferred = stream_writer_bytes(s->w) + c->buffered_bytes;
-    if (rc < 0) {
-        s->st.status = "failed";
-        if (s->paused_by_us)
-            unpause_guest(c);
-        errno = saved ? saved : EIO;
-        return -1;
-    }
-    s->st.status = "completed";
-    return 0;
+    return save_end(c->s, rc, c->buffered_bytes);
+}
+
+void xcc_checkpointer_cancel(xcc_checkpointer *c)
+{
+    if (c)
+        xcc_saver_cancel(c->s);
 }
 
 /* ---- Figures ------------------------------------------------------------- */
 
-static int cmp_dbl(const void *a, const void *b)
+/* The figures with the acknowledgement times filled in (malloc'd; NULL:
+ * ENOMEM). */
+static struct ckpt_entry *entries_acked(xcc_checkpointer *c, uint64_t *acked)
 {
-    double x = *(const double *)a, y = *(const double *)b;
+    struct ckpt_entry *e = malloc((c->n ? c->n : 1) * sizeof(*e));
 
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of v[0..n) (sorted in place); -1 when n == 0. */
-static double percentile(double *v, size_t n, double pct)
-{
-    size_t rank;
-
-    if (!n)
-        return -1;
-    qsort(v, n, sizeof(*v), cmp_dbl);
-    rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return v[rank - 1];
-}
-
-/* Commit time of checkpoint i in ms, -1 when not acknowledged. */
-static double commit_ms(const xcc_checkpointer *c, size_t i)
-{
-    if (i >= c->nacks || c->ack_ns[i] < c->ck[i].t_sent)
-        return -1;
-    return (double)(c->ack_ns[i] - c->ck[i].t_sent) / 1e6;
-}
-
-static double pause_ms(const struct ckpt_entry *e)
-{
-    return (double)(e->t_resume - e->t_pause) / 1e6;
+    if (!e)
+        return NULL;
+    memcpy(e, c->ck, c->n * sizeof(*e));
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++)
+        e[i].t_ack = i < c->nacks ? c->ack_ns[i] : 0;
+    *acked = c->nacks < c->n ? c->nacks : c->n;
+    pthread_mutex_unlock(&c->mu);
+    return e;
 }
 
 void xcc_checkpointer_get_summary(const xcc_checkpointer *c,
                                   struct xcc_checkpoint_summary *o)
 {
     xcc_checkpointer *m = (xcc_checkpointer *)c; /* for the mutex only */
+    struct stats_checkpoint sc = {.n = c->n};
+    struct ckpt_entry *e = entries_acked(m, &o->acked);
     double *v = malloc((c->n ? c->n : 1) * sizeof(double));
-    size_t nc = 0;
     double bytes = 0, pages = 0;
+    size_t nc = 0;
 
     memset(o, 0, sizeof(*o));
     o->checkpoints = c->n;
     o->secondary_dirty = c->secondary_total;
     o->commit_p50_ms = o->commit_p99_ms = o->commit_max_ms = -1;
-    if (!v || !c->n) {
+    if (!v || !e || !c->n) {
         free(v);
+        free(e);
         return;
     }
-    pthread_mutex_lock(&m->mu);
-    o->acked = c->nacks < c->n ? c->nacks : c->n;
     for (size_t i = 0; i < c->n; i++) {
-        double ms = commit_ms(c, i);
+        if (e[i].t_ack)
+            o->acked++;
+        double ms = stats_checkpoint_commit_ms(&e[i]);
         if (ms >= 0)
             v[nc++] = ms;
     }
-    pthread_mutex_unlock(&m->mu);
     if (nc) {
-        o->commit_p50_ms = percentile(v, nc, 50);
-        o->commit_p99_ms = percentile(v, nc, 99);
+        o->commit_p50_ms = stats_percentile(v, nc, 50);
+        o->commit_p99_ms = stats_percentile(v, nc, 99);
         o->commit_max_ms = v[nc - 1];
     }
     for (size_t i = 0; i < c->n; i++) {
-        v[i] = pause_ms(&c->ck[i]);
-        bytes += (double)c->ck[i].bytes;
-        pages += (double)c->ck[i].pages;
+        v[i] = stats_checkpoint_pause_ms(&e[i]);
+        bytes += (double)e[i].bytes;
+        pages += (double)e[i].pages;
     }
-    o->pause_p50_ms = percentile(v, c->n, 50);
-    o->pause_p99_ms = percentile(v, c->n, 99);
+    o->pause_p50_ms = stats_percentile(v, c->n, 50);
+    o->pause_p99_ms = stats_percentile(v, c->n, 99);
     o->pause_max_ms = v[c->n - 1];
     o->bytes_mean = bytes / (double)c->n;
     o->pages_mean = pages / (double)c->n;
-    if (c->ck[c->n - 1].t_resume > c->ck[0].t_pause)
-        o->per_second = (double)c->n /
-                        ((double)(c->ck[c->n - 1].t_resume - c->ck[0].t_pause) /
-                         1e9);
+    sc.e = e;
+    o->per_second = stats_checkpoint_rate(&sc);
     free(v);
-}
-
-/* A growing string (the JSON), failed for good on ENOMEM. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->failed)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-        return;
-    }
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-static void sb_ms(struct sbuf *b, const char *key, double ms, bool comma)
-{
-    if (ms < 0)
-        sb_printf(b, "\"%s\":null%s", key, comma ? "," : "");
-    else
-        sb_printf(b, "\"%s\":%.3f%s", key, ms, comma ? "," : "");
-}
-
-static void sb_pct(struct sbuf *b, const char *key, double *v, size_t n,
-                   const char *unit_fmt)
-{
-    if (!n) {
-        sb_printf(b, "\"%s\":null", key);
-        return;
-    }
-    double p50 = percentile(v, n, 50), p99 = percentile(v, n, 99);
-    sb_printf(b, "\"%s\":{\"p50\":", key);
-    sb_printf(b, unit_fmt, p50);
-    sb_printf(b, ",\"p99\":");
-    sb_printf(b, unit_fmt, p99);
-    sb_printf(b, ",\"max\":");
-    sb_printf(b, unit_fmt, v[n - 1]);
-    sb_printf(b, "}");
+    free(e);
 }
 
 const char *xcc_checkpointer_stats_json(xcc_checkpointer *c)
 {
-    const char *base = xcc_saver_stats_json(c->s);
-    struct xcc_checkpoint_summary sum;
-    struct sbuf b = {0};
-    double *v;
-    size_t cut, nc = 0;
+    struct stats_checkpoint sc = {
+        .interval_ms = c->p.interval_ms,
+        .colo = c->p.colo,
+        .back_channel = c->p.back_fd >= 0,
+        .secondary_dirty = c->secondary_total,
+        .stop_reason = c->stop_reason ? c->stop_reason : "",
+        .n = c->n,
+    };
+    struct ckpt_entry *e = entries_acked(c, &sc.acknowledged);
+    char *json;
 
-    if (!base)
+    if (!e)
         return NULL;
-    cut = strlen(base);
-    while (cut && base[cut - 1] != '}')
-        cut--;
-    if (!cut) {
-        errno = EINVAL;
+    sc.e = e;
+    json = save_stats_json(c->s, &sc);
+    free(e);
+    if (!json)
         return NULL;
-    }
-    v = malloc((c->n ? c->n : 1) * sizeof(double));
-    if (!v)
-        return NULL;
-    xcc_checkpointer_get_summary(c, &sum);
-    sb_printf(&b, "%.*s,\"checkpoint\":{", (int)(cut - 1), base);
-    sb_printf(&b, "\"count\":%zu,\"interval-ms\":%" PRIu32 ",\"colo\":%s,"
-              "\"back-channel\":%s,\"acknowledged\":%" PRIu64 ",",
-              c->n, c->p.interval_ms, c->p.colo ? "true" : "false",
-              c->p.back_fd >= 0 ? "true" : "false", sum.acked);
-    sb_printf(&b, "\"checkpoints-per-second\":%.2f,", sum.per_second);
-    sb_printf(&b, "\"secondary-dirty-pages\":%" PRIu64 ",",
-              sum.secondary_dirty);
-    for (size_t i = 0; i < c->n; i++)
-        v[i] = pause_ms(&c->ck[i]);
-    sb_pct(&b, "pause-ms", v, c->n, "%.3f");
-    sb_printf(&b, ",");
-    pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->n; i++) {
-        double ms = commit_ms(c, i);
-        if (ms >= 0)
-            v[nc++] = ms;
-    }
-    sb_pct(&b, "commit-ms", v, nc, "%.3f");
-    sb_printf(&b, ",");
-    for (size_t i = 0; i < c->n; i++)
-        v[i] = (double)c->ck[i].bytes;
-    sb_pct(&b, "bytes", v, c->n, "%.0f");
-    sb_printf(&b, ",");
-    for (size_t i = 0; i < c->n; i++)
-        v[i] = (double)c->ck[i].pages;
-    sb_pct(&b, "pages", v, c->n, "%.0f");
-    sb_printf(&b, ",\"checkpoints\":[");
-    for (size_t i = 0; i < c->n; i++) {
-        const struct ckpt_entry *e = &c->ck[i];
-        sb_printf(&b, "%s{\"k\":%zu,\"pages\":%" PRIu64 ",\"bytes\":%" PRIu64
-                  ",\"dirty\":%" PRIu64 ",\"secondary-dirty\":%" PRIu64 ",",
-                  i ? "," : "", i + 1, e->pages, e->bytes, e->dirty,
-                  e->secondary_dirty);
-        sb_ms(&b, "at-ms", (double)(e->t_pause - c->ck[0].t_pause) / 1e6,
-              true);
-        sb_ms(&b, "pause-ms", pause_ms(e), true);
-        sb_ms(&b, "commit-ms", commit_ms(c, i), false);
-        sb_printf(&b, "}");
-    }
-    pthread_mutex_unlock(&c->mu);
-    sb_printf(&b, "]}}\n");
-    free(v);
-    if (b.failed) {
-        free(b.p);
-        errno = ENOMEM;
-        return NULL;
-    }
     free(c->json);
-    c->json = b.p;
+    c->json = json;
     return c->json;
 }

@@ -291,6 +291,8 @@ int64_t save_harvest(xcc_saver *s, bool final)
         XCC_PERR(s->log, CTX, "reading the dirty log of '%s'", s->d->name);
         return -1;
     }
+    if (save_check(s) < 0)
+        return -1;
     s->st.dirty_sync_count++;
     /* Bits beyond nr_pfns would name pfns the guest does not have. */
     if (s->nr_pfns % 64)
@@ -551,6 +553,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     it->paused = paused;
     s->cur = it;
     s->use_xbzrle_now = xbzrle_allowed && s->pc;
+    if (s->use_xbzrle_now)
+        xcc_page_cache_next_generation(s->pc);
     xcc_map_cache_get_stats(s->mc, &mc0);
 
     for (size_t i = 0; i < s->dirty_words; i++)
@@ -570,7 +574,7 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
             word &= word - 1;
             s->bpfns[n++] = (uint64_t)wi * 64 + bit;
             if (n == s->batch) {
-                rc = send_batch(s, s->bpfns, n);
+                rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, n);
                 sent += n;
                 n = 0;
                 if (rc)
@@ -582,7 +586,7 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
         }
     }
     if (rc == 0 && n)
-        rc = send_batch(s, s->bpfns, n);
+        rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, n);
     if (rc) {
         /* Leave nothing half-listed for a later pass to trust. */
         memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));
@@ -764,7 +768,7 @@ static int digest_refresh(xcc_saver *s)
     return rc;
 }
 
-static int send_digest(xcc_saver *s)
+int save_send_digest(xcc_saver *s)
 {
     const uint64_t t0 = lib_now_ns();
     uint8_t whole[16];
@@ -811,20 +815,96 @@ static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
     return ms;
 }
 
-static int pause_guest(xcc_saver *s)
+int save_pause(xcc_saver *s)
 {
     if (s->d->ops->pause(s->d) < 0) {
         XCC_PERR(s->log, CTX, "cannot pause '%s'", s->d->name);
         return -1;
     }
     s->paused_by_us = true;
-    s->st.t_pause = lib_now_ns();
+    if (!s->st.t_pause)
+        s->st.t_pause = lib_now_ns();
     return 0;
+}
+
+int save_unpause(xcc_saver *s)
+{
+    if (s->d->ops->unpause(s->d) < 0) {
+        XCC_PERR(s->log, CTX, "cannot unpause '%s'", s->d->name);
+        return -1;
+    }
+    s->paused_by_us = false;
+    return 0;
+}
+
+/* Every pfn of the guest into the pending set (iteration 0). */
+static void mark_all_pending(xcc_saver *s)
+{
+    memset(s->dirty, 0xff, s->dirty_words * sizeof(uint64_t));
+    if (s->nr_pfns % 64)
+        s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
+}
+
+void save_add_pending(xcc_saver *s, const uint64_t *pfns, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        s->dirty[pfns[i] / 64] |= 1ull << (pfns[i] % 64);
+        if (s->pc)
+            xcc_page_cache_drop(s->pc, pfns[i]);
+    }
+}
+
+struct stream_writer *save_writer(const xcc_saver *s)
+{
+    return s->w;
+}
+
+struct stream_writer *save_set_writer(xcc_saver *s, struct stream_writer *w)
+{
+    struct stream_writer *old = s->w;
+
+    s->w = w;
+    return old;
+}
+
+uint64_t save_chunks_hashed(const xcc_saver *s)
+{
+    return s->chunks_hashed;
+}
+
+const struct stats_iteration *save_last_pass(const xcc_saver *s)
+{
+    return s->st.nr_iters ? &s->st.iters[s->st.nr_iters - 1] : NULL;
+}
+
+int save_check(xcc_saver *s)
+{
+    if (s->cancelled) {
+        XCC_ERR(s->log, CTX, "the save of '%s' was cancelled", s->d->name);
+        errno = ECANCELED;
+        return -1;
+    }
+    return domain_lock_check(s->d);
+}
+
+bool save_cancelled(const xcc_saver *s)
+{
+    return s->cancelled;
+}
+
+void xcc_saver_cancel(xcc_saver *s)
+{
+    if (s)
+        s->cancelled = 1;
 }
 
 static int finish(xcc_saver *s)
 {
-    if (s->p.verify && send_digest(s) < 0)
+    if (s->p.verify && save_send_digest(s) < 0)
+        return -1;
+    /* The last chance to notice a cancel or a destroyed guest before the
+     * stream says the image is complete. */
+    if (save_check(s) < 0)
         return -1;
     if (!s->p.xen_compat) {
         /* The sender's figures so far, for `inspect` and the receiver. */
@@ -846,7 +926,7 @@ static int finish(xcc_saver *s)
     return 0;
 }
 
-static int run_live(xcc_saver *s)
+int save_precopy(xcc_saver *s, const volatile int *stop)
 {
     uint32_t passes;
     int64_t dirty;
@@ -860,9 +940,7 @@ static int run_live(xcc_saver *s)
     s->st.t_setup_done = lib_now_ns();
 
     /* Iteration 0: every page; pages written meanwhile are logged. */
-    memset(s->dirty, 0xff, s->dirty_words * sizeof(uint64_t));
-    if (s->nr_pfns % 64)
-        s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
+    mark_all_pending(s);
     if (save_send_pass(s, false, false) < 0)
         return -1;
     /* Hash while the guest runs; what it writes meanwhile is logged and
@@ -874,6 +952,10 @@ static int run_live(xcc_saver *s)
         dirty = save_harvest(s, false);
         if (dirty < 0)
             return -1;
+        if (stop && *stop) {
+            s->st.stop_reason = "stopped";
+            break;
+        }
         if ((uint64_t)dirty <= s->p.target_dirty) {
             s->st.stop_reason = "converged";
             break;
@@ -901,22 +983,24 @@ static int run_live(xcc_saver *s)
             }
             break;
         }
-        if (s->pc)
-            xcc_page_cache_next_generation(s->pc);
         if (save_send_pass(s, false, true) < 0)
             return -1;
         if (digest_refresh(s) < 0)
             return -1;
     }
+    return 0;
+}
 
+static int run_live(xcc_saver *s)
+{
+    if (save_precopy(s, NULL) < 0)
+        return -1;
     /* Final pass: pages still pending stay set, the final harvest adds
      * what was written since. */
-    if (pause_guest(s) < 0)
+    if (save_pause(s) < 0)
         return -1;
     if (save_harvest(s, true) < 0)
         return -1;
-    if (s->pc)
-        xcc_page_cache_next_generation(s->pc);
     if (save_send_pass(s, true, true) < 0)
         return -1;
     return finish(s);
@@ -924,16 +1008,58 @@ static int run_live(xcc_saver *s)
 
 static int run_paused(xcc_saver *s)
 {
-    if (pause_guest(s) < 0)
+    if (save_pause(s) < 0)
         return -1;
     s->st.t_setup_done = lib_now_ns();
     s->st.stop_reason = "not-live";
-    memset(s->dirty, 0xff, s->dirty_words * sizeof(uint64_t));
-    if (s->nr_pfns % 64)
-        s->dirty[s->dirty_words - 1] = (1ull << (s->nr_pfns % 64)) - 1;
+    mark_all_pending(s);
     if (save_send_pass(s, true, false) < 0)
         return -1;
     return finish(s);
+}
+
+int save_start(xcc_saver *s, const char *what)
+{
+    if (s->ran) {
+        XCC_ERR(s->log, CTX, "a %s runs once", what);
+        errno = EINVAL;
+        return -1;
+    }
+    s->ran = true;
+    s->st.t_start = lib_now_ns();
+    s->st.status = "active";
+    if (domain_lock(s->d) < 0)
+        return -1;
+    return save_write_headers(s);
+}
+
+int save_end(xcc_saver *s, int rc, uint64_t extra_bytes)
+{
+    int saved = errno;
+
+    if (s->logdirty_on) {
+        s->d->ops->logdirty_disable(s->d);
+        s->logdirty_on = false;
+    }
+    if (s->st.t_end == 0 || rc < 0)
+        s->st.t_end = lib_now_ns();
+    s->st.transferred = stream_writer_bytes(s->w) + extra_bytes;
+    if (rc < 0) {
+        if (s->cancelled)
+            s->st.status = "cancelled";
+        else if (strcmp(s->st.status, "cancelled"))
+            s->st.status = "failed";
+        /* Leave the guest as it was found: running. */
+        if (s->paused_by_us)
+            save_unpause(s);
+        domain_unlock(s->d);
+        errno = saved ? saved : EIO;
+        return -1;
+    }
+    domain_unlock(s->d);
+    s->st.status = "completed";
+    s->st.remaining = 0;
+    return 0;
 }
 
 int xcc_saver_run(xcc_saver *s)
@@ -944,38 +1070,11 @@ int xcc_saver_run(xcc_saver *s)
         errno = EINVAL;
         return -1;
     }
-    if (s->ran) {
-        XCC_ERR(s->log, CTX, "a saver runs once");
-        errno = EINVAL;
-        return -1;
-    }
-    s->ran = true;
-    s->st.t_start = lib_now_ns();
-    s->st.status = "active";
-
-    rc = save_write_headers(s);
+    rc = save_start(s, "saver");
     if (rc == 0)
         rc = s->p.live ? run_live(s) : run_paused(s);
-
-    int saved = errno;
-    if (s->logdirty_on) {
-        s->d->ops->logdirty_disable(s->d);
-        s->logdirty_on = false;
-    }
-    if (s->st.t_end == 0 || rc < 0)
-        s->st.t_end = lib_now_ns();
-    s->st.transferred = stream_writer_bytes(s->w);
-    if (rc < 0) {
-        if (strcmp(s->st.status, "cancelled"))
-            s->st.status = "failed";
-        /* Leave the guest as it was found: running. */
-        if (s->paused_by_us && s->d->ops->unpause(s->d) == 0)
-            s->paused_by_us = false;
-        errno = saved ? saved : EIO;
+    if (save_end(s, rc, 0) < 0)
         return -1;
-    }
-    s->st.status = "completed";
-    s->st.remaining = 0;
     XCC_INFO(s->log, CTX, "saved '%s': %" PRIu64 " bytes in %.1f ms, "
              "downtime %.1f ms", s->d->name, s->st.transferred,
              stats_ms(s->st.t_start, s->st.t_end),
@@ -983,13 +1082,22 @@ int xcc_saver_run(xcc_saver *s)
     return 0;
 }
 
-const char *xcc_saver_stats_json(xcc_saver *s)
+char *save_stats_json(xcc_saver *s, const struct stats_checkpoint *ck)
 {
-    free(s->json);
     xcc_map_cache_get_stats(s->mc, &s->st.mc);
     if (s->pc)
         xcc_page_cache_get_stats(s->pc, &s->st.pc);
-    s->json = stats_save_json(&s->st);
+    return ck ? stats_checkpoint_json(&s->st, ck) : stats_save_json(&s->st);
+}
+
+const char *xcc_saver_stats_json(xcc_saver *s)
+{
+    char *json = save_stats_json(s, NULL);
+
+    if (!json)
+        return NULL;
+    free(s->json);
+    s->json = json;
     return s->json;
 }
 

@@ -4,9 +4,12 @@
  * A save is a sequence of passes. Each pass sends a set of pfns (every pfn
  * in iteration 0, the harvested dirty bitmap afterwards) through the same
  * path: map cache -> classifier (hole | zero | xbzrle hit | normal) ->
- * stream writer. Checkpoint mode (Remus/COLO) reuses exactly that path for
- * each epoch: pause, save_harvest(final=true), save_send_pass(), then its
- * own CHECKPOINT records, unpause.
+ * stream writer. Checkpoint mode (Remus/COLO) reuses exactly that path:
+ * save_start, save_precopy (the live phase, with the save's own stop
+ * conditions), then for each epoch save_pause, save_harvest(final=true),
+ * save_send_pass, save_send_digest, its own CHECKPOINT record,
+ * save_unpause; save_end at the end. checkpoint.c calls only these
+ * functions: the struct below is save.c's alone.
  *
  * Internal API: names start save_.
  *
@@ -14,6 +17,8 @@
  */
 #ifndef XCC_SAVE_H
 #define XCC_SAVE_H
+
+#include <signal.h>
 
 #include "domain/domain.h"
 #include "stats.h"
@@ -75,6 +80,7 @@ struct xcc_saver {
     bool paused_by_us;
     bool logdirty_on;
     bool use_xbzrle_now; /* deltas allowed in the current pass */
+    volatile sig_atomic_t cancelled; /* xcc_saver_cancel, from a handler */
 
     struct stats_save st;
     struct stats_iteration *cur; /* the pass being sent */
@@ -88,6 +94,79 @@ struct xcc_saver {
 int save_write_headers(xcc_saver *s);
 
 /*
+ * Begins the one run of a saver (`what`: "saver", "checkpointer", for the
+ * error): takes the domain's saver lock, held until save_end (EBUSY naming
+ * the holder's pid when another saver has it), and writes the headers.
+ * Returns 0 or -1 with errno (logged).
+ */
+int save_start(xcc_saver *s, const char *what);
+
+/*
+ * Ends the run whose result is rc: log-dirty off, the totals stamped
+ * (extra_bytes: stream bytes written around the saver's writer), the lock
+ * released; on failure the status is "failed" or "cancelled" and the guest
+ * is unpaused if the saver paused it. Returns rc; errno is kept on failure.
+ */
+int save_end(xcc_saver *s, int rc, uint64_t extra_bytes);
+
+/*
+ * The live phase: log-dirty on, iteration 0 (every page), then passes of
+ * what the guest dirtied until a stop condition: at most target_dirty
+ * pages dirty ("converged"), a final pass estimated to fit max_downtime_ms
+ * ("downtime"), max_iters passes ("max-iters"; with abort_if_busy and more
+ * than min_remaining pages still dirty, -1 with errno XCC_EBUSY), or *stop
+ * set ("stopped"; stop may be NULL). The chunk digests are refreshed after
+ * each pass, while the guest runs. On return the guest still runs and the
+ * pending set holds the pages still to send. Returns 0 or -1 with errno.
+ */
+int save_precopy(xcc_saver *s, const volatile int *stop);
+
+/* Pauses / unpauses the guest, remembering whether the saver paused it
+ * (the first pause is the start of the downtime). 0 or -1/errno, logged. */
+int save_pause(xcc_saver *s);
+int save_unpause(xcc_saver *s);
+
+/* The writer the passes go to, and replacing it (returns the old one):
+ * checkpoint mode builds small epochs in a memory writer. */
+struct stream_writer *save_writer(const xcc_saver *s);
+struct stream_writer *save_set_writer(xcc_saver *s, struct stream_writer *w);
+
+/*
+ * Adds pfns[0..n) (each below nr_pfns) to the pending set and drops them
+ * from the XBZRLE cache: the receiver's copies changed (COLO's secondary
+ * wrote them), so their next send must be whole (DESIGN.md invariant 1).
+ */
+void save_add_pending(xcc_saver *s, const uint64_t *pfns, size_t n);
+
+/*
+ * Rehashes the digest chunks the guest wrote since they were last hashed
+ * and writes DIGEST (callers check p.verify). Returns 0 or -1/errno.
+ */
+int save_send_digest(xcc_saver *s);
+
+/* Digest chunks hashed so far (for the figures of a pause). */
+uint64_t save_chunks_hashed(const xcc_saver *s);
+
+/* True once xcc_saver_cancel was called (for waits that poll). */
+bool save_cancelled(const xcc_saver *s);
+
+/*
+ * The figures as JSON (stats.c), the map and page cache totals brought up
+ * to date; with ck, the checkpoint document. malloc'd; NULL with ENOMEM.
+ */
+char *save_stats_json(xcc_saver *s, const struct stats_checkpoint *ck);
+
+/* The figures of the latest pass (NULL before the first). */
+const struct stats_iteration *save_last_pass(const xcc_saver *s);
+
+/*
+ * 0 while the run may go on; -1 with errno ECANCELED after
+ * xcc_saver_cancel, or ENOENT when the guest was destroyed under the save
+ * (domain_lock_check). Logged.
+ */
+int save_check(xcc_saver *s);
+
+/*
  * Harvests the dirty log into s->dirty (bits already set stay set: pages
  * still to send) and re-arms it (final: the guest is paused); marks the
  * digest chunks of the dirty pages stale. Returns the number of pfns set
@@ -98,8 +177,10 @@ int64_t save_harvest(xcc_saver *s, bool final);
 /*
  * Sends the pfns set in s->dirty as one pass, recorded as a new iteration
  * (paused: the final pass). XBZRLE deltas are used when enabled and
- * xbzrle_allowed is set (not in iteration 0). Every send updates or drops
- * the page's cache entry (DESIGN.md invariant 1). Returns 0 or -1/errno.
+ * xbzrle_allowed is set (not in iteration 0); such a pass starts a new
+ * cache generation. Every send updates or drops the page's cache entry
+ * (DESIGN.md invariant 1). Returns 0 or -1/errno (ECANCELED after
+ * xcc_saver_cancel).
  */
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed);
 

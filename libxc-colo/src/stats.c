@@ -1,12 +1,14 @@
 /*
- * stats.c - save and restore figures as JSON, with QEMU's query-migrate
- * names where QEMU has one (see stats.h).
+ * stats.c - save, checkpoint and restore figures as JSON (written with
+ * json-c), with QEMU's query-migrate names where QEMU has one (stats.h).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "stats.h"
 
@@ -15,106 +17,85 @@
 #define BITS_PER_BYTE 8.0
 #define BYTES_PER_MBIT 1e6 /* QEMU's mbps: 10^6 bits per second */
 
-/* A growing string; on allocation failure it stays failed and says so. */
-struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-    bool need_comma; /* a value was written at this nesting level */
-};
+/*
+ * The documents are built as json-c objects and printed once. Keys keep
+ * their insertion order, so a document reads in the order written here.
+ * Fractional figures are printed with three decimals (ms), counters as
+ * integers.
+ */
+typedef struct json_object jobj;
 
-static void __attribute__((format(printf, 2, 3)))
-jb_printf(struct jbuf *b, const char *fmt, ...)
+static void put(jobj *o, const char *key, jobj *v)
 {
-    va_list ap;
-    int n;
-
-    if (b->failed)
-        return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
+    /* json-c prints a NULL value as JSON null. */
+    json_object_object_add(o, key, v);
 }
 
-static void jb_key(struct jbuf *b, const char *key)
+static void put_u64(jobj *o, const char *key, uint64_t v)
 {
-    jb_printf(b, "%s\"%s\": ", b->need_comma ? ", " : "", key);
-    b->need_comma = true;
+    put(o, key, json_object_new_uint64(v));
 }
 
-static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
+/* A double printed as "%.3f", the format the documents have always had. */
+static jobj *dbl3(double v)
 {
-    jb_key(b, key);
-    jb_printf(b, "%" PRIu64, v);
-}
+    char buf[64];
 
-static void jb_dbl(struct jbuf *b, const char *key, double v)
-{
-    jb_key(b, key);
     /* JSON has no NaN or infinity. */
     if (v != v || v > 1e300 || v < -1e300)
         v = 0;
-    jb_printf(b, "%.3f", v);
+    snprintf(buf, sizeof(buf), "%.3f", v);
+    return json_object_new_double_s(v, buf);
 }
 
-static void jb_bool(struct jbuf *b, const char *key, bool v)
+static void put_dbl(jobj *o, const char *key, double v)
 {
-    jb_key(b, key);
-    jb_printf(b, "%s", v ? "true" : "false");
+    put(o, key, dbl3(v));
 }
 
-/* Only fixed identifiers are written as strings: no escaping needed. */
-static void jb_str(struct jbuf *b, const char *key, const char *v)
+static void put_bool(jobj *o, const char *key, bool v)
 {
-    jb_key(b, key);
-    jb_printf(b, "\"%s\"", v ? v : "");
+    put(o, key, json_object_new_boolean(v));
 }
 
-static void jb_open(struct jbuf *b, const char *key)
+static void put_str(jobj *o, const char *key, const char *v)
 {
-    if (key)
-        jb_key(b, key);
-    else if (b->need_comma)
-        jb_printf(b, ", ");
-    jb_printf(b, "{");
-    b->need_comma = false;
+    put(o, key, json_object_new_string(v ? v : ""));
 }
 
-static void jb_close(struct jbuf *b)
+/* A new object put under key in o (NULL: ENOMEM). */
+static jobj *put_obj(jobj *o, const char *key)
 {
-    jb_printf(b, "}");
-    b->need_comma = true;
+    jobj *n = json_object_new_object();
+
+    put(o, key, n);
+    return n;
 }
 
-static char *jb_finish(struct jbuf *b)
+/* Prints and frees root: a malloc'd string ending in a newline, or NULL
+ * with errno ENOMEM. */
+static char *finish(jobj *root)
 {
-    if (b->failed || !b->p) {
-        free(b->p);
-        errno = ENOMEM;
-        return NULL;
+    const char *text;
+    char *out = NULL;
+    size_t len;
+
+    if (root) {
+        text = json_object_to_json_string_ext(
+            root, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (text) {
+            len = strlen(text);
+            out = malloc(len + 2);
+            if (out) {
+                memcpy(out, text, len);
+                memcpy(out + len, "\n", 2);
+            }
+        }
+        json_object_put(root);
     }
-    return b->p;
+    if (!out)
+        errno = ENOMEM;
+    return out;
 }
 
 double stats_ms(uint64_t a, uint64_t b)
@@ -127,6 +108,13 @@ double stats_ms(uint64_t a, uint64_t b)
 static double ratio(double num, double den)
 {
     return den > 0 ? num / den : 0;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
 }
 
 struct stats_iteration *stats_save_new_iteration(struct stats_save *s)
@@ -153,26 +141,18 @@ void stats_save_free(struct stats_save *s)
 }
 
 /* The counters a pass's delta and the totals both give, in one order. */
-static void map_cache_counters_json(struct jbuf *b,
-                                    const struct stats_map_cache *m)
+static void map_cache_counters_json(jobj *o, const struct stats_map_cache *m)
 {
-    jb_u64(b, "map-calls", m->map_calls);
-    jb_u64(b, "unmap-calls", m->unmap_calls);
-    jb_u64(b, "chunks-mapped", m->chunks_mapped);
-    jb_u64(b, "pages-mapped", m->pages_mapped);
-    jb_u64(b, "hits", m->hits);
-    jb_u64(b, "misses", m->misses);
-    jb_u64(b, "evictions", m->evictions);
+    put_u64(o, "map-calls", m->map_calls);
+    put_u64(o, "unmap-calls", m->unmap_calls);
+    put_u64(o, "chunks-mapped", m->chunks_mapped);
+    put_u64(o, "pages-mapped", m->pages_mapped);
+    put_u64(o, "hits", m->hits);
+    put_u64(o, "misses", m->misses);
+    put_u64(o, "evictions", m->evictions);
 }
 
-static void map_cache_delta_json(struct jbuf *b, const struct stats_map_cache *m)
-{
-    jb_open(b, "map-cache");
-    map_cache_counters_json(b, m);
-    jb_close(b);
-}
-
-static void map_cache_total_json(struct jbuf *b,
+static void map_cache_total_json(jobj *parent,
                                  const struct xcc_map_cache_stats *m)
 {
     const struct stats_map_cache counters = {
@@ -184,138 +164,286 @@ static void map_cache_total_json(struct jbuf *b,
         .misses = m->misses,
         .evictions = m->evictions,
     };
+    jobj *o = put_obj(parent, "map-cache");
 
-    jb_open(b, "map-cache");
-    jb_str(b, "mode", m->per_batch ? "per-batch" : "cached");
-    jb_u64(b, "chunk-pfns", m->chunk_pfns);
-    map_cache_counters_json(b, &counters);
-    jb_u64(b, "map-errors", m->map_errors);
-    jb_u64(b, "page-errors", m->page_errors);
-    jb_u64(b, "max-mappings", m->max_mappings);
-    jb_u64(b, "max-resident", m->max_resident);
-    jb_close(b);
+    if (!o)
+        return;
+    put_str(o, "mode", m->per_batch ? "per-batch" : "cached");
+    put_u64(o, "chunk-pfns", m->chunk_pfns);
+    map_cache_counters_json(o, &counters);
+    put_u64(o, "map-errors", m->map_errors);
+    put_u64(o, "page-errors", m->page_errors);
+    put_u64(o, "max-mappings", m->max_mappings);
+    put_u64(o, "max-resident", m->max_resident);
 }
 
-char *stats_save_json(const struct stats_save *s)
+static jobj *iteration_json(const struct stats_iteration *it)
 {
-    struct jbuf b = {0};
+    jobj *o = json_object_new_object(), *mc;
+
+    if (!o)
+        return NULL;
+    put_u64(o, "iteration", it->index);
+    put_bool(o, "paused", it->paused);
+    put_u64(o, "dirty-pages", it->dirty_pages);
+    put_u64(o, "pages", it->pages);
+    put_u64(o, "normal", it->normal);
+    put_u64(o, "duplicate", it->zero);
+    put_u64(o, "xbzrle", it->xbzrle);
+    put_u64(o, "skipped", it->nodata);
+    put_u64(o, "unchanged", it->unchanged);
+    put_u64(o, "xbzrle-bytes", it->xbzrle_bytes);
+    put_u64(o, "cache-miss", it->cache_miss);
+    put_u64(o, "overflow", it->overflow);
+    put_u64(o, "bytes", it->bytes);
+    put_dbl(o, "seconds", (double)it->ns / NS_PER_S);
+    mc = put_obj(o, "map-cache");
+    if (mc)
+        map_cache_counters_json(mc, &it->mc);
+    return o;
+}
+
+/* The save document's object (NULL: ENOMEM). */
+static jobj *save_json(const struct stats_save *s)
+{
+    jobj *root = json_object_new_object(), *o, *arr;
     const double psz = s->page_size;
     const double total_ms = stats_ms(s->t_start, s->t_end);
     const double secs = total_ms / 1e3;
     const uint64_t sent = s->normal + s->zero + s->xbzrle;
     const uint64_t lookups = s->cache_hit + s->cache_miss;
 
-    jb_open(&b, NULL);
-    jb_str(&b, "status", s->status);
-    jb_u64(&b, "total-time", (uint64_t)(total_ms + 0.5));
-    jb_u64(&b, "downtime", (uint64_t)(stats_ms(s->t_pause, s->t_end) + 0.5));
-    jb_u64(&b, "setup-time",
-           (uint64_t)(stats_ms(s->t_start, s->t_setup_done) + 0.5));
+    if (!root)
+        return NULL;
+    put_str(root, "status", s->status);
+    put_u64(root, "total-time", (uint64_t)(total_ms + 0.5));
+    put_u64(root, "downtime",
+            (uint64_t)(stats_ms(s->t_pause, s->t_end) + 0.5));
+    put_u64(root, "setup-time",
+            (uint64_t)(stats_ms(s->t_start, s->t_setup_done) + 0.5));
     /* Sub-millisecond figures: QEMU's are whole ms, too coarse here. */
-    jb_dbl(&b, "total-time-ms", total_ms);
-    jb_dbl(&b, "downtime-ms", stats_ms(s->t_pause, s->t_end));
-    jb_dbl(&b, "digest-time-ms", (double)s->digest_ns / NS_PER_MS);
-    jb_dbl(&b, "digest-downtime-ms", (double)s->digest_final_ns / NS_PER_MS);
-    jb_str(&b, "stop-reason", s->stop_reason);
+    put_dbl(root, "total-time-ms", total_ms);
+    put_dbl(root, "downtime-ms", stats_ms(s->t_pause, s->t_end));
+    put_dbl(root, "digest-time-ms", (double)s->digest_ns / NS_PER_MS);
+    put_dbl(root, "digest-downtime-ms", (double)s->digest_final_ns / NS_PER_MS);
+    put_str(root, "stop-reason", s->stop_reason);
 
-    jb_open(&b, "mode");
-    jb_bool(&b, "live", s->live);
-    jb_bool(&b, "xbzrle", s->use_xbzrle);
-    jb_bool(&b, "map-cache", s->map_cache);
-    jb_bool(&b, "xen-compat", s->xen_compat);
-    jb_bool(&b, "verify", s->verify);
-    jb_close(&b);
-
-    jb_open(&b, "ram");
-    jb_u64(&b, "transferred", s->transferred);
-    jb_u64(&b, "remaining", s->remaining * s->page_size);
-    jb_u64(&b, "total", s->nr_pfns * s->page_size);
-    jb_u64(&b, "duplicate", s->zero);
-    jb_u64(&b, "normal", s->normal);
-    jb_u64(&b, "normal-bytes", s->normal * s->page_size);
-    jb_u64(&b, "dirty-sync-count", s->dirty_sync_count);
-    jb_u64(&b, "pages-per-second", (uint64_t)ratio((double)sent, secs));
-    jb_dbl(&b, "mbps",
-           ratio((double)s->transferred * BITS_PER_BYTE / BYTES_PER_MBIT, secs));
-    jb_u64(&b, "page-size", s->page_size);
-    jb_u64(&b, "skipped", s->nodata);
-    jb_u64(&b, "unchanged", s->unchanged);
-    jb_close(&b);
-
-    jb_open(&b, "xbzrle-cache");
-    jb_u64(&b, "cache-size", s->cache_size);
-    jb_u64(&b, "bytes", s->xbzrle_bytes);
-    jb_u64(&b, "pages", s->xbzrle);
-    jb_u64(&b, "cache-miss", s->cache_miss);
-    jb_dbl(&b, "cache-miss-rate", ratio((double)s->cache_miss, (double)lookups));
-    jb_dbl(&b, "encoding-rate",
-           ratio((double)s->xbzrle * psz, (double)s->xbzrle_bytes));
-    jb_u64(&b, "overflow", s->overflow);
-    jb_u64(&b, "cache-hit", s->cache_hit);
-    jb_u64(&b, "inserts", s->pc.inserts);
-    jb_u64(&b, "declined", s->pc.declined);
-    jb_u64(&b, "evictions", s->pc.evictions);
-    jb_close(&b);
-
-    map_cache_total_json(&b, &s->mc);
-
-    jb_key(&b, "iterations");
-    jb_printf(&b, "[");
-    b.need_comma = false;
-    for (size_t i = 0; i < s->nr_iters; i++) {
-        const struct stats_iteration *it = &s->iters[i];
-        jb_open(&b, NULL);
-        jb_u64(&b, "iteration", it->index);
-        jb_bool(&b, "paused", it->paused);
-        jb_u64(&b, "dirty-pages", it->dirty_pages);
-        jb_u64(&b, "pages", it->pages);
-        jb_u64(&b, "normal", it->normal);
-        jb_u64(&b, "duplicate", it->zero);
-        jb_u64(&b, "xbzrle", it->xbzrle);
-        jb_u64(&b, "skipped", it->nodata);
-        jb_u64(&b, "unchanged", it->unchanged);
-        jb_u64(&b, "xbzrle-bytes", it->xbzrle_bytes);
-        jb_u64(&b, "cache-miss", it->cache_miss);
-        jb_u64(&b, "overflow", it->overflow);
-        jb_u64(&b, "bytes", it->bytes);
-        jb_dbl(&b, "seconds", (double)it->ns / NS_PER_S);
-        map_cache_delta_json(&b, &it->mc);
-        jb_close(&b);
+    if ((o = put_obj(root, "mode"))) {
+        put_bool(o, "live", s->live);
+        put_bool(o, "xbzrle", s->use_xbzrle);
+        put_bool(o, "map-cache", s->map_cache);
+        put_bool(o, "xen-compat", s->xen_compat);
+        put_bool(o, "verify", s->verify);
     }
-    jb_printf(&b, "]");
-    b.need_comma = true;
-    jb_close(&b);
-    jb_printf(&b, "\n");
-    return jb_finish(&b);
+
+    if ((o = put_obj(root, "ram"))) {
+        put_u64(o, "transferred", s->transferred);
+        put_u64(o, "remaining", s->remaining * s->page_size);
+        put_u64(o, "total", s->nr_pfns * s->page_size);
+        put_u64(o, "duplicate", s->zero);
+        put_u64(o, "normal", s->normal);
+        put_u64(o, "normal-bytes", s->normal * s->page_size);
+        put_u64(o, "dirty-sync-count", s->dirty_sync_count);
+        put_u64(o, "pages-per-second", (uint64_t)ratio((double)sent, secs));
+        put_dbl(o, "mbps", ratio((double)s->transferred * BITS_PER_BYTE /
+                                     BYTES_PER_MBIT, secs));
+        put_u64(o, "page-size", s->page_size);
+        put_u64(o, "skipped", s->nodata);
+        put_u64(o, "unchanged", s->unchanged);
+    }
+
+    if ((o = put_obj(root, "xbzrle-cache"))) {
+        put_u64(o, "cache-size", s->cache_size);
+        put_u64(o, "bytes", s->xbzrle_bytes);
+        put_u64(o, "pages", s->xbzrle);
+        put_u64(o, "cache-miss", s->cache_miss);
+        put_dbl(o, "cache-miss-rate",
+                ratio((double)s->cache_miss, (double)lookups));
+        put_dbl(o, "encoding-rate",
+                ratio((double)s->xbzrle * psz, (double)s->xbzrle_bytes));
+        put_u64(o, "overflow", s->overflow);
+        put_u64(o, "cache-hit", s->cache_hit);
+        put_u64(o, "inserts", s->pc.inserts);
+        put_u64(o, "declined", s->pc.declined);
+        put_u64(o, "evictions", s->pc.evictions);
+    }
+
+    map_cache_total_json(root, &s->mc);
+
+    arr = json_object_new_array();
+    put(root, "iterations", arr);
+    for (size_t i = 0; arr && i < s->nr_iters; i++)
+        json_object_array_add(arr, iteration_json(&s->iters[i]));
+    return root;
+}
+
+char *stats_save_json(const struct stats_save *s)
+{
+    return finish(save_json(s));
+}
+
+double stats_percentile(double *v, size_t n, double pct)
+{
+    size_t rank;
+
+    if (!n)
+        return -1;
+    qsort(v, n, sizeof(*v), cmp_dbl);
+    rank = (size_t)(pct / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return v[rank - 1];
+}
+
+double stats_checkpoint_pause_ms(const struct stats_checkpoint_entry *e)
+{
+    return (double)(e->t_resume - e->t_pause) / NS_PER_MS;
+}
+
+double stats_checkpoint_commit_ms(const struct stats_checkpoint_entry *e)
+{
+    if (!e->t_ack || e->t_ack < e->t_sent)
+        return -1;
+    return (double)(e->t_ack - e->t_sent) / NS_PER_MS;
+}
+
+double stats_checkpoint_rate(const struct stats_checkpoint *c)
+{
+    if (!c->n || c->e[c->n - 1].t_resume <= c->e[0].t_pause)
+        return 0;
+    return (double)c->n /
+           ((double)(c->e[c->n - 1].t_resume - c->e[0].t_pause) / NS_PER_S);
+}
+
+/* {p50, p99, max} of v[0..n) (sorted in place), or null when n is 0;
+ * as ms (three decimals) or as whole numbers. */
+static jobj *percentiles_json(double *v, size_t n, bool ms)
+{
+    jobj *o;
+    double p50, p99;
+
+    if (!n)
+        return NULL;
+    p50 = stats_percentile(v, n, 50);
+    p99 = stats_percentile(v, n, 99);
+    o = json_object_new_object();
+    if (!o)
+        return NULL;
+    if (ms) {
+        put_dbl(o, "p50", p50);
+        put_dbl(o, "p99", p99);
+        put_dbl(o, "max", v[n - 1]);
+    } else {
+        put_u64(o, "p50", (uint64_t)p50);
+        put_u64(o, "p99", (uint64_t)p99);
+        put_u64(o, "max", (uint64_t)v[n - 1]);
+    }
+    return o;
+}
+
+/* A ms figure, null when negative (unknown). */
+static jobj *ms_or_null(double ms)
+{
+    return ms < 0 ? NULL : dbl3(ms);
+}
+
+char *stats_checkpoint_json(const struct stats_save *s,
+                            const struct stats_checkpoint *c)
+{
+    jobj *root = save_json(s), *o, *arr;
+    double *v = malloc((c->n ? c->n : 1) * sizeof(double));
+    double rate;
+    char buf[32];
+    size_t nc = 0;
+
+    if (!root || !v) {
+        free(v);
+        json_object_put(root);
+        errno = ENOMEM;
+        return NULL;
+    }
+    o = put_obj(root, "checkpoint");
+    if (!o)
+        goto out;
+    put_u64(o, "count", c->n);
+    put_u64(o, "interval-ms", c->interval_ms);
+    put_bool(o, "colo", c->colo);
+    put_bool(o, "back-channel", c->back_channel);
+    put_u64(o, "acknowledged", c->acknowledged);
+    rate = stats_checkpoint_rate(c);
+    snprintf(buf, sizeof(buf), "%.2f", rate);
+    put(o, "checkpoints-per-second", json_object_new_double_s(rate, buf));
+    put_u64(o, "secondary-dirty-pages", c->secondary_dirty);
+    put_str(o, "stop-reason", c->stop_reason);
+    for (size_t i = 0; i < c->n; i++)
+        v[i] = stats_checkpoint_pause_ms(&c->e[i]);
+    put(o, "pause-ms", percentiles_json(v, c->n, true));
+    for (size_t i = 0; i < c->n; i++) {
+        double ms = stats_checkpoint_commit_ms(&c->e[i]);
+        if (ms >= 0)
+            v[nc++] = ms;
+    }
+    put(o, "commit-ms", percentiles_json(v, nc, true));
+    for (size_t i = 0; i < c->n; i++)
+        v[i] = (double)c->e[i].bytes;
+    put(o, "bytes", percentiles_json(v, c->n, false));
+    for (size_t i = 0; i < c->n; i++)
+        v[i] = (double)c->e[i].pages;
+    put(o, "pages", percentiles_json(v, c->n, false));
+    arr = json_object_new_array();
+    put(o, "checkpoints", arr);
+    for (size_t i = 0; arr && i < c->n; i++) {
+        const struct stats_checkpoint_entry *e = &c->e[i];
+        jobj *k = json_object_new_object();
+
+        if (!k)
+            break;
+        put_u64(k, "k", i + 1);
+        put_u64(k, "pages", e->pages);
+        put_u64(k, "bytes", e->bytes);
+        put_u64(k, "dirty", e->dirty);
+        put_u64(k, "secondary-dirty", e->secondary_dirty);
+        put_u64(k, "digest-chunks", e->digest_chunks);
+        put_dbl(k, "at-ms", (double)(e->t_pause - c->e[0].t_pause) / NS_PER_MS);
+        put_dbl(k, "pause-ms", stats_checkpoint_pause_ms(e));
+        put(k, "commit-ms", ms_or_null(stats_checkpoint_commit_ms(e)));
+        json_object_array_add(arr, k);
+    }
+out:
+    free(v);
+    return finish(root);
 }
 
 char *stats_restore_json(const struct stats_restore *s)
 {
-    struct jbuf b = {0};
+    jobj *root = json_object_new_object(), *o;
     const double total_ms = stats_ms(s->t_start, s->t_end);
 
-    jb_open(&b, NULL);
-    jb_str(&b, "status", s->status);
-    jb_u64(&b, "total-time", (uint64_t)(total_ms + 0.5));
-    jb_dbl(&b, "total-time-ms", total_ms);
-    jb_open(&b, "ram");
-    jb_u64(&b, "transferred", s->bytes);
-    jb_u64(&b, "total", s->nr_pfns * s->page_size);
-    jb_u64(&b, "duplicate", s->zero);
-    jb_u64(&b, "normal", s->normal);
-    jb_u64(&b, "normal-bytes", s->normal * s->page_size);
-    jb_u64(&b, "xbzrle", s->xbzrle);
-    jb_u64(&b, "xbzrle-bytes", s->xbzrle_bytes);
-    jb_u64(&b, "skipped", s->nodata);
-    jb_u64(&b, "populated", s->populated);
-    jb_u64(&b, "page-size", s->page_size);
-    jb_dbl(&b, "mbps", ratio((double)s->bytes * BITS_PER_BYTE / BYTES_PER_MBIT,
-                             total_ms / 1e3));
-    jb_close(&b);
-    jb_u64(&b, "records", s->records);
-    jb_u64(&b, "digest-chunks-checked", s->digest_chunks);
-    map_cache_total_json(&b, &s->mc);
-    jb_close(&b);
-    jb_printf(&b, "\n");
-    return jb_finish(&b);
+    if (!root) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    put_str(root, "status", s->status);
+    put_u64(root, "total-time", (uint64_t)(total_ms + 0.5));
+    put_dbl(root, "total-time-ms", total_ms);
+    if ((o = put_obj(root, "ram"))) {
+        put_u64(o, "transferred", s->bytes);
+        put_u64(o, "total", s->nr_pfns * s->page_size);
+        put_u64(o, "duplicate", s->zero);
+        put_u64(o, "normal", s->normal);
+        put_u64(o, "normal-bytes", s->normal * s->page_size);
+        put_u64(o, "xbzrle", s->xbzrle);
+        put_u64(o, "xbzrle-bytes", s->xbzrle_bytes);
+        put_u64(o, "skipped", s->nodata);
+        put_u64(o, "populated", s->populated);
+        put_u64(o, "page-size", s->page_size);
+        put_dbl(o, "mbps", ratio((double)s->bytes * BITS_PER_BYTE /
+                                     BYTES_PER_MBIT, total_ms / 1e3));
+    }
+    put_u64(root, "records", s->records);
+    put_u64(root, "digest-chunks-checked", s->digest_chunks);
+    map_cache_total_json(root, &s->mc);
+    return finish(root);
 }

@@ -4,8 +4,9 @@
  *
  * Field names follow QEMU's query-migrate where one exists (total-time,
  * downtime, setup-time, ram.*, xbzrle-cache.*), so scripts written for QEMU
- * read ours. The figures are plain counters filled by save.c/restore.c;
- * stats.c only formats them. Internal API: names start stats_.
+ * read ours. The figures are plain counters filled by save.c, restore.c
+ * and checkpoint.c; stats.c only formats them, with json-c, and is the one
+ * place that writes these documents. Internal API: names start stats_.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -95,6 +96,37 @@ struct stats_restore {
     struct xcc_map_cache_stats mc;
 };
 
+/* One checkpoint of a checkpoint run (checkpoint.c). */
+struct stats_checkpoint_entry {
+    uint64_t pages;           /* pages sent in the checkpoint's pass */
+    uint64_t bytes;           /* stream bytes from pause to CHECKPOINT */
+    uint64_t dirty;           /* pfns in the pass (own + secondary's) */
+    uint64_t secondary_dirty; /* COLO: pfns the secondary sent back */
+    uint64_t digest_chunks;   /* digest chunks hashed during the pause */
+    uint64_t t_pause, t_sent, t_resume;
+    uint64_t t_ack;           /* acknowledgement read; 0: none */
+};
+
+/* The figures of a checkpoint run, beyond those of its save. */
+struct stats_checkpoint {
+    uint32_t interval_ms;
+    bool colo, back_channel;
+    uint64_t acknowledged;
+    uint64_t secondary_dirty;
+    const char *stop_reason; /* "count", "stopped" */
+    const struct stats_checkpoint_entry *e;
+    size_t n;
+};
+
+/* Nearest-rank percentile pct of v[0..n) (sorted in place); -1 when n is 0. */
+double stats_percentile(double *v, size_t n, double pct);
+
+/* Pause and commit time of a checkpoint in ms (commit: -1 when unknown),
+ * checkpoints per second from the first pause to the last resume. */
+double stats_checkpoint_pause_ms(const struct stats_checkpoint_entry *e);
+double stats_checkpoint_commit_ms(const struct stats_checkpoint_entry *e);
+double stats_checkpoint_rate(const struct stats_checkpoint *c);
+
 /* A new iteration record, zeroed, at the end of s->iters (NULL: ENOMEM). */
 struct stats_iteration *stats_save_new_iteration(struct stats_save *s);
 void stats_save_free(struct stats_save *s);
@@ -105,6 +137,9 @@ void stats_save_free(struct stats_save *s);
  */
 char *stats_save_json(const struct stats_save *s);
 char *stats_restore_json(const struct stats_restore *s);
+/* The save's figures plus a "checkpoint" object (xccolo.h). */
+char *stats_checkpoint_json(const struct stats_save *s,
+                            const struct stats_checkpoint *c);
 
 /* Milliseconds between two lib_now_ns() stamps (0 when b is unset). */
 double stats_ms(uint64_t a, uint64_t b);

@@ -9,6 +9,8 @@
 #ifndef XCC_DOMAIN_H
 #define XCC_DOMAIN_H
 
+#include <sys/types.h>
+
 #include "../private.h"
 
 /* enum xcc_pfn_type, xcc_pfn_type_has_data(), XCC_DHDR_TYPE_*. */
@@ -79,6 +81,15 @@ struct xcc_domain_ops {
 
     /* Releases priv. The domain itself (guest) is left as it is. */
     void (*close)(xcc_domain *d);
+
+    /*
+     * The saver lock (one saver per domain: two would steal each other's
+     * dirty log). Opens the domain's lock file and takes an exclusive
+     * flock on it without waiting, via domain_lockfile(). Returns the
+     * file's fd, or -1 with errno (EBUSY: another saver holds it, whose pid
+     * is in *holder, 0 when unknown). NULL: the backend has no lock.
+     */
+    int (*lock)(xcc_domain *d, pid_t *holder);
 };
 
 struct xcc_domain {
@@ -87,10 +98,33 @@ struct xcc_domain {
     xentoollog_logger *log;
     char *name; /* as given to xcc_domain_open */
     struct xcc_domain_info info;
+    /* The saver lock (lock.c), taken for a whole save or checkpoint run. */
+    bool locked;
+    int lock_fd;
 };
 
 /* Backend constructors, chosen by xcc_domain_open from the name's prefix. */
 int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags);
 int xen_domain_open(xcc_domain *d, const char *idstr, unsigned flags);
+
+/*
+ * The saver lock (lock.c). domain_lock takes it through ops->lock, logging
+ * who holds it when it is taken (-1, errno EBUSY). domain_lock_check
+ * returns 0 while the locked domain still exists and -1 with errno
+ * ENOENT once its lock file was removed (the guest was destroyed under the
+ * save). domain_unlock releases it; all three accept an unlocked domain.
+ */
+int domain_lock(xcc_domain *d);
+int domain_lock_check(xcc_domain *d);
+void domain_unlock(xcc_domain *d);
+
+/*
+ * For backends: opens (creating, 0600, never through a symlink) the lock
+ * file `name` in directory dirfd (or the absolute path `name`, dirfd
+ * AT_FDCWD), flocks it exclusively without waiting and writes the caller's
+ * pid into it. Returns the fd, or -1 with errno (EBUSY: *holder is the
+ * pid found in the file, 0 when unknown).
+ */
+int domain_lockfile(int dirfd, const char *name, pid_t *holder);
 
 #endif /* XCC_DOMAIN_H */

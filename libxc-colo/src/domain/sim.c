@@ -439,6 +439,25 @@ static void sim_close(xcc_domain *d)
     d->priv = NULL;
 }
 
+/* The saver lock: a file in the guest's directory, so that `sim stop`
+ * removing the directory is seen by the save (lock.c). */
+static int sim_lock(xcc_domain *d, pid_t *holder)
+{
+    char dir[PATH_MAX];
+    int dfd, fd, e;
+
+    *holder = 0;
+    sim_path(dir, sizeof(dir), priv(d)->name, NULL);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    fd = domain_lockfile(dfd, "saver.lock", holder);
+    e = errno;
+    close(dfd);
+    errno = e;
+    return fd;
+}
+
 static const struct xcc_domain_ops sim_ops = {
     .kind = "sim",
     .info = sim_info,
@@ -452,6 +471,7 @@ static const struct xcc_domain_ops sim_ops = {
     .unpause = sim_unpause,
     .populate = sim_populate,
     .close = sim_close,
+    .lock = sim_lock,
 };
 
 int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags)

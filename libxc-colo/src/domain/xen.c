@@ -8,10 +8,13 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "xen_priv.h"
@@ -517,6 +520,43 @@ static void xen_close(xcc_domain *d)
     d->priv = NULL;
 }
 
+/* Where the saver locks of Xen domains live, one file per domid. */
+#define XEN_LOCK_DIR "/run/xc-colo"
+
+/*
+ * The saver lock (lock.c): XEN_LOCK_DIR/xen-DOMID.lock. The directory is
+ * created 0700 and used only when it is a real directory owned by us, so
+ * another user cannot point it elsewhere.
+ */
+static int xen_lock(xcc_domain *d, pid_t *holder)
+{
+    struct xen_dom *x = d->priv;
+    char name[32];
+    struct stat st;
+    int dfd, fd, e;
+
+    *holder = 0;
+    if (mkdir(XEN_LOCK_DIR, 0700) < 0 && errno != EEXIST)
+        return -1;
+    dfd = open(XEN_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    if (fstat(dfd, &st) < 0 || st.st_uid != geteuid() ||
+        (st.st_mode & 022)) {
+        XCC_ERR(d->log, "xen", "%s is not a private directory of this user",
+                XEN_LOCK_DIR);
+        close(dfd);
+        errno = EPERM;
+        return -1;
+    }
+    snprintf(name, sizeof(name), "xen-%" PRIu32 ".lock", x->domid);
+    fd = domain_lockfile(dfd, name, holder);
+    e = errno;
+    close(dfd);
+    errno = e;
+    return fd;
+}
+
 static const struct xcc_domain_ops xen_ops = {
     .kind = "xen",
     .info = xen_info,
@@ -534,6 +574,7 @@ static const struct xcc_domain_ops xen_ops = {
     .resume = NULL,
     .populate = xen_populate,
     .close = xen_close,
+    .lock = xen_lock,
 };
 
 /* Parses a domid: decimal, below Xen's reserved ids. */
