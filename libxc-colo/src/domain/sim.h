@@ -130,7 +130,9 @@ struct sim_meta {
 
 /* Checks a guest name ([A-Za-z0-9_.-]+, at most 64, not "." or ".."). */
 int sim_check_name(const char *name, xentoollog_logger *log);
-/* SIM_ROOT/name[/file] into buf. */
+/* The directory of all guests: $XCC_SIM_ROOT (tests) or SIM_ROOT. */
+const char *sim_root(void);
+/* ROOT/name[/file] into buf. */
 void sim_path(char *buf, size_t len, const char *name, const char *file);
 
 int sim_meta_read(const char *name, struct sim_meta *m, xentoollog_logger *log);

@@ -78,12 +78,19 @@ int sim_check_name(const char *name, xentoollog_logger *log)
     return 0;
 }
 
+const char *sim_root(void)
+{
+    const char *r = secure_getenv("XCC_SIM_ROOT");
+
+    return r && *r ? r : SIM_ROOT;
+}
+
 void sim_path(char *buf, size_t len, const char *name, const char *file)
 {
     if (file)
-        snprintf(buf, len, SIM_ROOT "/%s/%s", name, file);
+        snprintf(buf, len, "%s/%s/%s", sim_root(), name, file);
     else
-        snprintf(buf, len, SIM_ROOT "/%s", name);
+        snprintf(buf, len, "%s/%s", sim_root(), name);
 }
 
 /* ---- meta.json: a flat object of strings and integers ---- */
@@ -588,8 +595,8 @@ static int make_guest_dir(const char *name, uint64_t mem_bytes,
     struct sim_meta m;
     int fd;
 
-    if (mkdir(SIM_ROOT, 0755) < 0 && errno != EEXIST) {
-        XCC_PERR(log, "sim", "cannot create %s", SIM_ROOT);
+    if (mkdir(sim_root(), 0755) < 0 && errno != EEXIST) {
+        XCC_PERR(log, "sim", "cannot create %s", sim_root());
         return -1;
     }
     sim_path(dir, sizeof(dir), name, NULL);
@@ -644,7 +651,7 @@ static int check_space(uint64_t mem_bytes, xentoollog_logger *log)
     struct statvfs sv;
     uint64_t avail;
 
-    if (statvfs(SIM_ROOT, &sv) < 0 && statvfs("/dev/shm", &sv) < 0)
+    if (statvfs(sim_root(), &sv) < 0 && statvfs("/dev/shm", &sv) < 0)
         return 0; /* cannot tell: let mkdir report */
     avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     if (mem_bytes > avail) {
@@ -1271,7 +1278,7 @@ int xcc_sim_list(struct xcc_sim_info **list, size_t *count,
         log = lib_default_logger();
     *list = NULL;
     *count = 0;
-    dp = opendir(SIM_ROOT);
+    dp = opendir(sim_root());
     if (!dp)
         return errno == ENOENT ? 0 : -1;
     while ((de = readdir(dp))) {
