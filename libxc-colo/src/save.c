@@ -242,6 +242,7 @@ void xcc_saver_free(xcc_saver *s)
     free(s->bpfns);
     free(s->btypes);
     free(s->bpages);
+    free(s->bounce);
     free(s->berr);
     free(s->out_pfns);
     free(s->out_types);
@@ -341,6 +342,13 @@ static void add_page_data(xcc_saver *s, uint64_t pfn, uint8_t type,
     s->n_out++;
 }
 
+/* pfn goes out as exactly page's bytes: tell a content-tracking backend. */
+static void note_sent(xcc_saver *s, uint64_t pfn, const uint8_t *page)
+{
+    if (s->by_content)
+        s->d->ops->page_sent(s->d, pfn, page);
+}
+
 /*
  * A page in a delta pass: copy it once into the cache's stage buffer and
  * send, encode and cache that copy only.
@@ -354,6 +362,8 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
     int len;
 
     memcpy(buf, guest, psz);
+    /* Whatever follows, the receiver ends up holding exactly buf. */
+    note_sent(s, pfn, buf);
     if (save_page_is_zero(buf, psz)) {
         /* The receiver will hold zeros; the cache may not hold old bytes. */
         xcc_page_cache_drop(s->pc, pfn);
@@ -413,6 +423,13 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
     const bool deltas = s->use_xbzrle_now && s->pc;
     size_t done = 0, with_data = 0;
 
+    s->by_content = s->d->ops->dirty_by_content && s->d->ops->page_sent &&
+                    s->d->ops->dirty_by_content(s->d);
+    if (s->by_content && !s->bounce) {
+        s->bounce = xalloc(s, s->batch * s->page_size, "page copies");
+        if (!s->bounce)
+            return -1;
+    }
     if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
         XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
         return -1;
@@ -460,6 +477,17 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
                 }
                 /* Page tables go whole, from the mapping: forget them. */
                 xcc_page_cache_drop(s->pc, pfn);
+            }
+            if (s->by_content) {
+                /*
+                 * Send a copy, not the live mapping, so that the bytes
+                 * reported to the backend are the bytes on the wire.
+                 */
+                uint8_t *copy = s->bounce + (i - done) * s->page_size;
+
+                memcpy(copy, page, s->page_size);
+                page = copy;
+                note_sent(s, pfn, copy);
             }
             if (!s->p.xen_compat && save_page_is_zero(page, s->page_size)) {
                 s->zero_pfns[s->n_zero++] = pfn;
