@@ -48,12 +48,15 @@ SOLIB   := $(BUILD)/lib/libxccolo.so.$(VERSION)
 LIBS    := $(SOLIB) $(BUILD)/lib/libxccolo.so.$(SOMAJOR) $(BUILD)/lib/libxccolo.so \
            $(BUILD)/lib/libxccolo.a $(BUILD)/lib/pkgconfig/xccolo.pc
 CLI     := $(BUILD)/bin/xc-colo
+# The sim guest's process, started by the library with posix_spawn; found at
+# ../libexec/xc-colo/ beside the library or the program (sim_admin.c).
+HELPER  := $(BUILD)/libexec/xc-colo/xcc-sim-guest
 
 .PHONY: all deps test asan ubsan fuzz bench demo xen-test install format \
         clean header-check tests-build bench-readme
 .DELETE_ON_ERROR:
 
-all: deps $(LIBS) $(CLI) header-check
+all: deps $(LIBS) $(CLI) $(HELPER) header-check
 
 deps:
 	@sh scripts/deps.sh
@@ -84,6 +87,14 @@ $(CLI): $(TOOL_OBJS) $(BUILD)/lib/libxccolo.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) -L$(BUILD)/lib -lxccolo \
 	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -ljson-c -lm
+
+# Static: the helper runs library internals that the .so does not export.
+$(HELPER): libxc-colo/libexec/xcc-sim-guest.c $(BUILD)/lib/libxccolo.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/lib/libxccolo.a \
+	    $(LDLIBS_LIB)
+$(BUILD)/obj/libxc-colo/src/domain/sim_admin.o: \
+    override CPPFLAGS += -DXCC_LIBEXECDIR='"$(PREFIX)/libexec/xc-colo"'
 
 # Each public header must compile on its own.
 header-check: $(BUILD)/obj/header-check.o
@@ -151,6 +162,8 @@ install: all
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/xccolo.pc
 	install -m 0644 libxc-colo/include/xccolo.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/libexec/xc-colo
+	install -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/libexec/xc-colo/
 	for m in tools/man/*.1; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
 
 format:

@@ -6,7 +6,7 @@
 set -u
 XCC=${XCC_BIN:-build/bin/xc-colo}
 P=e2esim-$$
-ROOT=/dev/shm/xc-colo
+ROOT=${XCC_SIM_ROOT:-/dev/shm/xc-colo}
 failures=0
 tmp=$(mktemp -d)
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "domain/sim.h"
+#include "domain/sim_workload.h"
 
 #define PAGE 4096u
 #define MiB (1ull << 20)
@@ -794,4 +795,107 @@ Test(sim, resume_refuses_a_running_guest)
     errno = 0;
     cr_expect_eq(xcc_sim_set_tracking(n, "bitmap", NULL), -1);
     cr_expect_eq(errno, EBUSY);
+}
+
+/* ---- meta.json (json-c) ---- */
+
+static void write_meta(const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    FILE *f;
+
+    sim_path(path, sizeof(path), name, "meta.json");
+    f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Every field survives a write and a read, at the ends of its range. */
+Test(sim, meta_round_trip)
+{
+    const char *n = new_name();
+    struct sim_meta m, back;
+
+    cr_assert_eq(xcc_sim_create(n, 4 * MiB, NULL), 0);
+    cr_assert_eq(sim_meta_read(n, &m, NULL), 0);
+    m.seed = UINT64_MAX;
+    m.pid_start = UINT64_MAX - 1;
+    m.ram_addr = 0x7fffffffe000ull;
+    snprintf(m.workload, sizeof(m.workload), "%s", "ledger+random:5:0.5");
+    snprintf(m.holes, sizeof(m.holes), "%s", "1-2,\"quoted\\\"");
+    m.incomplete = 1;
+    cr_assert_eq(sim_meta_write(n, &m, NULL), 0);
+    cr_assert_eq(sim_meta_read(n, &back, NULL), 0);
+    cr_expect_eq(back.seed, UINT64_MAX);
+    cr_expect_eq(back.pid_start, UINT64_MAX - 1);
+    cr_expect_eq(back.ram_addr, 0x7fffffffe000ull);
+    cr_expect_eq(back.mem_bytes, 4 * MiB);
+    cr_expect_eq(back.page_size, PAGE);
+    cr_expect_str_eq(back.workload, m.workload);
+    cr_expect_str_eq(back.holes, m.holes);
+    cr_expect_eq(back.incomplete, 1);
+}
+
+/* A malformed meta.json is refused (EINVAL), the guest lists as invalid,
+ * and nothing crashes. */
+Test(sim, meta_malformed_refused)
+{
+    const char *bad[] = {
+        "",
+        "{",
+        "[1, 2]",
+        "{\"mem_bytes\": 4194304}",                     /* no page size */
+        "{\"mem_bytes\": \"4194304\", \"page_size\": 4096}", /* a string */
+        "{\"mem_bytes\": 4194304, \"page_size\": 4096, \"pid\": -5}",
+        "{\"mem_bytes\": 4194304, \"page_size\": 4096, \"seed\": 1.5}",
+        "{\"mem_bytes\": 4194304, \"page_size\": 4096} trailing",
+        "{\"mem_bytes\": 4194304, \"page_size\": 4096, \"tracking\": "
+        "\"far-too-long-for-the-field\"}",
+    };
+    const char *n = new_name();
+    struct sim_meta m;
+
+    cr_assert_eq(xcc_sim_create(n, 4 * MiB, NULL), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_meta(n, bad[i]);
+        errno = 0;
+        cr_expect_eq(sim_meta_read(n, &m, NULL), -1, "accepted '%s'", bad[i]);
+        cr_expect_eq(errno, EINVAL, "'%s': errno %d", bad[i], errno);
+        cr_expect_eq(info_of(n).state, XCC_SIM_INVALID, "'%s'", bad[i]);
+    }
+    /* unknown keys are ignored, missing ones are zero */
+    write_meta(n, "{\"mem_bytes\": 4194304, \"page_size\": 4096, "
+                  "\"future\": {\"x\": [1]}}");
+    cr_expect_eq(sim_meta_read(n, &m, NULL), 0);
+    cr_expect_eq(m.pid, 0);
+    cr_expect_str_eq(m.workload, "");
+}
+
+/* The guest runs the helper executable (posix_spawn, then exec), not a
+ * fork of the caller, and is not the caller's child. */
+Test(sim, guest_is_the_helper_executable)
+{
+    const char *n = new_name();
+    char path[64], exe[PATH_MAX];
+    struct xcc_sim_info info;
+    ssize_t len;
+    unsigned ppid = 0;
+    FILE *f;
+
+    start(n, 8 * MiB, "idle", NULL, NULL);
+    info = info_of(n);
+    cr_assert_gt(info.pid, 0);
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)info.pid);
+    len = readlink(path, exe, sizeof(exe) - 1);
+    cr_assert_gt(len, 0, "readlink %s: %s", path, strerror(errno));
+    exe[len] = '\0';
+    cr_expect(strstr(exe, "/libexec/xc-colo/" SIM_GUEST_HELPER) != NULL,
+              "guest process runs %s", exe);
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)info.pid);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%*d (%*[^)]) %*c %u", &ppid), 1);
+    fclose(f);
+    cr_expect_neq(ppid, (unsigned)getpid(), "the guest is the caller's child");
 }

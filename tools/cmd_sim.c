@@ -30,8 +30,10 @@ static void sim_usage(FILE *out)
         "  digest NAME [--chunks]\n"
         "                  XXH3-128 of the RAM (holes as zeros), 32 hex\n"
         "  verify NAME     check the ledger workload's records in RAM\n\n"
-        "Guests live in /dev/shm/xc-colo/NAME; their domain name is "
-        "sim:NAME.\n"
+        "Guests live in /dev/shm/xc-colo/NAME (root), /dev/shm/xc-colo-UID/NAME\n"
+        "(other users) or $XCC_SIM_ROOT/NAME; their domain name is sim:NAME.\n"
+        "That directory (made 0700) must be the caller's own, writable by no\n"
+        "one else, and not a symlink.\n"
         "'xc-colo sim COMMAND --help' describes a command.\n");
 }
 
@@ -369,7 +371,9 @@ static int sim_stop(int argc, char **argv)
     static const char *const help =
         "usage: xc-colo sim stop NAME\n\n"
         "Kills the guest's process (if it has one) and removes\n"
-        "/dev/shm/xc-colo/NAME. Works on dead and half-made guests too.\n";
+        "its directory (/dev/shm/xc-colo/NAME for root). Works on dead and\n"
+        "half-made guests too; a symbolic link in place of the directory is\n"
+        "refused, never followed.\n";
     struct sim_opts o;
     int ec, rc;
 

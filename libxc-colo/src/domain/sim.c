@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "sim_workload.h"
 
 /* Regions per PAGEMAP_SCAN call; a full vector just means another call. */
 #define SCAN_VEC_LEN 4096
@@ -32,6 +33,7 @@ enum tracking { TRACK_NONE, TRACK_PAGEMAP, TRACK_BITMAP };
 
 struct sim_dom {
     char name[SIM_NAME_MAX + 1];
+    int dir_fd; /* the guest's directory, checked (sim_dir_open) */
     int ram_fd;
     uint64_t mem_bytes, nr_pfns;
     uint32_t psz;
@@ -78,17 +80,15 @@ static enum tracking tracking_of(const char *s)
 static void refresh_process(xcc_domain *d)
 {
     struct sim_dom *s = priv(d);
-    char path[PATH_MAX];
     struct stat st;
     struct sim_meta m;
 
-    sim_path(path, sizeof(path), s->name, "meta.json");
-    if (stat(path, &st) < 0)
+    if (fstatat(s->dir_fd, "meta.json", &st, AT_SYMLINK_NOFOLLOW) < 0)
         return;
     if (st.st_ino == s->meta_ino && st.st_mtim.tv_sec == s->meta_mtime.tv_sec &&
         st.st_mtim.tv_nsec == s->meta_mtime.tv_nsec)
         return;
-    if (sim_meta_read(s->name, &m, d->log) < 0)
+    if (sim_meta_readat(s->dir_fd, s->name, &m, d->log) < 0)
         return;
     s->meta_ino = st.st_ino;
     s->meta_mtime = st.st_mtim;
@@ -431,6 +431,8 @@ static void sim_close(xcc_domain *d)
         munmap(s->dirty, s->dirty_len);
     if (s->ram_fd >= 0)
         close(s->ram_fd);
+    if (s->dir_fd >= 0)
+        close(s->dir_fd);
     if (s->pagemap_fd >= 0)
         close(s->pagemap_fd);
     free(s->holes);
@@ -479,26 +481,29 @@ int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags)
     struct sim_dom *s;
     struct sim_meta m;
     char path[PATH_MAX];
+    struct stat st;
     long psz = sysconf(_SC_PAGESIZE);
-    int fd, e;
+    int dir_fd, fd, e;
 
-    if (sim_check_name(simname, d->log) < 0)
+    dir_fd = sim_dir_open(simname, d->log);
+    if (dir_fd < 0)
         return -1;
-    if (sim_meta_read(simname, &m, d->log) < 0)
-        return -1;
+    if (sim_meta_readat(dir_fd, simname, &m, d->log) < 0)
+        goto fail_dir;
     if (m.page_size != (uint32_t)psz || m.mem_bytes % m.page_size) {
         XCC_ERR(d->log, "sim",
                 "guest '%s': page size %" PRIu32 " / size %" PRIu64
                 " do not fit this machine's %ld-byte pages",
                 simname, m.page_size, m.mem_bytes, psz);
         errno = EINVAL;
-        return -1;
+        goto fail_dir;
     }
     s = calloc(1, sizeof(*s));
     if (!s)
-        return -1;
+        goto fail_dir;
     d->priv = s;
     d->ops = &sim_ops;
+    s->dir_fd = dir_fd;
     s->ram_fd = -1;
     s->pagemap_fd = -1;
     snprintf(s->name, sizeof(s->name), "%s", simname);
@@ -511,15 +516,26 @@ int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags)
         goto fail;
 
     sim_path(path, sizeof(path), simname, "ram");
-    s->ram_fd = open(path, O_RDWR | O_CLOEXEC);
-    if (s->ram_fd < 0) {
-        XCC_PERR(d->log, "sim", "cannot open %s", path);
+    s->ram_fd = sim_file_open(dir_fd, simname, "ram", O_RDWR, 0, d->log);
+    if (s->ram_fd < 0)
+        goto fail;
+    /* a RAM file shorter than the guest would fault its mappings (SIGBUS) */
+    if (fstat(s->ram_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size < s->mem_bytes) {
+        XCC_ERR(d->log, "sim",
+                "%s is not a regular file of the guest's %" PRIu64 " bytes",
+                path, s->mem_bytes);
+        errno = EINVAL;
         goto fail;
     }
     sim_path(path, sizeof(path), simname, "dirty");
-    fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        XCC_PERR(d->log, "sim", "cannot open %s", path);
+    fd = sim_file_open(dir_fd, simname, "dirty", O_RDWR, 0, d->log);
+    if (fd < 0)
+        goto fail;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < sim_dirty_file_size(s->nr_pfns)) {
+        XCC_ERR(d->log, "sim", "%s is shorter than its bitmap", path);
+        close(fd);
+        errno = EINVAL;
         goto fail;
     }
     s->dirty_len = sim_dirty_file_size(s->nr_pfns);
@@ -546,6 +562,16 @@ fail:
     d->ops = NULL;
     errno = e;
     return -1;
+fail_dir:
+    e = errno;
+    close(dir_fd);
+    errno = e;
+    return -1;
+}
+
+int sim_domain_dir_fd(xcc_domain *d)
+{
+    return priv(d)->dir_fd;
 }
 
 void sim_test_fail_maps(xcc_domain *d, unsigned count, int err)

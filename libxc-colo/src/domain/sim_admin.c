@@ -7,9 +7,11 @@
  */
 #include <ctype.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,532 +24,60 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "sim_workload.h"
 
-/* How long pause/unpause/stop wait for the process to change state. */
-#define PROC_WAIT_MS 5000
-#define PROC_POLL_US 500
-/* The first poll interval of proc_wait, which doubles up to PROC_POLL_US. */
-#define PROC_POLL_MIN_US 10
+/* make install's directory of the guest helper (the Makefile sets it). */
+#ifndef XCC_LIBEXECDIR
+#define XCC_LIBEXECDIR "/usr/local/libexec/xc-colo"
+#endif
+/* fds handed to the guest helper are moved up here first (see high_fd). */
+#define SPAWN_FD_MIN 10
+
+/* What the guest helper is told (its command line). */
+struct spawn_args {
+    const char *name;
+    const char *workload;
+    uint64_t seed;
+    uint64_t mem_bytes;
+    const char *holes; /* the spec, "" for none */
+    const char *tracking;
+    bool fill; /* fresh start: fill RAM first */
+};
+
 /* The guest must be ready within this, plus PER_GIB per GiB filled. */
 #define READY_TIMEOUT_MS 30000
 #define READY_TIMEOUT_PER_GIB_MS 10000
 /* Largest guest accepted: far beyond any tmpfs here, catches typos. */
 #define SIM_MEM_MAX (1ull << 40)
 
-/* ---- names and paths ---- */
-
-static bool name_ok(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > SIM_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-
-        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-            return false;
-    }
-    return true;
-}
-
-int sim_check_name(const char *name, xentoollog_logger *log)
-{
-    size_t n = name ? strlen(name) : 0;
-
-    if (n == 0 || n > SIM_NAME_MAX || !strcmp(name, ".") ||
-        !strcmp(name, "..")) {
-        XCC_ERR(log, "sim",
-                "bad guest name '%s': 1 to %d characters of [A-Za-z0-9_.-]",
-                name ? name : "", SIM_NAME_MAX);
-        errno = EINVAL;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-
-        if (!isalnum(c) && c != '_' && c != '.' && c != '-') {
-            XCC_ERR(log, "sim",
-                    "bad guest name '%s': character '%c' not in "
-                    "[A-Za-z0-9_.-]",
-                    name, isprint(c) ? c : '?');
-            errno = EINVAL;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void sim_path(char *buf, size_t len, const char *name, const char *file)
-{
-    if (file)
-        snprintf(buf, len, SIM_ROOT "/%s/%s", name, file);
-    else
-        snprintf(buf, len, SIM_ROOT "/%s", name);
-}
-
-/* ---- meta.json: a flat object of strings and integers ---- */
-
-static void json_str(FILE *f, const char *key, const char *val, bool last)
-{
-    fprintf(f, "  \"%s\": \"", key);
-    for (const char *p = val; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fputc('\\', f);
-        if ((unsigned char)*p >= 0x20)
-            fputc(*p, f);
-    }
-    fprintf(f, "\"%s\n", last ? "" : ",");
-}
-
-int sim_meta_write(const char *name, const struct sim_meta *m,
-                   xentoollog_logger *log)
-{
-    char tmp[PATH_MAX], path[PATH_MAX];
-    FILE *f;
-
-    sim_path(tmp, sizeof(tmp), name, "meta.json.tmp");
-    sim_path(path, sizeof(path), name, "meta.json");
-    f = fopen(tmp, "w");
-    if (!f) {
-        XCC_PERR(log, "sim", "cannot write %s", tmp);
-        return -1;
-    }
-    fprintf(f, "{\n");
-    json_str(f, "name", m->name, false);
-    fprintf(f, "  \"pid\": %" PRId64 ",\n", m->pid);
-    fprintf(f, "  \"pid_start\": %" PRIu64 ",\n", m->pid_start);
-    fprintf(f, "  \"mem_bytes\": %" PRIu64 ",\n", m->mem_bytes);
-    fprintf(f, "  \"page_size\": %" PRIu32 ",\n", m->page_size);
-    json_str(f, "holes", m->holes, false);
-    json_str(f, "workload", m->workload, false);
-    fprintf(f, "  \"seed\": %" PRIu64 ",\n", m->seed);
-    fprintf(f, "  \"ram_addr\": %" PRIu64 ",\n", m->ram_addr);
-    json_str(f, "tracking", m->tracking, false);
-    fprintf(f, "  \"incomplete\": %d\n}\n", m->incomplete);
-    if (fflush(f) != 0 || ferror(f)) {
-        XCC_PERR(log, "sim", "cannot write %s", tmp);
-        fclose(f);
-        unlink(tmp);
-        return -1;
-    }
-    fclose(f);
-    if (rename(tmp, path) < 0) {
-        XCC_PERR(log, "sim", "cannot rename %s", tmp);
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *json_skip_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-        p++;
-    return p;
-}
-
-/* Parses a JSON string at p (after the quote) into out; returns the
- * position after the closing quote or NULL. */
-static const char *json_parse_str(const char *p, char *out, size_t len)
-{
-    size_t n = 0;
-
-    for (; *p && *p != '"'; p++) {
-        if (*p == '\\') {
-            p++;
-            if (*p != '"' && *p != '\\' && *p != '/')
-                return NULL;
-        }
-        if (n + 1 >= len)
-            return NULL;
-        out[n++] = *p;
-    }
-    if (*p != '"')
-        return NULL;
-    out[n] = '\0';
-    return p + 1;
-}
-
-static int meta_set(struct sim_meta *m, const char *key, const char *sval,
-                    bool is_str, long long ival)
-{
-    struct {
-        const char *key;
-        char *buf;
-        size_t len;
-    } strs[] = {
-        {"name", m->name, sizeof(m->name)},
-        {"holes", m->holes, sizeof(m->holes)},
-        {"workload", m->workload, sizeof(m->workload)},
-        {"tracking", m->tracking, sizeof(m->tracking)},
-    };
-
-    for (size_t i = 0; i < XCC_ARRAY_SIZE(strs); i++) {
-        if (strcmp(key, strs[i].key))
-            continue;
-        if (!is_str || strlen(sval) >= strs[i].len)
-            return -1;
-        strcpy(strs[i].buf, sval);
-        return 0;
-    }
-    if (is_str)
-        return 0; /* unknown keys are ignored */
-    if (!strcmp(key, "pid"))
-        m->pid = ival;
-    else if (!strcmp(key, "pid_start"))
-        m->pid_start = (uint64_t)ival;
-    else if (!strcmp(key, "mem_bytes"))
-        m->mem_bytes = (uint64_t)ival;
-    else if (!strcmp(key, "page_size"))
-        m->page_size = (uint32_t)ival;
-    else if (!strcmp(key, "seed"))
-        m->seed = (uint64_t)ival;
-    else if (!strcmp(key, "ram_addr"))
-        m->ram_addr = (uint64_t)ival;
-    else if (!strcmp(key, "incomplete"))
-        m->incomplete = ival != 0;
-    return 0;
-}
-
-static int meta_parse(const char *text, struct sim_meta *m)
-{
-    const char *p = json_skip_ws(text);
-    char key[32], sval[SIM_HOLES_MAX];
-
-    memset(m, 0, sizeof(*m));
-    if (*p++ != '{')
-        return -1;
-    for (;;) {
-        p = json_skip_ws(p);
-        if (*p == '}')
-            break;
-        if (*p++ != '"' || !(p = json_parse_str(p, key, sizeof(key))))
-            return -1;
-        p = json_skip_ws(p);
-        if (*p++ != ':')
-            return -1;
-        p = json_skip_ws(p);
-        if (*p == '"') {
-            if (!(p = json_parse_str(p + 1, sval, sizeof(sval))) ||
-                meta_set(m, key, sval, true, 0) < 0)
-                return -1;
-        } else {
-            char *end;
-            unsigned long long v;
-            bool neg = *p == '-';
-
-            errno = 0;
-            v = strtoull(p + neg, &end, 10);
-            if (errno || end == p + neg)
-                return -1;
-            meta_set(m, key, NULL, false, neg ? -(long long)v : (long long)v);
-            p = end;
-        }
-        p = json_skip_ws(p);
-        if (*p == ',')
-            p++;
-        else if (*p != '}')
-            return -1;
-    }
-    if (!m->mem_bytes || !m->page_size)
-        return -1;
-    return 0;
-}
-
-int sim_meta_read(const char *name, struct sim_meta *m, xentoollog_logger *log)
-{
-    char path[PATH_MAX], text[SIM_HOLES_MAX + 2048];
-    ssize_t n;
-    int fd;
-
-    sim_path(path, sizeof(path), name, "meta.json");
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        char dir[PATH_MAX];
-
-        sim_path(dir, sizeof(dir), name, NULL);
-        if (e == ENOENT && access(dir, F_OK) < 0)
-            XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
-                    dir);
-        else
-            XCC_PERR(log, "sim", "cannot open %s", path);
-        errno = e;
-        return -1;
-    }
-    n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    if (n < 0) {
-        XCC_PERR(log, "sim", "cannot read %s", path);
-        return -1;
-    }
-    text[n] = '\0';
-    if (meta_parse(text, m) < 0) {
-        XCC_ERR(log, "sim", "%s is malformed", path);
-        errno = EINVAL;
-        return -1;
-    }
-    return 0;
-}
-
-int sim_meta_lock(const char *name)
-{
-    char dir[PATH_MAX];
-    int fd;
-
-    sim_path(dir, sizeof(dir), name, NULL);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    while (flock(fd, LOCK_EX) < 0) {
-        if (errno != EINTR) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            return -1;
-        }
-    }
-    return fd;
-}
-
-void sim_meta_unlock(int fd)
-{
-    if (fd >= 0)
-        close(fd); /* releases the flock */
-}
-
-/* ---- holes ---- */
-
-uint64_t *sim_holes_parse(const char *spec, uint64_t nr_pfns,
-                          xentoollog_logger *log)
-{
-    uint64_t *bm = calloc((nr_pfns + 63) / 64 ? (nr_pfns + 63) / 64 : 1, 8);
-    const char *p = spec;
-
-    if (!bm)
-        return NULL;
-    while (p && *p) {
-        const char *item = p;
-        size_t itemlen = strcspn(p, ",");
-        char *end;
-        uint64_t first, last;
-
-        errno = 0;
-        if (!isdigit((unsigned char)*p))
-            goto bad;
-        first = strtoull(p, &end, 0);
-        last = first;
-        if (errno)
-            goto bad;
-        if (*end == '-') {
-            if (!isdigit((unsigned char)end[1]))
-                goto bad;
-            last = strtoull(end + 1, &end, 0);
-            if (errno)
-                goto bad;
-        }
-        if (*end != ',' && *end != '\0')
-            goto bad;
-        if (last < first || last >= nr_pfns) {
-            XCC_ERR(log, "sim",
-                    "holes: '%.*s' is outside pfns 0-%" PRIu64 " (or reversed)",
-                    (int)itemlen, item, nr_pfns - 1);
-            free(bm);
-            errno = EINVAL;
-            return NULL;
-        }
-        for (uint64_t i = first; i <= last; i++)
-            bm[i / 64] |= 1ull << (i % 64);
-        p = *end ? end + 1 : end;
-        continue;
-    bad:
-        XCC_ERR(log, "sim",
-                "holes: bad item '%.*s' in '%s': expected PFN or FIRST-LAST, "
-                "comma-separated",
-                (int)itemlen, item, spec);
-        free(bm);
-        errno = EINVAL;
-        return NULL;
-    }
-    return bm;
-}
-
-/* ---- processes ---- */
-
-/* Reads /proc/PID/stat; returns the state and sets *start, or 0. */
-static char proc_stat(pid_t pid, uint64_t *start)
-{
-    char path[64], buf[1024], *p;
-    ssize_t n;
-    int fd;
-    char state;
-
-    if (pid <= 0)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    /* comm may hold spaces and parentheses: the state follows the last ')' */
-    p = strrchr(buf, ')');
-    if (!p || p[1] != ' ')
-        return 0;
-    state = p[2];
-    p += 2;
-    /* starttime is field 22; state is field 3 */
-    for (int field = 3; field < 22 && p; field++) {
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
-    if (start)
-        *start = p ? strtoull(p, NULL, 10) : 0;
-    return state;
-}
-
-uint64_t sim_proc_starttime(pid_t pid)
-{
-    uint64_t start = 0;
-
-    return proc_stat(pid, &start) ? start : 0;
-}
-
-char sim_proc_state(pid_t pid, uint64_t start)
-{
-    uint64_t s = 0;
-    char state = proc_stat(pid, &s);
-
-    if (!state || (start && s != start))
-        return 0;
-    return state;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {0, (long)us * 1000};
-
-    nanosleep(&ts, NULL);
-}
-
-static bool is_stopped(char st)
-{
-    return st == 'T' || st == 't';
-}
-
-/*
- * Waits until pid is stopped (or running); true if it got there. A
- * stop or continue usually lands within microseconds (a checkpoint's pause
- * is measured up to this confirmation), so the polls start tight and back
- * off to PROC_POLL_US: a fixed 500 us poll added up to 500 us to each.
- */
-static bool proc_wait(pid_t pid, uint64_t start, bool stopped)
-{
-    const uint64_t deadline = lib_now_ns() + PROC_WAIT_MS * 1000000ull;
-    unsigned poll_us = PROC_POLL_MIN_US;
-
-    for (;;) {
-        char st = sim_proc_state(pid, start);
-
-        if (!sim_proc_alive(st))
-            return true; /* gone: nothing left to wait for */
-        if (is_stopped(st) == stopped)
-            return true;
-        if (lib_now_ns() >= deadline)
-            return false;
-        sleep_us(poll_us);
-        poll_us = poll_us * 2 > PROC_POLL_US ? PROC_POLL_US : poll_us * 2;
-    }
-}
-
-/* Sends SIGSTOP (stop) or SIGCONT (!stop) and waits until pid is in that
- * state; a process already gone counts as done. */
-static int proc_set_stopped(pid_t pid, uint64_t start, bool stop,
-                            xentoollog_logger *log)
-{
-    if (kill(pid, stop ? SIGSTOP : SIGCONT) < 0)
-        return errno == ESRCH ? 0 : -1;
-    if (!proc_wait(pid, start, stop)) {
-        XCC_ERR(log, "sim", "process %d did not %s", (int)pid,
-                stop ? "stop" : "continue");
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
-}
-
-int sim_proc_stop(pid_t pid, uint64_t start, xentoollog_logger *log)
-{
-    return proc_set_stopped(pid, start, true, log);
-}
-
-int sim_proc_cont(pid_t pid, uint64_t start, xentoollog_logger *log)
-{
-    return proc_set_stopped(pid, start, false, log);
-}
-
-/* Kills pid (if it is still the process started at `start`) and waits
- * until it is gone or a zombie. */
-static void proc_kill(pid_t pid, uint64_t start)
-{
-    char st = sim_proc_state(pid, start);
-
-    if (!sim_proc_alive(st))
-        return;
-    kill(pid, SIGKILL);
-    for (unsigned waited = 0; waited < PROC_WAIT_MS * 1000;
-         waited += PROC_POLL_US) {
-        if (!sim_proc_alive(sim_proc_state(pid, start)))
-            return;
-        sleep_us(PROC_POLL_US);
-    }
-}
-
 /* ---- directories ---- */
 
-/* Removes every file in the guest directory, then the directory. */
-static int remove_guest_dir(const char *name)
+/* Removes guest name's directory and everything in it (sim_dir_remove);
+ * -1 with errno, logged. */
+static int remove_guest_dir(const char *name, xentoollog_logger *log)
 {
-    char dir[PATH_MAX];
-    DIR *dp;
-    struct dirent *de;
-    int dfd, rc = 0;
+    int rootfd = sim_root_open(false, true, log), rc, e;
 
-    sim_path(dir, sizeof(dir), name, NULL);
-    dp = opendir(dir);
-    if (!dp)
+    if (rootfd < 0)
         return -1;
-    dfd = dirfd(dp);
-    while ((de = readdir(dp))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (unlinkat(dfd, de->d_name, 0) < 0 && errno != ENOENT)
-            rc = -1;
-    }
-    closedir(dp);
-    if (rmdir(dir) < 0)
-        rc = -1;
+    rc = sim_dir_remove(rootfd, name, log);
+    e = errno;
+    close(rootfd);
+    errno = e;
     return rc;
 }
 
-static int create_file(const char *name, const char *file, uint64_t size,
-                       xentoollog_logger *log)
+static int create_file(int dfd, const char *name, const char *file,
+                       uint64_t size, xentoollog_logger *log)
 {
     char path[PATH_MAX];
     int fd;
 
-    sim_path(path, sizeof(path), name, file);
-    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        XCC_PERR(log, "sim", "cannot create %s", path);
+    fd = sim_file_open(dfd, name, file, O_RDWR | O_CREAT | O_EXCL, 0600, log);
+    if (fd < 0)
         return -1;
-    }
     if (ftruncate(fd, (off_t)size) < 0) {
+        sim_path(path, sizeof(path), name, file);
         XCC_PERR(log, "sim", "cannot size %s to %" PRIu64 " bytes", path, size);
         close(fd);
         return -1;
@@ -586,14 +116,13 @@ static int make_guest_dir(const char *name, uint64_t mem_bytes,
     long psz = sysconf(_SC_PAGESIZE);
     char dir[PATH_MAX];
     struct sim_meta m;
-    int fd;
+    int rootfd, dfd = -1, fd;
 
-    if (mkdir(SIM_ROOT, 0755) < 0 && errno != EEXIST) {
-        XCC_PERR(log, "sim", "cannot create %s", SIM_ROOT);
+    rootfd = sim_root_open(true, true, log);
+    if (rootfd < 0)
         return -1;
-    }
     sim_path(dir, sizeof(dir), name, NULL);
-    if (mkdir(dir, 0700) < 0) {
+    if (mkdirat(rootfd, name, 0700) < 0) {
         int e = errno;
         if (e == EEXIST)
             XCC_ERR(log, "sim",
@@ -602,14 +131,19 @@ static int make_guest_dir(const char *name, uint64_t mem_bytes,
                     name, dir, name);
         else
             XCC_PERR(log, "sim", "cannot create %s", dir);
+        close(rootfd);
         errno = e;
         return -1;
     }
-    fd = create_file(name, "ram", mem_bytes, log);
+    dfd = sim_dir_openat(rootfd, name, log);
+    if (dfd < 0)
+        goto fail;
+    fd = create_file(dfd, name, "ram", mem_bytes, log);
     if (fd < 0)
         goto fail;
     close(fd);
-    fd = create_file(name, "dirty", sim_dirty_file_size(mem_bytes / psz), log);
+    fd = create_file(dfd, name, "dirty", sim_dirty_file_size(mem_bytes / psz),
+                     log);
     if (fd < 0)
         goto fail;
     if (write_dirty_header(fd, mem_bytes / psz, log) < 0) {
@@ -626,12 +160,18 @@ static int make_guest_dir(const char *name, uint64_t mem_bytes,
     snprintf(m.workload, sizeof(m.workload), "%s", workload ? workload : "");
     m.seed = seed;
     snprintf(m.tracking, sizeof(m.tracking), "%s", tracking);
-    if (sim_meta_write(name, &m, log) < 0)
+    if (sim_meta_writeat(dfd, name, &m, log) < 0)
         goto fail;
+    close(dfd);
+    close(rootfd);
     return 0;
 fail : {
     int e = errno;
-    remove_guest_dir(name);
+    if (dfd >= 0) {
+        close(dfd);
+        sim_dir_remove(rootfd, name, NULL);
+    }
+    close(rootfd);
     errno = e;
     return -1;
 }
@@ -644,7 +184,7 @@ static int check_space(uint64_t mem_bytes, xentoollog_logger *log)
     struct statvfs sv;
     uint64_t avail;
 
-    if (statvfs(SIM_ROOT, &sv) < 0 && statvfs("/dev/shm", &sv) < 0)
+    if (statvfs(sim_root(), &sv) < 0 && statvfs("/dev/shm", &sv) < 0)
         return 0; /* cannot tell: let mkdir report */
     avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     if (mem_bytes > avail) {
@@ -752,13 +292,16 @@ static int read_ready(int fd, uint64_t mem_bytes, pid_t *child, bool *said_why,
  * (or been killed by a signal, which the log then lacks). */
 static void log_guest_log_tail(const char *name, xentoollog_logger *log)
 {
-    char path[PATH_MAX], buf[512];
+    char buf[512];
     ssize_t n;
     off_t size;
-    int fd;
+    int dfd, fd;
 
-    sim_path(path, sizeof(path), name, "guest.log");
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    dfd = sim_dir_open(name, NULL);
+    if (dfd < 0)
+        return;
+    fd = sim_file_open(dfd, name, "guest.log", O_RDONLY, 0, NULL);
+    close(dfd);
     if (fd < 0)
         return;
     size = lseek(fd, 0, SEEK_END);
@@ -776,60 +319,184 @@ static void log_guest_log_tail(const char *name, xentoollog_logger *log)
 }
 
 /*
- * Forks the detached guest (double fork + setsid) and waits for its report.
- * On failure the process is gone when this returns.
+ * The guest helper, xcc-sim-guest: $XCC_SIM_GUEST_HELPER when set (tests),
+ * else ../libexec/xc-colo/ beside the library that holds this code (the
+ * shared library, or the program it is linked into), else beside the
+ * running program, else XCC_LIBEXECDIR (make install's). The first that is
+ * an executable file wins.
  */
-static int spawn_guest(const struct sim_guest_args *a, xentoollog_logger *log)
+static int helper_path(char *buf, size_t len, xentoollog_logger *log)
 {
-    int fds[2], status, rc;
-    pid_t c1, child = 0;
+    static const char rel[] = "/../libexec/xc-colo/" SIM_GUEST_HELPER;
+    const char *env = secure_getenv("XCC_SIM_GUEST_HELPER");
+    char exe[PATH_MAX];
+    Dl_info info;
+    ssize_t n;
+
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        if (access(buf, X_OK) == 0)
+            return 0;
+        XCC_PERR(log, "sim", "XCC_SIM_GUEST_HELPER=%s is not executable", env);
+        return -1;
+    }
+    if (dladdr((void *)helper_path, &info) && info.dli_fname &&
+        info.dli_fname[0] == '/') {
+        int dirlen = (int)(strrchr(info.dli_fname, '/') - info.dli_fname);
+
+        snprintf(buf, len, "%.*s%s", dirlen, info.dli_fname, rel);
+        if (access(buf, X_OK) == 0)
+            return 0;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        if (strrchr(exe, '/')) {
+            *strrchr(exe, '/') = '\0';
+            snprintf(buf, len, "%s%s", exe, rel);
+            if (access(buf, X_OK) == 0)
+                return 0;
+        }
+    }
+    snprintf(buf, len, "%s/%s", XCC_LIBEXECDIR, SIM_GUEST_HELPER);
+    if (access(buf, X_OK) == 0)
+        return 0;
+    XCC_ERR(log, "sim",
+            "cannot find the guest helper %s (looked in ../libexec/xc-colo "
+            "beside the library and the program, and in %s; "
+            "XCC_SIM_GUEST_HELPER names it)",
+            SIM_GUEST_HELPER, XCC_LIBEXECDIR);
+    errno = ENOENT;
+    return -1;
+}
+
+/* fd, moved to SPAWN_FD_MIN or above (close-on-exec), so that the spawn's
+ * dup2 actions onto 0..4 never overwrite one another. */
+static int high_fd(int fd)
+{
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, SPAWN_FD_MIN);
+
+    close(fd);
+    return h;
+}
+
+/*
+ * Starts the guest helper with posix_spawn (never a bare fork of the
+ * caller, which may have threads) and waits for its report. The helper
+ * forks once so the guest is not the caller's child. On failure the guest
+ * process is gone when this returns.
+ */
+static int spawn_guest(const struct spawn_args *a, xentoollog_logger *log)
+{
+    char helper[PATH_MAX], mem[24], seed[24];
+    char *argv[] = {(char *)SIM_GUEST_HELPER,
+                    (char *)a->name,
+                    mem,
+                    seed,
+                    (char *)(a->fill ? "fill" : "resume"),
+                    (char *)a->tracking,
+                    (char *)a->workload,
+                    (char *)(a->holes ? a->holes : ""),
+                    NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    int fds[2] = {-1, -1}, dfd, logfd = -1, status, rc = -1, e = 0;
+    pid_t helper_pid, child = 0;
     bool said_why = false;
 
+    if (helper_path(helper, sizeof(helper), log) < 0)
+        return -1;
+    snprintf(mem, sizeof(mem), "%" PRIu64, a->mem_bytes);
+    snprintf(seed, sizeof(seed), "%" PRIu64, a->seed);
+    dfd = sim_dir_open(a->name, log);
+    if (dfd < 0)
+        return -1;
+    logfd = sim_file_open(dfd, a->name, "guest.log",
+                          O_WRONLY | O_CREAT | O_APPEND, 0600, log);
+    if (logfd < 0) {
+        e = errno;
+        goto out;
+    }
     if (pipe2(fds, O_CLOEXEC) < 0) {
+        e = errno;
         XCC_PERR(log, "sim", "pipe");
-        return -1;
+        goto out;
     }
-    c1 = fork();
-    if (c1 < 0) {
-        XCC_PERR(log, "sim", "fork");
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
+    dfd = high_fd(dfd);
+    logfd = high_fd(logfd);
+    fds[1] = high_fd(fds[1]);
+    if (dfd < 0 || logfd < 0 || fds[1] < 0) {
+        e = errno;
+        XCC_PERR(log, "sim", "cannot move an fd for the guest helper");
+        goto out;
     }
-    if (c1 == 0) {
-        pid_t c2;
-
-        close(fds[0]);
-        setsid();
-        c2 = fork();
-        if (c2 == 0)
-            sim_guest_main(a, fds[1]);
-        _exit(c2 < 0 ? 1 : 0);
+    sigemptyset(&none);
+    sigfillset(&all);
+    if ((e = posix_spawn_file_actions_init(&fa)) != 0)
+        goto out;
+    if ((e = posix_spawnattr_init(&attr)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        goto out;
+    }
+    if (!(e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+                                               0)) &&
+        !(e = posix_spawn_file_actions_adddup2(&fa, logfd, 1)) &&
+        !(e = posix_spawn_file_actions_adddup2(&fa, logfd, 2)) &&
+        !(e = posix_spawn_file_actions_adddup2(&fa, fds[1],
+                                               SIM_GUEST_READY_FD)) &&
+        !(e = posix_spawn_file_actions_adddup2(&fa, dfd, SIM_GUEST_DIR_FD)) &&
+        !(e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
+                                                  POSIX_SPAWN_SETSIGMASK |
+                                                  POSIX_SPAWN_SETSIGDEF)) &&
+        !(e = posix_spawnattr_setsigmask(&attr, &none)) &&
+        !(e = posix_spawnattr_setsigdefault(&attr, &all)))
+        e = posix_spawn(&helper_pid, helper, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (e != 0) {
+        XCC_ERR(log, "sim", "cannot start the guest helper %s: %s", helper,
+                strerror(e));
+        goto out;
     }
     close(fds[1]);
-    while (waitpid(c1, &status, 0) < 0 && errno == EINTR)
+    fds[1] = -1;
+    /* the helper forks the guest and exits at once */
+    while (waitpid(helper_pid, &status, 0) < 0 && errno == EINTR)
         ;
     rc = read_ready(fds[0], a->fill ? a->mem_bytes : 0, &child, &said_why, log);
-    close(fds[0]);
+    e = errno;
     if (rc < 0) {
-        int e = errno;
         if (child > 0)
-            proc_kill(child, 0);
+            sim_proc_kill(child, 0);
         if (!said_why)
             log_guest_log_tail(a->name, log);
-        errno = e;
     }
+out:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    if (logfd >= 0)
+        close(logfd);
+    if (dfd >= 0)
+        close(dfd);
+    errno = e;
     return rc;
 }
 
-static int guest_args_init(struct sim_guest_args *a, const char *name,
+/* Checks what the helper will be told: the workload parses and fits RAM
+ * with its holes. */
+static int spawn_args_init(struct spawn_args *a, const char *name,
                            uint64_t mem_bytes, const char *workload,
                            uint64_t seed, const char *holes,
-                           const char *tracking, uint64_t **holes_bm,
-                           xentoollog_logger *log)
+                           const char *tracking, xentoollog_logger *log)
 {
     long psz = sysconf(_SC_PAGESIZE);
     uint64_t nr = mem_bytes / (uint64_t)psz;
+    struct sim_workload wl;
+    uint64_t *holes_bm;
+    int rc;
 
     memset(a, 0, sizeof(*a));
     if (!workload || !*workload) {
@@ -843,20 +510,18 @@ static int guest_args_init(struct sim_guest_args *a, const char *name,
         errno = EINVAL;
         return -1;
     }
-    *holes_bm = sim_holes_parse(holes, nr, log);
-    if (!*holes_bm)
+    holes_bm = sim_holes_parse(holes, nr, log);
+    if (!holes_bm)
         return -1;
-    if (sim_workload_parse(workload, nr, *holes_bm, &a->wl, log) < 0) {
-        free(*holes_bm);
-        *holes_bm = NULL;
+    rc = sim_workload_parse(workload, nr, holes_bm, &wl, log);
+    free(holes_bm);
+    if (rc < 0)
         return -1;
-    }
     a->name = name;
     a->workload = workload;
     a->seed = seed;
     a->mem_bytes = mem_bytes;
-    a->page_size = (uint32_t)psz;
-    a->holes = *holes_bm;
+    a->holes = holes;
     a->tracking = tracking;
     return 0;
 }
@@ -865,8 +530,7 @@ int xcc_sim_start(const char *name, uint64_t mem_bytes, const char *workload,
                   uint64_t seed, const char *holes, const char *tracking,
                   xentoollog_logger *log)
 {
-    struct sim_guest_args a;
-    uint64_t *holes_bm = NULL;
+    struct spawn_args a;
     int rc;
 
     if (!log)
@@ -888,8 +552,8 @@ int xcc_sim_start(const char *name, uint64_t mem_bytes, const char *workload,
         errno = EINVAL;
         return -1;
     }
-    if (guest_args_init(&a, name, mem_bytes, workload, seed, holes, tracking,
-                        &holes_bm, log) < 0)
+    if (spawn_args_init(&a, name, mem_bytes, workload, seed, holes, tracking,
+                        log) < 0)
         return -1;
     a.fill = true;
     rc = make_guest_dir(name, mem_bytes, holes, workload, seed, tracking, log);
@@ -898,11 +562,10 @@ int xcc_sim_start(const char *name, uint64_t mem_bytes, const char *workload,
         if (rc < 0) {
             int e = errno;
             XCC_ERR(log, "sim", "guest '%s' did not start; removed it", name);
-            remove_guest_dir(name);
+            remove_guest_dir(name, NULL);
             errno = e;
         }
     }
-    free(holes_bm);
     return rc;
 }
 
@@ -934,9 +597,8 @@ static int meta_read_idle(const char *name, struct sim_meta *m,
 int xcc_sim_resume(const char *name, const char *workload, uint64_t seed,
                    xentoollog_logger *log)
 {
-    struct sim_guest_args a;
+    struct spawn_args a;
     struct sim_meta m;
-    uint64_t *holes_bm = NULL;
     char wl[SIM_WORKLOAD_MAX];
     int rc, lock;
 
@@ -965,9 +627,9 @@ int xcc_sim_resume(const char *name, const char *workload, uint64_t seed,
         errno = EINVAL;
         return -1;
     }
-    if (guest_args_init(&a, name, m.mem_bytes, wl, seed, m.holes,
+    if (spawn_args_init(&a, name, m.mem_bytes, wl, seed, m.holes,
                         tracking_valid(m.tracking) ? m.tracking : "auto",
-                        &holes_bm, log) < 0)
+                        log) < 0)
         return -1;
     a.fill = false;
     rc = spawn_guest(&a, log);
@@ -984,7 +646,6 @@ int xcc_sim_resume(const char *name, const char *workload, uint64_t seed,
         sim_meta_unlock(lock);
         errno = e;
     }
-    free(holes_bm);
     return rc;
 }
 
@@ -1017,27 +678,39 @@ int xcc_sim_set_tracking(const char *name, const char *tracking,
 int xcc_sim_stop(const char *name, xentoollog_logger *log)
 {
     struct sim_meta m;
-    char dir[PATH_MAX];
-    struct stat st;
+    int rootfd, dfd, rc, e;
 
     if (!log)
         log = lib_default_logger();
     if (sim_check_name(name, log) < 0)
         return -1;
-    sim_path(dir, sizeof(dir), name, NULL);
-    if (stat(dir, &st) < 0) {
-        XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
-                dir);
-        errno = ENOENT;
+    rootfd = sim_root_open(false, false, log);
+    if (rootfd < 0) {
+        if (errno == ENOENT) {
+            char dir[PATH_MAX];
+
+            sim_path(dir, sizeof(dir), name, NULL);
+            XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
+                    dir);
+            errno = ENOENT;
+        }
         return -1;
     }
-    if (sim_meta_read(name, &m, NULL) == 0 && m.pid > 0)
-        proc_kill((pid_t)m.pid, m.pid_start);
-    if (remove_guest_dir(name) < 0) {
-        XCC_PERR(log, "sim", "cannot remove %s", dir);
+    dfd = sim_dir_openat(rootfd, name, log);
+    if (dfd < 0) {
+        e = errno;
+        close(rootfd);
+        errno = e;
         return -1;
     }
-    return 0;
+    if (sim_meta_readat(dfd, name, &m, sim_quiet_logger()) == 0 && m.pid > 0)
+        sim_proc_kill((pid_t)m.pid, m.pid_start);
+    close(dfd);
+    rc = sim_dir_remove(rootfd, name, log);
+    e = errno;
+    close(rootfd);
+    errno = e;
+    return rc;
 }
 
 /* Reads the meta and checks that a live process runs the guest. */
@@ -1074,7 +747,8 @@ static int guest_set_paused(const char *name, bool pause,
         log = lib_default_logger();
     if (meta_read_live(name, &m, log) < 0)
         return -1;
-    return proc_set_stopped((pid_t)m.pid, m.pid_start, pause, log);
+    return pause ? sim_proc_stop((pid_t)m.pid, m.pid_start, log)
+                 : sim_proc_cont((pid_t)m.pid, m.pid_start, log);
 }
 
 int xcc_sim_pause(const char *name, xentoollog_logger *log)
@@ -1113,7 +787,8 @@ int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
     char path[PATH_MAX], dummy[8];
     bool paused = false;
     uint8_t *ram;
-    int fd, rc;
+    struct stat st;
+    int dfd, fd, rc;
 
     if (!log)
         log = lib_default_logger();
@@ -1132,9 +807,18 @@ int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
         return -1;
     }
     sim_path(path, sizeof(path), name, "ram");
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        XCC_PERR(log, "sim", "cannot open %s", path);
+    dfd = sim_dir_open(name, log);
+    if (dfd < 0)
+        return -1;
+    fd = sim_file_open(dfd, name, "ram", O_RDONLY, 0, log);
+    close(dfd);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < m.mem_bytes) {
+        XCC_ERR(log, "sim", "%s is shorter than the guest's %" PRIu64 " bytes",
+                path, m.mem_bytes);
+        close(fd);
+        errno = EINVAL;
         return -1;
     }
     ram = mmap(NULL, m.mem_bytes, PROT_READ, MAP_SHARED, fd, 0);
@@ -1144,8 +828,8 @@ int xcc_sim_verify(const char *name, xentoollog_logger *log, char *report,
         return -1;
     }
     /* a running ledger changes under us: look at it stopped */
-    char st = m.pid > 0 ? sim_proc_state((pid_t)m.pid, m.pid_start) : 0;
-    if (sim_proc_alive(st) && !is_stopped(st)) {
+    char ps = m.pid > 0 ? sim_proc_state((pid_t)m.pid, m.pid_start) : 0;
+    if (sim_proc_alive(ps) && !sim_proc_stopped(ps)) {
         if (sim_proc_stop((pid_t)m.pid, m.pid_start, log) < 0) {
             munmap(ram, m.mem_bytes);
             return -1;
@@ -1176,14 +860,12 @@ const char *xcc_sim_state_name(int state)
     return names[state];
 }
 
-static void read_progress(const char *name, struct xcc_sim_info *info)
+static void read_progress(int dfd, const char *name, struct xcc_sim_info *info)
 {
-    char path[PATH_MAX];
     struct sim_dirty_hdr h;
     int fd;
 
-    sim_path(path, sizeof(path), name, "dirty");
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = sim_file_open(dfd, name, "dirty", O_RDONLY, 0, NULL);
     if (fd < 0)
         return;
     if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
@@ -1198,23 +880,19 @@ int xcc_sim_get_info(const char *name, struct xcc_sim_info *info,
                      xentoollog_logger *log)
 {
     struct sim_meta m;
-    char dir[PATH_MAX];
-    struct stat st;
+    int dfd;
 
     if (!log)
         log = lib_default_logger();
     memset(info, 0, sizeof(*info));
     if (sim_check_name(name, log) < 0)
         return -1;
-    sim_path(dir, sizeof(dir), name, NULL);
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
-                dir);
-        errno = ENOENT;
+    dfd = sim_dir_open(name, log);
+    if (dfd < 0)
         return -1;
-    }
     snprintf(info->name, sizeof(info->name), "%s", name);
-    if (sim_meta_read(name, &m, NULL) < 0) {
+    if (sim_meta_readat(dfd, name, &m, NULL) < 0) {
+        close(dfd);
         info->state = XCC_SIM_INVALID;
         return 0;
     }
@@ -1235,7 +913,8 @@ int xcc_sim_get_info(const char *name, struct xcc_sim_info *info,
             memcpy(info->holes + cap - 4, "...", 4);
         }
     }
-    read_progress(name, info);
+    read_progress(dfd, name, info);
+    close(dfd);
     if (m.incomplete) {
         info->state = XCC_SIM_INCOMPLETE;
     } else if (m.pid <= 0) {
@@ -1245,7 +924,7 @@ int xcc_sim_get_info(const char *name, struct xcc_sim_info *info,
 
         if (!sim_proc_alive(s))
             info->state = XCC_SIM_DEAD;
-        else if (is_stopped(s))
+        else if (sim_proc_stopped(s))
             info->state = XCC_SIM_PAUSED;
         else
             info->state = XCC_SIM_RUNNING;
@@ -1266,16 +945,23 @@ int xcc_sim_list(struct xcc_sim_info **list, size_t *count,
     size_t n = 0, cap = 0;
     DIR *dp;
     struct dirent *de;
+    int rootfd;
 
     if (!log)
         log = lib_default_logger();
     *list = NULL;
     *count = 0;
-    dp = opendir(SIM_ROOT);
-    if (!dp)
+    rootfd = sim_root_open(false, false, log);
+    if (rootfd < 0)
         return errno == ENOENT ? 0 : -1;
+    dp = fdopendir(rootfd);
+    if (!dp) {
+        XCC_PERR(log, "sim", "cannot list %s", sim_root());
+        close(rootfd);
+        return -1;
+    }
     while ((de = readdir(dp))) {
-        if (de->d_name[0] == '.' || !name_ok(de->d_name))
+        if (de->d_name[0] == '.' || !sim_name_ok(de->d_name))
             continue;
         if (n == cap) {
             size_t ncap = cap ? 2 * cap : 16;
