@@ -24,6 +24,12 @@
 #define CHUNK_PFNS 1024u
 #define BATCH 1024u
 
+/* Map cache params with the size set, as xcc_map_cache_params_init does,
+ * and the given fields (the others are 0, the defaults). */
+#define MC_PARAMS(...)                                                         \
+    ((struct xcc_map_cache_params){                                            \
+        .size = sizeof(struct xcc_map_cache_params), __VA_ARGS__})
+
 /* ---- a fake backend: memfd RAM, holes and a pfn -> frame table --------- */
 
 struct fake {
@@ -308,7 +314,7 @@ Test(map_cache, right_bytes_sequential_and_scattered)
 Test(map_cache, budget_of_two_chunks_on_1g_guest)
 {
     const uint64_t nr = GIB / PAGE;
-    struct xcc_map_cache_params p = {.max_mappings = 2};
+    struct xcc_map_cache_params p = MC_PARAMS(.max_mappings = 2);
     uint64_t pfns[BATCH];
     uint8_t *pages[BATCH];
     int err[BATCH];
@@ -361,7 +367,7 @@ Test(map_cache, budget_of_two_chunks_on_1g_guest)
 
 Test(map_cache, lru_keeps_the_recently_used_chunk)
 {
-    struct xcc_map_cache_params p = {.max_mappings = 2};
+    struct xcc_map_cache_params p = MC_PARAMS(.max_mappings = 2);
     uint64_t a = 0, b = CHUNK_PFNS, c = 2 * CHUNK_PFNS;
     struct xcc_map_cache_stats st;
 
@@ -383,7 +389,7 @@ Test(map_cache, lru_keeps_the_recently_used_chunk)
 
 Test(map_cache, byte_budget)
 {
-    struct xcc_map_cache_params p = {.max_bytes = 3 * CHUNK_PFNS * PAGE};
+    struct xcc_map_cache_params p = MC_PARAMS(.max_bytes = 3 * CHUNK_PFNS * PAGE);
     uint64_t pfns[BATCH];
 
     guest_open(64 * MIB, NULL);
@@ -558,7 +564,7 @@ Test(map_cache, enomem_twice_is_an_error)
 
 Test(map_cache, per_batch_maps_and_unmaps_each_batch)
 {
-    struct xcc_map_cache_params p = {.per_batch = 1};
+    struct xcc_map_cache_params p = MC_PARAMS(.per_batch = 1);
     uint64_t pfns[BATCH];
     struct xcc_map_cache_stats st;
 
@@ -596,7 +602,7 @@ Test(map_cache, per_batch_maps_and_unmaps_each_batch)
 Test(map_cache, writable_writes_land_in_ram_file)
 {
     for (int per_batch = 0; per_batch < 2; per_batch++) {
-        struct xcc_map_cache_params p = {.writable = 1, .per_batch = per_batch};
+        struct xcc_map_cache_params p = MC_PARAMS(.writable = 1, .per_batch = per_batch);
         uint64_t pfns[BATCH];
         uint8_t *pages[BATCH];
         int err[BATCH], fd;
@@ -703,13 +709,13 @@ Test(map_cache, default_budget_is_a_quarter_of_max_map_count)
 
 Test(map_cache, bad_parameters)
 {
-    struct xcc_map_cache_params p = {.chunk_pfns = 1000};
+    struct xcc_map_cache_params p = MC_PARAMS(.chunk_pfns = 1000);
 
     dom = fake_open(1024, true);
     errno = 0;
     cr_assert_null(xcc_map_cache_new(dom, &p));
     cr_assert_eq(errno, EINVAL);
-    p = (struct xcc_map_cache_params){.max_bytes = 100};
+    p = MC_PARAMS(.max_bytes = 100);
     errno = 0;
     cr_assert_null(xcc_map_cache_new(dom, &p));
     cr_assert_eq(errno, EINVAL);

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "digest.h"
 #include "save.h"
 
 #define CTX "checkpoint"
@@ -108,6 +109,7 @@ struct xcc_checkpointer {
 void xcc_checkpoint_params_init(struct xcc_checkpoint_params *p)
 {
     memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
     p->interval_ms = XCC_CHECKPOINT_DEFAULT_INTERVAL_MS;
     p->back_fd = -1;
 }
@@ -122,6 +124,9 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
 
     if (!log)
         log = lib_default_logger();
+    if ((sp && !LIB_PARAMS_SIZE_OK(log, CTX, xcc_save_params, sp)) ||
+        (cp && !LIB_PARAMS_SIZE_OK(log, CTX, xcc_checkpoint_params, cp)))
+        return NULL;
     if (sp)
         spl = *sp;
     else
@@ -427,12 +432,12 @@ static int send_digest(xcc_checkpointer *c)
     uint64_t t0 = lib_now_ns();
     uint8_t whole[16];
 
-    if (save_digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig) < 0) {
+    if (digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig) < 0) {
         XCC_PERR(c->log, CTX, "computing the memory digest");
         return -1;
     }
     s->st.digest_ns += lib_now_ns() - t0;
-    save_digest_whole(s->chunk_dig, s->nchunks, whole);
+    digest_whole(s->chunk_dig, s->nchunks, whole);
     return stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, s->chunk_dig,
                                (uint32_t)s->nchunks);
 }

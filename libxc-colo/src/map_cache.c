@@ -364,10 +364,17 @@ static void refresh_nr_pfns(xcc_map_cache *mc)
 
 /* ---- public ------------------------------------------------------------ */
 
+void xcc_map_cache_params_init(struct xcc_map_cache_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
+}
+
 xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
                                  const struct xcc_map_cache_params *p)
 {
-    static const struct xcc_map_cache_params defaults;
+    static const struct xcc_map_cache_params defaults = {
+        .size = sizeof(struct xcc_map_cache_params)};
     xentoollog_logger *log = d ? d->log : lib_default_logger();
     struct xcc_domain_info info;
     xcc_map_cache *mc;
@@ -380,6 +387,8 @@ xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
         errno = EINVAL;
         return NULL;
     }
+    if (!LIB_PARAMS_SIZE_OK(log, CTX, xcc_map_cache_params, p))
+        return NULL;
     if (d->ops->info(d, &info) < 0) {
         XCC_PERR(log, CTX, "cannot read the domain's size");
         return NULL;

@@ -35,7 +35,6 @@
 
 #include "checkpoint.h"
 #include "restore.h"
-#include "save.h"
 
 #define CTX "restore"
 
@@ -75,6 +74,7 @@ struct ckrun {
 void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p)
 {
     memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
     p->back_fd = -1;
 }
 
@@ -299,7 +299,7 @@ static int commit_epoch(struct ckrun *k)
                                "commit: pfn %#" PRIx64 " of '%s' cannot be "
                                "mapped", ep->pfn[i], r->d->name);
             if (ep->kind[i] == SLOT_ZERO) {
-                if (!save_page_is_zero(dst, psz))
+                if (!lib_page_is_zero(dst, psz))
                     memset(dst, 0, psz);
             } else {
                 memcpy(dst, ep->data + i * psz, psz);
@@ -549,6 +549,12 @@ int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
         xcc_checkpoint_restore_params_init(&defaults);
         p = &defaults;
     }
+    if (p->size != sizeof(*p))
+        return restore_fail(r, EINVAL, "struct xcc_checkpoint_restore_params "
+                            "has size %zu, but this library knows only size "
+                            "%zu: initialise it with "
+                            "xcc_checkpoint_restore_params_init()",
+                            p->size, sizeof(*p));
     memset(&k, 0, sizeof(k));
     k.r = r;
     k.p = p;
