@@ -17,6 +17,7 @@
 
 #include "domain/domain.h"
 #include "domain/sim.h"
+#include "test_hooks.h"
 
 #define PAGE 4096u
 #define MIB (1024ull * 1024)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "domain/sim.h"
+#include "test_hooks.h"
 
 #define PAGE 4096u
 #define MiB (1ull << 20)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "../test_hooks.h"
 
 /* Regions per PAGEMAP_SCAN call; a full vector just means another call. */
 #define SCAN_VEC_LEN 4096

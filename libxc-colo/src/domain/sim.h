@@ -237,7 +237,4 @@ enum { SIM_LEDGER_OK = 0, SIM_LEDGER_BROKEN = 1, SIM_LEDGER_ABSENT = 2 };
 int sim_ledger_check(const uint8_t *ram, uint64_t nr_pfns, uint32_t page_size,
                      char *report, size_t report_len, uint64_t *head_seq);
 
-/* Test hook: the next `count` map calls on d fail whole with errno err. */
-void sim_test_fail_maps(xcc_domain *d, unsigned count, int err);
-
 #endif /* XCC_SIM_H */
