@@ -497,8 +497,11 @@ int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns,
  * mode keeps its chunks. */
 void xcc_map_cache_release(xcc_map_cache *mc);
 
-/* Drops every chunk overlapping [first_pfn, first_pfn + count): call it when
- * pfn types change (ballooning). The next lookup maps them again. */
+/* Drops every chunk overlapping [first_pfn, first_pfn + count); the next
+ * lookup maps them again. Each lookup already does this itself for the
+ * ranges the domain's backend reported changed (a pfn ballooned out or in,
+ * moved to another frame, a PV page table freed); call it for changes only
+ * the caller knows of. */
 void xcc_map_cache_invalidate(xcc_map_cache *mc, uint64_t first_pfn,
                               uint64_t count);
 

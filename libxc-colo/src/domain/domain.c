@@ -91,3 +91,38 @@ int xcc_domain_unpause(xcc_domain *d)
 {
     return d->ops->unpause(d);
 }
+
+void domain_mapping_changed(xcc_domain *d, uint64_t first, uint64_t count,
+                            enum domain_change_kind kind)
+{
+    if (count == 0)
+        return;
+    d->changes[d->changes_seq % DOMAIN_CHANGES_KEPT] =
+        (struct domain_change){.first = first, .count = count, .kind = kind};
+    d->changes_seq++;
+    XCC_DBG(d->log, "domain", "%s: mapping of pfns %#" PRIx64 "+%" PRIu64
+            " changed (%s)", d->name, first, count,
+            kind == DOMAIN_CHANGE_FRAME ? "frame" : "writability");
+}
+
+unsigned domain_mapping_changes(const xcc_domain *d, uint64_t *seen,
+                                domain_change_fn *fn, void *opaque)
+{
+    unsigned calls = 0;
+
+    if (*seen >= d->changes_seq)
+        return 0;
+    if (d->changes_seq - *seen > DOMAIN_CHANGES_KEPT) {
+        fn(opaque, 0, UINT64_MAX, DOMAIN_CHANGE_FRAME);
+        calls = 1;
+    } else {
+        for (uint64_t s = *seen; s < d->changes_seq; s++) {
+            const struct domain_change *c =
+                &d->changes[s % DOMAIN_CHANGES_KEPT];
+            fn(opaque, c->first, c->count, c->kind);
+            calls++;
+        }
+    }
+    *seen = d->changes_seq;
+    return calls;
+}
