@@ -42,5 +42,13 @@ if cmp -s "$tmp/src" "$tmp/dst"; then
 else
     bad "digests differ: $(diff "$tmp/src" "$tmp/dst" | head -n 4)"
 fi
+# `xc-colo digest` prints the DIGEST record's whole digest (one definition).
+sent=$("$X" inspect --json "$tmp/img" | grep -o '"digest":"[0-9a-f]*"' |
+       tail -n 1 | cut -d'"' -f4)
+if [ -n "$sent" ] && [ "$sent" = "$(head -n 1 "$tmp/src")" ]; then
+    echo "ok   'xc-colo digest' of the source is the stream's DIGEST ($sent)"
+else
+    bad "DIGEST record '$sent', xc-colo digest '$(head -n 1 "$tmp/src")'"
+fi
 [ $fail = 0 ] && echo "e2e_holes: ok"
 exit $fail

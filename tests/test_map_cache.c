@@ -17,12 +17,19 @@
 
 #include "domain/domain.h"
 #include "domain/sim.h"
+#include "test_hooks.h"
 
 #define PAGE 4096u
 #define MIB (1024ull * 1024)
 #define GIB (1024 * MIB)
 #define CHUNK_PFNS 1024u
 #define BATCH 1024u
+
+/* Map cache params with the size set, as xcc_map_cache_params_init does,
+ * and the given fields (the others are 0, the defaults). */
+#define MC_PARAMS(...)                                                         \
+    ((struct xcc_map_cache_params){                                            \
+        .size = sizeof(struct xcc_map_cache_params), __VA_ARGS__})
 
 /* ---- a fake backend: memfd RAM, holes and a pfn -> frame table --------- */
 
@@ -33,7 +40,67 @@ struct fake {
     uint64_t *frame;    /* pfn -> page of the memfd */
     unsigned fail_left; /* next map calls that fail whole */
     int fail_errno;
+
+    /* As a Xen backend re-reading a PV p2m: pfn_types compares frame[]
+     * with the table it last saw and reports the pfns that moved. */
+    uint64_t *seen_frame;
+    unsigned maps, cleans;
+    /* Moved at the first clean after a map: pfn move_pfn to frame
+     * move_to, reported dirty as a guest's write would be. */
+    uint64_t move_pfn, move_to;
+    bool move_pending;
+    bool report_in_map; /* map calls report moves too, as Xen's PV map
+                           re-reads the p2m when a frame moved */
 };
+
+/* Reports each run of pfns whose frame changed since the last call. */
+static void fake_report_moves(xcc_domain *d)
+{
+    struct fake *f = d->priv;
+
+    for (uint64_t p = 0; p < f->nr_pfns;) {
+        uint64_t q = p;
+
+        while (q < f->nr_pfns && f->seen_frame[q] != f->frame[q]) {
+            f->seen_frame[q] = f->frame[q];
+            q++;
+        }
+        if (q > p)
+            domain_mapping_changed(d, p, q - p, DOMAIN_CHANGE_FRAME);
+        p = q + 1;
+    }
+}
+
+static int fake_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
+                          size_t n)
+{
+    struct fake *f = d->priv;
+
+    fake_report_moves(d);
+    for (size_t i = 0; i < n; i++)
+        types[i] = pfns[i] < f->nr_pfns && !f->hole[pfns[i]] ? XCC_PFN_NORMAL
+                                                            : XCC_PFN_XTAB;
+    return 0;
+}
+
+static int fake_noop(xcc_domain *d)
+{
+    return 0;
+}
+
+static int64_t fake_clean(xcc_domain *d, uint64_t *bitmap, bool final)
+{
+    struct fake *f = d->priv;
+
+    f->cleans++;
+    if (f->move_pending && f->maps) {
+        f->move_pending = false;
+        f->frame[f->move_pfn] = f->move_to;
+        bitmap[f->move_pfn / 64] |= 1ull << (f->move_pfn % 64);
+        return 1;
+    }
+    return 0;
+}
 
 static int fake_info(xcc_domain *d, struct xcc_domain_info *info)
 {
@@ -45,6 +112,8 @@ static int fake_info(xcc_domain *d, struct xcc_domain_info *info)
     return 0;
 }
 
+static void fake_report_moves(xcc_domain *d);
+
 static void *fake_map(xcc_domain *d, bool writable, const uint64_t *pfns,
                       int *err, size_t n)
 {
@@ -52,6 +121,9 @@ static void *fake_map(xcc_domain *d, bool writable, const uint64_t *pfns,
     int prot = PROT_READ | (writable ? PROT_WRITE : 0);
     uint8_t *base;
 
+    f->maps++;
+    if (f->report_in_map && f->seen_frame)
+        fake_report_moves(d);
     if (f->fail_left) {
         f->fail_left--;
         errno = f->fail_errno;
@@ -87,14 +159,21 @@ static void fake_close(xcc_domain *d)
     close(f->fd);
     free(f->hole);
     free(f->frame);
+    free(f->seen_frame);
     free(f);
 }
 
 static const struct xcc_domain_ops fake_ops = {
     .kind = "fake",
     .info = fake_info,
+    .pfn_types = fake_pfn_types,
+    .logdirty_enable = fake_noop,
+    .logdirty_disable = fake_noop,
+    .logdirty_clean = fake_clean,
     .map = fake_map,
     .unmap = fake_unmap,
+    .pause = fake_noop,
+    .unpause = fake_noop,
     .close = fake_close,
 };
 
@@ -113,9 +192,10 @@ static xcc_domain *fake_open(uint64_t nr_pfns, bool ram)
         cr_assert(ftruncate(f->fd, (off_t)(nr_pfns * PAGE)) == 0);
         f->hole = calloc(nr_pfns, 1);
         f->frame = calloc(nr_pfns, sizeof(*f->frame));
-        cr_assert(f->hole && f->frame);
+        f->seen_frame = calloc(nr_pfns, sizeof(*f->seen_frame));
+        cr_assert(f->hole && f->frame && f->seen_frame);
         for (uint64_t p = 0; p < nr_pfns; p++)
-            f->frame[p] = p;
+            f->frame[p] = f->seen_frame[p] = p;
     }
     d->ops = &fake_ops;
     d->priv = f;
@@ -308,7 +388,7 @@ Test(map_cache, right_bytes_sequential_and_scattered)
 Test(map_cache, budget_of_two_chunks_on_1g_guest)
 {
     const uint64_t nr = GIB / PAGE;
-    struct xcc_map_cache_params p = {.max_mappings = 2};
+    struct xcc_map_cache_params p = MC_PARAMS(.max_mappings = 2);
     uint64_t pfns[BATCH];
     uint8_t *pages[BATCH];
     int err[BATCH];
@@ -361,7 +441,7 @@ Test(map_cache, budget_of_two_chunks_on_1g_guest)
 
 Test(map_cache, lru_keeps_the_recently_used_chunk)
 {
-    struct xcc_map_cache_params p = {.max_mappings = 2};
+    struct xcc_map_cache_params p = MC_PARAMS(.max_mappings = 2);
     uint64_t a = 0, b = CHUNK_PFNS, c = 2 * CHUNK_PFNS;
     struct xcc_map_cache_stats st;
 
@@ -383,7 +463,7 @@ Test(map_cache, lru_keeps_the_recently_used_chunk)
 
 Test(map_cache, byte_budget)
 {
-    struct xcc_map_cache_params p = {.max_bytes = 3 * CHUNK_PFNS * PAGE};
+    struct xcc_map_cache_params p = MC_PARAMS(.max_bytes = 3 * CHUNK_PFNS * PAGE);
     uint64_t pfns[BATCH];
 
     guest_open(64 * MIB, NULL);
@@ -558,7 +638,7 @@ Test(map_cache, enomem_twice_is_an_error)
 
 Test(map_cache, per_batch_maps_and_unmaps_each_batch)
 {
-    struct xcc_map_cache_params p = {.per_batch = 1};
+    struct xcc_map_cache_params p = MC_PARAMS(.per_batch = 1);
     uint64_t pfns[BATCH];
     struct xcc_map_cache_stats st;
 
@@ -596,7 +676,7 @@ Test(map_cache, per_batch_maps_and_unmaps_each_batch)
 Test(map_cache, writable_writes_land_in_ram_file)
 {
     for (int per_batch = 0; per_batch < 2; per_batch++) {
-        struct xcc_map_cache_params p = {.writable = 1, .per_batch = per_batch};
+        struct xcc_map_cache_params p = MC_PARAMS(.writable = 1, .per_batch = per_batch);
         uint64_t pfns[BATCH];
         uint8_t *pages[BATCH];
         int err[BATCH], fd;
@@ -703,13 +783,13 @@ Test(map_cache, default_budget_is_a_quarter_of_max_map_count)
 
 Test(map_cache, bad_parameters)
 {
-    struct xcc_map_cache_params p = {.chunk_pfns = 1000};
+    struct xcc_map_cache_params p = MC_PARAMS(.chunk_pfns = 1000);
 
     dom = fake_open(1024, true);
     errno = 0;
     cr_assert_null(xcc_map_cache_new(dom, &p));
     cr_assert_eq(errno, EINVAL);
-    p = (struct xcc_map_cache_params){.max_bytes = 100};
+    p = MC_PARAMS(.max_bytes = 100);
     errno = 0;
     cr_assert_null(xcc_map_cache_new(dom, &p));
     cr_assert_eq(errno, EINVAL);
@@ -798,8 +878,9 @@ Test(map_cache, guest_that_grows_and_partial_last_chunk)
     f->hole = realloc(f->hole, 4096);
     f->frame = realloc(f->frame, 4096 * sizeof(*f->frame));
     memset(f->hole + 1536, 0, 4096 - 1536);
+    f->seen_frame = realloc(f->seen_frame, 4096 * sizeof(*f->seen_frame));
     for (uint64_t p = 1536; p < 4096; p++)
-        f->frame[p] = p;
+        f->frame[p] = f->seen_frame[p] = p;
     cr_assert_eq(ftruncate(f->fd, 4096 * PAGE), 0);
     f->nr_pfns = 4096;
     cr_assert_eq(pwrite(f->fd, "grown", 5, 1600 * PAGE), 5);
@@ -807,4 +888,173 @@ Test(map_cache, guest_that_grows_and_partial_last_chunk)
     cr_assert_eq(err[0], 0);
     cr_assert_eq(err[1], 0);
     cr_assert_eq(memcmp(pages[1], "grown", 5), 0);
+}
+
+/* ---- mapping changes the backend reports ------------------------------- */
+
+/* Writes "frame N" (N = frame) at the start of frame N of the fake. */
+static void label_frames(struct fake *f)
+{
+    char label[32];
+
+    for (uint64_t fr = 0; fr < f->nr_pfns; fr++) {
+        int len = snprintf(label, sizeof(label), "frame %" PRIu64, fr);
+        cr_assert_eq(pwrite(f->fd, label, (size_t)len + 1, (off_t)(fr * PAGE)),
+                     len + 1);
+    }
+}
+
+Test(map_cache, reported_change_drops_the_stale_chunk)
+{
+    struct fake *f;
+    uint64_t pfns[2] = {700, 5};
+    uint8_t *pages[2];
+    int err[2];
+    uint8_t types[2];
+
+    dom = fake_open(2048, true);
+    f = dom->priv;
+    label_frames(f);
+    mc = xcc_map_cache_new(dom, NULL);
+    cr_assert_not_null(mc);
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 2, pages, err), 2);
+    cr_assert_str_eq((char *)pages[0], "frame 700");
+
+    /* The pfn moves to another frame; the backend notices when asked for
+     * types, as the save asks before each batch, and reports it. */
+    f->frame[700] = 1900;
+    cr_assert_eq(fake_pfn_types(dom, pfns, types, 2), 0);
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 2, pages, err), 2);
+    cr_expect_str_eq((char *)pages[0], "frame 1900",
+                     "the chunk was not dropped after the reported change");
+    cr_expect_str_eq((char *)pages[1], "frame 5");
+    cr_expect_eq(stats().invalidations, 1);
+
+    /* A writability change leaves a read-only cache alone. */
+    domain_mapping_changed(dom, 0, 2048, DOMAIN_CHANGE_WRITABLE);
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 2, pages, err), 2);
+    cr_expect_eq(stats().invalidations, 1);
+}
+
+Test(map_cache, many_changes_drop_everything)
+{
+    struct fake *f;
+    uint64_t pfns[2] = {100, 1500};
+    uint8_t *pages[2];
+    int err[2];
+
+    dom = fake_open(2048, true);
+    f = dom->priv;
+    label_frames(f);
+    mc = xcc_map_cache_new(dom, NULL);
+    cr_assert_not_null(mc);
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 2, pages, err), 2);
+    /* More changes than the domain keeps, the one that matters first. */
+    f->frame[1500] = 3;
+    domain_mapping_changed(dom, 1500, 1, DOMAIN_CHANGE_FRAME);
+    for (unsigned i = 0; i < DOMAIN_CHANGES_KEPT; i++)
+        domain_mapping_changed(dom, 2047, 1, DOMAIN_CHANGE_FRAME);
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 2, pages, err), 2);
+    cr_expect_str_eq((char *)pages[1], "frame 3");
+    cr_expect_eq(stats().invalidations, 2, "both chunks dropped");
+}
+
+Test(map_cache, writable_cache_drops_on_writability_change)
+{
+    uint64_t pfn = 10;
+    uint8_t *page;
+    int err;
+
+    dom = fake_open(2048, true);
+    mc = xcc_map_cache_new(dom, &MC_PARAMS(.writable = 1));
+    cr_assert_not_null(mc);
+    cr_assert_eq(xcc_map_cache_lookup(mc, &pfn, 1, &page, &err), 1);
+    domain_mapping_changed(dom, 10, 1, DOMAIN_CHANGE_WRITABLE);
+    cr_assert_eq(xcc_map_cache_lookup(mc, &pfn, 1, &page, &err), 1);
+    cr_expect_eq(stats().invalidations, 1);
+    cr_expect_eq(stats().chunks_mapped, 2);
+}
+
+/*
+ * A live save of a guest that moves a pfn to another frame between passes
+ * (ballooning, a PV page exchange): the pass after the move must send the
+ * new frame's bytes, not what the cached chunk still shows.
+ */
+Test(map_cache, live_save_sends_the_new_frame_after_a_move)
+{
+    struct fake *f;
+    struct xcc_save_params p;
+    struct xcc_restore_params rp;
+    char target[64], tname[96], tram[128];
+    uint8_t want[PAGE], got[PAGE];
+    int sfd = memfd_create("stream", 0), tfd;
+
+    dom = fake_open(2048, true);
+    f = dom->priv;
+    label_frames(f);
+    f->move_pfn = 700;
+    f->move_to = 1900;
+    f->move_pending = true;
+    cr_assert_eq(pread(f->fd, want, PAGE, 1900 * PAGE), PAGE);
+
+    xcc_save_params_init(&p);
+    p.live = 1;
+    p.progress = 0;
+    p.target_dirty = 0;
+    xcc_saver *s = xcc_saver_new(dom, sfd, &p, NULL);
+    cr_assert_not_null(s, "saver: %s", xcc_strerror(errno));
+    cr_assert_eq(xcc_saver_run(s), 0, "save: %s", xcc_strerror(errno));
+    cr_assert(!f->move_pending, "the pfn never moved (%u cleans)", f->cleans);
+    xcc_saver_free(s);
+
+    /* guest_name: the suite's fini removes the target. */
+    snprintf(guest_name, sizeof(guest_name), "mctest-%d-move", (int)getpid());
+    snprintf(target, sizeof(target), "%s", guest_name);
+    snprintf(tname, sizeof(tname), "sim:%s", target);
+    snprintf(tram, sizeof(tram), "/dev/shm/xc-colo/%s/ram", target);
+    cr_assert_eq(xcc_sim_create(target, 2048 * PAGE, NULL), 0);
+    xcc_domain *t = xcc_domain_open(tname, NULL, 0);
+    cr_assert_not_null(t);
+    xcc_restore_params_init(&rp);
+    rp.progress = 0;
+    lseek(sfd, 0, SEEK_SET);
+    xcc_restorer *r = xcc_restorer_new(sfd, &rp, NULL);
+    cr_assert_not_null(r);
+    cr_expect_eq(xcc_restorer_run(r, t), 0, "%s", xcc_restorer_error(r));
+    xcc_restorer_free(r);
+    xcc_domain_close(t);
+
+    tfd = open(tram, O_RDONLY);
+    cr_assert(tfd >= 0, "%s: %s", tram, strerror(errno));
+    cr_assert_eq(pread(tfd, got, PAGE, 700 * PAGE), PAGE);
+    close(tfd);
+    close(sfd);
+    cr_expect_str_eq((char *)got, (char *)want,
+                     "pfn 700 was sent from the stale mapping");
+    cr_expect_eq(memcmp(got, want, PAGE), 0);
+}
+
+Test(map_cache, change_seen_by_a_map_call_resolves_the_batch_again)
+{
+    struct fake *f;
+    uint64_t pfns[2] = {5, 1500};
+    uint8_t *pages[2];
+    int err[2];
+
+    dom = fake_open(2048, true);
+    f = dom->priv;
+    label_frames(f);
+    f->report_in_map = true;
+    mc = xcc_map_cache_new(dom, NULL);
+    cr_assert_not_null(mc);
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 1, pages, err), 1);
+    cr_assert_str_eq((char *)pages[0], "frame 5");
+
+    /* pfn 5 moves; nobody asks for types. The map call for pfn 1500's
+     * chunk notices, while pfn 5's chunk is already resolved. */
+    f->frame[5] = 1900;
+    cr_assert_eq(xcc_map_cache_lookup(mc, pfns, 2, pages, err), 2);
+    cr_expect_str_eq((char *)pages[0], "frame 1900",
+                     "a pointer into the stale chunk was handed out");
+    cr_expect_str_eq((char *)pages[1], "frame 1500");
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "digest.h"
 #include "domain/domain.h"
 #include "domain/sim.h"
 #include "restore.h"
@@ -137,8 +138,7 @@ static char *roundtrip(const char *workload, int xbzrle, int no_map_cache,
 
     if (xbzrle) {
         /* Invariant 1: the cache holds what the receiver holds, or nothing. */
-        struct xcc_map_cache_params mp = {.writable = 0};
-        xcc_map_cache *mc = xcc_map_cache_new(rd.target, &mp);
+        xcc_map_cache *mc = xcc_map_cache_new(rd.target, NULL);
         uint64_t cached = 0, wrong = 0;
         cr_assert(mc);
         for (uint64_t pfn = 0; pfn < mem / PAGE; pfn++) {
@@ -285,15 +285,15 @@ Test(save_restore, zero_page_detection)
     uint8_t *p = aligned_alloc(64, 65536);
 
     memset(p, 0, 65536);
-    cr_expect(save_page_is_zero(p, 4096));
-    cr_expect(save_page_is_zero(p, 65536));
+    cr_expect(lib_page_is_zero(p, 4096));
+    cr_expect(lib_page_is_zero(p, 65536));
     for (size_t i = 0; i < 4096; i += 511) {
         p[i] = 1;
-        cr_expect_not(save_page_is_zero(p, 4096), "byte %zu", i);
+        cr_expect_not(lib_page_is_zero(p, 4096), "byte %zu", i);
         p[i] = 0;
     }
     p[4095] = 0x80;
-    cr_expect_not(save_page_is_zero(p, 4096));
+    cr_expect_not(lib_page_is_zero(p, 4096));
     free(p);
 }
 
@@ -360,7 +360,7 @@ static int zero_stream_digest(uint64_t nr_pfns, bool bad_chunk1)
     memcpy(chunks + 16, chunks, 16);
     if (bad_chunk1)
         chunks[16] ^= 1;
-    save_digest_whole(chunks, 2, whole);
+    digest_whole(chunks, 2, whole);
     cr_assert_eq(stream_write_digest(w, XCC_DIGEST_CHUNK, 0, whole, chunks, 2),
                  0);
     cr_assert_eq(stream_write_end(w), 0);
@@ -484,4 +484,218 @@ Test(save_restore, stats_json_names)
         cr_expect(strstr(j, keys[i]), "%s missing in %s", keys[i], j);
     free(j);
     stats_save_free(&st);
+}
+
+/* ---- one digest: xcc_domain_digest is what DIGEST records carry --------- */
+
+struct digest_seen {
+    int fd;
+    int records;
+    uint8_t *body; /* the last DIGEST record's body */
+    uint32_t len;
+};
+
+static int find_digest(void *opaque, const struct xcc_inspect_headers *h,
+                       const struct xcc_inspect_record *rec)
+{
+    struct digest_seen *ds = opaque;
+
+    if (!rec || strcmp(rec->name, "DIGEST"))
+        return 0;
+    ds->records++;
+    free(ds->body);
+    ds->body = malloc(rec->length);
+    cr_assert(ds->body);
+    ds->len = rec->length;
+    /* The body follows the 8-byte record header. */
+    cr_assert_eq(pread(ds->fd, ds->body, rec->length,
+                       (off_t)rec->offset + 8), (ssize_t)rec->length);
+    return 0;
+}
+
+Test(save_restore, domain_digest_is_the_stream_digest)
+{
+    /* Four full 2 MiB chunks and a short fifth; holes in two chunks. */
+    const uint64_t mem = 8 * MiB + 12 * PAGE;
+    const uint64_t nchunks = 5;
+    uint8_t whole[16], chunks[16 * 5], twhole[16], tchunks[16 * 5];
+    struct xcc_save_params p;
+    struct digest_seen ds = {.fd = memfd_create("xc", 0)};
+    char msg[512];
+
+    cr_assert_eq(xcc_sim_start(names[0], mem, "idle", 3, "100-199,2050",
+                               NULL, NULL), 0);
+    xcc_domain *src = open_sim(names[0]);
+    cr_assert_eq(xcc_domain_pause(src), 0);
+    cr_assert_eq(xcc_domain_digest(src, 0, whole, chunks, nchunks),
+                 (int64_t)nchunks);
+
+    xcc_save_params_init(&p);
+    p.progress = 0;
+    p.verify = 1;
+    xcc_saver *s = xcc_saver_new(src, ds.fd, &p, NULL);
+    cr_assert(s, "saver: %s", xcc_strerror(errno));
+    cr_assert_eq(xcc_saver_run(s), 0);
+    xcc_saver_free(s);
+
+    lseek(ds.fd, 0, SEEK_SET);
+    cr_assert_eq(xcc_stream_inspect(ds.fd, NULL, 0, find_digest, &ds, NULL),
+                 0);
+    cr_assert_eq(ds.records, 1);
+    cr_assert_eq(ds.len, 32 + 16 * nchunks);
+    cr_expect_eq(memcmp(ds.body + 16, whole, 16), 0,
+                 "DIGEST's whole digest differs from xcc_domain_digest's");
+    cr_expect_eq(memcmp(ds.body + 32, chunks, 16 * nchunks), 0,
+                 "DIGEST's chunk digests differ from xcc_domain_digest's");
+
+    /* The restorer checks the same record, and the target then digests
+     * to the same figures. */
+    cr_assert_eq(xcc_sim_create(names[1], mem, NULL), 0);
+    cr_assert_eq(run_restore(ds.fd, names[1], msg, sizeof(msg)), 0, "%s", msg);
+    xcc_domain *dst = open_sim(names[1]);
+    cr_assert_eq(xcc_domain_digest(dst, 0, twhole, tchunks, nchunks),
+                 (int64_t)nchunks);
+    cr_expect_eq(memcmp(twhole, whole, 16), 0);
+    cr_expect_eq(memcmp(tchunks, chunks, 16 * nchunks), 0);
+
+    /* The whole digest is the digest of the chunk digests. */
+    digest_whole(chunks, nchunks, twhole);
+    cr_expect_eq(memcmp(twhole, whole, 16), 0);
+    /* Fewer chunk slots than chunks: the whole digest is unchanged. */
+    cr_assert_eq(xcc_domain_digest(src, 0, twhole, tchunks, 2),
+                 (int64_t)nchunks);
+    cr_expect_eq(memcmp(twhole, whole, 16), 0);
+    errno = 0;
+    cr_expect_eq(xcc_domain_digest(src, 0x80, twhole, NULL, 0), -1);
+    cr_expect_eq(errno, EINVAL, "unknown flags");
+
+    free(ds.body);
+    close(ds.fd);
+    xcc_domain_close(dst);
+    xcc_domain_close(src);
+}
+
+/* ---- params of a size the library does not know ----------------------- */
+
+/* A logger into a memory buffer, to check what the library said. */
+struct memlog {
+    char *buf;
+    size_t len;
+    FILE *f;
+    xentoollog_logger *log;
+};
+
+static void memlog_open(struct memlog *m)
+{
+    m->f = open_memstream(&m->buf, &m->len);
+    cr_assert(m->f);
+    m->log = (xentoollog_logger *)xtl_createlogger_stdiostream(m->f, XTL_ERROR,
+                                                               0);
+    cr_assert(m->log);
+}
+
+/* Flushes and checks that the log names `what`; then empties it. */
+static void memlog_expect(struct memlog *m, const char *what)
+{
+    fflush(m->f);
+    cr_expect(m->buf && strstr(m->buf, what), "log lacks '%s': %s", what,
+              m->buf ? m->buf : "");
+    cr_expect(m->buf && strstr(m->buf, "_init()"), "log names no init: %s",
+              m->buf ? m->buf : "");
+    rewind(m->f);
+    if (m->buf)
+        m->buf[0] = '\0';
+}
+
+static void memlog_close(struct memlog *m)
+{
+    xtl_logger_destroy(m->log);
+    fclose(m->f);
+    free(m->buf);
+}
+
+Test(save_restore, params_of_unknown_size_are_refused)
+{
+    struct xcc_save_params sp;
+    struct xcc_restore_params rp;
+    struct xcc_checkpoint_params cp;
+    struct xcc_checkpoint_restore_params crp;
+    struct xcc_map_cache_params mp;
+    struct memlog ml;
+    /* A caller built without the init function, one built against an
+     * older or a newer header: BAD_SIZE(i, struct). */
+    const int delta[] = {0, -8, 8};
+#define BAD_SIZE(i, x) (delta[i] ? sizeof(x) + (size_t)(ssize_t)delta[i] : 0)
+
+    memlog_open(&ml);
+    cr_assert_eq(xcc_sim_create(names[0], 4 * MiB, NULL), 0);
+    xcc_domain *d = open_sim(names[0]);
+    int fd = open("/dev/null", O_WRONLY);
+
+    for (size_t i = 0; i < sizeof(delta) / sizeof(delta[0]); i++) {
+        xcc_save_params_init(&sp);
+        sp.size = BAD_SIZE(i, sp);
+        errno = 0;
+        cr_expect_null(xcc_saver_new(d, fd, &sp, ml.log));
+        cr_expect_eq(errno, EINVAL);
+        memlog_expect(&ml, "xcc_save_params");
+
+        errno = 0;
+        cr_expect_null(xcc_checkpointer_new(d, fd, &sp, NULL, ml.log));
+        cr_expect_eq(errno, EINVAL);
+        memlog_expect(&ml, "xcc_save_params");
+        xcc_save_params_init(&sp);
+        xcc_checkpoint_params_init(&cp);
+        cp.size = BAD_SIZE(i, cp);
+        errno = 0;
+        cr_expect_null(xcc_checkpointer_new(d, fd, &sp, &cp, ml.log));
+        cr_expect_eq(errno, EINVAL);
+        memlog_expect(&ml, "xcc_checkpoint_params");
+
+        xcc_restore_params_init(&rp);
+        rp.size = BAD_SIZE(i, rp);
+        errno = 0;
+        cr_expect_null(xcc_restorer_new(fd, &rp, ml.log));
+        cr_expect_eq(errno, EINVAL);
+        memlog_expect(&ml, "xcc_restore_params");
+
+        xcc_map_cache_params_init(&mp);
+        mp.size = BAD_SIZE(i, mp);
+        errno = 0;
+        cr_expect_null(xcc_map_cache_new(d, &mp));
+        cr_expect_eq(errno, EINVAL);
+
+        int sfd = zero_stream(1024, true);
+        lseek(sfd, 0, SEEK_SET);
+        xcc_restorer *r = xcc_restorer_new(sfd, NULL, ml.log);
+        cr_assert(r);
+        xcc_checkpoint_restore_params_init(&crp);
+        crp.size = BAD_SIZE(i, crp);
+        errno = 0;
+        cr_expect_eq(xcc_restorer_run_checkpointed(r, d, &crp, NULL), -1);
+        cr_expect_eq(errno, EINVAL);
+        cr_expect(strstr(xcc_restorer_error(r), "xcc_checkpoint_restore_params"),
+                  "%s", xcc_restorer_error(r));
+        memlog_expect(&ml, "xcc_checkpoint_restore_params");
+        xcc_restorer_free(r);
+        close(sfd);
+    }
+
+    /* The right sizes (and NULL, the defaults) are taken. */
+    xcc_save_params_init(&sp);
+    xcc_saver *s = xcc_saver_new(d, fd, &sp, ml.log);
+    cr_expect(s);
+    xcc_saver_free(s);
+    s = xcc_saver_new(d, fd, NULL, ml.log);
+    cr_expect(s);
+    xcc_saver_free(s);
+    xcc_map_cache_params_init(&mp);
+    xcc_map_cache *mc = xcc_map_cache_new(d, &mp);
+    cr_expect(mc);
+    xcc_map_cache_free(mc);
+
+    close(fd);
+    xcc_domain_close(d);
+    memlog_close(&ml);
+#undef BAD_SIZE
 }

@@ -19,6 +19,7 @@
 
 #include "domain/sim.h"
 #include "domain/sim_workload.h"
+#include "test_hooks.h"
 
 #define PAGE 4096u
 #define MiB (1ull << 20)

@@ -99,9 +99,14 @@ static size_t fill_batch(struct bench *b, uint64_t base)
 
 static int run_cache(struct bench *b, bool per_batch, struct run *r)
 {
-    struct xcc_map_cache_params p = {.per_batch = per_batch};
-    double t0 = bench_now_s();
-    xcc_map_cache *mc = xcc_map_cache_new(b->d, &p);
+    struct xcc_map_cache_params p;
+    double t0;
+    xcc_map_cache *mc;
+
+    xcc_map_cache_params_init(&p);
+    p.per_batch = per_batch;
+    t0 = bench_now_s();
+    mc = xcc_map_cache_new(b->d, &p);
 
     if (!mc) {
         cli_error("bench mapcache: cannot create the map cache: %s",

@@ -49,8 +49,7 @@ static void bench_save_usage(FILE *out)
 static int memcpy_pass(xcc_domain *d, uint64_t nr_pfns, uint32_t psz,
                        uint8_t *dst, double *seconds)
 {
-    struct xcc_map_cache_params mp = {0};
-    xcc_map_cache *mc = xcc_map_cache_new(d, &mp);
+    xcc_map_cache *mc = xcc_map_cache_new(d, NULL);
     uint64_t pfns[COPY_PFNS];
     uint8_t *pages[COPY_PFNS];
     int err[COPY_PFNS];

@@ -11,8 +11,9 @@ static void digest_usage(FILE *out)
 {
     fprintf(out,
             "usage: xc-colo digest [--chunks] [--exclude-pagetables] DOMAIN\n\n"
-            "Prints the XXH3-128 digest of DOMAIN's memory in pfn order, as 32\n"
-            "hex digits. Holes count as zero pages.\n\n"
+            "Prints the XXH3-128 digest of DOMAIN's memory as 32 hex digits: the\n"
+            "digest of its 2 MiB chunks' digests in pfn order, as a DIGEST\n"
+            "record carries it. Holes count as zero pages.\n\n"
             "  --chunks              also print one digest per 2 MiB chunk\n"
             "  --exclude-pagetables  PV page-table pages (L1..L4) count as zero\n"
             "                        pages: they hold machine frame numbers\n"

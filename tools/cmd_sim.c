@@ -388,9 +388,10 @@ static int sim_digest(int argc, char **argv)
 {
     static const char *const help =
         "usage: xc-colo sim digest NAME [--chunks]\n\n"
-        "Prints the XXH3-128 digest of the guest's RAM in pfn order (holes\n"
-        "as zero pages) as 32 hex digits; --chunks adds 'INDEX HEX' per\n"
-        "2 MiB chunk. The same as 'xc-colo digest sim:NAME'.\n";
+        "Prints the XXH3-128 digest of the guest's RAM (the digest of its\n"
+        "2 MiB chunks' digests in pfn order, holes as zero pages) as 32 hex\n"
+        "digits; --chunks adds 'INDEX HEX' per chunk. The same as\n"
+        "'xc-colo digest sim:NAME' and as a DIGEST record's whole digest.\n";
     struct sim_opts o;
     int ec, rc = EXIT_FAIL;
     char dname[XCC_SIM_NAME_MAX + 8];

@@ -13,6 +13,17 @@
  *  - the library never prints and never exits: it logs through the
  *    xentoollog_logger the caller passes (NULL: a stderr logger at WARN).
  *
+ * ABI within 1.x:
+ *  - every params struct the caller fills starts with `size_t size`, which
+ *    its init function (xcc_save_params_init() etc.) sets to the size the
+ *    caller was compiled with; fill a params struct only after its init.
+ *    The library refuses a size it does not know with EINVAL (logged), and
+ *    a later 1.x accepts every earlier size, with defaults for the fields
+ *    added since;
+ *  - structs the library fills (stats, summaries, infos) never grow within
+ *    1.x: a bigger one comes with a new function;
+ *  - libxccolo.map lists every exported function per version node.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #ifndef XCCOLO_H
@@ -259,12 +270,15 @@ int xcc_domain_unpause(xcc_domain *d);
 #define XCC_DIGEST_EXCLUDE_PAGETABLES 1u /* PV L1..L4 pages hash as zeros */
 
 /*
- * XXH3-128 digest of the guest's memory in pfn order; pages that cannot be
- * mapped (holes) and excluded pages count as zero-filled. digest receives
- * 16 bytes, big-endian (the canonical XXH128 form, printed as 32 hex
- * digits). When chunk_digests is not NULL it receives 16 bytes per
- * XCC_DIGEST_CHUNK of memory, for at most max_chunks chunks. Returns the
- * number of chunks, or -1 with errno.
+ * Digest of the guest's memory, as DIGEST records carry it: memory in pfn
+ * order is cut into chunks of XCC_DIGEST_CHUNK bytes (the last may be
+ * short), each chunk digest is XXH3-128 of the chunk's bytes, and the
+ * whole digest is XXH3-128 of the chunk digests concatenated. Pages that
+ * cannot be mapped (holes) and excluded pages count as zero-filled. Every
+ * digest is 16 bytes, big-endian (the canonical XXH128 form, printed as 32
+ * hex digits). digest receives the whole digest; when chunk_digests is not
+ * NULL it receives 16 bytes per chunk, for at most max_chunks chunks.
+ * Returns the number of chunks, or -1 with errno (EINVAL: unknown flags).
  */
 #define XCC_DIGEST_CHUNK (2u << 20)
 int64_t xcc_domain_digest(xcc_domain *d, unsigned flags, uint8_t digest[16],
@@ -416,6 +430,7 @@ typedef struct xcc_map_cache xcc_map_cache;
  * thread-safe: one loop owns it.
  */
 struct xcc_map_cache_params {
+    size_t size;           /* set by xcc_map_cache_params_init() */
     uint32_t chunk_pfns;   /* pfns per chunk, a power of two; 0: 1024 */
     uint64_t max_mappings; /* chunk mappings (VMAs) allowed;
                               0: vm.max_map_count / 4 */
@@ -450,10 +465,13 @@ struct xcc_map_cache_stats {
                                  bookkeeping that grows with the guest */
 };
 
+/* Fills *p with the defaults (every field 0, see above); sets p->size. */
+void xcc_map_cache_params_init(struct xcc_map_cache_params *p);
+
 /*
  * Creates a map cache over d (p NULL: defaults). The domain must outlive
- * the cache. Returns NULL with errno (EINVAL for bad parameters, logged;
- * ENOMEM).
+ * the cache. Returns NULL with errno (EINVAL for bad parameters or an
+ * unknown p->size, logged; ENOMEM).
  */
 xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
                                  const struct xcc_map_cache_params *p);
@@ -479,8 +497,11 @@ int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns,
  * mode keeps its chunks. */
 void xcc_map_cache_release(xcc_map_cache *mc);
 
-/* Drops every chunk overlapping [first_pfn, first_pfn + count): call it when
- * pfn types change (ballooning). The next lookup maps them again. */
+/* Drops every chunk overlapping [first_pfn, first_pfn + count); the next
+ * lookup maps them again. Each lookup already does this itself for the
+ * ranges the domain's backend reported changed (a pfn ballooned out or in,
+ * moved to another frame, a PV page table freed); call it for changes only
+ * the caller knows of. */
 void xcc_map_cache_invalidate(xcc_map_cache *mc, uint64_t first_pfn,
                               uint64_t count);
 
@@ -592,6 +613,8 @@ typedef struct xcc_saver xcc_saver;
 #define XCC_SAVE_DEFAULT_CACHE_SIZE (64ull << 20)
 
 struct xcc_save_params {
+    size_t size;          /* sizeof(struct xcc_save_params): set by
+                             xcc_save_params_init() */
     int live;             /* precopy while the guest runs; 0: pause, 1 pass */
     int xbzrle;           /* send re-dirtied pages as XBZRLE deltas */
     uint64_t cache_size;  /* XBZRLE cache budget in bytes; 0: default */
@@ -619,13 +642,14 @@ struct xcc_save_params {
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,
- * Xen's convergence defaults, progress on. */
+ * Xen's convergence defaults, progress on; sets p->size. */
 void xcc_save_params_init(struct xcc_save_params *p);
 
 /*
  * A saver of domain d onto fd (file, pipe or socket; the caller keeps
- * ownership of both). log NULL: the default logger. Nothing is written yet.
- * Returns NULL with errno (EINVAL for bad parameters, logged; ENOMEM).
+ * ownership of both). p NULL: the defaults. log NULL: the default logger.
+ * Nothing is written yet. Returns NULL with errno (EINVAL for bad
+ * parameters or an unknown p->size, logged; ENOMEM).
  */
 xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
                          const struct xcc_save_params *p,
@@ -684,12 +708,14 @@ void xcc_saver_free(xcc_saver *s);
 typedef struct xcc_restorer xcc_restorer;
 
 struct xcc_restore_params {
+    size_t size;      /* set by xcc_restore_params_init() */
     int no_map_cache; /* map per batch and unmap after, as stock Xen */
     int verify;       /* check DIGEST records against the target (default) */
     int progress;     /* report progress through xtl_progress */
 };
 
-/* Fills *p with the defaults: map cache on, verify on, progress on. */
+/* Fills *p with the defaults: map cache on, verify on, progress on; sets
+ * p->size. */
 void xcc_restore_params_init(struct xcc_restore_params *p);
 
 /* What the stream says about the guest, known after xcc_restorer_begin(). */
@@ -702,8 +728,9 @@ struct xcc_restore_stream_info {
 };
 
 /*
- * A restorer reading fd (the caller keeps it). log NULL: the default
- * logger. Returns NULL with errno (ENOMEM).
+ * A restorer reading fd (the caller keeps it). p NULL: the defaults. log
+ * NULL: the default logger. Returns NULL with errno (EINVAL for an unknown
+ * p->size, logged; ENOMEM).
  */
 xcc_restorer *xcc_restorer_new(int fd, const struct xcc_restore_params *p,
                                xentoollog_logger *log);
@@ -758,6 +785,7 @@ typedef struct xcc_checkpointer xcc_checkpointer;
 typedef int xcc_checkpoint_fn(void *opaque, uint64_t k, const uint8_t *digest);
 
 struct xcc_checkpoint_params {
+    size_t size;            /* set by xcc_checkpoint_params_init() */
     uint32_t interval_ms;   /* wait between checkpoints (0: none) */
     uint64_t count;         /* stop after this many; 0: only on *stop */
     int colo;               /* the secondary runs the guest and sends its
@@ -776,14 +804,15 @@ struct xcc_checkpoint_params {
                                  (PV page tables differ between domains) */
 };
 
-/* Fills *p with the defaults: 200 ms, no count, no COLO, no back channel. */
+/* Fills *p with the defaults: 200 ms, no count, no COLO, no back channel;
+ * sets p->size. */
 void xcc_checkpoint_params_init(struct xcc_checkpoint_params *p);
 
 /*
  * A checkpointer of domain d onto fd: sp are the save options (live is
  * forced on), cp the checkpoint options (both copied; NULL: defaults).
  * The caller keeps d, fd and back_fd. Returns NULL with errno (EINVAL for
- * bad parameters, logged; ENOMEM).
+ * bad parameters or an unknown size in sp or cp, logged; ENOMEM).
  */
 xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
                                        const struct xcc_save_params *sp,
@@ -836,6 +865,7 @@ void xcc_checkpointer_free(xcc_checkpointer *c);
 
 /* Receiver side. */
 struct xcc_checkpoint_restore_params {
+    size_t size; /* set by xcc_checkpoint_restore_params_init() */
     int back_fd; /* where acknowledgements (and COLO dirty lists) go, usually
                     the stream's own socket; -1: none */
     int colo;    /* the secondary runs the guest between checkpoints */
@@ -849,6 +879,8 @@ struct xcc_checkpoint_restore_params {
     void *opaque;
 };
 
+/* Fills *p with the defaults: no back channel, no COLO, no callback; sets
+ * p->size. */
 void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p);
 
 /*
@@ -861,7 +893,8 @@ void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p)
  * -1 with errno XCC_EFAILOVER when the stream broke or went bad after
  * checkpoint *kept >= 1 (the target holds it exactly; the reason is in
  * xcc_restorer_error()); other errno as xcc_restorer_run when it broke
- * before the first checkpoint or the target failed.
+ * before the first checkpoint or the target failed; EINVAL for an unknown
+ * p->size (p NULL: the defaults).
  */
 int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
                                   const struct xcc_checkpoint_restore_params *p,

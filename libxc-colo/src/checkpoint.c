@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "digest.h"
 #include "save.h"
 
 #define CTX "checkpoint"
@@ -109,6 +110,7 @@ struct xcc_checkpointer {
 void xcc_checkpoint_params_init(struct xcc_checkpoint_params *p)
 {
     memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
     p->interval_ms = XCC_CHECKPOINT_DEFAULT_INTERVAL_MS;
     p->back_fd = -1;
 }
@@ -123,6 +125,9 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
 
     if (!log)
         log = lib_default_logger();
+    if ((sp && !LIB_PARAMS_SIZE_OK(log, CTX, xcc_save_params, sp)) ||
+        (cp && !LIB_PARAMS_SIZE_OK(log, CTX, xcc_checkpoint_params, cp)))
+        return NULL;
     if (sp)
         spl = *sp;
     else

@@ -21,6 +21,12 @@
  * Per-batch mode (--no-map-cache) maps the whole batch with one call and
  * unmaps it at release, exactly as stock Xen, so the two can be compared.
  *
+ * A chunk kept mapped can go stale: the guest balloons a pfn out and in
+ * again, a PV guest moves a pfn to another frame, a page table is freed.
+ * The backend reports such pfn ranges (domain_mapping_changed); every
+ * lookup first drops the chunks they touch (xcc_map_cache_invalidate), and
+ * resolves its batch again if a change came in while it mapped.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <stdio.h>
@@ -44,6 +50,10 @@
 #define MAX_MAP_COUNT_SHARE 4u
 /* End of the LRU list; chunk indices are 32-bit, so this one is reserved. */
 #define LRU_NONE UINT32_MAX
+/* Times one lookup resolves its batch again because the backend reported a
+ * mapping change meanwhile; after that it hands out what it has (the next
+ * lookup drops it), so a guest that keeps ballooning cannot stall a save. */
+#define MAX_CHANGE_RETRIES 4u
 
 /* Chunk flags, valid for the lookup whose stamp the chunk carries. */
 #define CHUNK_RETRY 1u      /* a failed page was touched: map it again */
@@ -95,6 +105,7 @@ struct xcc_map_cache {
     size_t batch_n;
 
     uint64_t fail_allocs; /* struct chunk_fail allocated now */
+    uint64_t changes_seen; /* domain mapping changes already applied */
     struct xcc_map_cache_stats st;
 };
 
@@ -362,12 +373,37 @@ static void refresh_nr_pfns(xcc_map_cache *mc)
                  info.nr_pfns);
 }
 
+/* ---- mapping changes the backend reported ----------------------------- */
+
+static void drop_changed(void *opaque, uint64_t first, uint64_t count,
+                         enum domain_change_kind kind)
+{
+    xcc_map_cache *mc = opaque;
+
+    if (kind == DOMAIN_CHANGE_WRITABLE && !mc->writable)
+        return;
+    xcc_map_cache_invalidate(mc, first, count);
+}
+
+/* Drops the chunks of every range reported since the last call. */
+static void apply_changes(xcc_map_cache *mc)
+{
+    domain_mapping_changes(mc->d, &mc->changes_seen, drop_changed, mc);
+}
+
 /* ---- public ------------------------------------------------------------ */
+
+void xcc_map_cache_params_init(struct xcc_map_cache_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
+}
 
 xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
                                  const struct xcc_map_cache_params *p)
 {
-    static const struct xcc_map_cache_params defaults;
+    static const struct xcc_map_cache_params defaults = {
+        .size = sizeof(struct xcc_map_cache_params)};
     xentoollog_logger *log = d ? d->log : lib_default_logger();
     struct xcc_domain_info info;
     xcc_map_cache *mc;
@@ -380,6 +416,8 @@ xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
         errno = EINVAL;
         return NULL;
     }
+    if (!LIB_PARAMS_SIZE_OK(log, CTX, xcc_map_cache_params, p))
+        return NULL;
     if (d->ops->info(d, &info) < 0) {
         XCC_PERR(log, CTX, "cannot read the domain's size");
         return NULL;
@@ -448,6 +486,8 @@ xcc_map_cache *xcc_map_cache_new(xcc_domain *d,
         }
     }
     mc->nr_pfns = info.nr_pfns;
+    /* Mappings made from now on see every earlier change. */
+    mc->changes_seen = d->changes_seq;
     return mc;
 }
 
@@ -500,8 +540,9 @@ int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns, size_t n,
                              uint8_t **pages, int *err)
 {
     const uint64_t mask = mc->chunk_pfns - 1;
-    size_t ntouched = 0, k;
+    size_t ntouched, k;
     bool refreshed = false;
+    unsigned retries = 0;
 
     if (n == 0)
         return 0;
@@ -513,7 +554,10 @@ int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns, size_t n,
     if (mc->per_batch)
         return lookup_per_batch(mc, pfns, n, pages, err);
 
+again:
+    apply_changes(mc);
     mc->gen++;
+    ntouched = 0;
 
     /*
      * Pass 1: pin the chunks this batch uses (stamp = gen), at most
@@ -575,6 +619,11 @@ int64_t xcc_map_cache_lookup(xcc_map_cache *mc, const uint64_t *pfns, size_t n,
         if (!c->base && chunk_map(mc, ci) < 0)
             return -1;
     }
+    /* A map call made the backend notice a change (a PV p2m re-read): the
+     * chunks resolved so far may show the old frames. */
+    if (mc->d->changes_seq != mc->changes_seen &&
+        retries++ < MAX_CHANGE_RETRIES)
+        goto again;
 
     /* Pass 3: hand out the pointers. */
     for (size_t i = 0; i < k; i++) {

@@ -62,5 +62,19 @@ uint64_t lib_now_ns(void);
  */
 struct xcc_page_cache;
 size_t page_cache_prefault(struct xcc_page_cache *c, size_t n);
+/* True when the page_size bytes at p (a multiple of 64) are all zero. */
+bool lib_page_is_zero(const uint8_t *p, size_t page_size);
+
+/*
+ * Checks the size a caller set in a params struct (its first member, set
+ * by the struct's init function) against the sizes this library knows
+ * (only `known` in 1.0). Returns true when it is one; otherwise logs which
+ * struct and which init function, sets errno EINVAL and returns false.
+ * `what` names the struct, e.g. "xcc_save_params".
+ */
+bool lib_params_size_ok(xentoollog_logger *log, const char *ctx,
+                        const char *what, size_t size, size_t known);
+#define LIB_PARAMS_SIZE_OK(log, ctx, type, p)                                  \
+    lib_params_size_ok((log), (ctx), #type, (p)->size, sizeof(struct type))
 
 #endif /* XCC_PRIVATE_H */

@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 
 #include "restore.h"
-#include "save.h"
+#include "digest.h"
 
 #define CTX "restore"
 
@@ -32,6 +32,7 @@
 void xcc_restore_params_init(struct xcc_restore_params *p)
 {
     memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
     p->verify = 1;
     p->progress = 1;
 }
@@ -59,6 +60,8 @@ xcc_restorer *xcc_restorer_new(int fd, const struct xcc_restore_params *p,
         errno = EINVAL;
         return NULL;
     }
+    if (p && !LIB_PARAMS_SIZE_OK(log, CTX, xcc_restore_params, p))
+        return NULL;
     r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -191,7 +194,7 @@ void restore_zero_page(xcc_restorer *r, uint8_t *page)
                 "zero pages are read and cleared", strerror(errno));
         r->no_punch = true;
     }
-    if (!save_page_is_zero(page, r->page_size))
+    if (!lib_page_is_zero(page, r->page_size))
         memset(page, 0, r->page_size);
 }
 
@@ -406,7 +409,7 @@ static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
     uint8_t whole[16], *mine = NULL;
     const uint64_t stream_pfns = r->guest_info_seen ? r->info.nr_pfns
                                                     : r->nr_pfns;
-    const uint64_t nchunks = save_digest_nchunks(r->nr_pfns, r->page_size);
+    const uint64_t nchunks = digest_nchunks(r->nr_pfns, r->page_size);
     const uint64_t per = XCC_DIGEST_CHUNK / r->page_size;
     int rc = -1;
 
@@ -425,7 +428,7 @@ static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
     mine = malloc(16 * ((size_t)nchunks + 1));
     if (!mine)
         return restore_fail(r, ENOMEM, "cannot allocate %" PRIu64 " digests", nchunks);
-    if (save_digest_chunks(r->d, r->mc, dg.flags, NULL, mine) < 0) {
+    if (digest_chunks(r->d, r->mc, dg.flags, NULL, mine) < 0) {
         restore_fail(r, errno, "DIGEST record at offset %" PRIu64 ": cannot digest "
              "'%s': %s", rec->offset, r->d->name, xcc_strerror(errno));
         goto out;
@@ -445,7 +448,7 @@ static int handle_digest(xcc_restorer *r, const struct stream_record *rec)
     }
     /* The whole digest covers the guest: comparable when the target is
      * exactly the stream's size. */
-    save_digest_whole(mine, dg.count, whole);
+    digest_whole(mine, dg.count, whole);
     if (memcmp(whole, dg.whole, 16)) {
         restore_fail(r, XCC_EDIGEST, "DIGEST record at offset %" PRIu64 ": the "
              "whole-memory digest differs from the sender's although every "
@@ -492,6 +495,7 @@ int restore_attach(xcc_restorer *r, xcc_domain *d)
 {
     struct xcc_domain_info info;
     struct xcc_map_cache_params mp = {
+        .size = sizeof(struct xcc_map_cache_params),
         .writable = 1,
         .per_batch = r->p.no_map_cache ? 1 : 0,
     };

@@ -35,7 +35,6 @@
 
 #include "checkpoint.h"
 #include "restore.h"
-#include "save.h"
 
 #define CTX "restore"
 
@@ -77,6 +76,7 @@ struct ckrun {
 void xcc_checkpoint_restore_params_init(struct xcc_checkpoint_restore_params *p)
 {
     memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
     p->back_fd = -1;
 }
 
@@ -628,6 +628,12 @@ int xcc_restorer_run_checkpointed(xcc_restorer *r, xcc_domain *d,
         xcc_checkpoint_restore_params_init(&defaults);
         p = &defaults;
     }
+    if (p->size != sizeof(*p))
+        return restore_fail(r, EINVAL, "struct xcc_checkpoint_restore_params "
+                            "has size %zu, but this library knows only size "
+                            "%zu: initialise it with "
+                            "xcc_checkpoint_restore_params_init()",
+                            p->size, sizeof(*p));
     memset(&k, 0, sizeof(k));
     k.r = r;
     k.p = p;

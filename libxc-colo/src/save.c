@@ -27,8 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
+#include "digest.h"
 #include "save.h"
 
 #define CTX "save"
@@ -41,28 +40,12 @@
 void xcc_save_params_init(struct xcc_save_params *p)
 {
     memset(p, 0, sizeof(*p));
+    p->size = sizeof(*p);
     p->verify = 1;
     p->max_iters = XCC_SAVE_DEFAULT_MAX_ITERS;
     p->target_dirty = XCC_SAVE_DEFAULT_TARGET_DIRTY;
     p->batch_pages = SAVE_DEFAULT_BATCH;
     p->progress = 1;
-}
-
-bool save_page_is_zero(const uint8_t *p, size_t page_size)
-{
-    const uint64_t *q = (const uint64_t *)p;
-    const size_t words = page_size / sizeof(uint64_t);
-
-    /* Most non-zero pages differ in their first word: exit early. */
-    if (q[0])
-        return false;
-    for (size_t i = 0; i < words; i += 8) {
-        uint64_t acc = q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] |
-                       q[i + 5] | q[i + 6] | q[i + 7];
-        if (acc)
-            return false;
-    }
-    return true;
 }
 
 static unsigned log2_u32(uint32_t v)
@@ -97,6 +80,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         xcc_save_params_init(&defaults);
         p = &defaults;
     }
+    if (!LIB_PARAMS_SIZE_OK(log, CTX, xcc_save_params, p))
+        return NULL;
     if (!d || fd < 0) {
         XCC_ERR(log, CTX, "no domain or no file descriptor to save to");
         errno = EINVAL;
@@ -203,7 +188,7 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     }
 
     if (s->p.verify) {
-        s->nchunks = save_digest_nchunks(s->nr_pfns, s->page_size);
+        s->nchunks = digest_nchunks(s->nr_pfns, s->page_size);
         s->chunk_dig = xalloc(s, (size_t)s->nchunks * 16, "chunk digests");
         s->chunk_stale = xalloc(s, XCC_DIV_ROUND_UP(s->nchunks, 64) *
                                        sizeof(uint64_t), "a chunk bitmap");
@@ -215,6 +200,7 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     }
 
     struct xcc_map_cache_params mp = {
+        .size = sizeof(struct xcc_map_cache_params),
         .writable = 0,
         .per_batch = s->p.no_map_cache ? 1 : 0,
     };
@@ -368,7 +354,7 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
     memcpy(buf, guest, psz);
     /* Whatever follows, the receiver ends up holding exactly buf. */
     note_sent(s, pfn, buf);
-    if (save_page_is_zero(buf, psz)) {
+    if (lib_page_is_zero(buf, psz)) {
         /* The receiver will hold zeros; the cache may not hold old bytes. */
         xcc_page_cache_drop(s->pc, pfn);
         s->zero_pfns[s->n_zero++] = pfn;
@@ -516,7 +502,7 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
                 page = copy;
                 note_sent(s, pfn, copy);
             }
-            if (!s->p.xen_compat && save_page_is_zero(page, s->page_size)) {
+            if (!s->p.xen_compat && lib_page_is_zero(page, s->page_size)) {
                 s->zero_pfns[s->n_zero++] = pfn;
                 it->zero++;
                 continue;
@@ -621,113 +607,6 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
 
 /* ---- Digest --------------------------------------------------------------- */
 
-static void digest_store(uint8_t out[16], XXH128_hash_t h)
-{
-    XXH128_canonical_t c;
-
-    XXH128_canonicalFromHash(&c, h);
-    memcpy(out, c.digest, 16);
-}
-
-uint64_t save_digest_nchunks(uint64_t nr_pfns, uint32_t page_size)
-{
-    const uint64_t per = XCC_DIGEST_CHUNK / page_size;
-
-    return XCC_DIV_ROUND_UP(nr_pfns, per);
-}
-
-int save_digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
-                       uint64_t *stale, uint8_t *chunks)
-{
-    const uint64_t nr = d->info.nr_pfns;
-    const size_t psz = d->info.page_size;
-    const size_t per_chunk = XCC_DIGEST_CHUNK / psz;
-    const uint64_t nchunks = save_digest_nchunks(nr, (uint32_t)psz);
-    XXH3_state_t *st = XXH3_createState();
-    uint64_t *pfns = calloc(per_chunk, sizeof(*pfns));
-    uint8_t *types = calloc(per_chunk, 1);
-    uint8_t **pages = calloc(per_chunk, sizeof(*pages));
-    int *err = calloc(per_chunk, sizeof(*err));
-    uint8_t *zero = calloc(1, psz);
-    int ret = -1;
-
-    if (!st || !pfns || !types || !pages || !err || !zero) {
-        errno = ENOMEM;
-        goto out;
-    }
-    for (uint64_t c = 0; c < nchunks; c++) {
-        const uint64_t base = c * per_chunk;
-        const size_t n = nr - base < per_chunk ? (size_t)(nr - base) : per_chunk;
-        size_t done = 0, with_data = 0;
-        uint64_t next;
-
-        if (stale) {
-            if (!stale[c / 64]) {
-                c |= 63; /* skip a clean word of 64 chunks */
-                continue;
-            }
-            if (!(stale[c / 64] & (1ull << (c % 64))))
-                continue;
-        }
-        for (size_t i = 0; i < n; i++)
-            pfns[i] = base + i;
-        if (d->ops->pfn_types(d, pfns, types, n) < 0) {
-            XCC_PERR(d->log, CTX, "digest: pfn types of chunk %" PRIu64, c);
-            goto out;
-        }
-        /* Only pages with data are looked up (a hole's chunk would be
-         * mapped again at every lookup); the rest hash as zero pages, as in
-         * xcc_domain_digest. */
-        for (size_t i = 0; i < n; i++) {
-            bool pt = types[i] >= XCC_PFN_L1TAB && types[i] <= XCC_PFN_L4TAB;
-
-            if (xcc_pfn_type_has_data(types[i]) &&
-                !(pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))
-                pfns[with_data++] = base + i;
-        }
-        XXH3_128bits_reset(st);
-        next = base;
-        while (done < with_data) {
-            int64_t k = xcc_map_cache_lookup(mc, pfns + done, with_data - done,
-                                             pages + done, err + done);
-            if (k <= 0) {
-                XCC_PERR(d->log, CTX, "digest: cannot map pfns %#" PRIx64
-                         "..", pfns[done]);
-                goto out;
-            }
-            for (size_t j = done; j < done + (size_t)k; j++) {
-                for (; next < pfns[j]; next++)
-                    XXH3_128bits_update(st, zero, psz);
-                XXH3_128bits_update(st, err[j] || !pages[j] ? zero : pages[j],
-                                    psz);
-                next++;
-            }
-            done += (size_t)k;
-        }
-        for (; next < base + n; next++)
-            XXH3_128bits_update(st, zero, psz);
-        xcc_map_cache_release(mc);
-        digest_store(chunks + 16 * c, XXH3_128bits_digest(st));
-        if (stale)
-            stale[c / 64] &= ~(1ull << (c % 64));
-    }
-    ret = 0;
-out:
-    XXH3_freeState(st);
-    free(pfns);
-    free(types);
-    free(pages);
-    free(err);
-    free(zero);
-    return ret;
-}
-
-void save_digest_whole(const uint8_t *chunks, uint64_t nchunks,
-                       uint8_t whole[16])
-{
-    digest_store(whole, XXH3_128bits(chunks, (size_t)nchunks * 16));
-}
-
 /* Marks the digest chunks of the pfns in s->dirty stale. */
 static void digest_mark_dirty(xcc_saver *s)
 {
@@ -761,7 +640,7 @@ static int digest_refresh(xcc_saver *s)
     for (uint64_t i = 0; i < XCC_DIV_ROUND_UP(s->nchunks, 64); i++)
         s->chunks_hashed += (uint64_t)__builtin_popcountll(s->chunk_stale[i]);
     t0 = lib_now_ns();
-    rc = save_digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig);
+    rc = digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig);
     s->st.digest_ns += lib_now_ns() - t0;
     if (rc < 0)
         XCC_PERR(s->log, CTX, "computing the memory digest");
@@ -775,7 +654,7 @@ int save_send_digest(xcc_saver *s)
 
     if (digest_refresh(s) < 0)
         return -1;
-    save_digest_whole(s->chunk_dig, s->nchunks, whole);
+    digest_whole(s->chunk_dig, s->nchunks, whole);
     s->st.digest_final_ns = lib_now_ns() - t0;
     return stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, s->chunk_dig,
                                (uint32_t)s->nchunks);

@@ -184,31 +184,4 @@ int64_t save_harvest(xcc_saver *s, bool final);
  */
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed);
 
-/*
- * Memory digests, as the DIGEST record carries them: one XXH3-128 per
- * XCC_DIGEST_CHUNK bytes of memory in pfn order (holes and unmappable
- * pages count as zero pages, as in xcc_domain_digest), and a "whole"
- * digest, which is XXH3-128 over the concatenated chunk digests, so that a
- * sender only rehashes the chunks the guest wrote since it last hashed them
- * (the final, paused pass then hashes a few chunks, not all memory).
- * Shared with restore.c, which checks DIGEST records the same way.
- */
-uint64_t save_digest_nchunks(uint64_t nr_pfns, uint32_t page_size);
-
-/*
- * Recomputes into chunks[16 * c] the digest of every chunk c whose bit is
- * set in stale (NULL: every chunk) and clears the bit, reading d through
- * mc. flags: XCC_DIGEST_* (EXCLUDE_PAGETABLES: PV page tables count as
- * zero pages). Returns 0 or -1 with errno (logged).
- */
-int save_digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
-                       uint64_t *stale, uint8_t *chunks);
-
-/* The whole-memory digest from nchunks chunk digests. */
-void save_digest_whole(const uint8_t *chunks, uint64_t nchunks,
-                       uint8_t whole[16]);
-
-/* True when the page_size bytes at p are all zero. */
-bool save_page_is_zero(const uint8_t *p, size_t page_size);
-
 #endif /* XCC_SAVE_H */

@@ -74,3 +74,33 @@ uint64_t lib_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+bool lib_params_size_ok(xentoollog_logger *log, const char *ctx,
+                        const char *what, size_t size, size_t known)
+{
+    if (size == known)
+        return true;
+    XCC_ERR(log, ctx,
+            "struct %s has size %zu, but this library (%s) knows only size "
+            "%zu: initialise it with %s_init() before setting its fields",
+            what, size, XCC_VERSION_STRING, known, what);
+    errno = EINVAL;
+    return false;
+}
+
+bool lib_page_is_zero(const uint8_t *p, size_t page_size)
+{
+    const uint64_t *q = (const uint64_t *)p;
+    const size_t words = page_size / sizeof(uint64_t);
+
+    /* Most non-zero pages differ in their first word: exit early. */
+    if (q[0])
+        return false;
+    for (size_t i = 0; i < words; i += 8) {
+        uint64_t acc = q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] |
+                       q[i + 5] | q[i + 6] | q[i + 7];
+        if (acc)
+            return false;
+    }
+    return true;
+}

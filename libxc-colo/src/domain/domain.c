@@ -1,6 +1,6 @@
 /*
  * domain.c - opening domains by name, and the operations every backend
- * shares (digest).
+ * shares (the digest is in digest.c).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -8,12 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "domain.h"
-
-/* Pages per map call while digesting: one digest chunk of 4 KiB pages. */
-#define DIGEST_BATCH_MAX 4096u
 
 xcc_domain *xcc_domain_open(const char *name, xentoollog_logger *log,
                             unsigned flags)
@@ -97,74 +92,37 @@ int xcc_domain_unpause(xcc_domain *d)
     return d->ops->unpause(d);
 }
 
-static void digest_store(uint8_t out[16], XXH128_hash_t h)
+void domain_mapping_changed(xcc_domain *d, uint64_t first, uint64_t count,
+                            enum domain_change_kind kind)
 {
-    XXH128_canonical_t c;
-
-    XXH128_canonicalFromHash(&c, h);
-    memcpy(out, c.digest, 16);
+    if (count == 0)
+        return;
+    d->changes[d->changes_seq % DOMAIN_CHANGES_KEPT] =
+        (struct domain_change){.first = first, .count = count, .kind = kind};
+    d->changes_seq++;
+    XCC_DBG(d->log, "domain", "%s: mapping of pfns %#" PRIx64 "+%" PRIu64
+            " changed (%s)", d->name, first, count,
+            kind == DOMAIN_CHANGE_FRAME ? "frame" : "writability");
 }
 
-int64_t xcc_domain_digest(xcc_domain *d, unsigned flags, uint8_t digest[16],
-                          uint8_t *chunk_digests, size_t max_chunks)
+unsigned domain_mapping_changes(const xcc_domain *d, uint64_t *seen,
+                                domain_change_fn *fn, void *opaque)
 {
-    const uint64_t nr = d->info.nr_pfns;
-    const size_t psz = d->info.page_size;
-    const size_t per_chunk = XCC_DIGEST_CHUNK / psz ? XCC_DIGEST_CHUNK / psz : 1;
-    size_t batch = per_chunk < DIGEST_BATCH_MAX ? per_chunk : DIGEST_BATCH_MAX;
-    XXH3_state_t *all = XXH3_createState(), *chunk = XXH3_createState();
-    uint64_t *pfns = calloc(batch, sizeof(*pfns));
-    uint8_t *types = calloc(batch, 1);
-    int *err = calloc(batch, sizeof(*err));
-    uint8_t *zero = calloc(1, psz);
-    int64_t nchunks = 0, ret = -1;
+    unsigned calls = 0;
 
-    if (!all || !chunk || !pfns || !types || !err || !zero)
-        goto out;
-    XXH3_128bits_reset(all);
-    XXH3_128bits_reset(chunk);
-
-    for (uint64_t base = 0; base < nr; base += batch) {
-        size_t n = nr - base < batch ? (size_t)(nr - base) : batch;
-        uint8_t *map;
-
-        for (size_t i = 0; i < n; i++)
-            pfns[i] = base + i;
-        if (d->ops->pfn_types(d, pfns, types, n) < 0)
-            goto out;
-        map = d->ops->map(d, false, pfns, err, n);
-        if (!map) {
-            XCC_PERR(d->log, "digest", "cannot map pfns %#" PRIx64 "+%zu",
-                     base, n);
-            goto out;
+    if (*seen >= d->changes_seq)
+        return 0;
+    if (d->changes_seq - *seen > DOMAIN_CHANGES_KEPT) {
+        fn(opaque, 0, UINT64_MAX, DOMAIN_CHANGE_FRAME);
+        calls = 1;
+    } else {
+        for (uint64_t s = *seen; s < d->changes_seq; s++) {
+            const struct domain_change *c =
+                &d->changes[s % DOMAIN_CHANGES_KEPT];
+            fn(opaque, c->first, c->count, c->kind);
+            calls++;
         }
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *page = map + i * psz;
-            bool pt = types[i] >= XCC_PFN_L1TAB && types[i] <= XCC_PFN_L4TAB;
-
-            if (err[i] || !xcc_pfn_type_has_data(types[i]) ||
-                (pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))
-                page = zero;
-            XXH3_128bits_update(all, page, psz);
-            XXH3_128bits_update(chunk, page, psz);
-            if ((base + i + 1) % per_chunk == 0 || base + i + 1 == nr) {
-                if (chunk_digests && (size_t)nchunks < max_chunks)
-                    digest_store(chunk_digests + 16 * nchunks,
-                                 XXH3_128bits_digest(chunk));
-                nchunks++;
-                XXH3_128bits_reset(chunk);
-            }
-        }
-        d->ops->unmap(d, map, n);
     }
-    digest_store(digest, XXH3_128bits_digest(all));
-    ret = nchunks;
-out:
-    XXH3_freeState(all);
-    XXH3_freeState(chunk);
-    free(pfns);
-    free(types);
-    free(err);
-    free(zero);
-    return ret;
+    *seen = d->changes_seq;
+    return calls;
 }

@@ -92,6 +92,31 @@ struct xcc_domain_ops {
     int (*lock)(xcc_domain *d, pid_t *holder);
 };
 
+/*
+ * Mapping changes: a backend that sees a pfn's backing frame or type change
+ * (ballooning, a page table freed, the PV p2m re-read) reports the pfn
+ * range with domain_mapping_changed(); whoever keeps mappings across calls
+ * (the map cache) asks domain_mapping_changes() before it hands out
+ * pointers again, and drops what it holds of those ranges.
+ */
+enum domain_change_kind {
+    /* The pfn is backed by another frame, or came or went: every mapping
+     * of it shows the wrong page. */
+    DOMAIN_CHANGE_FRAME = 1,
+    /* Only whether it may be mapped writable changed (a PV page table
+     * made or freed): writable mappings of it are wrong. */
+    DOMAIN_CHANGE_WRITABLE = 2,
+};
+
+/* Changes kept for consumers that have not asked yet; one that falls
+ * further behind is told that everything changed. */
+#define DOMAIN_CHANGES_KEPT 64u
+
+struct domain_change {
+    uint64_t first, count;
+    enum domain_change_kind kind;
+};
+
 struct xcc_domain {
     const struct xcc_domain_ops *ops;
     void *priv;
@@ -101,7 +126,29 @@ struct xcc_domain {
     /* The saver lock (lock.c), taken for a whole save or checkpoint run. */
     bool locked;
     int lock_fd;
+
+    /* Mapping changes reported so far; change number s (from 1) is in
+     * changes[(s - 1) % DOMAIN_CHANGES_KEPT]. The domain belongs to one
+     * thread, as its ops do. */
+    uint64_t changes_seq;
+    struct domain_change changes[DOMAIN_CHANGES_KEPT];
 };
+
+/* Reports that the mappings of pfns [first, first + count) changed. */
+void domain_mapping_changed(xcc_domain *d, uint64_t first, uint64_t count,
+                            enum domain_change_kind kind);
+
+typedef void domain_change_fn(void *opaque, uint64_t first, uint64_t count,
+                              enum domain_change_kind kind);
+
+/*
+ * Calls fn for every change reported after change number *seen (0: none
+ * seen), oldest first, and sets *seen to the newest. When some of them are
+ * no longer kept, calls fn once for every pfn (0, UINT64_MAX) instead.
+ * Returns the number of fn calls.
+ */
+unsigned domain_mapping_changes(const xcc_domain *d, uint64_t *seen,
+                                domain_change_fn *fn, void *opaque);
 
 /* Backend constructors, chosen by xcc_domain_open from the name's prefix. */
 int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags);

@@ -25,6 +25,7 @@
 
 #include "sim.h"
 #include "sim_workload.h"
+#include "../test_hooks.h"
 
 /* Regions per PAGEMAP_SCAN call; a full vector just means another call. */
 #define SCAN_VEC_LEN 4096

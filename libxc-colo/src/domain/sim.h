@@ -120,7 +120,4 @@ static inline size_t sim_dirty_file_size(uint64_t nr_pfns)
  */
 int sim_domain_dir_fd(xcc_domain *d);
 
-/* Test hook: the next `count` map calls on d fail whole with errno err. */
-void sim_test_fail_maps(xcc_domain *d, unsigned count, int err);
-
 #endif /* XCC_SIM_H */

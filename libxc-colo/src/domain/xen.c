@@ -25,6 +25,14 @@
 #define PAGE_BYTES 4096u
 #define BITS_PER_WORD 64u
 
+/* What a pfn's type means for a mapping of it (last_class[]). */
+enum type_class {
+    CLASS_NO_DATA = 0,   /* hole, ballooned out, broken: nothing to map */
+    CLASS_DATA = 1,      /* RAM a mapping shows */
+    CLASS_PAGETABLE = 2, /* RAM Xen will not map writable (PV L1..L4) */
+    CLASS_UNKNOWN = 0xff /* not asked yet */
+};
+
 _Static_assert(sizeof(xen_pfn_t) == sizeof(uint64_t),
                "gfn arrays are passed to Xen as they are");
 _Static_assert(sizeof(unsigned long) == sizeof(uint64_t),
@@ -64,6 +72,101 @@ static int xen_info(xcc_domain *d, struct xcc_domain_info *info)
     return 0;
 }
 
+/* Grows a pfn-indexed array of `size`-byte entries to cover nr pfns,
+ * filling new entries with `fill` bytes. Returns false on ENOMEM. */
+static bool grow_pfn_array(void **arr, uint64_t *have, uint64_t nr,
+                           size_t size, int fill)
+{
+    void *p;
+
+    if (nr <= *have)
+        return true;
+    p = realloc(*arr, nr * size);
+    if (!p)
+        return false;
+    memset((uint8_t *)p + *have * size, fill, (nr - *have) * size);
+    *arr = p;
+    *have = nr;
+    return true;
+}
+
+void xen_report_change(struct xen_dom *x, uint64_t first, uint64_t count,
+                       enum domain_change_kind kind)
+{
+    domain_mapping_changed(x->dom, first, count, kind);
+    if (kind != DOMAIN_CHANGE_FRAME || first >= x->nr_pfns)
+        return;
+    if (count > x->nr_pfns - first)
+        count = x->nr_pfns - first;
+    if (!grow_pfn_array((void **)&x->moved, &x->moved_n,
+                        XCC_DIV_ROUND_UP(x->nr_pfns, BITS_PER_WORD),
+                        sizeof(uint64_t), 0)) {
+        /* Without the bitmap the next clean cannot add them: the next
+         * pass may miss their new content; say so. */
+        XCC_WARN(x->log, "xen", "dom%u: out of memory noting moved pfns "
+                 "%#" PRIx64 "+%" PRIu64, x->domid, first, count);
+        return;
+    }
+    for (uint64_t p = first; p < first + count; p++)
+        x->moved[p / BITS_PER_WORD] |= 1ull << (p % BITS_PER_WORD);
+}
+
+static enum type_class type_class(uint8_t type)
+{
+    if (!xcc_pfn_type_has_data(type))
+        return CLASS_NO_DATA;
+    return type >= XCC_PFN_L1TAB && type <= XCC_PFN_L4TAB ? CLASS_PAGETABLE
+                                                         : CLASS_DATA;
+}
+
+void xen_note_type_changes(struct xen_dom *x, const uint64_t *pfns,
+                              const uint8_t *types, size_t n)
+{
+    pthread_mutex_lock(&x->p2m_lock);
+    if (!grow_pfn_array((void **)&x->last_class, &x->last_class_n, x->nr_pfns,
+                        1, CLASS_UNKNOWN)) {
+        pthread_mutex_unlock(&x->p2m_lock);
+        return; /* tracking is lost for now; the next call tries again */
+    }
+    for (size_t i = 0; i < n;) {
+        uint64_t pfn = pfns[i];
+        uint8_t old, now;
+        size_t j;
+        enum domain_change_kind kind;
+
+        if (pfn >= x->last_class_n) {
+            i++;
+            continue;
+        }
+        old = x->last_class[pfn];
+        now = (uint8_t)type_class(types[i]);
+        x->last_class[pfn] = now;
+        if (old == CLASS_UNKNOWN || old == now) {
+            i++;
+            continue;
+        }
+        kind = old == CLASS_NO_DATA || now == CLASS_NO_DATA
+                   ? DOMAIN_CHANGE_FRAME
+                   : DOMAIN_CHANGE_WRITABLE;
+        /* One report for a run of consecutive pfns changing alike. */
+        for (j = i + 1; j < n && pfns[j] == pfn + (j - i) &&
+                        pfns[j] < x->last_class_n;
+             j++) {
+            uint8_t o = x->last_class[pfns[j]], c = (uint8_t)type_class(types[j]);
+
+            if (o == CLASS_UNKNOWN || o == c ||
+                (o == CLASS_NO_DATA || c == CLASS_NO_DATA
+                     ? DOMAIN_CHANGE_FRAME
+                     : DOMAIN_CHANGE_WRITABLE) != kind)
+                break;
+            x->last_class[pfns[j]] = c;
+        }
+        xen_report_change(x, pfn, j - i, kind);
+        i = j;
+    }
+    pthread_mutex_unlock(&x->p2m_lock);
+}
+
 static int xen_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
                          size_t n)
 {
@@ -71,17 +174,21 @@ static int xen_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
     uint64_t *frames;
     int rc;
 
-    if (!x->pv)
-        return xen_frame_types(x, pfns, types, n);
-    frames = malloc((n ? n : 1) * sizeof(*frames));
-    if (!frames)
-        return -1;
-    pthread_mutex_lock(&x->p2m_lock);
-    for (size_t i = 0; i < n; i++)
-        frames[i] = xen_p2m_lookup(x, pfns[i]);
-    pthread_mutex_unlock(&x->p2m_lock);
-    rc = xen_frame_types(x, frames, types, n);
-    free(frames);
+    if (!x->pv) {
+        rc = xen_frame_types(x, pfns, types, n);
+    } else {
+        frames = malloc((n ? n : 1) * sizeof(*frames));
+        if (!frames)
+            return -1;
+        pthread_mutex_lock(&x->p2m_lock);
+        for (size_t i = 0; i < n; i++)
+            frames[i] = xen_p2m_lookup(x, pfns[i]);
+        pthread_mutex_unlock(&x->p2m_lock);
+        rc = xen_frame_types(x, frames, types, n);
+        free(frames);
+    }
+    if (rc == 0)
+        xen_note_type_changes(x, pfns, types, n);
     return rc;
 }
 
@@ -215,14 +322,23 @@ static int64_t xen_logdirty_clean(xcc_domain *d, uint64_t *bitmap, bool final)
         return -1;
     }
     const unsigned long *src = x->dirty_hbuf.hbuf;
+    pthread_mutex_lock(&x->p2m_lock);
     for (uint64_t w = 0; w < words; w++) {
         uint64_t v = src[w];
+
+        /* Pfns that moved to another frame: their bytes changed without
+         * a write the log saw. */
+        if (w < x->moved_n) {
+            v |= x->moved[w];
+            x->moved[w] = 0;
+        }
 
         if (w == words - 1 && x->nr_pfns % BITS_PER_WORD)
             v &= (1ull << (x->nr_pfns % BITS_PER_WORD)) - 1;
         bitmap[w] |= v;
         count += __builtin_popcountll(v);
     }
+    pthread_mutex_unlock(&x->p2m_lock);
     return count;
 }
 
@@ -516,6 +632,8 @@ static void xen_close(xcc_domain *d)
         xc_interface_close(x->xch);
     pthread_mutex_destroy(&x->p2m_lock);
     free(x->p2m);
+    free(x->last_class);
+    free(x->moved);
     free(x);
     d->priv = NULL;
 }
@@ -622,6 +740,7 @@ int xen_domain_open(xcc_domain *d, const char *idstr, unsigned flags)
     if (!x)
         return -1;
     x->domid = domid;
+    x->dom = d;
     x->log = d->log;
     pthread_mutex_init(&x->p2m_lock, NULL);
     d->priv = x;

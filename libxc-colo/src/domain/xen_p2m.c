@@ -392,6 +392,22 @@ int xen_p2m_build(struct xen_dom *x)
             return -1;
         x->p2m_source = "m2p";
     }
+    if (x->p2m) {
+        /* A re-read: whatever moved is mapped wrongly by any consumer. */
+        const uint64_t common = n < x->nr_pfns ? n : x->nr_pfns;
+
+        for (uint64_t p = 0; p < common;) {
+            uint64_t q = p;
+
+            while (q < common && x->p2m[q] != p2m[q])
+                q++;
+            if (q > p)
+                xen_report_change(x, p, q - p, DOMAIN_CHANGE_FRAME);
+            p = q + 1;
+        }
+        if (x->nr_pfns > n)
+            xen_report_change(x, n, x->nr_pfns - n, DOMAIN_CHANGE_FRAME);
+    }
     free(x->p2m);
     x->p2m = p2m;
     x->nr_pfns = n;

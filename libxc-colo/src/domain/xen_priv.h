@@ -28,6 +28,7 @@ int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
 #define XEN_PFN_TYPE_BATCH 1024u
 
 struct xen_dom {
+    xcc_domain *dom; /* the handle: mapping changes are reported on it */
     xc_interface *xch;
     xenforeignmemory_handle *fmem;
     xentoollog_logger *log;
@@ -47,6 +48,18 @@ struct xen_dom {
     const char *p2m_source; /* "frame-list" or "m2p", for the log */
     unsigned p2m_refreshes;
     uint64_t pagetable_writes_dropped; /* see xen.c, writable PV maps */
+
+    /*
+     * Mapping changes (domain_mapping_changed), under p2m_lock: the type
+     * class each pfn had when last asked (TYPE_UNKNOWN: never asked), and
+     * the pfns whose frame changed since the last dirty-log clean, which
+     * the next clean reports dirty (a frame given back by Xen was not
+     * written by the guest, so the log never shows it).
+     */
+    uint8_t *last_class;
+    uint64_t last_class_n;
+    uint64_t *moved;
+    uint64_t moved_n;
 
     /* Software dirty tracking (xen_softdirty.c), when Xen has none. */
     bool soft_on;
@@ -76,6 +89,24 @@ struct xen_dom {
  * -1 with errno after logging.
  */
 int xen_p2m_build(struct xen_dom *x);
+
+/*
+ * Reports pfns [first, first + count) as mapped differently (kind: a
+ * domain_change_kind) to the handle's consumers; FRAME changes are also
+ * reported dirty at the next clean. Caller holds p2m_lock.
+ */
+void xen_report_change(struct xen_dom *x, uint64_t first, uint64_t count,
+                       enum domain_change_kind kind);
+
+/*
+ * After a type query: compares each pfn's type class (no data, data, PV
+ * page table) with the one it had when last asked and reports the changes
+ * with xen_report_change: data appearing or going (ballooning) as FRAME, a
+ * page table made or freed as WRITABLE. A pfn's first answer is only
+ * recorded. Takes p2m_lock.
+ */
+void xen_note_type_changes(struct xen_dom *x, const uint64_t *pfns,
+                           const uint8_t *types, size_t n);
 
 /* Machine frame of pfn, or XEN_P2M_INVALID. Caller holds p2m_lock. */
 static inline uint64_t xen_p2m_lookup(const struct xen_dom *x, uint64_t pfn)
