@@ -82,7 +82,7 @@ $(BUILD)/lib/pkgconfig/xccolo.pc: libxc-colo/xccolo.pc.in libxc-colo/include/xcc
 # The CLI links the shared library, as xl links libxl, and finds it next door.
 $(CLI): $(TOOL_OBJS) $(BUILD)/lib/libxccolo.so
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) -L$(BUILD)/lib -lxccolo \
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) -L$(BUILD)/lib -lxccolo -lsodium \
 	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -lm
 
 # Each public header must compile on its own.

@@ -164,7 +164,7 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
         cli_error("checkpoint: expected DOMAIN and DEST (try --help)");
         return EXIT_USAGE;
     }
-    if (save_opts_finish(&c->so) < 0)
+    if (save_opts_finish(&c->so, argv[optind + 1]) < 0)
         return EXIT_USAGE;
     return -1;
 }
@@ -263,7 +263,7 @@ int cmd_checkpoint(int argc, char **argv)
         c.cp.on_checkpoint = log_digest;
         c.cp.opaque = &dl;
     }
-    if (save_opts_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+    if (save_opts_open_dest(&c.so, dest, CONNECT_TIMEOUT_MS, &t) < 0)
         goto out;
     if (is_socket(t.fd))
         c.cp.back_fd = t.fd;

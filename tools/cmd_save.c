@@ -120,7 +120,7 @@ static int parse_save_args(int argc, char **argv, bool migrate,
                   migrate ? "DEST" : "FILE");
         return EXIT_USAGE;
     }
-    if (save_opts_finish(c) < 0)
+    if (save_opts_finish(c, argv[optind + 1]) < 0)
         return EXIT_USAGE;
     return -1;
 }
@@ -172,7 +172,7 @@ static int run_save(int argc, char **argv, bool migrate)
     if (!log)
         goto out;
     d = save_opts_open_domain(&c, dom, log);
-    if (!d || save_opts_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+    if (!d || save_opts_open_dest(&c, dest, CONNECT_TIMEOUT_MS, &t) < 0)
         goto out;
     s = xcc_saver_new(d, t.fd, &c.p, log);
     if (!s) {

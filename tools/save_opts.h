@@ -25,6 +25,8 @@ enum {
     SAVE_OPT_NO_VERIFY,
     SAVE_OPT_MAX_ITERS,
     SAVE_OPT_TARGET_DIRTY,
+    SAVE_OPT_MODE,
+    SAVE_OPT_AUTH_KEY_FILE,
     SAVE_OPT_END,
 };
 
@@ -47,6 +49,8 @@ enum {
         {"no-verify", no_argument, NULL, SAVE_OPT_NO_VERIFY},                  \
         {"max-iters", required_argument, NULL, SAVE_OPT_MAX_ITERS},            \
         {"target-dirty", required_argument, NULL, SAVE_OPT_TARGET_DIRTY},      \
+        {"mode", required_argument, NULL, SAVE_OPT_MODE},                      \
+        {"auth-key-file", required_argument, NULL, SAVE_OPT_AUTH_KEY_FILE},    \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* What the output options set. */
@@ -62,6 +66,10 @@ struct save_opts {
     int verify;  /* -1: the default for the domain kind */
     bool resume; /* -c */
     struct out_opts out;
+    bool mode_given;           /* --mode (only for a FILE destination) */
+    const char *key_file;      /* --auth-key-file (only for tcp:) */
+    struct transport_opts dest; /* how the destination opens */
+    struct transport_key key;  /* read by save_opts_finish */
 };
 
 /* The defaults: progress decided later, default verbosity, no JSON. */
@@ -83,10 +91,13 @@ void save_opts_init(struct save_opts *o, bool live);
 int save_opts_parse(struct save_opts *o, int opt, const char *arg);
 
 /*
- * After the options: rejects the combinations a Xen stream cannot carry
- * (message printed, returns -1) and settles the output options. 0 if fine.
+ * After the options, with the DEST operand: rejects the combinations a Xen
+ * stream cannot carry, a malformed DEST (a tcp: port outside 1..65535),
+ * --mode without a FILE, --auth-key-file without tcp: or with a bad key
+ * file (message printed, returns -1: bad usage), reads the key and settles
+ * the output options. 0 if fine.
  */
-int save_opts_finish(struct save_opts *o);
+int save_opts_finish(struct save_opts *o, const char *dest);
 
 /*
  * Opens the domain to save and settles the parameters that depend on it
@@ -96,11 +107,16 @@ xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
                                   xentoollog_logger *log);
 
 /*
- * Opens DEST for the stream, refusing a terminal on standard output and
- * retrying a refused TCP connection for timeout_ms. -1 after a message.
+ * Opens DEST for the stream, refusing a terminal on standard output,
+ * retrying a refused TCP connection for timeout_ms, authenticating with
+ * --auth-key-file and creating a FILE with --mode (default 0600). -1 after
+ * a message.
  */
-int save_opts_open_dest(const char *dest, unsigned timeout_ms,
-                        struct transport *t);
+int save_opts_open_dest(const struct save_opts *o, const char *dest,
+                        unsigned timeout_ms, struct transport *t);
+
+/* Parses --mode OCTAL: permission bits 0..0777. -1 after an error. */
+int cli_parse_mode(const char *s, const char *what, unsigned *out);
 
 /* Writes text to path ('-': stdout). -1 after a message naming the path. */
 int cli_write_text_file(const char *path, const char *text);
