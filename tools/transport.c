@@ -328,8 +328,9 @@ static int read_full_by(int fd, void *buf, size_t len, uint64_t deadline)
         n = recv(fd, p, len, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
+        /* A receiver that closes with our bytes unread resets. */
         if (n < 0)
-            return -1;
+            return errno == ECONNRESET ? 1 : -1;
         if (!n)
             return 1;
         p += n;
@@ -683,7 +684,7 @@ int transport_listen(const char *spec, const struct transport_opts *opts,
 
         for (i = 0, kept = 0; i < npeers; i++) {
             if (now >= peers[i].deadline) {
-                snprintf(refused, sizeof(refused), "%s sent %s within %u ms",
+                snprintf(refused, sizeof(refused), "%s: sent %s within %u ms",
                          peers[i].name,
                          o->key ? "no authentication" : "no stream header",
                          o->handshake_timeout_ms);
@@ -726,7 +727,7 @@ int transport_listen(const char *spec, const struct transport_opts *opts,
             if (rc > 0) {
                 winner = i;
             } else if (rc < 0) {
-                snprintf(refused, sizeof(refused), "%s %s", peers[i].name,
+                snprintf(refused, sizeof(refused), "%s: %s", peers[i].name,
                          why);
                 cli_error("%s: dropped %s", t->desc, refused);
                 close(peers[i].fd);
