@@ -422,6 +422,7 @@ done <<EOF
 --cache-size|save
 --max-iters|save
 --target-dirty|save
+--max-bandwidth|migrate
 --max-downtime|migrate
 --min-remaining|migrate
 --interval|checkpoint

@@ -45,6 +45,13 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int cli_parse_size(const char *s, const char *what, uint64_t *out);
 
+/*
+ * Parses a link rate into bytes per second: a number with an optional k, M,
+ * G or T (powers of 1000), in bits per second ("1G": 1 Gbit/s), or in bytes
+ * with a B suffix ("125MB"). Returns 0, or -1 after an error naming what.
+ */
+int cli_parse_rate(const char *s, const char *what, uint64_t *out);
+
 /* Parses an unsigned integer; returns 0, or -1 after an error naming what. */
 int cli_parse_u64(const char *s, const char *what, uint64_t *out);
 

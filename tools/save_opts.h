@@ -27,6 +27,7 @@ enum {
     SAVE_OPT_TARGET_DIRTY,
     SAVE_OPT_MODE,
     SAVE_OPT_AUTH_KEY_FILE,
+    SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_END,
 };
 
@@ -51,6 +52,7 @@ enum {
         {"target-dirty", required_argument, NULL, SAVE_OPT_TARGET_DIRTY},      \
         {"mode", required_argument, NULL, SAVE_OPT_MODE},                      \
         {"auth-key-file", required_argument, NULL, SAVE_OPT_AUTH_KEY_FILE},    \
+        {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* What the output options set. */

@@ -45,6 +45,8 @@ struct xcc_saver {
     uint64_t *bpfns;
     uint8_t *btypes;
     uint8_t **bpages;
+    uint8_t *bounce;            /* batch copies, for dirty_by_content backends */
+    bool by_content;            /* this batch: ops->dirty_by_content() */
     int *berr;
     /* Classified output of one resolved slice. */
     uint64_t *out_pfns;         /* PAGE_DATA entries */
