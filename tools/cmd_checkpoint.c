@@ -78,16 +78,13 @@ static void checkpoint_usage(FILE *out)
             "5)\n"
             "      --target-dirty N  end the live phase at N dirty pages "
             "(default 50)\n"
-<<<<<<< HEAD
             "      --mode OCTAL      permission bits of a FILE destination "
             "(default 600)\n"
             "      --auth-key-file F tcp: destination: both sides prove they "
             "hold the key\n"
             "                        in F (restore --listen --auth-key-file F)\n"
-=======
             "      --max-bandwidth RATE  the live phase's limit on the wire "
             "(1G = 1 Gbit/s)\n"
->>>>>>> main
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
             "section\n"
             "  -c, --continue        leave the guest running at the end\n"

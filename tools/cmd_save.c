@@ -62,18 +62,15 @@ static void save_usage(FILE *out, bool migrate)
             "--target-dirty)\n"
             "      --abort-if-busy   give up (exit 1) instead of forcing a "
             "long final pass\n"
-<<<<<<< HEAD
             "      --mode OCTAL      permission bits of a FILE destination "
             "(default 600)\n"
             "      --auth-key-file F tcp: destination: both sides prove they "
             "hold the key\n"
             "                        in F (restore --listen --auth-key-file F)\n"
-=======
             "      --max-bandwidth RATE  at most RATE on the wire, on average: "
             "bits/s with\n"
             "                        k/M/G (1G = 1 Gbit/s), or bytes with B "
             "(125MB)\n"
->>>>>>> main
             "      --stats-json FILE write the figures as JSON (QEMU "
             "query-migrate names)\n"
             "  -c, --continue        unpause the guest after the save\n"
