@@ -95,6 +95,11 @@ static void checkpoint_usage(FILE *out)
             "                        may carry (default: --target-dirty)\n"
             "      --abort-if-busy   give up (exit 1) when the live phase does "
             "not converge\n"
+            "      --mode OCTAL      permission bits of a FILE destination "
+            "(default 600)\n"
+            "      --auth-key-file F tcp: destination: both sides prove they "
+            "hold the key\n"
+            "                        in F (restore --listen --auth-key-file F)\n"
             "      --max-bandwidth RATE  the live phase's limit on the wire "
             "(1G = 1 Gbit/s)\n"
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
@@ -185,7 +190,7 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
         cli_error("checkpoint: expected DOMAIN and DEST (try --help)");
         return EXIT_USAGE;
     }
-    if (save_opts_finish(&c->so) < 0)
+    if (save_opts_finish(&c->so, argv[optind + 1]) < 0)
         return EXIT_USAGE;
     return -1;
 }
@@ -284,7 +289,7 @@ int cmd_checkpoint(int argc, char **argv)
         c.cp.on_checkpoint = log_digest;
         c.cp.opaque = &dl;
     }
-    if (save_opts_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+    if (save_opts_open_dest(&c.so, dest, CONNECT_TIMEOUT_MS, &t) < 0)
         goto out;
     if (is_socket(t.fd))
         c.cp.back_fd = t.fd;

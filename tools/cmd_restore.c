@@ -25,7 +25,13 @@ enum {
     OPT_CHECKPOINTED,
     OPT_COLO,
     OPT_WORKLOAD,
+    OPT_AUTH_KEY_FILE,
+    OPT_HANDSHAKE_TIMEOUT,
+    OPT_LISTEN_TIMEOUT,
 };
+
+/* Largest --handshake-timeout and --listen-timeout: a day. */
+#define MAX_TIMEOUT_MS 86400000ull
 
 static void restore_usage(FILE *out)
 {
@@ -37,7 +43,20 @@ static void restore_usage(FILE *out)
             "with --listen) and rebuilds DOMAIN's memory. A sim:NAME target is\n"
             "created with the stream's size; while the restore runs, and if it\n"
             "fails, it is marked incomplete ('xc-colo sim list' shows it).\n\n"
-            "  --listen tcp:[HOST:]PORT  accept one connection and read it\n"
+            "  --listen tcp:[HOST:]PORT  accept one connection and read it; HOST\n"
+            "                        defaults to 127.0.0.1 (every interface:\n"
+            "                        tcp:0.0.0.0:PORT or tcp:[::]:PORT); PORT 0\n"
+            "                        picks a free port; the line 'listening on\n"
+            "                        tcp:ADDR:PORT' on stderr names it\n"
+            "  --auth-key-file FILE  with --listen: accept only a sender that\n"
+            "                        proves it holds the same key (HMAC-SHA256\n"
+            "                        challenge-response both ways; FILE private,\n"
+            "                        16 bytes or more)\n"
+            "  --handshake-timeout MS  with --listen: drop a peer that sends no\n"
+            "                        stream header (or authentication) within MS\n"
+            "                        (default 10000) and keep listening\n"
+            "  --listen-timeout MS   with --listen: fail (exit 1) if no valid\n"
+            "                        peer came within MS (default: wait)\n"
             "  --into-existing       restore into a sim guest that exists (it\n"
             "                        must have no process running)\n"
             "  --mem SIZE            size of a new sim target when the stream\n"
@@ -168,6 +187,9 @@ int cmd_restore(int argc, char **argv)
         {"checkpointed", no_argument, NULL, OPT_CHECKPOINTED},
         {"colo", no_argument, NULL, OPT_COLO},
         {"workload", required_argument, NULL, OPT_WORKLOAD},
+        {"auth-key-file", required_argument, NULL, OPT_AUTH_KEY_FILE},
+        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+        {"listen-timeout", required_argument, NULL, OPT_LISTEN_TIMEOUT},
         OUT_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -176,7 +198,10 @@ int cmd_restore(int argc, char **argv)
     struct xcc_restore_stream_info info;
     struct transport t = {.fd = -1};
     struct out_opts out;
-    const char *listen = NULL, *src = NULL, *dom;
+    struct transport_opts topts;
+    static struct transport_key key;
+    const char *listen = NULL, *src = NULL, *dom, *key_file = NULL;
+    bool timeouts_given = false;
     const char *simname = NULL;
     bool into_existing = false, marked = false;
     bool checkpointed = false, colo = false;
@@ -189,6 +214,7 @@ int cmd_restore(int argc, char **argv)
 
     xcc_restore_params_init(&p);
     out_opts_init(&out);
+    transport_opts_init(&topts);
     while ((opt = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
         if (out_opts_parse(&out, opt, optarg))
             continue;
@@ -204,6 +230,26 @@ int cmd_restore(int argc, char **argv)
         case OPT_CHECKPOINTED: checkpointed = true; break;
         case OPT_COLO: colo = true; break;
         case OPT_WORKLOAD: workload = optarg; break;
+        case OPT_AUTH_KEY_FILE: key_file = optarg; break;
+        case OPT_HANDSHAKE_TIMEOUT:
+        case OPT_LISTEN_TIMEOUT: {
+            const char *name = opt == OPT_LISTEN_TIMEOUT ? "--listen-timeout"
+                                                         : "--handshake-timeout";
+            uint64_t v;
+            if (cli_parse_u64(optarg, name, &v) < 0)
+                return EXIT_USAGE;
+            if (!v || v > MAX_TIMEOUT_MS) {
+                cli_error("%s: expected 1..%llu ms, got %s", name,
+                          MAX_TIMEOUT_MS, optarg);
+                return EXIT_USAGE;
+            }
+            if (opt == OPT_LISTEN_TIMEOUT)
+                topts.listen_timeout_ms = (unsigned)v;
+            else
+                topts.handshake_timeout_ms = (unsigned)v;
+            timeouts_given = true;
+            break;
+        }
         case 'h': restore_usage(stdout); return EXIT_OK;
         default: restore_usage(stderr); return EXIT_USAGE;
         }
@@ -225,8 +271,22 @@ int cmd_restore(int argc, char **argv)
         cli_error("restore: --workload needs --colo");
         return EXIT_USAGE;
     }
+    if ((key_file || timeouts_given) && !listen) {
+        cli_error("restore: --%s needs --listen",
+                  key_file ? "auth-key-file" : "handshake-timeout and "
+                                               "--listen-timeout");
+        return EXIT_USAGE;
+    }
     if (!listen)
         src = argv[optind++];
+    if (listen ? transport_check_spec(listen, TRANSPORT_LISTEN) < 0
+               : transport_check_spec(src, TRANSPORT_SRC) < 0)
+        return EXIT_USAGE;
+    if (key_file) {
+        if (transport_load_key(key_file, &key) < 0)
+            return EXIT_USAGE;
+        topts.key = &key;
+    }
     dom = argv[optind];
     if (!strncmp(dom, "sim:", 4))
         simname = dom + 4;
@@ -260,7 +320,8 @@ int cmd_restore(int argc, char **argv)
         }
     }
 
-    if (listen ? transport_listen(listen, out.verbosity < 0, &t) < 0
+    topts.quiet = out.verbosity < 0;
+    if (listen ? transport_listen(listen, &topts, &t) < 0
                : transport_open_src(src, &t) < 0)
         goto out;
     if (!listen && !strcmp(src, "-") && isatty(STDIN_FILENO)) {

@@ -88,6 +88,11 @@ static void save_usage(FILE *out, bool migrate)
             "--target-dirty)\n"
             "      --abort-if-busy   give up (exit 1) instead of forcing a "
             "long final pass\n"
+            "      --mode OCTAL      permission bits of a FILE destination "
+            "(default 600)\n"
+            "      --auth-key-file F tcp: destination: both sides prove they "
+            "hold the key\n"
+            "                        in F (restore --listen --auth-key-file F)\n"
             "      --max-bandwidth RATE  at most RATE on the wire, on average: "
             "bits/s with\n"
             "                        k/M/G (1G = 1 Gbit/s), or bytes with B "
@@ -153,7 +158,7 @@ static int parse_save_args(int argc, char **argv, bool migrate,
                   migrate ? "DEST" : "FILE");
         return EXIT_USAGE;
     }
-    if (save_opts_finish(c) < 0)
+    if (save_opts_finish(c, argv[optind + 1]) < 0)
         return EXIT_USAGE;
     return -1;
 }
@@ -206,7 +211,7 @@ static int run_save(int argc, char **argv, bool migrate)
     if (!log)
         goto out;
     d = save_opts_open_domain(&c, dom, log);
-    if (!d || save_opts_open_dest(dest, CONNECT_TIMEOUT_MS, &t) < 0)
+    if (!d || save_opts_open_dest(&c, dest, CONNECT_TIMEOUT_MS, &t) < 0)
         goto out;
     s = xcc_saver_new(d, t.fd, &c.p, log);
     if (!s) {

@@ -139,7 +139,7 @@ static int parse(int argc, char **argv, unsigned allowed, bool need_name,
         switch (opt) {
         case OPT_MEM:
             if (cli_parse_size(optarg, "--mem", &o->mem) < 0) {
-                *exit_code = EXIT_FAIL;
+                *exit_code = EXIT_USAGE;
                 return -1;
             }
             o->have_mem = true;
@@ -149,7 +149,7 @@ static int parse(int argc, char **argv, unsigned allowed, bool need_name,
             break;
         case OPT_SEED:
             if (cli_parse_u64(optarg, "--seed", &o->seed) < 0) {
-                *exit_code = EXIT_FAIL;
+                *exit_code = EXIT_USAGE;
                 return -1;
             }
             break;

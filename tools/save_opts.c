@@ -45,6 +45,22 @@ void save_opts_init(struct save_opts *o, bool live)
     o->p.live = live;
     o->verify = -1;
     out_opts_init(&o->out);
+    transport_opts_init(&o->dest);
+}
+
+int cli_parse_mode(const char *s, const char *what, unsigned *out)
+{
+    size_t n = strlen(s);
+
+    /* Permission bits only: no set-id or sticky bits on a stream file. */
+    if (!n || n > 4 || strspn(s, "01234567") != n ||
+        strtoul(s, NULL, 8) > 0777) {
+        cli_error("%s: expected octal permission bits 0..0777 (such as 600 "
+                  "or 0640), got '%s'", what, s);
+        return -1;
+    }
+    *out = (unsigned)strtoul(s, NULL, 8);
+    return 0;
 }
 
 int save_opts_parse(struct save_opts *o, int opt, const char *arg)
@@ -98,13 +114,35 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
             return -1;
         break;
     case 'c': o->resume = true; break;
+    case SAVE_OPT_MODE:
+        if (cli_parse_mode(arg, "--mode", &o->dest.file_mode) < 0)
+            return -1;
+        o->mode_given = true;
+        break;
+    case SAVE_OPT_AUTH_KEY_FILE: o->key_file = arg; break;
     default: return out_opts_parse(&o->out, opt, arg) ? 1 : 0;
     }
     return 1;
 }
 
-int save_opts_finish(struct save_opts *o)
+int save_opts_finish(struct save_opts *o, const char *dest)
 {
+    if (transport_check_spec(dest, TRANSPORT_DEST) < 0)
+        return -1;
+    if (o->mode_given && transport_is_special(dest)) {
+        cli_error("--mode: applies to a FILE destination, not '%s'", dest);
+        return -1;
+    }
+    if (o->key_file && strncmp(dest, "tcp:", 4)) {
+        cli_error("--auth-key-file: applies to a tcp: destination, not '%s' "
+                  "(the key authenticates the connection)", dest);
+        return -1;
+    }
+    if (o->key_file) {
+        if (transport_load_key(o->key_file, &o->key) < 0)
+            return -1;
+        o->dest.key = &o->key;
+    }
     if (o->p.xen_compat && o->p.xbzrle) {
         cli_error("--xen-compat and --xbzrle: a Xen stream has no XBZRLE "
                   "pages");
@@ -134,14 +172,14 @@ xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
     return d;
 }
 
-int save_opts_open_dest(const char *dest, unsigned timeout_ms,
-                        struct transport *t)
+int save_opts_open_dest(const struct save_opts *o, const char *dest,
+                        unsigned timeout_ms, struct transport *t)
 {
     if (!strcmp(dest, "-") && isatty(STDOUT_FILENO)) {
         cli_error("refusing to write a stream to a terminal");
         return -1;
     }
-    return transport_open_dest(dest, timeout_ms, t) < 0 ? -1 : 0;
+    return transport_open_dest(dest, timeout_ms, &o->dest, t) < 0 ? -1 : 0;
 }
 
 int cli_write_text_file(const char *path, const char *text)

@@ -28,6 +28,8 @@ enum {
     SAVE_OPT_MAX_DOWNTIME,
     SAVE_OPT_MIN_REMAINING,
     SAVE_OPT_ABORT_IF_BUSY,
+    SAVE_OPT_MODE,
+    SAVE_OPT_AUTH_KEY_FILE,
     SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_END,
 };
@@ -51,6 +53,8 @@ enum {
         {"no-verify", no_argument, NULL, SAVE_OPT_NO_VERIFY},                  \
         {"max-iters", required_argument, NULL, SAVE_OPT_MAX_ITERS},            \
         {"target-dirty", required_argument, NULL, SAVE_OPT_TARGET_DIRTY},      \
+        {"mode", required_argument, NULL, SAVE_OPT_MODE},                      \
+        {"auth-key-file", required_argument, NULL, SAVE_OPT_AUTH_KEY_FILE},    \
         {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
@@ -74,6 +78,10 @@ struct save_opts {
     int verify;  /* -1: the default for the domain kind */
     bool resume; /* -c */
     struct out_opts out;
+    bool mode_given;           /* --mode (only for a FILE destination) */
+    const char *key_file;      /* --auth-key-file (only for tcp:) */
+    struct transport_opts dest; /* how the destination opens */
+    struct transport_key key;  /* read by save_opts_finish */
 };
 
 /* The defaults: progress decided later, default verbosity, no JSON. */
@@ -95,10 +103,13 @@ void save_opts_init(struct save_opts *o, bool live);
 int save_opts_parse(struct save_opts *o, int opt, const char *arg);
 
 /*
- * After the options: rejects the combinations a Xen stream cannot carry
- * (message printed, returns -1) and settles the output options. 0 if fine.
+ * After the options, with the DEST operand: rejects the combinations a Xen
+ * stream cannot carry, a malformed DEST (a tcp: port outside 1..65535),
+ * --mode without a FILE, --auth-key-file without tcp: or with a bad key
+ * file (message printed, returns -1: bad usage), reads the key and settles
+ * the output options. 0 if fine.
  */
-int save_opts_finish(struct save_opts *o);
+int save_opts_finish(struct save_opts *o, const char *dest);
 
 /*
  * Opens the domain to save and settles the parameters that depend on it
@@ -108,11 +119,16 @@ xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
                                   xentoollog_logger *log);
 
 /*
- * Opens DEST for the stream, refusing a terminal on standard output and
- * retrying a refused TCP connection for timeout_ms. -1 after a message.
+ * Opens DEST for the stream, refusing a terminal on standard output,
+ * retrying a refused TCP connection for timeout_ms, authenticating with
+ * --auth-key-file and creating a FILE with --mode (default 0600). -1 after
+ * a message.
  */
-int save_opts_open_dest(const char *dest, unsigned timeout_ms,
-                        struct transport *t);
+int save_opts_open_dest(const struct save_opts *o, const char *dest,
+                        unsigned timeout_ms, struct transport *t);
+
+/* Parses --mode OCTAL: permission bits 0..0777. -1 after an error. */
+int cli_parse_mode(const char *s, const char *what, unsigned *out);
 
 /* Writes text to path ('-': stdout). -1 after a message naming the path. */
 int cli_write_text_file(const char *path, const char *text);

@@ -4,6 +4,7 @@
  * The command line is layered on the library: parse options, open files and
  * sockets, call libxccolo. Subcommands follow xl's habits.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -60,7 +61,8 @@ int cli_parse_u64(const char *s, const char *what, uint64_t *out)
     unsigned long long v;
 
     errno = 0;
-    if (!s || !*s || *s == '-') {
+    /* strtoull would skip blanks and take a sign ("-1" is 2^64 - 1). */
+    if (!s || !isdigit((unsigned char)*s)) {
         cli_error("%s: expected a non-negative integer, got '%s'", what,
                   s ? s : "");
         return -1;
@@ -81,7 +83,7 @@ int cli_parse_size(const char *s, const char *what, uint64_t *out)
     unsigned shift = 0;
 
     errno = 0;
-    if (!s || !*s || *s == '-') {
+    if (!s || !isdigit((unsigned char)*s)) {
         cli_error("%s: expected a size such as 256M, got '%s'", what,
                   s ? s : "");
         return -1;
@@ -115,7 +117,8 @@ int cli_parse_rate(const char *s, const char *what, uint64_t *out)
     double v, mult = 1;
 
     errno = 0;
-    if (!s || !*s || *s == '-' || *s == '+')
+    /* strtod would skip blanks and take a sign, "inf" or "nan". */
+    if (!s || !(isdigit((unsigned char)*s) || *s == '.'))
         goto bad;
     v = strtod(s, &end);
     if (errno || end == s || !(v > 0))
