@@ -414,16 +414,19 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
         p->kind = SIM_WL_RANDOM;
     else if (!strcmp(buf, "sweep"))
         p->kind = SIM_WL_SWEEP;
+    else if (!strcmp(buf, "count"))
+        p->kind = SIM_WL_COUNT;
     else {
         XCC_ERR(log, "sim",
                 "unknown workload '%s' (known: hotpages, sparse64, "
-                "random:PAGES_PER_S[:FRACTION], sweep[:PAGES_PER_S], ledger, "
-                "idle; combine with '+')",
+                "random:PAGES_PER_S[:FRACTION], sweep[:PAGES_PER_S], "
+                "count:PAGES, ledger, idle; combine with '+')",
                 buf);
         errno = EINVAL;
         return -1;
     }
-    if (p->kind != SIM_WL_RANDOM && p->kind != SIM_WL_SWEEP) {
+    if (p->kind != SIM_WL_RANDOM && p->kind != SIM_WL_SWEEP &&
+        p->kind != SIM_WL_COUNT) {
         if (arg) {
             XCC_ERR(log, "sim", "workload '%s' takes no parameter (got '%s')",
                     buf, arg);
@@ -436,6 +439,11 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
         p->rate = SWEEP_DEFAULT_RATE;
         return 0;
     }
+    if ((!arg || !*arg) && p->kind == SIM_WL_COUNT) {
+        XCC_ERR(log, "sim", "workload 'count' needs a page count: count:PAGES");
+        errno = EINVAL;
+        return -1;
+    }
     if (!arg || !*arg) {
         XCC_ERR(log, "sim",
                 "workload 'random' needs a rate: "
@@ -446,7 +454,8 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
     errno = 0;
     p->rate = strtoull(arg, &end, 10);
     if (errno || end == arg || p->rate == 0 || *arg == '-' ||
-        (*end && *end != ':') || (*end == ':' && p->kind == SIM_WL_SWEEP)) {
+        (*end && *end != ':') ||
+        (*end == ':' && (p->kind == SIM_WL_SWEEP || p->kind == SIM_WL_COUNT))) {
         XCC_ERR(log, "sim",
                 "workload '%s': bad rate '%s' (pages per second, > 0)", buf,
                 arg);
@@ -774,6 +783,32 @@ static void run_random(struct guest *g, unsigned part, uint64_t dt)
     }
 }
 
+/*
+ * count:N - the same N pages, spread evenly over RAM, each get 8 bytes
+ * rewritten every tick: an epoch in which the guest ran at least one tick
+ * holds exactly N dirty pages (fewer only for holes and ledger pages), so
+ * checkpoints of different modes can be benchmarked on the same work.
+ */
+static void run_count(struct guest *g, unsigned part)
+{
+    uint64_t n = g->a->wl.part[part].rate, stride;
+
+    if (n > g->nr_pfns)
+        n = g->nr_pfns;
+    stride = g->nr_pfns / n;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t pfn = k * stride;
+        uint8_t *page = g->ram + pfn * g->psz;
+
+        if (is_hole(g, pfn) || in_ledger(g, pfn))
+            continue;
+        page_begin(g, pfn);
+        for (unsigned i = 0; i < 8; i++)
+            page[(k * 64 + i) % g->psz] += (uint8_t)(i + 1);
+        page_end(g, pfn);
+    }
+}
+
 static void run_sweep(struct guest *g, unsigned part, uint64_t dt)
 {
     const struct sim_wl_part *p = &g->a->wl.part[part];
@@ -1023,6 +1058,9 @@ void sim_guest_main(const struct sim_guest_args *a, int fd)
                 break;
             case SIM_WL_LEDGER:
                 run_ledger(&g);
+                break;
+            case SIM_WL_COUNT:
+                run_count(&g, i);
                 break;
             case SIM_WL_IDLE:
                 break;
