@@ -17,6 +17,8 @@ if [ ! -x "$xcc" ]; then
     exit 2
 fi
 mkdir -p "$out/micro"
+# The machine's load when the run began and ended (README states it).
+echo "start $(cut -d' ' -f1-3 /proc/loadavg)" > "$out/micro/loadavg.txt"
 
 micro_failed=""
 run_micro() {
@@ -55,6 +57,7 @@ XCC_BIN=$xcc CK_OUT="$out/micro/checkpoint.json" sh "$here/bench-checkpoint.sh" 
 
 "${PYTHON:-python3}" "$here/bench-run" --quick --xc-colo "$xcc" --out "$out"
 status=$?
+echo "end $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/micro/loadavg.txt"
 
 [ -n "$micro_failed" ] && echo "bench.sh: micro-benchmarks that did not run:$micro_failed" >&2
 echo "bench.sh: results in $out/ (summary.md, results.json, charts/)" >&2

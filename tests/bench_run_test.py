@@ -162,6 +162,10 @@ class BenchRunTest(unittest.TestCase):
             self.assertIsNotNone(r["metrics"]["wire_bytes"])
             self.assertIn(r["cell"]["mode"] == "xbzrle", ["--xbzrle" in r["mode_args"]])
             self.assertIn("save", r["command"])
+            # Into a tmpfs file (a sink that copies every byte), removed after.
+            image = r["command"][-1]
+            self.assertTrue(image.startswith("/dev/shm/"), r["command"])
+            self.assertFalse(os.path.exists(image), "%s left behind" % image)
         xb = runs[1]["stats"].get("xbzrle-cache")
         self.assertIsInstance(xb, dict, "--xbzrle stats lack xbzrle-cache")
         for key in STATS_XBZRLE:

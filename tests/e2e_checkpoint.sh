@@ -9,8 +9,10 @@
 #              checkpoint 1, FAILOVER_RUNS times (default 10): the receiver
 #              exits 3, prints "failover: kept checkpoint K", and its target
 #              equals the digest-log line K (DESIGN.md invariant 2).
-#   torn       the stream is cut mid-record by `head -c N` in an exec:
-#              transport (no back channel): same checks.
+#   torn       the stream is cut by tests/stream_cut.py in an exec:
+#              transport (no back channel), a random number of bytes after
+#              the first CHECKPOINT record (the offset taken from the stream
+#              itself): same checks.
 #   sigterm    SIGTERM ends the run cleanly: the current checkpoint, END.
 #   colo       both sides run ledger+random; after the last checkpoint
 #              (both paused) the digests are equal and `sim verify` passes
@@ -21,10 +23,13 @@
 #              be dropped from the cache (invariant 1) for the next
 #              checkpoint to restore them exactly.
 #
-# Env: XCC_BIN (absolute path of xc-colo); FAILOVER_RUNS, TORN_RUNS.
+# Env: XCC_BIN (absolute path of xc-colo); FAILOVER_RUNS, TORN_RUNS;
+# E2E_SEED (the random choices: kill moments, cut offsets; printed).
 set -u
 e2e_tmp=ck
-. "$(dirname "$0")/lib_e2e.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib_e2e.sh"
+. "$here/lib_progress.sh"
 failover_runs=${FAILOVER_RUNS:-10}
 torn_runs=${TORN_RUNS:-3}
 tag="ck$$"
@@ -38,17 +43,13 @@ digest() { "$X" sim digest "$1" 2>/dev/null; }
 # log_line FILE K: the digest logged for checkpoint K.
 log_line() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
-# wait_lines FILE N: until the digest log has N lines (10 s at most).
+# wait_lines FILE N: until the digest log has N lines (60 s at most).
 wait_lines() {
     wl_n=0
-    while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $wl_n -lt 200 ]; do
+    while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $wl_n -lt 1200 ]; do
         sleep 0.05
         wl_n=$((wl_n + 1))
     done
-}
-
-rand() { # rand N: 0..N-1
-    "$PY" -c "import random; print(random.randrange($1))"
 }
 
 start_guest() { # name mem workload
@@ -142,7 +143,9 @@ while [ $i -le "$failover_runs" ]; do
     spid=$!
     pids="$pids $spid"
     wait_lines "$log" 1
-    sleep "0.$(rand 10)$(rand 10)"
+    # The kill moment is the random choice under test (0..0.99 s after
+    # checkpoint 1), not a wait before an assertion.
+    sleep "0.$(rand 10 "f$i.a")$(rand 10 "f$i.b")"
     kill -9 "$spid"
     wait "$spid" 2>/dev/null
     wait "$rpid"
@@ -158,13 +161,19 @@ while [ $i -le "$torn_runs" ]; do
     tgt="${tag}t$i"
     log="$tmp/t$i.log"
     guests="$guests $tgt"
-    # The live phase of the 32 MiB guest is under 33 MiB; then a few MiB
-    # of checkpoints: the cut falls mid-record, after checkpoint 1.
-    n=$((34 * 1048576 + $(rand 3000000)))
+    # Cut 0..3 MB after the first CHECKPOINT record, wherever the live
+    # phase ended: the receiver has committed checkpoint 1, the cut falls
+    # (mostly mid-record) in a later epoch.
+    extra=$(rand 3000000 "t$i")
+    rm -f "$tmp/t$i.cut"
     "$X" checkpoint --interval 2 --digest-log "$log" -q "sim:$P" \
-        "exec:head -c $n | '$X' restore --checkpointed - sim:$tgt > $tmp/$tgt.out 2> $tmp/$tgt.err; echo \$? > $tmp/$tgt.rc" \
+        "exec:'$PY' '$here/stream_cut.py' $extra $tmp/t$i.cut | '$X' restore --checkpointed - sim:$tgt > $tmp/$tgt.out 2> $tmp/$tgt.err; echo \$? > $tmp/$tgt.rc" \
         2>/dev/null
-    check_kept "$tgt" "$log" "torn stream after $n bytes"
+    if [ -s "$tmp/t$i.cut" ]; then
+        check_kept "$tgt" "$log" "torn stream at byte $(cat "$tmp/t$i.cut") ($extra after the first CHECKPOINT)"
+    else
+        bad "torn run $i: the stream ended before its cut ($extra bytes after the first CHECKPOINT)"
+    fi
     "$X" sim stop "$tgt" >/dev/null 2>&1
     "$X" sim unpause "$P" >/dev/null 2>&1
     i=$((i + 1))
@@ -243,5 +252,5 @@ colo_run colocache hotpages random:20000:0.3
 [ $? = 1 ] && ok "usage: checkpoint of a missing domain exits 1" ||
     bad "usage: checkpoint of a missing domain"
 
-echo "e2e_checkpoint: $checks checks, $failures failed"
+echo "e2e_checkpoint: $checks checks, $failures failed; $(seed_note)"
 [ $failures = 0 ]

@@ -5,6 +5,8 @@
 # source and target hold the same memory, chunk by chunk.
 set -u
 X=${XCC_BIN:?XCC_BIN must name the xc-colo binary}
+PY=${PYTHON:-python3}
+. "$(dirname "$0")/lib_progress.sh"
 name="holes$$"
 tmp=$(mktemp -d /tmp/xc-colo-holes.XXXXXX) || exit 1
 fail=0
@@ -19,7 +21,7 @@ bad() { echo "FAIL $*"; fail=1; }
 # 64 MiB = 16 chunks of 1024 pfns; holes in chunks 0 and 4.
 "$X" sim start "$name" --mem 64M --workload hotpages --holes 100-199,5000-5100 \
     >/dev/null || { echo "FAIL sim start"; exit 1; }
-sleep 0.2
+wait_ticks "$name" 5 || bad "the guest made no progress"
 if ! "$X" save -q --live --xbzrle --stats-json "$tmp/s.json" "sim:$name" \
         "$tmp/img"; then
     bad "live save of a guest with holes"

@@ -17,13 +17,14 @@
 # sanitizer report, never a hang.
 #
 # Env: XCC_BIN. HOSTILE_RANDOM (default 200) sets both random counts,
-# HOSTILE_SEED the random seed.
+# HOSTILE_SEED (else E2E_SEED, else drawn) the random seed, printed.
 set -u
 X=${XCC_BIN:?XCC_BIN must name the xc-colo binary}
 PY=${PYTHON:-python3}
 tmp=$(mktemp -d /tmp/xc-colo-hostile.XXXXXX) || exit 1
 src="hostile-$$"
 dst="hostile-$$-t"
+. "$(dirname "$0")/lib_progress.sh"
 
 cleanup() {
     "$X" sim stop "$src" >/dev/null 2>&1
@@ -34,7 +35,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 "$X" sim start "$src" --mem 16M --workload random:5000 --seed 3 || exit 1
-sleep 0.2
+wait_ticks "$src" 5 || exit 1
 "$X" save -q --live --xbzrle --max-iters 3 "sim:$src" "$tmp/good.str" || {
     echo "FAIL: cannot make the stream"; exit 1; }
 src_digest=$("$X" sim digest "$src")
@@ -48,7 +49,7 @@ src_digest=$("$X" sim digest "$src")
     echo "FAIL: the good stream restores to different memory"; exit 1; }
 
 "$PY" - "$X" "$tmp/good.str" "$tmp/good.json" "sim:$dst" "$src_digest" \
-    "${HOSTILE_RANDOM:-200}" "${HOSTILE_SEED:-$$}" <<'EOF'
+    "${HOSTILE_RANDOM:-200}" "${HOSTILE_SEED:-$e2e_seed}" <<'EOF'
 import json, os, random, subprocess, sys
 
 xcc, path, jpath, target, src_digest, nrand, seed = sys.argv[1:8]
@@ -127,15 +128,15 @@ for i in range(nrand):
         where.append(pos)
     check("flip at %s" % where, bytes(b), True)
 
-print("hostile: %d record boundaries, %d random truncations, %d flipped copies"
-      % (len(cuts), nrand, nrand))
+print("hostile: %d record boundaries, %d random truncations, %d flipped copies; "
+      "seed %d (HOSTILE_SEED=%d replays it)" % (len(cuts), nrand, nrand, seed, seed))
 print("hostile: restore exit 1: %(restore-1)d, exit 0 with identical memory: "
       "%(restore-0-harmless)d; inspect exit 1: %(inspect-1)d, exit 0: %(inspect-0)d "
       "(restore --no-verify took %(inspect-0-restored)d of them)" % counts)
 for f in failures[:20]:
     print("FAIL " + f)
 if failures:
-    print("hostile: %d failures" % len(failures))
+    print("hostile: %d failures (seed %d)" % (len(failures), seed))
     sys.exit(1)
 print("hostile: OK")
 EOF

@@ -19,6 +19,7 @@
 set -u
 e2e_tmp=rt
 . "$(dirname "$0")/lib_e2e.sh"
+. "$(dirname "$0")/lib_progress.sh"
 mem=${RT_MEM:-256M}
 stress_reps=${RT_STRESS_REPS:-20}
 tag="rt$$"
@@ -80,7 +81,7 @@ run_workload() { # workload modes...
     workload=$1; shift
     src="${tag}-$(echo "$workload" | tr -c 'a-z0-9\n' '-')"
     start_guest "$src" "$workload" "$mem" || return
-    sleep 0.3
+    wait_ticks "$src" 1 || bad "$workload: the guest made no progress"
     for mode in "$@"; do
         roundtrip "$src" "$workload" "$mode"
     done
@@ -184,7 +185,7 @@ EOF
     n=0 rc=0
     while [ $rc = 0 ] && [ $n -lt 10 ]; do
         "$X" sim unpause "$src" >/dev/null 2>&1
-        sleep 0.05
+        wait_ticks "$src" 2 || break
         "$X" save -q --live --max-iters 2 --target-dirty 10 --abort-if-busy \
             "sim:$src" /dev/null 2>"$tmp/err"
         rc=$?
@@ -202,14 +203,15 @@ fi
 
 # ---- a stock Xen stream (built by hand from the spec) restores -----------
 dst="${tag}-xen"; guests="$guests $dst"
-"$PY" - "$tmp/xen.str" "$tmp/xen.pages" <<'XEN'
-import os, struct, sys
+"$PY" - "$tmp/xen.str" "$tmp/xen.pages" "$e2e_seed" <<'XEN'
+import random, struct, sys
 PAGE = 4096
+rng = random.Random(int(sys.argv[3]))
 def rec(t, body=b""):
     return struct.pack("<II", t, len(body)) + body + b"\0" * ((8 - len(body) % 8) % 8)
 hdr = (struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, 3, 0, 0, 0) +
        struct.pack("<IHHII", 1, 12, 0, 4, 17))
-p5, p6 = os.urandom(PAGE), os.urandom(PAGE)
+p5, p6 = rng.randbytes(PAGE), rng.randbytes(PAGE)
 # Normal pages and a hole: a sim target refuses page tables (see
 # e2e_security_stream.sh).
 entries = [(5, 0, p5), (6, 0, p6), (9, 0xF, None)]
@@ -240,7 +242,7 @@ stop_guest "$dst"
 # ---- invariant 1 under stress ----------------------------------------------
 src="${tag}-stress"
 if start_guest "$src" random:400000:0.5 32M; then
-    sleep 0.2
+    wait_ticks "$src" 5 || bad "stress: the guest made no progress"
     pass=0
     i=1
     while [ $i -le "$stress_reps" ]; do
@@ -263,5 +265,5 @@ if start_guest "$src" random:400000:0.5 32M; then
     stop_guest "$src"
 fi
 
-echo "e2e_roundtrip: $checks checks, $failures failed"
+echo "e2e_roundtrip: $checks checks, $failures failed; $(seed_note)"
 [ $failures = 0 ]

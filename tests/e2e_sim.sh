@@ -9,6 +9,8 @@ P=e2esim-$$
 ROOT=${XCC_SIM_ROOT:-/dev/shm/xc-colo}
 failures=0
 tmp=$(mktemp -d)
+X=$XCC PY=${PYTHON:-python3}
+. "$(dirname "$0")/lib_progress.sh"
 
 cleanup() {
     for g in "$ROOT/$P"-*; do
@@ -73,9 +75,13 @@ done
 expect 0 "pause" "$XCC" sim pause "$G"
 [ "$(state_of "$G")" = paused ] || fail "state after pause: $(state_of "$G")"
 d1=$("$XCC" sim digest "$G")
+t1=$(ticks_of "$G")
+# A negative check: load can only shorten the guest's chance to run, never
+# make a paused guest write, so a fixed window is right here.
 sleep 0.2
 d2=$("$XCC" sim digest "$G")
 [ "$d1" = "$d2" ] || fail "digest changed while paused ($d1 $d2)"
+[ "$t1" = "$(ticks_of "$G")" ] || fail "ticks moved while paused ($t1 $(ticks_of "$G"))"
 echo "$d1" | grep -qx '[0-9a-f]\{32\}' || fail "digest '$d1' is not 32 hex digits"
 [ "$("$XCC" sim digest "$G" --chunks | wc -l)" -eq 17 ] || fail "--chunks: want 1 + 16 lines"
 expect 0 "verify paused" "$XCC" sim verify "$G"
@@ -88,7 +94,7 @@ expect 0 "create target" "$XCC" sim create "$T" --mem 32M
 cp "$ROOT/$G/ram" "$ROOT/$T/ram"
 expect 0 "unpause" "$XCC" sim unpause "$G"
 [ "$(state_of "$G")" = running ] || fail "state after unpause: $(state_of "$G")"
-sleep 0.1
+wait_ticks "$G" 2 || fail "guest made no progress after unpause"
 d3=$("$XCC" sim digest "$G")
 [ "$d3" != "$d1" ] || fail "digest did not change after unpause"
 expect 0 "verify running (pauses itself)" "$XCC" sim verify "$G"
@@ -97,20 +103,21 @@ expect 0 "verify running (pauses itself)" "$XCC" sim verify "$G"
 [ "$("$XCC" sim digest "$T")" = "$d1" ] || fail "target digest differs from the copied RAM"
 expect 0 "resume target" "$XCC" sim resume "$T" --workload ledger+hotpages
 [ "$(state_of "$T")" = running ] || fail "resumed target state $(state_of "$T")"
-sleep 0.3
+wait_ticks "$T" 3 || fail "resumed target made no progress"
 expect 0 "verify resumed target" "$XCC" sim verify "$T"
 expect 1 "resume running target" "$XCC" sim resume "$T" && err_has "already running"
 
 # corrupt one ledger page (pfn 4400) of the paused target
 expect 0 "pause target" "$XCC" sim pause "$T"
-head -c 4096 /dev/urandom | dd of="$ROOT/$T/ram" bs=4096 seek=4400 conv=notrunc 2>/dev/null
+"$PY" -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(4096))' \
+    "$e2e_seed" | dd of="$ROOT/$T/ram" bs=4096 seek=4400 conv=notrunc 2>/dev/null
 expect 1 "verify corrupted" "$XCC" sim verify "$T"
 grep -q "page pfn 4400:" "$tmp/out" || { fail "verify does not name pfn 4400"; cat "$tmp/out"; }
 grep -q "in 1 page(s)" "$tmp/out" || fail "verify blames more than the corrupted page"
 
 # ---- crash clean-up ----
 kill -9 "$(pid_of "$T")"
-sleep 0.2
+wait_state "$T" dead
 [ "$(state_of "$T")" = dead ] || fail "killed guest state $(state_of "$T"), wanted dead"
 expect 1 "pause dead guest" "$XCC" sim pause "$T" && err_has "dead"
 tpid=$(pid_of "$T")
@@ -159,7 +166,7 @@ left=$(ls -d "$ROOT/$P"-* 2>/dev/null)
 [ -n "$left" ] && fail "left behind: $left"
 
 if [ "$failures" -ne 0 ]; then
-    echo "e2e_sim: $failures failure(s)"
+    echo "e2e_sim: $failures failure(s); $(seed_note)"
     exit 1
 fi
 echo "e2e_sim: all passed"

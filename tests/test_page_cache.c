@@ -58,6 +58,9 @@ static void stats_of(const xcc_page_cache *c, struct xcc_page_cache_stats *st)
 
 /* --------------------------------------------------------- bad arguments */
 
+/* Every test ends within this unless it sets its own .timeout. */
+TestSuite(page_cache, .timeout = 120);
+
 Test(page_cache, bad_args)
 {
     static const struct {

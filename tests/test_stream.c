@@ -263,6 +263,9 @@ static void *pipe_writer_thread(void *arg)
     return NULL;
 }
 
+/* Every test ends within this unless it sets its own .timeout. */
+TestSuite(stream, .timeout = 120);
+
 Test(stream, roundtrip_every_record_through_a_pipe)
 {
     int p[2];

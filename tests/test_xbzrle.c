@@ -103,6 +103,9 @@ static void vector_pages(uint8_t *old, uint8_t *new)
     memcpy(new + 1001, vec_new_tail, sizeof(vec_new_tail));
 }
 
+/* Every test ends within this unless it sets its own .timeout. */
+TestSuite(xbzrle, .timeout = 120);
+
 Test(xbzrle, qemu_24_byte_vector_every_path)
 {
     static uint8_t old[PAGE], new[PAGE], dst[PAGE];

@@ -39,6 +39,9 @@ static bool have_xen(void)
     return false;
 }
 
+/* Every test ends within this unless it sets its own .timeout. */
+TestSuite(xen, .timeout = 60);
+
 Test(xen, no_hypervisor_fails_at_once)
 {
     if (have_xen())

@@ -24,10 +24,28 @@
  * are the less dense half (fewer runs), a mild bias in decode's favour.
  * Every figure is the median of REPS repetitions, in GB/s (10^9 bytes of
  * page data per second).
+ *
+ * GB/s and the ratios to memcmp/memcpy depend on the machine (memcmp alone
+ * ran at 7.3 GB/s on one Xeon and 17.9 GB/s on an EPYC). Each figure also
+ * comes as cycles per page, which holds better across machines: core
+ * cycles counted by the kernel's perf counter (PERF_COUNT_HW_CPU_CYCLES, the
+ * counter `perf stat -e cycles` reads) over the timed loop where the kernel
+ * offers it, else the thread's CPU time times the TSC frequency (measured
+ * against CLOCK_MONOTONIC_RAW), i.e. cycles at the nominal clock: the
+ * JSON's "cycles" says which. Decode is timed for each path the CPU has
+ * (scalar and avx2 decode with the generic decoder; avx512 picks its
+ * decoder per delta by length, see xbzrle.c).
  */
+#include <linux/perf_event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "bench_util.h"
 #include "cli.h"
@@ -38,7 +56,7 @@
 #define BENCH_MAX_REPS 101u
 #define BENCH_SPARSE_BYTES 4u /* changed bytes per page, as the issue's sparse delta */
 #define BENCH_NIMPLS 3
-#define BENCH_NWORKLOADS 3
+#define BENCH_NWORKLOADS 4
 
 static const char *const impl_names[BENCH_NIMPLS] = {"scalar", "avx2",
                                                     "avx512"};
@@ -52,13 +70,17 @@ struct workload {
 
 static const struct workload workloads[BENCH_NWORKLOADS] = {
     {"sparse", "4 changed bytes per page", BENCH_SPARSE_BYTES, 0},
+    {"sparse16", "16 changed bytes per page", 16, 0},
     {"rand10", "10% of bytes random", 0, 0.10},
     {"rand50", "50% of bytes random", 0, 0.50},
 };
 
 struct result {
     double memcmp_gbs, memcpy_gbs, decode_gbs;
-    double encode_gbs[BENCH_NIMPLS];
+    double encode_gbs[BENCH_NIMPLS], dec_gbs[BENCH_NIMPLS];
+    /* Cycles per page of each figure (decode: per page with a delta). */
+    double memcmp_cpp, memcpy_cpp, encode_cpp[BENCH_NIMPLS],
+        dec_cpp[BENCH_NIMPLS];
     int have[BENCH_NIMPLS];
     uint64_t delta_pages, overflow_pages, delta_bytes;
 };
@@ -98,6 +120,78 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- Cycles ---- */
+
+/* This thread's core-cycle counter, or -1 where the kernel (or the
+ * hypervisor) offers none; then cycles come from CPU time x TSC GHz. */
+static int cyc_fd = -1;
+static double tsc_ghz;
+/* Cycles of the last timed loop (set by the time_* functions). */
+static double last_cycles;
+
+static void cycles_init(void)
+{
+    struct perf_event_attr a;
+    uint64_t v;
+
+    memset(&a, 0, sizeof(a));
+    a.type = PERF_TYPE_HARDWARE;
+    a.size = sizeof(a);
+    a.config = PERF_COUNT_HW_CPU_CYCLES;
+    a.exclude_hv = 1;
+    cyc_fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+    /* A counter that opens but never counts is no counter. */
+    if (cyc_fd >= 0 && (read(cyc_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))) {
+        close(cyc_fd);
+        cyc_fd = -1;
+    }
+#if defined(__x86_64__)
+    {
+        struct timespec a0, a1;
+        uint64_t c0, c1;
+
+        clock_gettime(CLOCK_MONOTONIC_RAW, &a0);
+        c0 = __rdtsc();
+        do
+            clock_gettime(CLOCK_MONOTONIC_RAW, &a1);
+        while ((a1.tv_sec - a0.tv_sec) * 1000000000ll +
+                   (a1.tv_nsec - a0.tv_nsec) < 50000000ll);
+        c1 = __rdtsc();
+        tsc_ghz = (double)(c1 - c0) /
+                  (double)((a1.tv_sec - a0.tv_sec) * 1000000000ll +
+                           (a1.tv_nsec - a0.tv_nsec));
+    }
+#endif
+}
+
+static uint64_t cyc_read(void)
+{
+    uint64_t v = 0;
+
+    if (cyc_fd >= 0 && read(cyc_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+        v = 0;
+    return v;
+}
+
+/* Ends a timed loop begun at (t0 ns, c0 cycles): its ns; last_cycles set. */
+static uint64_t timed_end(uint64_t t0, uint64_t c0)
+{
+    uint64_t t = now_ns() - t0;
+
+    last_cycles = cyc_fd >= 0 ? (double)(cyc_read() - c0) : (double)t * tsc_ghz;
+    return t;
+}
+
+static const char *cycles_source(void)
+{
+    return cyc_fd >= 0 ? "perf" : tsc_ghz > 0 ? "tsc-nominal" : "none";
+}
+
+static double per_page(double cycles, uint64_t pages)
+{
+    return pages ? cycles / (double)pages : 0;
+}
+
 static double gbs(uint64_t bytes, uint64_t ns)
 {
     return ns ? (double)bytes / (double)ns : 0;
@@ -134,23 +228,23 @@ static volatile uint64_t sink;
 
 static uint64_t time_memcmp(const uint8_t *a, const uint8_t *b, size_t npages)
 {
-    uint64_t t = now_ns(), acc = 0;
+    uint64_t c = cyc_read(), t = now_ns(), acc = 0;
 
     for (size_t p = 0; p < npages; p++)
         acc += (uint64_t)memcmp(a + p * BENCH_PAGE, b + p * BENCH_PAGE,
                                 BENCH_PAGE);
-    t = now_ns() - t;
+    t = timed_end(t, c);
     sink += acc;
     return t;
 }
 
 static uint64_t time_memcpy(uint8_t *dst, const uint8_t *src, size_t npages)
 {
-    uint64_t t = now_ns();
+    uint64_t c = cyc_read(), t = now_ns();
 
     for (size_t p = 0; p < npages; p++)
         memcpy(dst + p * BENCH_PAGE, src + p * BENCH_PAGE, BENCH_PAGE);
-    t = now_ns() - t;
+    t = timed_end(t, c);
     sink += dst[0];
     return t;
 }
@@ -159,7 +253,7 @@ static uint64_t time_encode(const uint8_t *old, const uint8_t *new,
                             size_t npages, uint8_t *dst, uint64_t *bytes,
                             uint64_t *overflows)
 {
-    uint64_t t = now_ns(), total = 0, over = 0;
+    uint64_t c = cyc_read(), t = now_ns(), total = 0, over = 0;
 
     for (size_t p = 0; p < npages; p++) {
         int r = xcc_xbzrle_encode(old + p * BENCH_PAGE, new + p * BENCH_PAGE,
@@ -169,7 +263,7 @@ static uint64_t time_encode(const uint8_t *old, const uint8_t *new,
         else
             total += (uint64_t)r;
     }
-    t = now_ns() - t;
+    t = timed_end(t, c);
     *bytes = total;
     *overflows = over;
     return t;
@@ -178,14 +272,14 @@ static uint64_t time_encode(const uint8_t *old, const uint8_t *new,
 static uint64_t time_decode(const uint8_t *enc, const int *enc_len,
                             uint8_t *target, size_t npages, int *failed)
 {
-    uint64_t t = now_ns();
+    uint64_t c = cyc_read(), t = now_ns();
     int bad = 0;
 
     for (size_t p = 0; p < npages; p++)
         if (enc_len[p] > 0)
             bad |= xcc_xbzrle_decode(enc + p * BENCH_PAGE, (size_t)enc_len[p],
                                      target + p * BENCH_PAGE, BENCH_PAGE) < 0;
-    t = now_ns() - t;
+    t = timed_end(t, c);
     *failed = bad;
     return t;
 }
@@ -283,19 +377,45 @@ static void print_text(const struct result *res, const char *cpu,
     }
     printf("\ndecode GB/s of delta pages (x = ratio to memcpy of the page; "
            "only pages that encoded count)\n");
-    printf("%-8s %8s %15s\n", "workload", "memcpy", "decode");
+    printf("%-8s %8s", "workload", "memcpy");
+    for (int i = 0; i < BENCH_NIMPLS; i++)
+        if (run_impl[i])
+            printf(" %15s", impl_names[i]);
+    printf("\n");
     for (int w = 0; w < BENCH_NWORKLOADS; w++) {
-        char cell[32];
-        snprintf(cell, sizeof(cell), "%.2f (%.2fx)", res[w].decode_gbs,
-                 res[w].decode_gbs / res[w].memcpy_gbs);
-        printf("%-8s %8.2f %15s\n", workloads[w].name, res[w].memcpy_gbs,
-               cell);
+        printf("%-8s %8.2f", workloads[w].name, res[w].memcpy_gbs);
+        for (int i = 0; i < BENCH_NIMPLS; i++) {
+            char cell[32];
+            if (!run_impl[i])
+                continue;
+            snprintf(cell, sizeof(cell), "%.2f (%.2fx)", res[w].dec_gbs[i],
+                     res[w].dec_gbs[i] / res[w].memcpy_gbs);
+            printf(" %15s", cell);
+        }
+        printf("\n");
+    }
+    printf("\ncycles per page (%s; decode: per page with a delta)\n",
+           cyc_fd >= 0 ? "core cycles, perf counter"
+                       : "CPU time x TSC GHz, no perf counter here");
+    printf("%-8s %8s %8s", "workload", "memcmp", "memcpy");
+    for (int i = 0; i < BENCH_NIMPLS; i++)
+        if (run_impl[i])
+            printf(" %7s-enc %7s-dec", impl_names[i], impl_names[i]);
+    printf("\n");
+    for (int w = 0; w < BENCH_NWORKLOADS; w++) {
+        printf("%-8s %8.0f %8.0f", workloads[w].name, res[w].memcmp_cpp,
+               res[w].memcpy_cpp);
+        for (int i = 0; i < BENCH_NIMPLS; i++)
+            if (run_impl[i])
+                printf(" %11.0f %11.0f", res[w].encode_cpp[i],
+                       res[w].dec_cpp[i]);
+        printf("\n");
     }
 }
 
 static void print_json(const struct result *res, const char *cpu,
                        uint64_t mib, unsigned reps, const char *auto_impl,
-                       const int *run_impl)
+                       const int *run_impl, int head)
 {
     printf("{\"bench\":\"codec\",\"cpu\":");
     json_str(cpu);
@@ -306,27 +426,45 @@ static void print_json(const struct result *res, const char *cpu,
            mib, BENCH_PAGE, reps,
            bench_clock == CLOCK_MONOTONIC ? "wall" : "thread_cputime");
     json_str(auto_impl);
-    printf(",\"units\":\"GB/s (1e9 bytes of page data per second), median\","
+    printf(",\"cycles\":\"%s\",\"tsc_ghz\":%.4f,", cycles_source(), tsc_ghz);
+    printf("\"units\":\"GB/s (1e9 bytes of page data per second), median; "
+           "cycles per page (decode: per page with a delta), median\","
            "\"workloads\":[");
     for (int w = 0; w < BENCH_NWORKLOADS; w++) {
         const struct result *r = &res[w];
         printf("%s{\"name\":\"%s\",\"description\":\"%s\","
-               "\"memcmp_gbs\":%.4f,\"memcpy_gbs\":%.4f,\"encode\":{",
+               "\"memcmp_gbs\":%.4f,\"memcpy_gbs\":%.4f,"
+               "\"memcmp_cycles_per_page\":%.1f,"
+               "\"memcpy_cycles_per_page\":%.1f,\"encode\":{",
                w ? "," : "", workloads[w].name, workloads[w].what,
-               r->memcmp_gbs, r->memcpy_gbs);
+               r->memcmp_gbs, r->memcpy_gbs, r->memcmp_cpp, r->memcpy_cpp);
         int first = 1;
         for (int i = 0; i < BENCH_NIMPLS; i++) {
             if (!run_impl[i])
                 continue;
-            printf("%s\"%s\":{\"gbs\":%.4f,\"ratio_memcmp\":%.4f}",
+            printf("%s\"%s\":{\"gbs\":%.4f,\"ratio_memcmp\":%.4f,"
+                   "\"cycles_per_page\":%.1f}",
                    first ? "" : ",", impl_names[i], r->encode_gbs[i],
-                   r->encode_gbs[i] / r->memcmp_gbs);
+                   r->encode_gbs[i] / r->memcmp_gbs, r->encode_cpp[i]);
             first = 0;
         }
-        printf("},\"decode_gbs\":%.4f,\"decode_ratio_memcpy\":%.4f,"
+        printf("},\"decode\":{");
+        first = 1;
+        for (int i = 0; i < BENCH_NIMPLS; i++) {
+            if (!run_impl[i])
+                continue;
+            printf("%s\"%s\":{\"gbs\":%.4f,\"ratio_memcpy\":%.4f,"
+                   "\"cycles_per_page\":%.1f}",
+                   first ? "" : ",", impl_names[i], r->dec_gbs[i],
+                   r->dec_gbs[i] / r->memcpy_gbs, r->dec_cpp[i]);
+            first = 0;
+        }
+        printf("},\"decode_impl\":\"%s\",\"decode_gbs\":%.4f,"
+               "\"decode_ratio_memcpy\":%.4f,\"decode_cycles_per_page\":%.1f,"
                "\"delta_pages\":%" PRIu64 ",\"overflow_pages\":%" PRIu64
                ",\"mean_delta_bytes\":%.1f}",
-               r->decode_gbs, r->decode_gbs / r->memcpy_gbs, r->delta_pages,
+               impl_names[head], r->decode_gbs, r->decode_gbs / r->memcpy_gbs,
+               r->dec_cpp[head], r->delta_pages,
                r->overflow_pages,
                r->delta_pages
                    ? (double)r->delta_bytes / (double)r->delta_pages
@@ -414,6 +552,13 @@ int bench_codec(int argc, char **argv)
             run_impl[i] = xcc_xbzrle_impl_supported(impl_names[i]);
     }
 
+    /* The headline decode figure: the path auto (or --impl) picks. */
+    int head = 0;
+    for (int i = 0; i < BENCH_NIMPLS; i++)
+        if (run_impl[i] && (only || !strcmp(impl_names[i], auto_impl)))
+            head = i;
+    cycles_init();
+
     size_t npages = (size_t)(mib << 20) / BENCH_PAGE;
     size_t bytes = npages * BENCH_PAGE;
     old = page_alloc(bytes);
@@ -435,7 +580,10 @@ int bench_codec(int argc, char **argv)
     for (int w = 0; w < BENCH_NWORKLOADS; w++) {
         struct result *r = &res[w];
         double t_cmp[BENCH_MAX_REPS], t_cpy[BENCH_MAX_REPS],
-            t_dec[BENCH_MAX_REPS], t_enc[BENCH_NIMPLS][BENCH_MAX_REPS];
+            t_enc[BENCH_NIMPLS][BENCH_MAX_REPS],
+            t_dec[BENCH_NIMPLS][BENCH_MAX_REPS], c_cmp[BENCH_MAX_REPS],
+            c_cpy[BENCH_MAX_REPS], c_enc[BENCH_NIMPLS][BENCH_MAX_REPS],
+            c_dec[BENCH_NIMPLS][BENCH_MAX_REPS];
         uint64_t ebytes = 0, over = 0;
         int failed = 0;
 
@@ -444,18 +592,23 @@ int bench_codec(int argc, char **argv)
         memcpy(target, old, bytes);
         for (unsigned k = 0; k < reps; k++) {
             t_cmp[k] = gbs(bytes, time_memcmp(old, target, npages));
+            c_cmp[k] = per_page(last_cycles, npages);
             for (int i = 0; i < BENCH_NIMPLS; i++) {
                 if (!run_impl[i])
                     continue;
                 xcc_xbzrle_set_impl(impl_names[i]);
                 t_enc[i][k] = gbs(
                     bytes, time_encode(old, new, npages, dst, &ebytes, &over));
+                c_enc[i][k] = per_page(last_cycles, npages);
             }
         }
         r->memcmp_gbs = bench_median(t_cmp, reps);
+        r->memcmp_cpp = bench_median(c_cmp, reps);
         for (int i = 0; i < BENCH_NIMPLS; i++)
-            if (run_impl[i])
+            if (run_impl[i]) {
                 r->encode_gbs[i] = bench_median(t_enc[i], reps);
+                r->encode_cpp[i] = bench_median(c_enc[i], reps);
+            }
 
         /* Store every delta, then time applying them. */
         xcc_xbzrle_set_impl(only ? only : "auto");
@@ -470,30 +623,51 @@ int bench_codec(int argc, char **argv)
                 r->overflow_pages++;
             }
         }
+        /* Each rep: memcpy of every page, then each path's decode onto
+         * the old pages (so every decoder writes into the same state). */
         for (unsigned k = 0; k < reps; k++) {
             t_cpy[k] = gbs(bytes, time_memcpy(target, new, npages));
-            t_dec[k] = gbs(r->delta_pages * BENCH_PAGE,
-                           time_decode(enc, enc_len, target, npages, &failed));
-            if (failed) {
-                cli_error("bench codec: %s: a delta failed to decode",
-                          workloads[w].name);
-                goto out;
+            c_cpy[k] = per_page(last_cycles, npages);
+            for (int i = 0; i < BENCH_NIMPLS; i++) {
+                if (!run_impl[i])
+                    continue;
+                xcc_xbzrle_set_impl(impl_names[i]);
+                memcpy(target, old, bytes);
+                t_dec[i][k] =
+                    gbs(r->delta_pages * BENCH_PAGE,
+                        time_decode(enc, enc_len, target, npages, &failed));
+                c_dec[i][k] = per_page(last_cycles, r->delta_pages);
+                if (failed) {
+                    cli_error("bench codec: %s: %s: a delta failed to decode",
+                              workloads[w].name, impl_names[i]);
+                    goto out;
+                }
+                /* Pages with a delta must now equal the new pages, the
+                 * others the old ones, or the decoder is wrong. */
+                for (size_t p = 0; p < npages; p++)
+                    if (memcmp(target + p * BENCH_PAGE,
+                               (enc_len[p] > 0 ? new : old) + p * BENCH_PAGE,
+                               BENCH_PAGE)) {
+                        cli_error("bench codec: %s: %s: page %zu decoded "
+                                  "wrong",
+                                  workloads[w].name, impl_names[i], p);
+                        goto out;
+                    }
             }
         }
-        /* Every page went through memcpy and then its delta: they must
-         * all equal the new pages, or the decoder is wrong. */
-        if (memcmp(target, new, bytes)) {
-            cli_error("bench codec: %s: decoded pages differ from the new "
-                      "pages",
-                      workloads[w].name);
-            goto out;
-        }
         r->memcpy_gbs = bench_median(t_cpy, reps);
-        r->decode_gbs = bench_median(t_dec, reps);
+        r->memcpy_cpp = bench_median(c_cpy, reps);
+        for (int i = 0; i < BENCH_NIMPLS; i++)
+            if (run_impl[i]) {
+                r->dec_gbs[i] = bench_median(t_dec[i], reps);
+                r->dec_cpp[i] = bench_median(c_dec[i], reps);
+            }
+        r->decode_gbs = r->dec_gbs[head];
+        xcc_xbzrle_set_impl(only ? only : "auto");
     }
 
     if (json)
-        print_json(res, cpu, mib, reps, auto_impl, run_impl);
+        print_json(res, cpu, mib, reps, auto_impl, run_impl, head);
     else
         print_text(res, cpu, mib, reps, auto_impl, run_impl);
     status = EXIT_OK;
@@ -504,5 +678,7 @@ out:
     free(enc);
     free(dst);
     free(enc_len);
+    if (cyc_fd >= 0)
+        close(cyc_fd);
     return status;
 }

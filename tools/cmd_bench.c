@@ -18,7 +18,8 @@ static void bench_usage(FILE *out)
             "          mapping and a persistent mapping\n"
             "dirty     sim dirty-tracking harvest rate: PAGEMAP_SCAN vs bitmap\n"
             "cache     XBZRLE cache miss + insert per page against memcpy\n"
-            "save      non-live save of a paused sim guest to /dev/null vs memcpy\n"
+            "save      non-live save of a paused sim guest into tmpfs and a pipe\n"
+            "          (and /dev/null, labelled) vs memcpy\n"
             "'xc-colo bench PART --help' lists a part's options.\n");
 }
 

@@ -51,6 +51,9 @@ static void workload_help(FILE *out)
             "               (default 0.05)\n"
             "  sweep[:PAGES_PER_S]\n"
             "               every page in turn (default 262144 pages/s)\n"
+            "  count:PAGES  the same PAGES pages (spread over RAM) rewritten "
+            "each tick:\n"
+            "               exactly PAGES dirty pages per checkpoint epoch\n"
             "  ledger       self-checking records in pfns 4352-5375 (needs "
             "21 MiB)\n"
             "  idle         nothing\n");

@@ -302,6 +302,9 @@ int64_t xcc_domain_digest(xcc_domain *d, unsigned flags, uint8_t digest[16],
  *   random:PAGES_PER_S[:FRACTION]  random pages at that rate, FRACTION of
  *              each page's bytes changed (default 0.05)
  *   sweep[:PAGES_PER_S]  every page in turn, one word each (benchmarks)
+ *   count:PAGES  the same PAGES pages, spread evenly over RAM, 8 bytes of
+ *              each rewritten per pass: any interval in which the guest ran
+ *              holds exactly PAGES dirty pages (benchmarks of checkpoints)
  *   ledger     self-checking records in pfns 4352..5375 (needs 21 MiB):
  *              xcc_sim_verify proves a (restored) RAM image consistent
  *   idle       nothing

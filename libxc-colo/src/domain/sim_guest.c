@@ -285,6 +285,32 @@ static void run_random(struct guest *g, unsigned part, uint64_t dt)
     }
 }
 
+/*
+ * count:N - the same N pages, spread evenly over RAM, each get 8 bytes
+ * rewritten every tick: an epoch in which the guest ran at least one tick
+ * holds exactly N dirty pages (fewer only for holes and ledger pages), so
+ * checkpoints of different modes can be benchmarked on the same work.
+ */
+static void run_count(struct guest *g, unsigned part)
+{
+    uint64_t n = g->a->wl.part[part].rate, stride;
+
+    if (n > g->nr_pfns)
+        n = g->nr_pfns;
+    stride = g->nr_pfns / n;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t pfn = k * stride;
+        uint8_t *page = g->ram + pfn * g->psz;
+
+        if (is_hole(g, pfn) || in_ledger(g, pfn))
+            continue;
+        page_begin(g, pfn);
+        for (unsigned i = 0; i < 8; i++)
+            page[(k * 64 + i) % g->psz] += (uint8_t)(i + 1);
+        page_end(g, pfn);
+    }
+}
+
 static void run_sweep(struct guest *g, unsigned part, uint64_t dt)
 {
     const struct sim_wl_part *p = &g->a->wl.part[part];
@@ -517,6 +543,9 @@ void sim_guest_main(const struct sim_guest_args *a)
                 break;
             case SIM_WL_LEDGER:
                 run_ledger(&g);
+                break;
+            case SIM_WL_COUNT:
+                run_count(&g, i);
                 break;
             case SIM_WL_IDLE:
                 break;

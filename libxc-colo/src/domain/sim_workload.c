@@ -330,16 +330,19 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
         p->kind = SIM_WL_RANDOM;
     else if (!strcmp(buf, "sweep"))
         p->kind = SIM_WL_SWEEP;
+    else if (!strcmp(buf, "count"))
+        p->kind = SIM_WL_COUNT;
     else {
         XCC_ERR(log, "sim",
                 "unknown workload '%s' (known: hotpages, sparse64, "
-                "random:PAGES_PER_S[:FRACTION], sweep[:PAGES_PER_S], ledger, "
-                "idle; combine with '+')",
+                "random:PAGES_PER_S[:FRACTION], sweep[:PAGES_PER_S], "
+                "count:PAGES, ledger, idle; combine with '+')",
                 buf);
         errno = EINVAL;
         return -1;
     }
-    if (p->kind != SIM_WL_RANDOM && p->kind != SIM_WL_SWEEP) {
+    if (p->kind != SIM_WL_RANDOM && p->kind != SIM_WL_SWEEP &&
+        p->kind != SIM_WL_COUNT) {
         if (arg) {
             XCC_ERR(log, "sim", "workload '%s' takes no parameter (got '%s')",
                     buf, arg);
@@ -352,6 +355,11 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
         p->rate = SWEEP_DEFAULT_RATE;
         return 0;
     }
+    if ((!arg || !*arg) && p->kind == SIM_WL_COUNT) {
+        XCC_ERR(log, "sim", "workload 'count' needs a page count: count:PAGES");
+        errno = EINVAL;
+        return -1;
+    }
     if (!arg || !*arg) {
         XCC_ERR(log, "sim",
                 "workload 'random' needs a rate: "
@@ -362,7 +370,8 @@ static int parse_part(const char *s, size_t len, struct sim_wl_part *p,
     errno = 0;
     p->rate = strtoull(arg, &end, 10);
     if (errno || end == arg || p->rate == 0 || *arg == '-' ||
-        (*end && *end != ':') || (*end == ':' && p->kind == SIM_WL_SWEEP)) {
+        (*end && *end != ':') ||
+        (*end == ':' && (p->kind == SIM_WL_SWEEP || p->kind == SIM_WL_COUNT))) {
         XCC_ERR(log, "sim",
                 "workload '%s': bad rate '%s' (pages per second, > 0)", buf,
                 arg);

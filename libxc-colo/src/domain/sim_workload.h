@@ -49,13 +49,14 @@ enum sim_wl_kind {
     SIM_WL_RANDOM,
     SIM_WL_LEDGER,
     SIM_WL_SWEEP,
+    SIM_WL_COUNT,
 };
 
 #define SIM_WL_MAX_PARTS 8
 
 struct sim_wl_part {
     enum sim_wl_kind kind;
-    uint64_t rate;   /* random, sweep: pages per second */
+    uint64_t rate;   /* random, sweep: pages per second; count: pages */
     double fraction; /* random: part of each page changed */
 };
 
