@@ -167,6 +167,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->zero_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
     s->zero_page = xalloc(s, s->page_size, "a zero page");
     s->w = stream_writer_new(fd, log);
+    if (s->w)
+        stream_writer_set_rate(s->w, s->p.max_bandwidth);
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
         !s->zero_page || !s->w)
@@ -412,6 +414,29 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
 }
 
 /*
+ * While a pass sends no deltas (iteration 0), touches n more pages of the
+ * buffers the delta passes will write: the saver's own delta and copy
+ * buffers, then the cache's. A first write to a fresh page faults, which
+ * costs tens of microseconds where dom0 is itself a guest; done here, in a
+ * pass that copies every page anyway, it no longer lands on each cache
+ * miss of iteration 1.
+ */
+static void prefault_step(xcc_saver *s, size_t n)
+{
+    const size_t own = 2 * s->batch;
+
+    while (n && s->prefaulted < own) {
+        size_t i = s->prefaulted++;
+        volatile uint8_t *p = (i < s->batch ? s->xb_data : s->copies) +
+                              (i % s->batch) * s->page_size;
+        *p = *p;
+        n--;
+    }
+    if (n)
+        page_cache_prefault(s->pc, n);
+}
+
+/*
  * Resolves, classifies and writes pfns[0..n) (s->bpfns: compacted in
  * place). Pages without data (holes, XALLOC, BROKEN) are announced first
  * and never looked up: the map cache would retry a failed page's chunk on
@@ -503,6 +528,8 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         done += (size_t)k;
     }
     xcc_map_cache_release(s->mc);
+    if (s->pc && !deltas)
+        prefault_step(s, n);
     return 0;
 }
 
@@ -757,7 +784,8 @@ static int send_digest(xcc_saver *s)
  * pass's bandwidth and bytes per page (iteration 0's zero pages make its
  * bytes per page too small to trust, so then a page counts whole), plus
  * one harvest, plus rehashing the stale digest chunks at the measured
- * hashing rate.
+ * hashing rate. Under --max-bandwidth the pass cannot go faster than the
+ * limit, whatever the last pass measured.
  */
 static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
 {
@@ -767,6 +795,8 @@ static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
     if (!it->ns || !it->bytes)
         return 1e18;
     bw = (double)it->bytes / ((double)it->ns / 1e9);
+    if (s->p.max_bandwidth && bw > (double)s->p.max_bandwidth)
+        bw = (double)s->p.max_bandwidth;
     if (it->index > 0 && it->pages)
         per_page = (double)it->bytes / (double)it->pages;
     ms = (double)dirty * per_page / bw * 1e3;

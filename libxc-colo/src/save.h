@@ -61,6 +61,7 @@ struct xcc_saver {
     size_t n_xb, xb_used;
     uint8_t *copies;            /* pages whose cache insert was declined */
     size_t n_copies;
+    size_t prefaulted;          /* pages of xb_data, then copies, touched */
     const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
 
     /* --verify: chunk digests kept up to date incrementally. */
