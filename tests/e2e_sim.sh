@@ -142,7 +142,7 @@ expect 0 "stop bitmap guest" "$XCC" sim stop "$B"
 # ---- bad input: exit 1, a message naming the problem, nothing made ----
 X=$P-x
 expect 1 "size not a page multiple" "$XCC" sim start "$X" --mem 12345 --workload idle && err_has "page size"
-expect 1 "bad size" "$XCC" sim start "$X" --mem 12Q --workload idle && err_has "--mem"
+expect 2 "bad size" "$XCC" sim start "$X" --mem 12Q --workload idle && err_has "--mem"
 expect 1 "unknown workload" "$XCC" sim start "$X" --mem 8M --workload frobnicate && err_has "frobnicate"
 expect 1 "ledger too small" "$XCC" sim start "$X" --mem 8M --workload ledger && err_has "ledger"
 expect 1 "bad holes" "$XCC" sim start "$X" --mem 8M --workload idle --holes 1-x && err_has "holes"
