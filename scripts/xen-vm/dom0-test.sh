@@ -210,7 +210,7 @@ cat /tmp/ops.out
 mode=$(awk '$2 == "dirty_mode" { print $3 }' /tmp/ops.out)
 known=$(sed -n 's/^XOPS dirty_known //p' /tmp/ops.out)
 if [ $rc = 0 ] && [ "$mode" = "$want_mode" ]; then
-    step ops PASS "$mode: dirty in 1 s: $known"
+    step ops PASS "$mode: dirty: $known"
 else
     step ops FAIL "xen-ops-test exit $rc, dirty mode '$mode' (want $want_mode), $known"
 fi
@@ -222,7 +222,7 @@ if [ "$XENVM_XEN" != security ]; then
     mode=$(awk '$2 == "dirty_mode" { print $3 }' /tmp/ops3.out)
     known=$(sed -n 's/^XOPS dirty_known //p' /tmp/ops3.out)
     if [ $rc = 0 ] && [ "$mode" = digest-scan ]; then
-        step ops_digest_scan PASS "$mode: dirty in 1 s: $known"
+        step ops_digest_scan PASS "$mode: dirty: $known"
     else
         step ops_digest_scan FAIL "exit $rc, dirty mode '$mode', $known"
     fi
@@ -662,7 +662,7 @@ else
         mode=$(awk '$2 == "dirty_mode" { print $3 }' /tmp/opsp.out)
         known=$(sed -n 's/^XOPS dirty_known //p' /tmp/opsp.out)
         [ $rc = 0 ] && [ "$mode" = xen-log-dirty ] &&
-            step pvh_ops PASS "$mode: dirty in 1 s: $known" ||
+            step pvh_ops PASS "$mode: dirty: $known" ||
             step pvh_ops FAIL "exit $rc, mode '$mode', $known"
         xl create -p /etc/xen/guest-pvh-target.cfg > /tmp/pvht.out 2>&1
         PT=$(xl domid guest-pvh-target 2>/dev/null)

@@ -201,9 +201,9 @@ def main():
           f"({steps.get('interface', ('MISSING',))[0]})")
     dk = xops.get("dirty_known")
     if dk:
-        print(f"log-dirty ({xops.get('dirty_mode', '?')}): pages dirty in 1 s: {dk}")
+        print(f"log-dirty ({xops.get('dirty_mode', '?')}): pages dirty: {dk}")
     if xops.get("dscan_dirty_known"):
-        print(f"digest scan (XCC_XEN_DIRTY=digest): pages dirty in 1 s: "
+        print(f"digest scan (XCC_XEN_DIRTY=digest): pages dirty: "
               f"{xops['dscan_dirty_known']}")
     print(f"\n{'xc-colo save (same PV domU, same VM)':<34} {'time s':>7} {'send s':>7} "
           f"{'bytes':>11} {'iters':>5} {'miss rate':>9}  map cache")
