@@ -87,6 +87,14 @@ static void *heartbeat(void *arg)
     return NULL;
 }
 
+static void *alloc_pages(size_t n)
+{
+    void *p = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
 /* The pseudo-physical frame behind addr, from /proc/self/pagemap. */
 static uint64_t pfn_of(const void *addr)
 {
@@ -132,9 +140,11 @@ static void *background(void *arg)
 
 int main(void)
 {
-    char *hot = calloc(HOT_PAGES, PAGE);
-    uint8_t *bg = calloc(BG_PAGES, PAGE);
-    uint8_t *idle = calloc(IDLE_PAGES, PAGE);
+    /* Page-aligned (calloc's would start 16 bytes into a page), so that
+     * the marks sit at MARK_OFFSET of each page. */
+    char *hot = alloc_pages(HOT_PAGES);
+    uint8_t *bg = alloc_pages(BG_PAGES);
+    uint8_t *idle = alloc_pages(IDLE_PAGES);
     pthread_t t1, t2, t3;
 
     if (!hot || !bg || !idle) {
