@@ -448,7 +448,7 @@ else
         kv checkpoint_target_domid "$C"
         rm -f /tmp/ckpt.fifo /tmp/dlog
         mkfifo /tmp/ckpt.fifo
-        hb0=$(hb_now "$D")
+        hb0=""
         xc-colo restore --checkpointed /tmp/ckpt.fifo "xen:$C" > /tmp/recv.out 2>&1 &
         RPID=$!
         t0=$(now)
@@ -458,6 +458,11 @@ else
         SPID=$!
         i=0
         while [ "$(logged_lines /tmp/dlog)" -lt "$CKPT_COUNT" ]; do
+            # The heartbeat window opens once checkpoints are under way, as
+            # for xl remus below (the live phase stays out of it).
+            if [ -z "$hb0" ] && [ "$(logged_lines /tmp/dlog)" -ge 2 ]; then
+                hb0=$(hb_now "$D"); n0=$(logged_lines /tmp/dlog)
+            fi
             i=$((i + 1))
             if [ $i -gt 600 ] || ! kill -0 $SPID 2>/dev/null; then break; fi
             sleep 0.2
@@ -481,6 +486,7 @@ else
         kv ckpt_hb_gaps "$1"
         kv ckpt_hb_max_ms "$2"
         kv ckpt_hb_median_ms "$3"
+        kv ckpt_logged_in_window "$((n - ${n0:-0}))"
         K=$(sed -n 's/.*failover: kept checkpoint \([0-9][0-9]*\).*/\1/p' /tmp/recv.out | tail -n1)
         kv checkpoint_kept "$K"
         echo "    [digest-log] $(tail -n 3 /tmp/dlog 2>/dev/null | tr '\n' '|')"
