@@ -268,8 +268,10 @@ def main():
     rx = rx_n / rx_w if rx_n and rx_w else None
     cx = cx_n / cx_w if cx_n and cx_w else None
     print(f"{'xl remus -n -d -u -i 100':<34} {f(rx):>7} {f(num('remus_xl_median_pause_ms'), '{:.0f}'):>9}")
+    lx = num("ckpt_logged_in_window")
     print(f"{'xc-colo checkpoint --interval 100':<34} {f(cx):>7} {f(num('ckpt_hb_median_ms'), '{:.0f}'):>9}"
-          + (f"  ckpt/s {cx / rx:.2f}x" if cx and rx else ""))
+          + (f"  ckpt/s {cx / rx:.2f}x" if cx and rx else "")
+          + (f"  (digest log: {lx / cx_w:.2f}/s)" if lx and cx_w else ""))
     print(f"heartbeat noise: {kv.get('hb_noise_gaps', '-')} gaps over 20 ms in 3 s idle, "
           f"max {kv.get('hb_noise_max_ms', '-')} ms")
     if "pvh_digest_source" in kv or "pvh" in steps:
