@@ -16,6 +16,8 @@
 #                  xc-colo falls back to its digest-scan dirty tracking.
 #                  Both boot with the same (current) tools and libraries.
 #   XENVM_PVH      0 leaves out the PVH domU (default 1)
+#   XENVM_QUICK    1 stops after the interface, create and ops steps (a
+#                  quick check while working on them; the verdict is FAIL)
 #
 # Prints a summary table and `XENVM_RESULT PASS` or `XENVM_RESULT FAIL`; the
 # serial console log and results.json stay in $XENVM_WORK/run/.
@@ -219,6 +221,7 @@ HV_VERSION=$HV_VER
 HOST_DOMCTL=$HOST_DOMCTL
 LIBXEN_VERSION=$LIBXEN_VERSION
 XENVM_PVH=${XENVM_PVH:-1}
+XENVM_QUICK=${XENVM_QUICK:-0}
 EOF
 
 # Shared libraries the host-built programs need that the base lacks: copy
