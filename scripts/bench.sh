@@ -34,6 +34,7 @@ run_micro codec
 run_micro mapcache --mem 1G
 run_micro dirty --mem 1G
 run_micro save --mem 1G
+run_micro cache --mem 64M
 
 # Live migration (issue 5's table) and checkpoint rate/latency (issue 6's).
 echo "bench.sh: scripts/bench-migrate.sh" >&2
@@ -41,6 +42,11 @@ XCC_BUILD=$build BENCH_JSON="$out/micro/migrate.jsonl" sh "$here/bench-migrate.s
     >"$out/micro/migrate.txt" 2>"$out/micro/migrate.stderr" ||
     { echo "bench.sh: bench-migrate.sh failed: $(tail -n 1 "$out/micro/migrate.stderr")" >&2
       micro_failed="$micro_failed migrate"; }
+echo "bench.sh: scripts/bench-bandwidth.sh" >&2
+XCC_BUILD=$build BENCH_JSON="$out/micro/bandwidth.jsonl" sh "$here/bench-bandwidth.sh" \
+    >"$out/micro/bandwidth.txt" 2>"$out/micro/bandwidth.stderr" ||
+    { echo "bench.sh: bench-bandwidth.sh failed: $(tail -n 1 "$out/micro/bandwidth.stderr")" >&2
+      micro_failed="$micro_failed bandwidth"; }
 echo "bench.sh: scripts/bench-checkpoint.sh" >&2
 XCC_BIN=$xcc CK_OUT="$out/micro/checkpoint.json" sh "$here/bench-checkpoint.sh" \
     >"$out/micro/checkpoint.txt" 2>"$out/micro/checkpoint.stderr" ||

@@ -18,6 +18,7 @@
 
 /* Internal hook in page_cache.c (not exported). */
 void page_cache_set_generation(xcc_page_cache *c, uint32_t gen);
+size_t page_cache_prefault(xcc_page_cache *c, size_t n);
 
 #define SMALL_PAGE 64u
 #define PAGE 4096u
@@ -916,4 +917,36 @@ Test(page_cache, random_dirtying_online_bound, .timeout = 120)
         cr_expect_geq(ours, dm, "%s: below the direct-mapped baseline", name);
         trace_free(&t);
     }
+}
+
+/* Prefaulting writes every buffer once (the slots and the stage buffer) and
+ * leaves the entries' contents exactly as they were. */
+Test(page_cache, prefault_touches_every_buffer_and_keeps_contents)
+{
+    const uint32_t slots = 64;
+    xcc_page_cache *c = xcc_page_cache_new(slots * PAGE, PAGE);
+    uint8_t page[PAGE];
+    size_t total = 0, got;
+
+    cr_assert_not_null(c);
+    for (uint64_t pfn = 0; pfn < slots / 2; pfn++) {
+        memset(page, (int)(pfn * 7 + 1), PAGE);
+        cr_assert_eq(xcc_page_cache_insert(c, pfn, page), 0);
+    }
+    while ((got = page_cache_prefault(c, 5)) > 0) {
+        cr_assert_leq(got, 5);
+        total += got;
+    }
+    cr_expect_eq(total, slots + 1, "prefaulted %zu buffers, expected %u",
+                 total, slots + 1);
+    cr_expect_eq(page_cache_prefault(c, 100), 0);
+    for (uint64_t pfn = 0; pfn < slots / 2; pfn++) {
+        const uint8_t *e = xcc_page_cache_lookup(c, pfn);
+
+        memset(page, (int)(pfn * 7 + 1), PAGE);
+        cr_assert_not_null(e);
+        cr_expect(memcmp(e, page, PAGE) == 0, "pfn %" PRIu64 " changed",
+                  pfn);
+    }
+    xcc_page_cache_free(c);
 }

@@ -34,6 +34,7 @@ int bench_codec(int argc, char **argv);
 int bench_mapcache(int argc, char **argv);
 int bench_dirty(int argc, char **argv);
 int bench_save(int argc, char **argv);
+int bench_cache(int argc, char **argv);
 
 /* Prints "xc-colo: " and the message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,6 +45,13 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * an error naming `what`.
  */
 int cli_parse_size(const char *s, const char *what, uint64_t *out);
+
+/*
+ * Parses a link rate into bytes per second: a number with an optional k, M,
+ * G or T (powers of 1000), in bits per second ("1G": 1 Gbit/s), or in bytes
+ * with a B suffix ("125MB"). Returns 0, or -1 after an error naming what.
+ */
+int cli_parse_rate(const char *s, const char *what, uint64_t *out);
 
 /* Parses an unsigned integer; returns 0, or -1 after an error naming what. */
 int cli_parse_u64(const char *s, const char *what, uint64_t *out);

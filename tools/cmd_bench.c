@@ -11,11 +11,13 @@ static void bench_usage(FILE *out)
             "usage: xc-colo bench codec [--json] [--mib N] [--path P]\n"
             "       xc-colo bench mapcache [--json] [--mem SIZE]\n"
             "       xc-colo bench dirty [--json] [--mem SIZE]\n"
-            "       xc-colo bench save [--json] [--mem SIZE]\n\n"
+            "       xc-colo bench save [--json] [--mem SIZE]\n"
+            "       xc-colo bench cache [--json] [--mem SIZE] [--reps N]\n\n"
             "codec     XBZRLE encode/decode throughput against memcmp/memcpy\n"
             "mapcache  page reads through the map cache against per-batch\n"
             "          mapping and a persistent mapping\n"
             "dirty     sim dirty-tracking harvest rate: PAGEMAP_SCAN vs bitmap\n"
+            "cache     XBZRLE cache miss + insert per page against memcpy\n"
             "save      non-live save of a paused sim guest to /dev/null vs memcpy\n"
             "'xc-colo bench PART --help' lists a part's options.\n");
 }
@@ -38,7 +40,10 @@ int cmd_bench(int argc, char **argv)
         return bench_dirty(argc - 1, argv + 1);
     if (!strcmp(argv[1], "save"))
         return bench_save(argc - 1, argv + 1);
-    cli_error("bench: unknown part '%s' (codec, mapcache, dirty, save)",
+    if (!strcmp(argv[1], "cache"))
+        return bench_cache(argc - 1, argv + 1);
+    cli_error("bench: unknown part '%s' (codec, mapcache, dirty, save, "
+              "cache)",
               argv[1]);
     return EXIT_USAGE;
 }

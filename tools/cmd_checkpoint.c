@@ -78,6 +78,8 @@ static void checkpoint_usage(FILE *out)
             "5)\n"
             "      --target-dirty N  end the live phase at N dirty pages "
             "(default 50)\n"
+            "      --max-bandwidth RATE  the live phase's limit on the wire "
+            "(1G = 1 Gbit/s)\n"
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
             "section\n"
             "  -c, --continue        leave the guest running at the end\n"

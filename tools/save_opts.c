@@ -81,6 +81,10 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
         /* The library reads 0 as "default": 0 pages means 1 here. */
         o->p.target_dirty = v ? v : 1;
         break;
+    case SAVE_OPT_MAX_BANDWIDTH:
+        if (cli_parse_rate(arg, "--max-bandwidth", &o->p.max_bandwidth) < 0)
+            return -1;
+        break;
     case 'c': o->resume = true; break;
     default: return out_opts_parse(&o->out, opt, arg) ? 1 : 0;
     }

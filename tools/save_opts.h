@@ -25,6 +25,7 @@ enum {
     SAVE_OPT_NO_VERIFY,
     SAVE_OPT_MAX_ITERS,
     SAVE_OPT_TARGET_DIRTY,
+    SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_END,
 };
 
@@ -47,6 +48,7 @@ enum {
         {"no-verify", no_argument, NULL, SAVE_OPT_NO_VERIFY},                  \
         {"max-iters", required_argument, NULL, SAVE_OPT_MAX_ITERS},            \
         {"target-dirty", required_argument, NULL, SAVE_OPT_TARGET_DIRTY},      \
+        {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* What the output options set. */

@@ -109,6 +109,42 @@ bad:
     return -1;
 }
 
+int cli_parse_rate(const char *s, const char *what, uint64_t *out)
+{
+    char *end;
+    double v, mult = 1;
+
+    errno = 0;
+    if (!s || !*s || *s == '-' || *s == '+')
+        goto bad;
+    v = strtod(s, &end);
+    if (errno || end == s || !(v > 0))
+        goto bad;
+    switch (*end) {
+    case 'k': case 'K': mult = 1e3; end++; break;
+    case 'm': case 'M': mult = 1e6; end++; break;
+    case 'g': case 'G': mult = 1e9; end++; break;
+    case 't': case 'T': mult = 1e12; end++; break;
+    default: break;
+    }
+    v *= mult;
+    if (!strcmp(end, "B") || !strcmp(end, "B/s"))
+        ; /* bytes per second already */
+    else if (!*end || !strcmp(end, "bit") || !strcmp(end, "bit/s") ||
+             !strcmp(end, "bps"))
+        v /= 8;
+    else
+        goto bad;
+    if (v < 1 || v > 1e15)
+        goto bad;
+    *out = (uint64_t)v;
+    return 0;
+bad:
+    cli_error("%s: expected a rate such as 1G (bits/s) or 125MB (bytes/s), "
+              "got '%s'", what, s ? s : "");
+    return -1;
+}
+
 xentoollog_logger *cli_logger(int verbosity, bool progress)
 {
     xentoollog_level level = XTL_WARN;

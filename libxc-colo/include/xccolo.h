@@ -613,6 +613,9 @@ struct xcc_save_params {
     uint32_t batch_pages; /* pages per batch (one PAGE_DATA record at most);
                              0: 1024, as Xen */
     int progress;         /* report progress through xtl_progress */
+    uint64_t max_bandwidth; /* bytes per second on the fd, on average (a
+                               token bucket, as QEMU's max-bandwidth); the
+                               --max-downtime estimate uses it; 0: none */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,

@@ -111,6 +111,7 @@ struct xcc_page_cache {
     uint64_t admit_loss;          /* victims that came back (decaying) */
     uint32_t gen_count[AGE_RING]; /* entries by used_gen, recent ones */
     uint64_t hits, misses, inserts, declined, evictions;
+    uint32_t prefault_next;       /* buffers [0, prefault_next) touched */
 };
 
 /* A 64-bit mix (multiply, xor-shift) so that both contiguous and strided
@@ -515,6 +516,19 @@ const uint8_t *xcc_page_cache_commit(xcc_page_cache *c, uint64_t pfn)
     s->buf = staged;
     c->inserts++;
     return buf_ptr(c, staged);
+}
+
+size_t page_cache_prefault(xcc_page_cache *c, size_t n)
+{
+    size_t done = 0;
+
+    while (c && done < n && c->prefault_next <= c->nslots) {
+        /* Rewrites one byte with itself: the contents stay as they are. */
+        volatile uint8_t *p = buf_ptr(c, c->prefault_next++);
+        *p = *p;
+        done++;
+    }
+    return done;
 }
 
 void xcc_page_cache_drop(xcc_page_cache *c, uint64_t pfn)

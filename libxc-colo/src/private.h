@@ -52,4 +52,15 @@ xentoollog_logger *lib_default_logger(void);
 /* Monotonic clock in nanoseconds. */
 uint64_t lib_now_ns(void);
 
+/*
+ * Writes to the next n of the page cache's buffers through the process's
+ * own mapping (a byte rewritten with itself), so that a later insert does
+ * not pay the first-touch fault. MAP_POPULATE allocates the pages, but where
+ * the process runs in a guest with shadow paging (a PV dom0; a KVM-PVM
+ * guest) the first user write still faults, for tens of microseconds a
+ * page. Returns how many were touched; 0 once all have been.
+ */
+struct xcc_page_cache;
+size_t page_cache_prefault(struct xcc_page_cache *c, size_t n);
+
 #endif /* XCC_PRIVATE_H */

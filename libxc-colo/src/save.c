@@ -167,6 +167,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->zero_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
     s->zero_page = xalloc(s, s->page_size, "a zero page");
     s->w = stream_writer_new(fd, log);
+    if (s->w)
+        stream_writer_set_rate(s->w, s->p.max_bandwidth);
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
         !s->zero_page || !s->w)
@@ -242,6 +244,7 @@ void xcc_saver_free(xcc_saver *s)
     free(s->bpfns);
     free(s->btypes);
     free(s->bpages);
+    free(s->bounce);
     free(s->berr);
     free(s->out_pfns);
     free(s->out_types);
@@ -341,6 +344,13 @@ static void add_page_data(xcc_saver *s, uint64_t pfn, uint8_t type,
     s->n_out++;
 }
 
+/* pfn goes out as exactly page's bytes: tell a content-tracking backend. */
+static void note_sent(xcc_saver *s, uint64_t pfn, const uint8_t *page)
+{
+    if (s->by_content)
+        s->d->ops->page_sent(s->d, pfn, page);
+}
+
 /*
  * A page in a delta pass: copy it once into the cache's stage buffer and
  * send, encode and cache that copy only.
@@ -354,6 +364,8 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
     int len;
 
     memcpy(buf, guest, psz);
+    /* Whatever follows, the receiver ends up holding exactly buf. */
+    note_sent(s, pfn, buf);
     if (save_page_is_zero(buf, psz)) {
         /* The receiver will hold zeros; the cache may not hold old bytes. */
         xcc_page_cache_drop(s->pc, pfn);
@@ -402,6 +414,29 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
 }
 
 /*
+ * While a pass sends no deltas (iteration 0), touches n more pages of the
+ * buffers the delta passes will write: the saver's own delta and copy
+ * buffers, then the cache's. A first write to a fresh page faults, which
+ * costs tens of microseconds where dom0 is itself a guest; done here, in a
+ * pass that copies every page anyway, it no longer lands on each cache
+ * miss of iteration 1.
+ */
+static void prefault_step(xcc_saver *s, size_t n)
+{
+    const size_t own = 2 * s->batch;
+
+    while (n && s->prefaulted < own) {
+        size_t i = s->prefaulted++;
+        volatile uint8_t *p = (i < s->batch ? s->xb_data : s->copies) +
+                              (i % s->batch) * s->page_size;
+        *p = *p;
+        n--;
+    }
+    if (n)
+        page_cache_prefault(s->pc, n);
+}
+
+/*
  * Resolves, classifies and writes pfns[0..n) (s->bpfns: compacted in
  * place). Pages without data (holes, XALLOC, BROKEN) are announced first
  * and never looked up: the map cache would retry a failed page's chunk on
@@ -413,6 +448,13 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
     const bool deltas = s->use_xbzrle_now && s->pc;
     size_t done = 0, with_data = 0;
 
+    s->by_content = s->d->ops->dirty_by_content && s->d->ops->page_sent &&
+                    s->d->ops->dirty_by_content(s->d);
+    if (s->by_content && !s->bounce) {
+        s->bounce = xalloc(s, s->batch * s->page_size, "page copies");
+        if (!s->bounce)
+            return -1;
+    }
     if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
         XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
         return -1;
@@ -461,6 +503,17 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
                 /* Page tables go whole, from the mapping: forget them. */
                 xcc_page_cache_drop(s->pc, pfn);
             }
+            if (s->by_content) {
+                /*
+                 * Send a copy, not the live mapping, so that the bytes
+                 * reported to the backend are the bytes on the wire.
+                 */
+                uint8_t *copy = s->bounce + (i - done) * s->page_size;
+
+                memcpy(copy, page, s->page_size);
+                page = copy;
+                note_sent(s, pfn, copy);
+            }
             if (!s->p.xen_compat && save_page_is_zero(page, s->page_size)) {
                 s->zero_pfns[s->n_zero++] = pfn;
                 it->zero++;
@@ -475,6 +528,8 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         done += (size_t)k;
     }
     xcc_map_cache_release(s->mc);
+    if (s->pc && !deltas)
+        prefault_step(s, n);
     return 0;
 }
 
@@ -729,7 +784,8 @@ static int send_digest(xcc_saver *s)
  * pass's bandwidth and bytes per page (iteration 0's zero pages make its
  * bytes per page too small to trust, so then a page counts whole), plus
  * one harvest, plus rehashing the stale digest chunks at the measured
- * hashing rate.
+ * hashing rate. Under --max-bandwidth the pass cannot go faster than the
+ * limit, whatever the last pass measured.
  */
 static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
 {
@@ -739,6 +795,8 @@ static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
     if (!it->ns || !it->bytes)
         return 1e18;
     bw = (double)it->bytes / ((double)it->ns / 1e9);
+    if (s->p.max_bandwidth && bw > (double)s->p.max_bandwidth)
+        bw = (double)s->p.max_bandwidth;
     if (it->index > 0 && it->pages)
         per_page = (double)it->bytes / (double)it->pages;
     ms = (double)dirty * per_page / bw * 1e3;

@@ -45,6 +45,8 @@ struct xcc_saver {
     uint64_t *bpfns;
     uint8_t *btypes;
     uint8_t **bpages;
+    uint8_t *bounce;            /* batch copies, for dirty_by_content backends */
+    bool by_content;            /* this batch: ops->dirty_by_content() */
     int *berr;
     /* Classified output of one resolved slice. */
     uint64_t *out_pfns;         /* PAGE_DATA entries */
@@ -59,6 +61,7 @@ struct xcc_saver {
     size_t n_xb, xb_used;
     uint8_t *copies;            /* pages whose cache insert was declined */
     size_t n_copies;
+    size_t prefaulted;          /* pages of xb_data, then copies, touched */
     const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
 
     /* --verify: chunk digests kept up to date incrementally. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "stream.h"
+#include "rate.h"
 
 #define CTX "stream"
 
@@ -158,6 +159,7 @@ struct stream_writer {
      * mapping that grows by mremap (no copy) and keeps its pages. */
     uint8_t *mem;
     size_t mem_len, mem_cap;
+    struct rate_limit rate; /* --max-bandwidth (fd writers only) */
 };
 
 struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log)
@@ -369,7 +371,24 @@ static int writer_out(struct stream_writer *w, struct iovec *iov, size_t cnt)
 {
     if (w->fd < 0)
         return mem_write_iov(w, iov, cnt);
+    if (w->rate.bytes_per_sec) {
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < cnt; i++)
+            n += iov[i].iov_len;
+        rate_limit_take(&w->rate, n);
+    }
     return write_iov_all(w->fd, iov, cnt);
+}
+
+void stream_writer_set_rate(struct stream_writer *w, uint64_t bytes_per_sec)
+{
+    rate_limit_init(&w->rate, bytes_per_sec);
+}
+
+uint64_t stream_writer_throttled_ns(const struct stream_writer *w)
+{
+    return w->rate.slept_ns;
 }
 
 /*

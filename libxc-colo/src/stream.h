@@ -138,6 +138,15 @@ const uint8_t *stream_writer_mem(const struct stream_writer *w, size_t *len);
  * the memory beyond keep bytes; the rest stays mapped for the next use. */
 void stream_writer_mem_reset(struct stream_writer *w, size_t keep);
 
+/*
+ * Holds an fd writer to bytes_per_sec on average (a token bucket; 0: no
+ * limit). A memory writer is never limited: its bytes are limited when
+ * they reach the fd. stream_writer_throttled_ns() is the time spent
+ * waiting for the limit so far.
+ */
+void stream_writer_set_rate(struct stream_writer *w, uint64_t bytes_per_sec);
+uint64_t stream_writer_throttled_ns(const struct stream_writer *w);
+
 /* Total bytes written so far, headers and padding included. */
 uint64_t stream_writer_bytes(const struct stream_writer *w);
 

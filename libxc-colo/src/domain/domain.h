@@ -59,6 +59,17 @@ struct xcc_domain_ops {
     int (*pause)(xcc_domain *d);
     int (*unpause)(xcc_domain *d);
 
+    /*
+     * Optional (NULL): a backend that finds dirty pages by comparing page
+     * contents (Xen's digest fallback) answers true while it does so. The
+     * saver then sends pages from a copy and passes page_sent the exact
+     * bytes the receiver will hold, so that the next clean compares the
+     * guest against what was sent rather than against an earlier scan: a
+     * transient state caught by a copy is then always sent again.
+     */
+    bool (*dirty_by_content)(xcc_domain *d);
+    void (*page_sent)(xcc_domain *d, uint64_t pfn, const void *page);
+
     /* Optional (NULL): quiesce / resume the guest around the final pass. */
     int (*suspend)(xcc_domain *d);
     int (*resume)(xcc_domain *d);

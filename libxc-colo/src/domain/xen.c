@@ -189,6 +189,16 @@ static int xen_logdirty_disable(xcc_domain *d)
     return 0;
 }
 
+static bool xen_dirty_by_content(xcc_domain *d)
+{
+    return priv(d)->soft_on;
+}
+
+static void xen_page_sent(xcc_domain *d, uint64_t pfn, const void *page)
+{
+    xen_softdirty_sent(priv(d), pfn, page);
+}
+
 static int64_t xen_logdirty_clean(xcc_domain *d, uint64_t *bitmap, bool final)
 {
     struct xen_dom *x = priv(d);
@@ -538,6 +548,8 @@ static const struct xcc_domain_ops xen_ops = {
     .logdirty_enable = xen_logdirty_enable,
     .logdirty_disable = xen_logdirty_disable,
     .logdirty_clean = xen_logdirty_clean,
+    .dirty_by_content = xen_dirty_by_content,
+    .page_sent = xen_page_sent,
     .map = xen_map,
     .unmap = xen_unmap,
     .pause = xen_pause,

@@ -54,7 +54,8 @@ struct xen_dom {
     void **soft_chunk;            /* persistent read-only mappings */
     size_t soft_nchunks;
     int *soft_err;                /* per pfn: mapping error */
-    uint64_t *soft_digest;        /* per pfn: XXH64 at the last clean */
+    uint64_t *soft_digest;        /* per pfn: XXH64 of the bytes last sent,
+                                     or of the last scan */
     uint64_t *soft_live;          /* pfns a live clean reported */
     unsigned soft_map_generation; /* p2m_refreshes when mapped */
 
@@ -96,6 +97,7 @@ int xen_frame_types(struct xen_dom *x, const uint64_t *frames, uint8_t *types,
  */
 int xen_softdirty_enable(struct xen_dom *x);
 int64_t xen_softdirty_clean(struct xen_dom *x, uint64_t *bitmap, bool final);
+void xen_softdirty_sent(struct xen_dom *x, uint64_t pfn, const void *page);
 void xen_softdirty_disable(struct xen_dom *x);
 
 #endif /* XCC_XEN_PRIV_H */

@@ -9,13 +9,15 @@
  * page, taken through one persistent read-only mapping of the guest, and a
  * clean reports the pages whose digest changed since the previous clean.
  *
- * Sampling cannot see a write that is undone before the next scan. So that
- * the final (paused) pass still leaves the receiver exact, every page that
- * any live clean reported is reported again by the next final clean: the
- * live copy of such a page may have caught a transient state, and the final
- * copy, taken while the guest is paused, is exact. What remains unseen is a
- * page written only during the first full copy and restored to the very
- * same bytes before every later scan; the README says so.
+ * Sampling cannot see a write that is undone before the next scan, so the
+ * digest a clean compares against is not the previous scan's but the
+ * digest of the bytes actually sent: the saver sends from a copy and hands
+ * that copy to xen_softdirty_sent(). A copy that caught a transient state
+ * (a lock held, a counter mid-update) then differs from the guest at the
+ * next scan, whatever the guest did in between, and is sent again. A page
+ * never sent keeps its scan digest. On top of that, every page a live clean
+ * reported is reported again by the next final clean, whose copy, taken
+ * while the guest is paused, is exact.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -145,6 +147,7 @@ int64_t xen_softdirty_clean(struct xen_dom *x, uint64_t *bitmap, bool final)
     }
     for (uint64_t p = 0; p < x->nr_pfns; p++) {
         const uint64_t bit = 1ull << (p % 64);
+        /* soft_digest[p]: the bytes last sent, or the last scan's. */
         uint64_t h = page_digest(x, p);
         bool dirty = h != x->soft_digest[p];
 
@@ -162,6 +165,14 @@ int64_t xen_softdirty_clean(struct xen_dom *x, uint64_t *bitmap, bool final)
     if (final)
         memset(x->soft_live, 0, XCC_DIV_ROUND_UP(x->nr_pfns, 64) * 8);
     return count;
+}
+
+void xen_softdirty_sent(struct xen_dom *x, uint64_t pfn, const void *page)
+{
+    /* An unmappable page keeps digest 0 and is reported by the scan. */
+    if (!x->soft_on || pfn >= x->soft_nr || x->soft_err[pfn])
+        return;
+    x->soft_digest[pfn] = XXH64(page, PAGE_BYTES, 0);
 }
 
 void xen_softdirty_disable(struct xen_dom *x)

@@ -1,0 +1,109 @@
+#!/bin/sh
+# Live migration under --max-bandwidth, where bytes saved become time
+# saved: a sim guest running hotpages, then random:50000:0.1, migrated
+# through a pipe into a new sim guest with XBZRLE off and on, at a 1 Gbit/s
+# and a 10 Gbit/s limit. One row per cell (median of BENCH_REPS runs):
+# bytes on the wire, total time, downtime, iterations; then the ratio of
+# plain to XBZRLE total time under the same limit, measured in the same run.
+# Every target's memory is checked against its source.
+#
+# Env: XCC_BUILD (default build), BENCH_MEM (default 256M), BENCH_REPS
+# (default 3), BENCH_LIMITS (default "1G 10G"), BENCH_JSON (JSON lines out).
+set -u
+build=${XCC_BUILD:-build}
+xcc="$build/bin/xc-colo"
+case "$xcc" in /*) ;; *) xcc="$PWD/$xcc" ;; esac
+py=${PYTHON:-python3}
+mem=${BENCH_MEM:-256M}
+reps=${BENCH_REPS:-3}
+limits=${BENCH_LIMITS:-1G 10G}
+tmp=$(mktemp -d /tmp/xc-colo-bench-bw.XXXXXX) || exit 1
+guests=""
+status=0
+
+cleanup() {
+    for g in $guests; do "$xcc" sim stop "$g" >/dev/null 2>&1; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+[ -x "$xcc" ] || { echo "bench-bandwidth: $xcc not found" >&2; exit 2; }
+
+for workload in hotpages random:50000:0.1; do
+    src="bb-$$-$(echo "$workload" | tr ':.' '__')"
+    guests="$guests $src"
+    "$xcc" sim start "$src" --mem "$mem" --workload "$workload" --seed 5 ||
+        exit 1
+    echo "$workload" > "$tmp/$src.wl"
+    sleep 1 # warm-up: the workload reaches its steady dirty rate
+    for limit in $limits; do
+        for mode in plain xbzrle; do
+            opt=""
+            [ "$mode" = xbzrle ] && opt="--xbzrle"
+            r=1
+            while [ "$r" -le "$reps" ]; do
+                dst="$src-t"
+                guests="$guests $dst"
+                j="$tmp/$src-$limit-$mode-$r.json"
+                # shellcheck disable=SC2086
+                if ! "$xcc" migrate -q $opt --max-bandwidth "$limit" \
+                        --stats-json "$j" "sim:$src" \
+                        "exec:'$xcc' restore -q - sim:$dst"; then
+                    echo "bench-bandwidth: $workload $limit $mode: failed" >&2
+                    status=1
+                elif [ "$("$xcc" sim digest "$src")" != \
+                       "$("$xcc" sim digest "$dst")" ]; then
+                    echo "bench-bandwidth: $workload $limit $mode: target" \
+                         "differs from source" >&2
+                    status=1
+                fi
+                "$xcc" sim stop "$dst" >/dev/null 2>&1
+                r=$((r + 1))
+            done
+        done
+    done
+done
+
+"$py" - "$tmp" "$mem" "$limits" "${BENCH_JSON:-}" <<'PY'
+import glob, json, os, statistics, sys
+tmp, mem, limits, out = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
+rows = {}
+for f in sorted(glob.glob(os.path.join(tmp, "bb-*.json"))):
+    base = os.path.basename(f)[:-5]
+    src, limit, mode, rep = base.rsplit("-", 3)
+    d = json.load(open(f))
+    rows.setdefault((src, limit, mode), []).append(d)
+def med(ds, f):
+    return statistics.median(f(d) for d in ds)
+print("| workload (%s, pipe) | limit | mode | bytes | total s | downtime ms | iterations |" % mem)
+print("|---|---|---|---|---|---|---|")
+lines = []
+for (src, limit, mode), ds in sorted(rows.items()):
+    wl = open(os.path.join(tmp, src + ".wl")).read().strip()
+    r = {"workload": wl, "mem": mem, "limit": limit, "mode": mode,
+         "runs": len(ds),
+         "bytes": med(ds, lambda d: d["ram"]["transferred"]),
+         "total_s": med(ds, lambda d: d["total-time"] / 1000),
+         "downtime_ms": med(ds, lambda d: d["downtime"]),
+         "iterations": med(ds, lambda d: d["ram"]["dirty-sync-count"])}
+    lines.append(r)
+    print("| %s | %s | %s | %d | %.2f | %.0f | %d |" % (
+        wl, limit, mode, r["bytes"], r["total_s"], r["downtime_ms"],
+        r["iterations"]))
+print()
+for r in lines:
+    if r["mode"] != "plain":
+        continue
+    x = [q for q in lines if q["mode"] == "xbzrle" and
+         q["workload"] == r["workload"] and q["limit"] == r["limit"]]
+    if x:
+        print("%s at %s: plain / XBZRLE total time %.2fx, bytes %.2fx" % (
+            r["workload"], r["limit"], r["total_s"] / x[0]["total_s"],
+            r["bytes"] / x[0]["bytes"]))
+if out:
+    with open(out, "w") as f:
+        for r in lines:
+            f.write(json.dumps(r) + "\n")
+PY
+exit $status
