@@ -545,7 +545,9 @@ else
     kv xl_migrate_rc $rc
     kv xl_migrate_seconds "$(dt "$t0" "$t1")"
     kv xl_migrate_bytes "$(count_of /tmp/xlmig.cnt)"
-    kv xl_migrate_iterations "$(( ${its:-0} + 1 ))"
+    # xl hides libxc's progress lines while it migrates (they name each
+    # iteration); without them the count is unknown, not guessed.
+    if [ -n "$its" ]; then kv xl_migrate_iterations "$((its + 1))"; else kv xl_migrate_iterations -; fi
     if [ $rc = 0 ] && [ -n "$D2" ] && [ "$D2" != "$D" ] && hb_wait_running "$D2" "$since"; then
         set -- $(hb_window "$D2" "$since")
         kv xl_migrate_downtime_ms "$2"
