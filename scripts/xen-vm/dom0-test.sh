@@ -6,6 +6,10 @@
 #   XENVM_JSON NAME {...}                      a --stats-json file, one line
 # run.sh on the host turns them into the summary table and results.json.
 
+# /etc/xcc-harness.conf (written by run.sh): XENVM_XEN (logdirty|security),
+# HV_VERSION (the hypervisor package's), HOST_DOMCTL (the domctl interface
+# version in the headers xc-colo was built with), LIBXEN_VERSION.
+. /etc/xcc-harness.conf
 CONLOG_DIR=/var/log/xen/console
 CKPT_COUNT=${CKPT_COUNT:-20}
 CKPT_INTERVAL_MS=${CKPT_INTERVAL_MS:-100}
@@ -65,8 +69,115 @@ timed_save() {
 
 digest_of() { xc-colo digest "$@" 2>/tmp/digest.err | head -n1; }
 
-echo "=== xl info"
-xl info | grep -E '^(xen_version|total_memory|free_memory|nr_cpus)'
+# wait_listen PORT: until a TCP listener is up on it (30 s at most).
+wait_listen() {
+    i=0
+    until netstat -ltn 2>/dev/null | grep -q ":$1 "; do
+        i=$((i + 1)); [ $i -gt 150 ] && return 1
+        sleep 0.2
+    done
+}
+
+# count_of FILE: the byte count an xcc-count relay wrote (0 if none).
+count_of() { awk '{ print $1; exit }' "$1" 2>/dev/null | grep . || echo 0; }
+
+# timed_save_pipe LABEL ARGS...: xc-colo save to standard output, into a
+# pipe whose reader (xcc-count -n) reads every byte.
+timed_save_pipe() {
+    label=$1; shift
+    rm -f "/tmp/$label.json" "/tmp/$label.cnt"
+    t0=$(now)
+    { timeout "$CMD_TIMEOUT" xc-colo save --stats-json "/tmp/$label.json" "$@" - \
+        2> "/tmp/$label.out"; } | xcc-count -n "/tmp/$label.cnt"
+    t1=$(now)
+    rc=0
+    grep -q "saved xen" "/tmp/$label.out" || rc=1
+    show "$label" "/tmp/$label.out"
+    kv "${label}_rc" $rc | tee -a /tmp/kv.log
+    kv "${label}_seconds" "$(dt "$t0" "$t1")"
+    kv "${label}_bytes" "$(count_of "/tmp/$label.cnt")"
+    emit_json "$label" "/tmp/$label.json"
+    return $rc
+}
+
+# timed_save_tcp LABEL PORT TARGET ARGS...: xc-colo save over loopback TCP
+# into 'xc-colo restore --listen' writing domain TARGET.
+timed_save_tcp() {
+    label=$1; port=$2; tgt=$3; shift 3
+    rm -f "/tmp/$label.json"
+    timeout "$CMD_TIMEOUT" xc-colo restore --listen "tcp:127.0.0.1:$port" \
+        --into-existing --no-progress "xen:$tgt" > "/tmp/$label.rout" 2>&1 &
+    rpid=$!
+    wait_listen "$port" || echo "    [$label] no listener on port $port"
+    t0=$(now)
+    timeout "$CMD_TIMEOUT" xc-colo save --stats-json "/tmp/$label.json" "$@" \
+        "tcp:127.0.0.1:$port" > "/tmp/$label.out" 2>&1
+    t1=$(now)
+    wait $rpid
+    rrc=$?
+    rc=0
+    grep -q "saved xen" "/tmp/$label.out" || rc=1
+    [ $rrc = 0 ] || rc=1
+    show "$label" "/tmp/$label.out"
+    show "$label restore" "/tmp/$label.rout"
+    kv "${label}_rc" $rc | tee -a /tmp/kv.log
+    kv "${label}_restore_rc" $rrc
+    kv "${label}_seconds" "$(dt "$t0" "$t1")"
+    emit_json "$label" "/tmp/$label.json"
+    return $rc
+}
+
+# The workload's heartbeat page (domu_workload.c): hb_now DOMID prints the
+# guest's CLOCK_BOOTTIME; hb_window DOMID SINCE [UNTIL] prints "GAPS MAX_MS
+# MEDIAN_MS SUM_MS" for the guest stops that ended in the window.
+hb_now() {
+    xen-ops-test --heartbeat "$1" "$HB_PFN" 2>/dev/null |
+        awk '$2 == "now_ns" { print $3 }'
+}
+hb_window() {
+    xen-ops-test --heartbeat "$1" "$HB_PFN" "$2" "${3:-0}" > /tmp/hb.out 2>&1
+    sed 's/^/    [heartbeat] /' /tmp/hb.out >&2
+    awk '$2 == "window" { print $4, $6, $8, $10 }' /tmp/hb.out
+}
+# hb_wait_running DOMID SINCE: until the guest's clock passes SINCE + 1 s,
+# i.e. it has run for a while after a stop (120 s at most).
+hb_wait_running() {
+    i=0
+    while :; do
+        t=$(hb_now "$1")
+        [ -n "$t" ] && [ "$t" -gt $(($2 + 1000000000)) ] && return 0
+        i=$((i + 1)); [ $i -gt 240 ] && return 1
+        sleep 0.5
+    done
+}
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+
+# Domains other than dom0 and those named, destroyed by id.
+destroy_others() {
+    for id in $(xl list | awk 'NR > 1 { print $2 }'); do
+        keep=0
+        for k in 0 "$@"; do [ "$id" = "$k" ] && keep=1; done
+        [ $keep = 1 ] || xl destroy "$id" 2>/dev/null
+    done
+}
+
+echo "=== step interface: which Xen booted, and the domctl interface"
+xl info | grep -E '^(xen_version|xen_extra|xen_changeset|total_memory|free_memory|nr_cpus)'
+kv xen_build "$XENVM_XEN"
+kv hypervisor_package "$HV_VERSION"
+kv xen_version "$(xl info | awk '$1 == "xen_version" { print $3 }')"
+kv libxen_dev "$LIBXEN_VERSION"
+kv host_domctl_interface "$HOST_DOMCTL"
+xen-ops-test --interface > /tmp/if.out 2>&1
+rc=$?
+cat /tmp/if.out
+built_if=$(sed -n 's/.*domctl_interface \(0x[0-9a-f]*\).*/\1/p' /tmp/if.out)
+kv domctl_interface "$built_if"
+if [ $rc = 0 ] && [ "$built_if" = "$HOST_DOMCTL" ]; then
+    step interface PASS "domctl $built_if (libxen-dev $LIBXEN_VERSION headers) accepted by Xen $(xl info | awk '$1 == "xen_version" { print $3 }') ($HV_VERSION)"
+else
+    step interface FAIL "domctl: built '$built_if', headers '$HOST_DOMCTL', Xen: $(cat /tmp/if.out)"
+fi
 
 ###########################################################################
 echo "=== step create: xl create the domU, wait for its workload"
@@ -83,14 +194,46 @@ if [ $rc != 0 ] || [ -z "$D" ] || ! wait_console guest XCC_WORKLOAD 120; then
 fi
 step create PASS "dom$D runs the workload"
 kv source_domid "$D"
+HB_PFN=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' "$CONLOG_DIR/guest-guest.log" | tail -n1)
+kv heartbeat_pfn "$HB_PFN"
 sleep 2
 
 ###########################################################################
 echo "=== step ops: the backend's ops table on the running domU"
+# On the log-dirty build the dirty bits must come from Xen; on the security
+# build (no shadow paging) from the digest scan.
+want_mode=xen-log-dirty
+[ "$XENVM_XEN" = security ] && want_mode=digest-scan
 xen-ops-test "$D" > /tmp/ops.out 2>&1
 rc=$?
 cat /tmp/ops.out
-[ $rc = 0 ] && step ops PASS || step ops FAIL "xen-ops-test exit $rc"
+mode=$(awk '$2 == "dirty_mode" { print $3 }' /tmp/ops.out)
+known=$(sed -n 's/^XOPS dirty_known //p' /tmp/ops.out)
+if [ $rc = 0 ] && [ "$mode" = "$want_mode" ]; then
+    step ops PASS "$mode: dirty: $known"
+else
+    step ops FAIL "xen-ops-test exit $rc, dirty mode '$mode' (want $want_mode), $known"
+fi
+if [ "$XENVM_XEN" != security ]; then
+    echo "=== step ops_digest_scan: XCC_XEN_DIRTY=digest on the same domU"
+    XCC_XEN_DIRTY=digest xen-ops-test "$D" > /tmp/ops3.out 2>&1
+    rc=$?
+    sed 's/^XOPS /XOPS dscan_/' /tmp/ops3.out
+    mode=$(awk '$2 == "dirty_mode" { print $3 }' /tmp/ops3.out)
+    known=$(sed -n 's/^XOPS dirty_known //p' /tmp/ops3.out)
+    if [ $rc = 0 ] && [ "$mode" = digest-scan ]; then
+        step ops_digest_scan PASS "$mode: dirty: $known"
+    else
+        step ops_digest_scan FAIL "exit $rc, dirty mode '$mode', $known"
+    fi
+fi
+
+if [ "${XENVM_QUICK:-0}" = 1 ]; then
+    echo "=== XENVM_QUICK=1: interface, create and ops only"
+    xl destroy "$D"
+    echo "XENVM_TESTS_DONE"
+    exit 0
+fi
 
 echo "=== step cli_digest: xc-colo digest on the Xen backend"
 t0=$(now)
@@ -106,7 +249,7 @@ else
 fi
 
 ###########################################################################
-echo "=== step save: xc-colo save (map cache, --no-map-cache, --xbzrle), xl save"
+echo "=== step save: xc-colo save (map cache, --no-map-cache) into a reading pipe and over TCP, xl save"
 if ! built save; then
     step save_map_cache FAIL "not built"
     step save_no_map_cache FAIL "not built"
@@ -116,12 +259,12 @@ else
     SAVE_OK=1
     # Same guest, same options, map cache on and off, alternated twice so
     # that neither profits from going second; -c keeps the guest running.
-    # The stream goes to /dev/null: this measures the save loop, not tmpfs
-    # (a pipe is no better: under TCG it costs more than the save itself).
+    # The stream goes into a pipe whose reader reads every byte, as a real
+    # save's does (/dev/null would skip the copy of the page bytes).
     for round in 1 2; do
-        timed_save "save_no_map_cache_$round" /dev/null --live -c --no-map-cache "xen:$D" ||
+        timed_save_pipe "save_no_map_cache_$round" --live -c --no-map-cache "xen:$D" ||
             SAVE_OK=0
-        timed_save "save_map_cache_$round" /dev/null --live -c "xen:$D" || SAVE_OK=0
+        timed_save_pipe "save_map_cache_$round" --live -c "xen:$D" || SAVE_OK=0
     done
     for v in map_cache no_map_cache; do
         if grep -q "XENVM_KV save_${v}_1_rc 0" /tmp/kv.log &&
@@ -131,13 +274,34 @@ else
             step "save_$v" FAIL
         fi
     done
+
+    # The same over loopback TCP into 'xc-colo restore --listen', which
+    # writes a paused domain made by xl create -p (memory only).
+    echo "=== step save_tcp: the same saves into restore over loopback TCP"
+    xl create -p /etc/xen/guest-tcp.cfg > /tmp/tcp.out 2>&1
+    TT=$(xl domid guest-tcp 2>/dev/null)
+    if [ -z "$TT" ]; then
+        show "xl create -p" /tmp/tcp.out
+        step save_tcp FAIL "xl create -p failed"
+    else
+        ok=1; port=7001
+        for round in 1 2; do
+            timed_save_tcp "save_tcp_no_map_cache_$round" $port "$TT" --live -c \
+                --no-map-cache "xen:$D" || ok=0
+            port=$((port + 1))
+            timed_save_tcp "save_tcp_map_cache_$round" $port "$TT" --live -c "xen:$D" || ok=0
+            port=$((port + 1))
+        done
+        [ $ok = 1 ] && step save_tcp PASS "4 saves restored over TCP" ||
+            step save_tcp FAIL
+        xl destroy "$TT"
+    fi
 fi
 
 if [ $SAVE_OK = 1 ]; then
     # Like for like with xl save, which is not live either: one paused pass.
     timed_save save_no_live /tmp/img_nl --no-live -c "xen:$D" &&
         step save_no_live PASS || step save_no_live FAIL
-    rm -f /tmp/img_nl
 fi
 
 echo "=== xl save -c (the stock toolstack, same domU)"
@@ -152,31 +316,15 @@ if [ $rc = 0 ]; then step xl_save PASS; else step xl_save FAIL "exit $rc"; fi
 # The guest resumes after a checkpointing save; give it a moment.
 sleep 2
 
-if [ $SAVE_OK = 1 ]; then
-    # The image the restore uses: live, XBZRLE, and no -c, so the guest is
-    # left paused exactly as the final pass saw it.
-    if timed_save save_xbzrle /tmp/img --live --xbzrle "xen:$D"; then
-        step save_xbzrle PASS
-    else
-        step save_xbzrle FAIL; SAVE_OK=0
-    fi
-    st=$(domstate guest)
-    kv source_state_after_save "$st"
-    case "$st" in
-    *p*) ;;
-    *) echo "    source not paused after save (state '$st'); pausing it"
-       xl pause guest ;;
-    esac
-fi
-
 ###########################################################################
-echo "=== step restore: memory-only restore into a paused domain"
+echo "=== step restore: 5 live saves under the workload, each piped into a"
+echo "    memory-only restore; source and target digests, both paused"
 if ! built restore; then
     step restore FAIL "not built"
     step digest_equal FAIL "not built"
 elif [ $SAVE_OK != 1 ]; then
-    step restore FAIL "no image: save failed"
-    step digest_equal FAIL "no image"
+    step restore FAIL "save failed"
+    step digest_equal FAIL "save failed"
 else
     T=$(restore_paused guest-target)
     if [ -z "$T" ]; then
@@ -184,29 +332,77 @@ else
         step digest_equal FAIL "no target"
     else
         kv target_domid "$T"
-        t0=$(now)
-        timeout "$CMD_TIMEOUT" xc-colo restore --into-existing /tmp/img "xen:$T" \
-            > /tmp/restore.out 2>&1
-        rc=$?
-        kv restore_seconds "$(dt "$t0" "$(now)")"
-        kv restore_rc $rc
-        show restore /tmp/restore.out
-        if [ $rc = 0 ]; then step restore PASS; else step restore FAIL "exit $rc"; fi
-
-        echo "=== step digest_equal: source and target, both paused"
-        ds=$(digest_of --exclude-pagetables "xen:$D")
-        dtg=$(digest_of --exclude-pagetables "xen:$T")
-        kv digest_source "$ds"
-        kv digest_target "$dtg"
-        if [ -n "$ds" ] && [ "$ds" = "$dtg" ]; then
-            step digest_equal PASS "$ds"
-        else
+        # live_restore LABEL ARGS...: save --live (no -c: the source stays
+        # paused as the final pass saw it) | restore; then compare digests
+        # and let the source run again. Returns 0 when they are equal.
+        live_restore() {
+            label=$1; shift
+            rm -f "/tmp/$label.json"
+            t0=$(now)
+            { timeout "$CMD_TIMEOUT" xc-colo save --live --stats-json "/tmp/$label.json" \
+                "$@" "xen:$D" - 2> "/tmp/$label.out"; } |
+                timeout "$CMD_TIMEOUT" xc-colo restore --into-existing --no-progress - \
+                    "xen:$T" > "/tmp/$label.rout" 2>&1
+            rrc=$?
+            t1=$(now)
+            src=0
+            grep -q "saved xen" "/tmp/$label.out" || src=1
+            show "$label" "/tmp/$label.out"
+            show "$label restore" "/tmp/$label.rout"
+            kv "${label}_rc" $src
+            kv "${label}_restore_rc" $rrc
+            kv "${label}_seconds" "$(dt "$t0" "$t1")"
+            emit_json "$label" "/tmp/$label.json"
+            [ $src = 0 ] && [ $rrc = 0 ] || restores_ok=0
+            case "$(domstate guest)" in *p*) ;; *)
+                echo "    source not paused after the save; pausing it"; xl pause "$D" ;;
+            esac
+            ds=$(digest_of --exclude-pagetables "xen:$D")
+            dtg=$(digest_of --exclude-pagetables "xen:$T")
+            kv "${label}_digest_source" "$ds"
+            kv "${label}_digest_target" "$dtg"
+            xl unpause "$D"
+            if [ -n "$ds" ] && [ "$ds" = "$dtg" ]; then
+                return 0
+            fi
             xc-colo digest --chunks --exclude-pagetables "xen:$D" > /tmp/cs 2>&1
             xc-colo digest --chunks --exclude-pagetables "xen:$T" > /tmp/ct 2>&1
             n=$(diff /tmp/cs /tmp/ct | grep -c '^+[0-9]')
-            kv digest_chunks_differing "$n"
+            kv "${label}_chunks_differing" "$n"
             diff /tmp/cs /tmp/ct | grep '^[-+][0-9]' | head -n 8
-            step digest_equal FAIL "source $ds target $dtg ($n chunks differ)"
+            return 1
+        }
+        restores_ok=1; equal=0; last=""
+        for i in 1 2 3 4 5; do
+            case $i in
+            1) live_restore save_xbzrle --xbzrle ;;
+            3|5) live_restore "live_$i" --xbzrle ;;
+            *) live_restore "live_$i" ;;
+            esac && equal=$((equal + 1))
+            last=$ds
+            sleep 1     # the workload runs and dirties pages again
+        done
+        kv digest_source "$last"
+        kv live_restores_equal "$equal/5"
+        [ $restores_ok = 1 ] && step restore PASS "5 saves piped into restore" ||
+            step restore FAIL
+        if [ $equal = 5 ]; then
+            step digest_equal PASS "5/5 live saves restored byte-exact ($want_mode)"
+        else
+            step digest_equal FAIL "$equal/5 live saves restored byte-exact ($want_mode)"
+        fi
+        if [ "$XENVM_XEN" != security ]; then
+            echo "=== step digest_equal_digest_scan: the same, XCC_XEN_DIRTY=digest"
+            restores_ok=1
+            export XCC_XEN_DIRTY=digest
+            live_restore live_dscan
+            rc=$?
+            unset XCC_XEN_DIRTY
+            if [ $rc = 0 ] && [ $restores_ok = 1 ]; then
+                step digest_equal_digest_scan PASS "$ds"
+            else
+                step digest_equal_digest_scan FAIL "source $ds target $dtg"
+            fi
         fi
         xl destroy "$T"
     fi
@@ -223,7 +419,7 @@ else
         sed 's/^XOPS /XOPS fresh_/' /tmp/ops2.out
         [ $rc = 0 ] && step ops_fresh_domain PASS || step ops_fresh_domain FAIL "exit $rc"
         t0=$(now)
-        timeout "$CMD_TIMEOUT" xc-colo restore --into-existing /tmp/img "xen:$F" \
+        timeout "$CMD_TIMEOUT" xc-colo restore --into-existing /tmp/img_nl "xen:$F" \
             > /tmp/restore2.out 2>&1
         rc=$?
         kv restore_fresh_seconds "$(dt "$t0" "$(now)")"
@@ -235,7 +431,7 @@ else
         xl destroy "$F"
     fi
 fi
-rm -f /tmp/img
+rm -f /tmp/img_nl
 xl unpause guest 2>/dev/null
 
 ###########################################################################
@@ -259,6 +455,7 @@ else
         kv checkpoint_target_domid "$C"
         rm -f /tmp/ckpt.fifo /tmp/dlog
         mkfifo /tmp/ckpt.fifo
+        hb0=""
         xc-colo restore --checkpointed /tmp/ckpt.fifo "xen:$C" > /tmp/recv.out 2>&1 &
         RPID=$!
         t0=$(now)
@@ -268,11 +465,17 @@ else
         SPID=$!
         i=0
         while [ "$(logged_lines /tmp/dlog)" -lt "$CKPT_COUNT" ]; do
+            # The heartbeat window opens once checkpoints are under way, as
+            # for xl remus below (the live phase stays out of it).
+            if [ -z "$hb0" ] && [ "$(logged_lines /tmp/dlog)" -ge 2 ]; then
+                hb0=$(hb_now "$D"); n0=$(logged_lines /tmp/dlog)
+            fi
             i=$((i + 1))
             if [ $i -gt 600 ] || ! kill -0 $SPID 2>/dev/null; then break; fi
             sleep 0.2
         done
         n=$(logged_lines /tmp/dlog)
+        hb1=$(hb_now "$D")
         kv checkpoints_logged_before_kill "$n"
         kv checkpoint_seconds "$(dt "$t0" "$(now)")"
         kill -9 $SPID 2>/dev/null
@@ -282,6 +485,15 @@ else
         show sender /tmp/send.out
         show receiver /tmp/recv.out
         kv checkpoint_receiver_rc $rc
+        xl unpause "$D" 2>/dev/null    # the killed sender may have left it paused
+        # The guest's stops in the window, as its heartbeat saw them: the
+        # live phase's final pass, then one per checkpoint.
+        set -- $(hb_window "$D" "$hb0" "$hb1")
+        kv ckpt_hb_window_seconds "$(secs_between "$hb0" "$hb1")"
+        kv ckpt_hb_gaps "$1"
+        kv ckpt_hb_max_ms "$2"
+        kv ckpt_hb_median_ms "$3"
+        kv ckpt_logged_in_window "$((n - ${n0:-0}))"
         K=$(sed -n 's/.*failover: kept checkpoint \([0-9][0-9]*\).*/\1/p' /tmp/recv.out | tail -n1)
         kv checkpoint_kept "$K"
         echo "    [digest-log] $(tail -n 3 /tmp/dlog 2>/dev/null | tr '\n' '|')"
@@ -303,8 +515,199 @@ fi
 rm -f /tmp/img_xl
 
 ###########################################################################
+# The stock toolstack side by side with xc-colo on the same running domU.
+# Downtime and pauses come from the workload's heartbeat (CLOCK_BOOTTIME
+# gaps over 20 ms), read from dom0 the same way for every tool.
+echo "=== step hb_noise: the heartbeat's gaps while nothing stops the guest"
+h0=$(hb_now "$D")
+sleep 3
+set -- $(hb_window "$D" "$h0")
+kv hb_noise_gaps "$1"
+kv hb_noise_max_ms "$2"
+[ -n "$h0" ] && step hb_noise INFO "$1 gaps over 20 ms in 3 s, max $2 ms" ||
+    step hb_noise FAIL "no heartbeat at pfn '$HB_PFN'"
+
+if [ "$XENVM_XEN" = security ]; then
+    step migrate_xl INFO "not run: this Xen has no PV log-dirty"
+    step remus_xl INFO "not run: this Xen has no PV log-dirty"
+else
+    echo "=== step migrate_xl: xl migrate into the same host, through a counting relay"
+    since=$(hb_now "$D")
+    t0=$(now)
+    timeout "$CMD_TIMEOUT" xl migrate -s '' guest \
+        "xcc-count /tmp/xlmig.cnt | xl migrate-receive -e" > /tmp/xlmig.out 2>&1
+    rc=$?
+    t1=$(now)
+    # Progress lines repeat per percent: one line per iteration is enough.
+    grep -v '%' /tmp/xlmig.out | head -n 40 | sed 's/^/    [xl migrate] /'
+    its=$(grep -o 'Frames iteration [0-9]*' /tmp/xlmig.out | awk '{ print $3 }' | sort -n | tail -n1)
+    D2=$(xl domid guest 2>/dev/null)
+    kv xl_migrate_rc $rc
+    kv xl_migrate_seconds "$(dt "$t0" "$t1")"
+    kv xl_migrate_bytes "$(count_of /tmp/xlmig.cnt)"
+    # xl hides libxc's progress lines while it migrates (they name each
+    # iteration); without them the count is unknown, not guessed.
+    if [ -n "$its" ]; then kv xl_migrate_iterations "$((its + 1))"; else kv xl_migrate_iterations -; fi
+    if [ $rc = 0 ] && [ -n "$D2" ] && [ "$D2" != "$D" ] && hb_wait_running "$D2" "$since"; then
+        set -- $(hb_window "$D2" "$since")
+        kv xl_migrate_downtime_ms "$2"
+        kv xl_migrate_hb_gaps "$1"
+        step migrate_xl PASS "dom$D -> dom$D2, downtime $2 ms (heartbeat)"
+        D=$D2
+    else
+        step migrate_xl FAIL "exit $rc, guest now dom'$D2'"
+        [ -n "$D2" ] && D=$D2
+    fi
+    destroy_others "$D"
+fi
+
+echo "=== step migrate_xcc: xc-colo migrate --live [-x] into a paused xl create -p domain"
+xl create -p /etc/xen/guest-mig.cfg > /tmp/mig.out 2>&1
+M=$(xl domid guest-mig 2>/dev/null)
+if [ -z "$M" ]; then
+    show "xl create -p" /tmp/mig.out
+    step migrate_xcc FAIL "xl create -p failed"
+else
+    ok=1
+    for v in plain xbzrle; do
+        label=migrate_xcc_$v
+        x=""; [ $v = xbzrle ] && x=--xbzrle
+        since=$(hb_now "$D")
+        rm -f "/tmp/$label.json" "/tmp/$label.cnt"
+        t0=$(now)
+        # -c: the source runs on afterwards (the target is memory only and
+        # cannot), so its heartbeat shows the stop the migration caused.
+        { timeout "$CMD_TIMEOUT" xc-colo migrate --live -c $x --stats-json "/tmp/$label.json" \
+            "xen:$D" - 2> "/tmp/$label.out"; } | xcc-count "/tmp/$label.cnt" |
+            timeout "$CMD_TIMEOUT" xc-colo restore --into-existing --no-progress - "xen:$M" \
+                > "/tmp/$label.rout" 2>&1
+        rrc=$?
+        t1=$(now)
+        src=0; grep -q "saved xen" "/tmp/$label.out" || src=1
+        show "$label" "/tmp/$label.out"
+        show "$label restore" "/tmp/$label.rout"
+        kv "${label}_rc" $src
+        kv "${label}_restore_rc" $rrc
+        kv "${label}_seconds" "$(dt "$t0" "$t1")"
+        kv "${label}_bytes" "$(count_of "/tmp/$label.cnt")"
+        emit_json "$label" "/tmp/$label.json"
+        if [ $src = 0 ] && [ $rrc = 0 ] && hb_wait_running "$D" "$since"; then
+            set -- $(hb_window "$D" "$since")
+            kv "${label}_downtime_ms" "$2"
+        else
+            ok=0
+        fi
+    done
+    [ $ok = 1 ] && step migrate_xcc PASS || step migrate_xcc FAIL
+    xl destroy "$M"
+fi
+
+if [ "$XENVM_XEN" != security ]; then
+    echo "=== step remus_xl: xl remus -i 100, no network or disk buffering"
+    rm -f /tmp/remus.pid /tmp/remus.cnt
+    since=$(hb_now "$D")
+    timeout 300 xl remus -F -n -d -u -e -i 100 -s '' guest \
+        "xcc-count -p /tmp/remus.pid /tmp/remus.cnt | xl migrate-receive -r -e" \
+        > /tmp/remus.out 2>&1 &
+    RP=$!
+    # Wait for the checkpoints to start: the heartbeat sees a stop per
+    # checkpoint; measure over the next 10 s of guest time.
+    i=0; started=0
+    while [ $i -lt 240 ] && kill -0 $RP 2>/dev/null; do
+        set -- $(hb_window "$D" "$since" 2>/dev/null)
+        [ "${1:-0}" -ge 3 ] && { started=1; break; }
+        i=$((i + 1)); sleep 0.5
+    done
+    w0=$(hb_now "$D")
+    [ $started = 1 ] && sleep 10
+    w1=$(hb_now "$D")
+    [ -s /tmp/remus.pid ] && kill -TERM "$(cat /tmp/remus.pid)" 2>/dev/null
+    i=0
+    while kill -0 $RP 2>/dev/null && [ $i -lt 120 ]; do i=$((i + 1)); sleep 0.5; done
+    kill $RP 2>/dev/null    # timeout passes SIGTERM on to xl remus
+    wait $RP
+    rc=$?
+    grep -v '%' /tmp/remus.out | head -n 30 | sed 's/^/    [xl remus] /'
+    set -- $(hb_window "$D" "$w0" "$w1")
+    win=$(secs_between "$w0" "$w1")
+    kv remus_xl_rc $rc
+    kv remus_xl_window_seconds "$win"
+    kv remus_xl_checkpoints "$1"
+    kv remus_xl_median_pause_ms "$3"
+    kv remus_xl_max_pause_ms "$2"
+    kv remus_xl_bytes "$(count_of /tmp/remus.cnt)"
+    xl list
+    destroy_others "$D"
+    xl unpause "$D" 2>/dev/null
+    if [ $started = 1 ] && [ "${1:-0}" -gt 0 ]; then
+        step remus_xl PASS "$1 checkpoints in $win s, median pause $3 ms"
+    else
+        step remus_xl FAIL "no checkpoints seen (exit $rc)"
+    fi
+fi
+
+###########################################################################
 echo "=== domU console (tail)"
 tail -n 5 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
 xl list
-xl destroy guest
+xl destroy "$D"
+
+###########################################################################
+# PVH: the same kernel and workload as type = "pvh". Under -cpu qemu64 the
+# CPU has SVM without nested paging, so Xen runs it on shadow paging; a Xen
+# without shadow paging (the security build) cannot run it at all.
+if [ "$XENVM_XEN" = security ] || [ "${XENVM_PVH:-1}" = 0 ]; then
+    step pvh INFO "not run: no HAP under TCG and no shadow paging in this Xen"
+else
+    echo "=== step pvh: a PVH domU: ops, live save | restore, digests"
+    t0=$(now)
+    xl create /etc/xen/guest-pvh.cfg > /tmp/pvh.out 2>&1
+    rc=$?
+    show "xl create pvh" /tmp/pvh.out
+    P=$(xl domid guest-pvh 2>/dev/null)
+    if [ $rc != 0 ] || [ -z "$P" ] || ! wait_console guest-pvh XCC_WORKLOAD 180; then
+        step pvh FAIL "the PVH domU did not start its workload"
+        tail -n 40 "$CONLOG_DIR/guest-guest-pvh.log" 2>/dev/null
+    else
+        kv pvh_create_seconds "$(dt "$t0" "$(now)")"
+        sleep 2
+        xen-ops-test "$P" > /tmp/opsp.out 2>&1
+        rc=$?
+        sed 's/^XOPS /XOPS pvh_/' /tmp/opsp.out
+        mode=$(awk '$2 == "dirty_mode" { print $3 }' /tmp/opsp.out)
+        known=$(sed -n 's/^XOPS dirty_known //p' /tmp/opsp.out)
+        [ $rc = 0 ] && [ "$mode" = xen-log-dirty ] &&
+            step pvh_ops PASS "$mode: dirty: $known" ||
+            step pvh_ops FAIL "exit $rc, mode '$mode', $known"
+        xl create -p /etc/xen/guest-pvh-target.cfg > /tmp/pvht.out 2>&1
+        PT=$(xl domid guest-pvh-target 2>/dev/null)
+        if [ -z "$PT" ]; then
+            show "xl create -p pvh" /tmp/pvht.out
+            step pvh FAIL "xl create -p of the PVH target failed"
+        else
+            t0=$(now)
+            { timeout "$CMD_TIMEOUT" xc-colo save --live --stats-json /tmp/pvh_save.json \
+                "xen:$P" - 2> /tmp/pvh_save.out; } |
+                timeout "$CMD_TIMEOUT" xc-colo restore --into-existing --no-progress - \
+                    "xen:$PT" > /tmp/pvh_restore.out 2>&1
+            rrc=$?
+            kv pvh_save_restore_seconds "$(dt "$t0" "$(now)")"
+            show "pvh save" /tmp/pvh_save.out
+            show "pvh restore" /tmp/pvh_restore.out
+            emit_json pvh_save /tmp/pvh_save.json
+            ds=$(digest_of "xen:$P")
+            dtg=$(digest_of "xen:$PT")
+            kv pvh_digest_source "$ds"
+            kv pvh_digest_target "$dtg"
+            if grep -q "saved xen" /tmp/pvh_save.out && [ $rrc = 0 ] &&
+                [ -n "$ds" ] && [ "$ds" = "$dtg" ]; then
+                step pvh PASS "live save | restore, digests equal $ds"
+            else
+                step pvh FAIL "restore exit $rrc, source $ds target $dtg"
+            fi
+            xl destroy "$PT"
+        fi
+    fi
+    xl destroy guest-pvh 2>/dev/null
+fi
 echo "XENVM_TESTS_DONE"

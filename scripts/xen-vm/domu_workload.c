@@ -8,17 +8,40 @@
  *    (16 MiB); each pass increments 4 bytes in every page, one every 1 KiB.
  *  - background: a steady trickle of page writes over a wider area, so that
  *    every save iteration also finds cold pages to send.
- * It prints one line when both run, then stays quiet: console output would
- * keep the guest's console ring page changing after a save's final pass.
+ *  - heartbeat: a page that dom0 reads (see below) to measure how long the
+ *    guest stopped, the same way for every toolstack: every ~1 ms it reads
+ *    CLOCK_BOOTTIME (which, unlike CLOCK_MONOTONIC, also counts the time a
+ *    cooperative suspend such as xl migrate's or xl remus's keeps the guest
+ *    frozen) and records each gap longer than HB_GAP_NS in a ring.
+ * Two ranges let dom0 check log-dirty against known behaviour: every hot
+ * page carries HOT_MAGIC at byte 16 (the increments never touch it), and
+ * IDLE_PAGES pages carrying IDLE_MAGIC are written once at start and never
+ * again.
+ * It prints its start-up lines (with the heartbeat page's pfn) when all
+ * run, then stays quiet: console output would keep the guest's console ring
+ * page changing after a save's final pass.
+ *
+ * Reading the heartbeat from dom0: the console line
+ *   XCC_HEARTBEAT pfn 0xN
+ * names the page's pfn (from /proc/self/pagemap; the page is locked, and a
+ * migration keeps pfns). The page is a struct heartbeat: HB_MAGIC, then
+ * little-endian u64 seq, now_ns, start_ns, gap_threshold_ns, ngaps,
+ * max_gap_ns, and HB_RING {end_ns, gap_ns} pairs (gap k at k % HB_RING).
+ * `xen-ops-test --heartbeat DOMID PFN [SINCE_NS]` prints it.
  *
  * Built static on the host: gcc -static -O2 -pthread.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "heartbeat.h"
 
 #define PAGE 4096
 #define HOT_PAGES 4096          /* the seed: calloc(4096, 4096) */
@@ -27,6 +50,64 @@
 #define BG_PAGES_PER_TICK 40    /* ~400 pages/s at 10 ticks/s */
 #define BG_TICK_NS 100000000L   /* 100 ms */
 #define BG_BYTES_PER_PAGE 64    /* a partial rewrite, as most dirtying is */
+#define IDLE_PAGES 1024         /* 4 MiB written once, never again */
+#define HB_TICK_NS 1000000L     /* 1 ms */
+
+static struct heartbeat hb __attribute__((aligned(PAGE)));
+
+static uint64_t boottime_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *heartbeat(void *arg)
+{
+    struct timespec tick = {0, HB_TICK_NS};
+    uint64_t last = boottime_ns();
+
+    (void)arg;
+    for (;;) {
+        nanosleep(&tick, NULL);
+        uint64_t now = boottime_ns(), gap = now - last;
+
+        if (gap > HB_GAP_NS) {
+            hb.gaps[hb.ngaps % HB_RING].end_ns = now;
+            hb.gaps[hb.ngaps % HB_RING].gap_ns = gap;
+            __atomic_store_n(&hb.ngaps, hb.ngaps + 1, __ATOMIC_RELEASE);
+            if (gap > hb.max_gap_ns)
+                hb.max_gap_ns = gap;
+        }
+        hb.now_ns = now;
+        __atomic_store_n(&hb.seq, hb.seq + 1, __ATOMIC_RELEASE);
+        last = now;
+    }
+    return NULL;
+}
+
+static void *alloc_pages(size_t n)
+{
+    void *p = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* The pseudo-physical frame behind addr, from /proc/self/pagemap. */
+static uint64_t pfn_of(const void *addr)
+{
+    uint64_t e = 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+
+    if (fd < 0)
+        return 0;
+    if (pread(fd, &e, 8, (off_t)((uintptr_t)addr / PAGE * 8)) != 8)
+        e = 0;
+    close(fd);
+    return (e >> 63) ? (e & ((1ull << 55) - 1)) : 0;
+}
 
 static void *hotpages(void *arg)
 {
@@ -59,11 +140,14 @@ static void *background(void *arg)
 
 int main(void)
 {
-    char *hot = calloc(HOT_PAGES, PAGE);
-    uint8_t *bg = calloc(BG_PAGES, PAGE);
-    pthread_t t1, t2;
+    /* Page-aligned (calloc's would start 16 bytes into a page), so that
+     * the marks sit at MARK_OFFSET of each page. */
+    char *hot = alloc_pages(HOT_PAGES);
+    uint8_t *bg = alloc_pages(BG_PAGES);
+    uint8_t *idle = alloc_pages(IDLE_PAGES);
+    pthread_t t1, t2, t3;
 
-    if (!hot || !bg) {
+    if (!hot || !bg || !idle) {
         puts("XCC_WORKLOAD out of memory");
         return 1;
     }
@@ -72,13 +156,29 @@ int main(void)
      * memory, and init cannot be OOM-killed.) */
     memset(hot, 0, (size_t)HOT_PAGES * PAGE);
     memset(bg, 0x5a, (size_t)BG_PAGES * PAGE);
+    for (uint64_t i = 0; i < HOT_PAGES; i++) {
+        memcpy(hot + i * PAGE + MARK_OFFSET, HOT_MAGIC, 8);
+        memcpy(hot + i * PAGE + MARK_OFFSET + 8, &i, 8);
+    }
+    for (uint64_t i = 0; i < IDLE_PAGES; i++) {
+        memset(idle + i * PAGE, 0xc3, PAGE);
+        memcpy(idle + i * PAGE + MARK_OFFSET, IDLE_MAGIC, 8);
+        memcpy(idle + i * PAGE + MARK_OFFSET + 8, &i, 8);
+    }
+    memcpy(hb.magic, HB_MAGIC, sizeof(hb.magic));
+    hb.gap_threshold_ns = HB_GAP_NS;
+    hb.start_ns = hb.now_ns = boottime_ns();
+    if (mlock(&hb, sizeof(hb)) < 0)
+        puts("XCC_WORKLOAD cannot lock the heartbeat page");
     if (pthread_create(&t1, NULL, hotpages, hot) ||
-        pthread_create(&t2, NULL, background, bg)) {
+        pthread_create(&t2, NULL, background, bg) ||
+        pthread_create(&t3, NULL, heartbeat, NULL)) {
         puts("XCC_WORKLOAD cannot start threads");
         return 1;
     }
-    printf("XCC_WORKLOAD ready: hotpages %d pages, background %d pages\n",
-           HOT_PAGES, BG_PAGES);
+    printf("XCC_HEARTBEAT pfn %#llx\n", (unsigned long long)pfn_of(&hb));
+    printf("XCC_WORKLOAD ready: hotpages %d pages, background %d pages, "
+           "idle %d pages\n", HOT_PAGES, BG_PAGES, IDLE_PAGES);
     fflush(stdout);
     pthread_join(t1, NULL);
     return 0;

@@ -6,8 +6,18 @@
 #   XENVM_WORK     cache and work directory (default /var/tmp/xc-colo-xen-vm);
 #                  downloaded packages and the unpacked base images stay
 #                  there, so later runs download nothing
-#   XENVM_TIMEOUT  seconds before QEMU is stopped (default 1200)
+#   XENVM_TIMEOUT  seconds before QEMU is stopped (default 2400)
 #   XENVM_GUEST_MB domU memory in MiB (default 128)
+#   XENVM_XEN      which hypervisor boots: logdirty (default) is Debian
+#                  bookworm's point release 4.17.5+72-g01140da4e8-1, built
+#                  with shadow paging, so PV guests have log-dirty and the
+#                  stock xl migrate / xl remus run; security is the current
+#                  bookworm-security build, without shadow paging, where
+#                  xc-colo falls back to its digest-scan dirty tracking.
+#                  Both boot with the same (current) tools and libraries.
+#   XENVM_PVH      0 leaves out the PVH domU (default 1)
+#   XENVM_QUICK    1 stops after the interface, create and ops steps (a
+#                  quick check while working on them; the verdict is FAIL)
 #
 # Prints a summary table and `XENVM_RESULT PASS` or `XENVM_RESULT FAIL`; the
 # serial console log and results.json stay in $XENVM_WORK/run/.
@@ -19,10 +29,13 @@ TOP=$(cd "$HERE/../.." && pwd)
 BUILD=${XCC_BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
 W=${XENVM_WORK:-/var/tmp/xc-colo-xen-vm}
-TMO=${XENVM_TIMEOUT:-1200}
+TMO=${XENVM_TIMEOUT:-2400}
 GUEST_MB=${XENVM_GUEST_MB:-128}
 XENVER=4.17
 ARCHLIB=x86_64-linux-gnu
+XEN_BUILD=${XENVM_XEN:-logdirty}
+LOGDIRTY_XEN_VERSION=4.17.5+72-g01140da4e8-1
+HV_PKG=xen-hypervisor-$XENVER-amd64
 
 # Facts from the reference recipe: TCG with -cpu qemu64 is the combination
 # that runs dom0 reliably; Xen needs smap=0 under TCG.
@@ -42,6 +55,8 @@ die() {
 T_START=$(now_ms)
 
 case "$W" in *[,\ ]*) die "XENVM_WORK must not contain commas or spaces (QEMU module list): $W" ;; esac
+case "$XEN_BUILD" in logdirty|security) ;;
+*) die "XENVM_XEN must be logdirty or security, not '$XEN_BUILD'" ;; esac
 sh "$HERE/deps.sh"
 [ -x "$BUILD/bin/xc-colo" ] || die "no $BUILD/bin/xc-colo: build first (make BUILD=...)"
 [ -f "$BUILD/lib/libxccolo.a" ] || die "no $BUILD/lib/libxccolo.a"
@@ -59,7 +74,7 @@ if [ -z "$KPKG" ]; then
     KPKG=$(kernel_pkg)
 fi
 [ -n "$KPKG" ] || die "cannot tell which linux-image package linux-image-amd64 names"
-PKGS="xen-hypervisor-$XENVER-amd64 xen-utils-$XENVER xen-utils-common xenstore-utils
+PKGS="xen-utils-$XENVER xen-utils-common xenstore-utils
     libxenmisc$XENVER libxenstore4 libxencall1 libxenforeignmemory1 libxengnttab1
     libxenevtchn1 libxenhypfs1 libxentoolcore1 libxentoollog1 libxendevicemodel1
     libyajl2 libncurses6 libtinfo6 libc6 libgcc-s1 libext2fs2 libcom-err2 liblzma5
@@ -81,10 +96,47 @@ fi
 DEBS=""
 for p in $PKGS; do DEBS="$DEBS $(deb_of "$p")"; done
 
+# The hypervisor, by exact version: the pinned log-dirty point release, or
+# the security build apt offers now.
+hv_candidate() { apt-cache policy "$HV_PKG" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }'; }
+if [ "$XEN_BUILD" = logdirty ]; then
+    HV_VER=$LOGDIRTY_XEN_VERSION
+else
+    HV_VER=$(hv_candidate)
+    if [ -z "$HV_VER" ] || [ "$HV_VER" = "(none)" ]; then
+        apt-get update -qq >/dev/null
+        HV_VER=$(hv_candidate)
+    fi
+    [ -n "$HV_VER" ] && [ "$HV_VER" != "(none)" ] || die "apt knows no $HV_PKG"
+fi
+HV_DEB=$W/debs/${HV_PKG}_$(echo "$HV_VER" | sed 's/:/%3a/')_amd64.deb
+if [ ! -s "$HV_DEB" ]; then
+    say "downloading $HV_PKG=$HV_VER"
+    if ! (cd "$W/debs" && apt-get download -q "$HV_PKG=$HV_VER" >/dev/null 2>&1); then
+        apt-get update -qq >/dev/null
+        (cd "$W/debs" && apt-get download -q "$HV_PKG=$HV_VER" >/dev/null) ||
+            die "apt-get download failed: $HV_PKG=$HV_VER"
+    fi
+fi
+[ -s "$HV_DEB" ] || die "no $HV_DEB after the download"
+DEBS="$HV_DEB $DEBS"
+# Whether this build has PV log-dirty: shadow paging in its config.
+SHADOW=$(dpkg-deb --fsys-tarfile "$HV_DEB" | tar -xO --wildcards './boot/xen-*.config' |
+    grep -E '^(# )?CONFIG_SHADOW_PAGING[ =]' || true)
+say "hypervisor $HV_PKG $HV_VER: ${SHADOW:-no CONFIG_SHADOW_PAGING line}"
+if [ "$XEN_BUILD" = logdirty ] && [ "$SHADOW" != CONFIG_SHADOW_PAGING=y ]; then
+    die "$HV_PKG $HV_VER has no shadow paging, so no PV log-dirty"
+fi
+# The domctl interface version of the headers xc-colo is built with.
+HOST_DOMCTL=$(awk '$2 == "XEN_DOMCTL_INTERFACE_VERSION" { print $3 }' \
+    /usr/include/xen/domctl.h 2>/dev/null)
+LIBXEN_VERSION=$(dpkg-query -W -f '${Version}' libxen-dev 2>/dev/null || echo unknown)
+say "xc-colo builds against libxen-dev $LIBXEN_VERSION, domctl interface ${HOST_DOMCTL:-unknown}"
+
 ######################################################################## base
 # Unpacked once per package set: Xen, the dom0 kernel and a dom0 root with
 # busybox, the Xen toolstack, its libraries and the five Xen kernel modules.
-BASE=$W/base
+BASE=$W/base-$XEN_BUILD
 STAMP=$(echo "$DEBS" | tr ' ' '\n' | sed 's|.*/||' | sort | md5sum | cut -c1-16)
 build_base() {
     say "unpacking the base images"
@@ -148,6 +200,7 @@ O=$RUN/overlay
 mkdir -p "$O/opt/xcc/bin" "$O/opt/xcc/lib" "$O/usr/local/bin" "$O/usr/lib/$ARCHLIB" "$O/etc/xen" "$O/boot"
 
 gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$RUN/workload" "$HERE/domu_workload.c"
+gcc -static -O2 -Wall -Wextra -Werror -o "$RUN/xcc-count" "$HERE/xcc_count.c"
 gcc -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
     -I"$TOP/libxc-colo/include" -I"$TOP/libxc-colo/src" -pthread \
     -o "$RUN/xen-ops-test" "$HERE/xen_ops_test.c" "$BUILD/lib/libxccolo.a" \
@@ -161,6 +214,15 @@ install -m 755 "$RUN/workload" "$RUN/domuroot/workload"
 install -m 755 "$BUILD/bin/xc-colo" "$O/opt/xcc/bin/xc-colo"
 cp -a "$BUILD"/lib/libxccolo.so* "$O/opt/xcc/lib/"
 install -m 755 "$RUN/xen-ops-test" "$O/usr/local/bin/xen-ops-test"
+install -m 755 "$RUN/xcc-count" "$O/usr/local/bin/xcc-count"
+cat > "$O/etc/xcc-harness.conf" <<EOF
+XENVM_XEN=$XEN_BUILD
+HV_VERSION=$HV_VER
+HOST_DOMCTL=$HOST_DOMCTL
+LIBXEN_VERSION=$LIBXEN_VERSION
+XENVM_PVH=${XENVM_PVH:-1}
+XENVM_QUICK=${XENVM_QUICK:-0}
+EOF
 
 # Shared libraries the host-built programs need that the base lacks: copy
 # the host's (the same Debian release), following their own needs too.
@@ -184,15 +246,17 @@ while [ -n "$todo" ]; do
     todo=$next
 done
 
-for n in guest guest-target guest-fresh guest-ckpt; do
-    sed -e "s/@NAME@/$n/" -e "s/@MEM@/$GUEST_MB/" "$HERE/guest.cfg.in" > "$O/etc/xen/$n.cfg"
+for n in guest guest-target guest-fresh guest-ckpt guest-tcp guest-mig guest-pvh guest-pvh-target; do
+    case $n in *pvh*) ty=pvh ;; *) ty=pv ;; esac
+    sed -e "s/@NAME@/$n/" -e "s/@MEM@/$GUEST_MB/" -e "s/@TYPE@/$ty/" \
+        "$HERE/guest.cfg.in" > "$O/etc/xen/$n.cfg"
 done
 install -m 755 "$HERE/dom0-init.sh" "$O/init"
 install -m 644 "$HERE/dom0-test.sh" "$O/test.sh"
 (cd "$O" && find . | cpio -o -H newc --quiet | gzip -1) > "$RUN/overlay.cpio.gz"
 cat "$BASE/dom0-base.cpio.gz" "$RUN/overlay.cpio.gz" > "$RUN/dom0.cpio.gz"
 T_BUILD=$(($(now_ms) - T_START))
-say "images ready in $((T_BUILD / 1000)) s; booting Xen (TCG, -cpu qemu64)"
+say "images ready in $((T_BUILD / 1000)) s; booting Xen $HV_VER (TCG, -cpu qemu64)"
 
 ######################################################################## boot
 LOG=$RUN/serial.log

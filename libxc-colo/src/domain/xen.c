@@ -194,15 +194,23 @@ static int xen_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
 
 /*
  * A Xen built without shadow paging has no log-dirty mode for PV guests:
- * track by page digests instead (xen_softdirty.c), and say so.
+ * track by page digests instead (xen_softdirty.c), and say so. The
+ * environment can ask for the digest scan on any Xen, so that one
+ * hypervisor tests both paths: XCC_XEN_DIRTY=digest.
  */
-static int softdirty_enable(xcc_domain *d)
+#define XEN_DIRTY_ENV "XCC_XEN_DIRTY"
+
+static int softdirty_enable(xcc_domain *d, bool forced)
 {
     struct xen_dom *x = priv(d);
 
-    XCC_WARN(d->log, "xen", "dom%u: this Xen has no log-dirty mode for PV "
-             "guests (built without shadow paging); tracking dirty pages by "
-             "digest instead", x->domid);
+    if (forced)
+        XCC_INFO(d->log, "xen", "dom%u: tracking dirty pages by digest, as "
+                 XEN_DIRTY_ENV "=digest asks", x->domid);
+    else
+        XCC_WARN(d->log, "xen", "dom%u: this Xen has no log-dirty mode for "
+                 "PV guests (built without shadow paging); tracking dirty "
+                 "pages by digest instead", x->domid);
     if (xen_softdirty_enable(x) < 0) {
         XCC_PERR(d->log, "xen", "dom%u: cannot start digest dirty tracking",
                  x->domid);
@@ -216,7 +224,23 @@ static int xen_logdirty_enable(xcc_domain *d)
     struct xen_dom *x = priv(d);
     size_t bytes = XCC_DIV_ROUND_UP(x->nr_pfns, BITS_PER_WORD) * 8;
     int pages = (int)XCC_DIV_ROUND_UP(bytes ? bytes : 1, PAGE_BYTES);
+    const char *mode = getenv(XEN_DIRTY_ENV);
 
+    if (mode && *mode && strcmp(mode, "digest") && strcmp(mode, "xen")) {
+        XCC_ERR(d->log, "xen", "bad " XEN_DIRTY_ENV " '%s': expected "
+                "'digest' or 'xen'", mode);
+        errno = EINVAL;
+        return -1;
+    }
+    if (mode && !strcmp(mode, "digest")) {
+        if (!x->pv) {
+            XCC_ERR(d->log, "xen", "dom%u: " XEN_DIRTY_ENV "=digest is for "
+                    "PV guests only", x->domid);
+            errno = EINVAL;
+            return -1;
+        }
+        return softdirty_enable(d, true);
+    }
     if (x->dirty_hbuf.hbuf && pages > x->dirty_hbuf_pages) {
         xc__hypercall_buffer_free_pages(x->xch, &x->dirty_hbuf,
                                         x->dirty_hbuf_pages);
@@ -247,7 +271,7 @@ static int xen_logdirty_enable(xcc_domain *d)
                               XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL,
                               0) < 0) {
             if (errno == EOPNOTSUPP && x->pv)
-                return softdirty_enable(d);
+                return softdirty_enable(d, false);
             XCC_PERR(d->log, "xen", "dom%u: cannot enable log-dirty mode",
                      x->domid);
             return -1;
