@@ -23,6 +23,7 @@ awk '
     incomment { if (/\*\//) incomment = 0; next }
     /^[ \t]*[A-Za-z_][A-Za-z0-9_.]*[ \t]*\{/ {
         node = $1; sub(/\{.*/, "", node); section = ""; next }
+    /^[ \t]*\}/ { section = ""; next }
     /global:/ { section = "global"; next }
     /local:/ { section = "local"; next }
     section == "global" && /[A-Za-z_]/ {
