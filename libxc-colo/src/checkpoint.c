@@ -486,11 +486,13 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
     /* A cancel or a destroyed guest: no CHECKPOINT for this epoch. */
     if (save_check(s) < 0)
         goto out;
+    /* Read before the CHECKPOINT goes out: its acknowledgement cannot come
+     * earlier, however late this thread runs again (commit time >= 0). */
+    if (!*buffered)
+        e->t_sent = lib_now_ns();
     if (stream_write_checkpoint(save_writer(s)) < 0)
         goto out;
     e->bytes += stream_writer_bytes(save_writer(s)) - bytes0;
-    if (!*buffered)
-        e->t_sent = lib_now_ns();
     rc = 0;
 out:
     save_set_writer(s, main_w);
@@ -504,7 +506,12 @@ static int flush_buffer(xcc_checkpointer *c, struct ckpt_entry *e)
     const uint8_t *buf = stream_writer_mem(c->mw, &len);
 
     while (off < len) {
-        ssize_t n = write(c->fd, buf + off, len - off);
+        ssize_t n;
+
+        /* Before each write: the last one carries the CHECKPOINT, whose
+         * acknowledgement cannot come earlier (commit time >= 0). */
+        e->t_sent = lib_now_ns();
+        n = write(c->fd, buf + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -522,7 +529,6 @@ static int flush_buffer(xcc_checkpointer *c, struct ckpt_entry *e)
         off += (size_t)n;
     }
     c->buffered_bytes += len;
-    e->t_sent = lib_now_ns();
     /* The guest runs: give back what a large epoch grew the buffer by. */
     stream_writer_mem_reset(c->mw, BUFFER_KEEP_BYTES);
     return 0;
