@@ -235,6 +235,25 @@ if [ "${XENVM_QUICK:-0}" = 1 ]; then
     exit 0
 fi
 
+# run_part NAME: a part's own steps, /dom0-NAME-test.sh (run.sh copies every
+# scripts/xen-vm/dom0-*-test.sh), sourced so that it shares the helpers
+# above and the running domU $D. A part leaves $D running when it ends.
+run_part() {
+    if [ -f "/dom0-$1-test.sh" ]; then
+        echo "=== part $1"
+        . "/dom0-$1-test.sh"
+    else
+        step "part_$1" FAIL "/dom0-$1-test.sh is missing"
+    fi
+}
+if [ -n "${XENVM_ONLY:-}" ]; then
+    echo "=== XENVM_ONLY=$XENVM_ONLY: interface, create, ops and that part only"
+    run_part "$XENVM_ONLY"
+    xl destroy "$D" 2>/dev/null
+    echo "XENVM_TESTS_DONE"
+    exit 0
+fi
+
 echo "=== step cli_digest: xc-colo digest on the Xen backend"
 t0=$(now)
 out=$(xc-colo digest "xen:$D" 2>&1); rc=$?

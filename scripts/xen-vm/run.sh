@@ -19,6 +19,9 @@
 #                  panicked "System is deadlocked on memory" in the harness)
 #   XENVM_QUICK    1 stops after the interface, create and ops steps (a
 #                  quick check while working on them; the verdict is FAIL)
+#   XENVM_ONLY     NAME: after the create and ops steps, runs only
+#                  dom0-NAME-test.sh from this directory (a part's own steps,
+#                  while working on it; the verdict is FAIL, as for QUICK)
 #
 # Prints a summary table and `XENVM_RESULT PASS` or `XENVM_RESULT FAIL`; the
 # serial console log and results.json stay in $XENVM_WORK/run/.
@@ -223,6 +226,7 @@ HOST_DOMCTL=$HOST_DOMCTL
 LIBXEN_VERSION=$LIBXEN_VERSION
 XENVM_PVH=${XENVM_PVH:-0}
 XENVM_QUICK=${XENVM_QUICK:-0}
+XENVM_ONLY=${XENVM_ONLY:-}
 EOF
 
 # Shared libraries the host-built programs need that the base lacks: copy
@@ -254,6 +258,11 @@ for n in guest guest-target guest-fresh guest-ckpt guest-tcp guest-mig guest-pvh
 done
 install -m 755 "$HERE/dom0-init.sh" "$O/init"
 install -m 644 "$HERE/dom0-test.sh" "$O/test.sh"
+# Parts' own steps (dom0-NAME-test.sh), sourced by test.sh.
+for part in "$HERE"/dom0-*-test.sh; do
+    [ -e "$part" ] || continue
+    install -m 644 "$part" "$O/$(basename "$part")"
+done
 (cd "$O" && find . | cpio -o -H newc --quiet | gzip -1) > "$RUN/overlay.cpio.gz"
 cat "$BASE/dom0-base.cpio.gz" "$RUN/overlay.cpio.gz" > "$RUN/dom0.cpio.gz"
 T_BUILD=$(($(now_ms) - T_START))
