@@ -61,7 +61,7 @@ all: deps $(LIBS) $(CLI) $(HELPER) header-check
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/obj/%.o: %.c $(wildcard libxc-colo/include/*.h libxc-colo/src/*.h libxc-colo/src/domain/*.h tools/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard libxc-colo/include/*.h libxc-colo/src/*.h libxc-colo/src/domain/*.h tools/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
