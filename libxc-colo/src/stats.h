@@ -71,6 +71,11 @@ struct stats_save {
     uint64_t digest_final_ns; /* of which in the final pass (downtime) */
     const char *status; /* "completed", "failed", "cancelled", "active" */
     const char *stop_reason; /* why iterating stopped */
+    /* Cooperative suspend (Xen) instead of a pause: how many, and how long
+     * the guest took to suspend itself (the last one, the longest). */
+    bool suspended;
+    uint64_t suspends;
+    uint64_t suspend_request_ns, suspend_request_max_ns;
 
     /* Map-cache totals and its mode. */
     struct xcc_map_cache_stats mc;
