@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <xenctrl.h>
+#include <xenstore.h>
 
 #include "domain/domain.h"
 #include "domain/xen_priv.h"
@@ -404,6 +405,36 @@ static int continue_guest(const char *id)
     if (!xch)
         return 1;
     before = dom_state(xch, domid);
+    /*
+     * A sender killed while it waited for the guest leaves the request in
+     * control/shutdown: the guest is about to suspend (or never will).
+     * Wait for it, 10 s at most, then withdraw the request and go on.
+     */
+    struct xs_handle *xsh = xs_open(0);
+    char *dp = xsh ? xs_get_domain_path(xsh, domid) : NULL, node[256];
+    if (dp) {
+        unsigned len;
+        char *v;
+
+        snprintf(node, sizeof(node), "%s/control/shutdown", dp);
+        for (int i = 0; i < 200; i++) {
+            v = xs_read(xsh, XBT_NULL, node, &len);
+            bool pending = v && !strcmp(v, "suspend");
+            free(v);
+            before = dom_state(xch, domid);
+            if (!pending || !before || strcmp(before, "running"))
+                break;
+            if (i == 199) {
+                printf("XOPS continue dom%u never answered a left-over "
+                       "suspend request: withdrawn\n", domid);
+                xs_write(xsh, XBT_NULL, node, "", 0);
+            }
+            usleep(50000);
+        }
+        free(dp);
+    }
+    if (xsh)
+        xs_close(xsh);
     snprintf(name, sizeof(name), "xen:%s", id);
     d = before ? xcc_domain_open(name, log, 0) : NULL;
     if (d && strcmp(before, "running"))
