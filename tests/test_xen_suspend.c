@@ -286,9 +286,9 @@ Test(suspend_saver, a_guest_that_does_not_suspend_fails_the_save_and_runs_on)
     xcc_saver *s = new_saver(d, fd, true);
     const char *json;
 
-    fail_suspend_errno = ETIMEDOUT;
+    fail_suspend_errno = XCC_ENOSUSPEND;
     cr_expect_eq(xcc_saver_run(s), -1);
-    cr_expect_eq(errno, ETIMEDOUT, "errno %d (%s)", errno, strerror(errno));
+    cr_expect_eq(errno, XCC_ENOSUSPEND, "errno %d (%s)", errno, strerror(errno));
     cr_expect_eq(resumes, 0, "nothing was suspended, nothing to resume");
     cr_expect_eq(guest_state(), XCC_SIM_RUNNING, "the guest is %s",
                  xcc_sim_state_name(guest_state()));

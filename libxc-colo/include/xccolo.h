@@ -61,6 +61,8 @@ enum {
     XCC_EFAILOVER = 2005,  /* checkpoint stream broke; last epoch kept */
     XCC_EBUSY = 2006,      /* guest too busy to converge (--abort-if-busy) */
     XCC_EBADDOMAIN = 2007, /* unknown or malformed domain name */
+    XCC_ENOSUSPEND = 2008, /* the guest did not suspend itself in time; the
+                              request was withdrawn and it runs on */
 };
 
 /* Describes an errno value or an XCC_E* code. Never returns NULL. */
@@ -669,7 +671,7 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
  * final pass with the guest paused, DIGEST (verify) and END. A Xen guest is
  * not paused but asked to suspend itself (control/shutdown in xenstore),
  * as `xl save` does; one that does not within suspend_timeout_ms fails the
- * save with ETIMEDOUT and runs on. The guest is left paused (Xen:
+ * save with XCC_ENOSUSPEND and runs on. The guest is left paused (Xen:
  * suspended) on success, as `xl save` leaves it before destroying it
  * (xcc_domain_unpause() to go on, like `xl save -c`; it resumes a
  * suspended guest in place). On failure the guest is unpaused (resumed)

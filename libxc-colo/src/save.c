@@ -706,7 +706,9 @@ int save_pause(xcc_saver *s)
 
     if (ops->suspend) {
         if (ops->suspend(s->d, s->p.suspend_timeout_ms) < 0) {
-            XCC_PERR(s->log, CTX, "cannot suspend '%s'", s->d->name);
+            /* The errno may be an XCC_E* code, which strerror lacks. */
+            XCC_ERR(s->log, CTX, "cannot suspend '%s': %s", s->d->name,
+                    xcc_strerror(errno));
             return -1;
         }
         s->suspended_by_us = true;

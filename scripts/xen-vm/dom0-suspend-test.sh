@@ -65,6 +65,7 @@ hb_runs_on "$D" && hb_ok=1
 set -- $(hb_window "$D" "$since")
 kv suspend_continue_hb_max_ms "$2"
 kv suspend_continue_suspended_ms "$(json_num /tmp/suspend_continue.json suspended-ms)"
+kv suspend_continue_suspend_request_ms "$(json_num /tmp/suspend_continue.json suspend-request-ms)"
 if [ $rc = 0 ] && suspended_in /tmp/suspend_continue.json && running "$D" && [ $hb_ok = 1 ]; then
     step suspend_continue PASS "state '$st' after -c, suspended $(json_num /tmp/suspend_continue.json suspended-ms) ms, heartbeat runs (longest stop $2 ms)"
 else
@@ -128,6 +129,7 @@ kv suspend_ignored_xl_state "$st"
 if [ $rc = 1 ] &&
     grep -q "dom$D did not answer the suspend request within $SUSP_TIMEOUT_MS ms" /tmp/suspend_ignored.out &&
     grep -q "request is withdrawn" /tmp/suspend_ignored.out &&
+    grep -q "did not suspend itself in time" /tmp/suspend_ignored.out &&
     [ -z "$val" ] && running "$D" && [ $hb_ok = 1 ]; then
     step suspend_ignored PASS "exit 1 after $SUSP_TIMEOUT_MS ms, request withdrawn, xl state '$st', heartbeat advances"
 else

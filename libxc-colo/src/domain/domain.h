@@ -76,7 +76,7 @@ struct xcc_domain_ops {
      * Optional (NULL: pause and unpause instead): quiesce the guest for the
      * final pass and for each checkpoint, and let it run on afterwards.
      * suspend waits timeout_ms at most (0: the backend's default) for the
-     * guest to answer; one that does not is left running (-1, ETIMEDOUT).
+     * guest to answer; one that does not is left running (-1, XCC_ENOSUSPEND).
      * unpause of a suspended guest resumes it.
      */
     int (*suspend)(xcc_domain *d, uint32_t timeout_ms);

@@ -143,7 +143,7 @@ void xen_softdirty_disable(struct xen_dom *x);
  * "suspend" in xenstore) and waits, timeout_ms at most (0: the default),
  * until Xen reports it shut down with SHUTDOWN_suspend. A guest that has
  * not acknowledged by then has the request withdrawn and runs on: -1 with
- * errno ETIMEDOUT. xen_resume resumes a guest shut down for suspend in
+ * errno XCC_ENOSUSPEND. xen_resume resumes a guest shut down for suspend in
  * place (xc_domain_resume, fast: the guest sees its suspend cancelled).
  * xen_suspend_close releases xenstore (from xen_close).
  */

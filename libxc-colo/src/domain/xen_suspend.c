@@ -21,7 +21,7 @@
  * withdrawn: the node is cleared inside a transaction, unless the guest
  * acknowledged at the last moment (then it is suspending, and we wait for
  * it as long again). The guest is then left running and the save fails with
- * ETIMEDOUT. An HVM guest without PV drivers has no watcher: Xen suspends
+ * XCC_ENOSUSPEND. An HVM guest without PV drivers has no watcher: Xen suspends
  * it directly (xc_domain_shutdown), as libxl does. Xen's optional suspend
  * event channel (a guest that binds one answers faster) is not used.
  *
@@ -379,7 +379,7 @@ int xen_suspend(xcc_domain *d, uint32_t timeout_ms)
                           "handler"
                         : "",
                     rc == 1 ? "withdrawn" : "NOT withdrawn (xenstore failed)");
-            errno = ETIMEDOUT;
+            errno = XCC_ENOSUSPEND;
             break;
         }
         if (verdict == XEN_SUSPEND_STUCK) {
@@ -388,7 +388,7 @@ int xen_suspend(xcc_domain *d, uint32_t timeout_ms)
                     "suspend within %" PRIu64 " ms", x->domid,
                     (double)(w.t_ack - w.t_request) / NS_PER_MS,
                     w.timeout_ns / NS_PER_MS);
-            errno = ETIMEDOUT;
+            errno = XCC_ENOSUSPEND;
             break;
         }
         if (verdict == XEN_SUSPEND_GONE) {
@@ -418,7 +418,7 @@ int xen_suspend(xcc_domain *d, uint32_t timeout_ms)
     if (ret < 0) {
         saved = errno;
         /* A request left behind by a failure other than the timeout. */
-        if (!direct && saved != ETIMEDOUT && saved != ENOENT)
+        if (!direct && saved != XCC_ENOSUSPEND && saved != ENOENT)
             withdraw(x, path);
     }
 unwatch:
