@@ -33,7 +33,7 @@ hb_runs_on() {
 
 echo "=== step suspend_save: save --live (no -c): the domU suspends itself and stays so"
 since=$(hb_now "$D")
-timed_save suspend_save /tmp/img_susp --live "xen:$D"
+timed_save suspend_save /tmp/img_susp --live -v "xen:$D"
 rc=$?
 st=$(domstate "$D")
 kv suspend_save_xl_state "$st"
