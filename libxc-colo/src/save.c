@@ -717,6 +717,7 @@ int save_pause(xcc_saver *s)
         s->st.suspend_request_ns = lib_now_ns() - t0;
         if (s->st.suspend_request_ns > s->st.suspend_request_max_ns)
             s->st.suspend_request_max_ns = s->st.suspend_request_ns;
+        s->st.t_suspended = t0 + s->st.suspend_request_ns;
     } else if (ops->pause(s->d) < 0) {
         XCC_PERR(s->log, CTX, "cannot pause '%s'", s->d->name);
         return -1;

@@ -76,6 +76,7 @@ struct stats_save {
     bool suspended;
     uint64_t suspends;
     uint64_t suspend_request_ns, suspend_request_max_ns;
+    uint64_t t_suspended; /* the last suspend took effect (clock) */
 
     /* Map-cache totals and its mode. */
     struct xcc_map_cache_stats mc;
