@@ -57,13 +57,16 @@ static void save_usage(FILE *out, bool migrate)
                 "Live-migrates DOMAIN's memory to DEST: tcp:HOST:PORT (a peer\n"
                 "running 'xc-colo restore --listen'), exec:COMMAND (the stream\n"
                 "on the command's stdin), fd:N, '-' or a FILE. The source is\n"
-                "left paused afterwards (-c: continue it).\n\n");
+                "left paused afterwards (-c: continue it); a Xen guest suspends\n"
+                "itself for the final pass and is left suspended.\n\n");
     else
         fprintf(out,
                 "usage: xc-colo save [options] DOMAIN FILE|-\n\n"
                 "Saves DOMAIN's memory to FILE ('-': standard output; also\n"
                 "fd:N, tcp:HOST:PORT, exec:COMMAND). The guest is left paused\n"
-                "afterwards, as 'xl save' leaves it (-c: continue it).\n\n");
+                "afterwards, as 'xl save' leaves it (-c: continue it). A Xen\n"
+                "guest is not paused but asked to suspend itself (xenstore\n"
+                "control/shutdown), as 'xl save' does, and is left suspended.\n\n");
     fprintf(out,
             "  -l, --live            precopy while the guest runs%s\n"
             "      --no-live         pause first and send one pass\n"
@@ -97,9 +100,15 @@ static void save_usage(FILE *out, bool migrate)
             "bits/s with\n"
             "                        k/M/G (1G = 1 Gbit/s), or bytes with B "
             "(125MB)\n"
+            "      --suspend-timeout MS  Xen: how long the guest may take "
+            "to suspend itself\n"
+            "                        for the final pass (default 30000); "
+            "then exit 1, and\n"
+            "                        the guest runs on\n"
             "      --stats-json FILE write the figures as JSON (QEMU "
             "query-migrate names)\n"
-            "  -c, --continue        unpause the guest after the save\n"
+            "  -c, --continue        unpause (Xen: resume) the guest after "
+            "the save\n"
             "      --progress        progress lines (default: on a terminal)\n"
             "      --no-progress     none\n"
             "  -q, --quiet           errors only, no progress, no summary\n"

@@ -61,6 +61,8 @@ enum {
     XCC_EFAILOVER = 2005,  /* checkpoint stream broke; last epoch kept */
     XCC_EBUSY = 2006,      /* guest too busy to converge (--abort-if-busy) */
     XCC_EBADDOMAIN = 2007, /* unknown or malformed domain name */
+    XCC_ENOSUSPEND = 2008, /* the guest did not suspend itself in time; the
+                              request was withdrawn and it runs on */
 };
 
 /* Describes an errno value or an XCC_E* code. Never returns NULL. */
@@ -262,7 +264,9 @@ void xcc_domain_close(xcc_domain *d);
 int xcc_domain_get_info(xcc_domain *d, uint64_t *nr_pfns,
                         uint32_t *page_size);
 
-/* Stops / continues the guest; returns once the state has changed. */
+/* Stops / continues the guest; returns once the state has changed. A Xen
+ * guest that a save left suspended (shut down for suspend) is resumed in
+ * place by xcc_domain_unpause (xc_domain_resume, fast). */
 int xcc_domain_pause(xcc_domain *d);
 int xcc_domain_unpause(xcc_domain *d);
 
@@ -642,6 +646,10 @@ struct xcc_save_params {
     uint64_t max_bandwidth; /* bytes per second on the fd, on average (a
                                token bucket, as QEMU's max-bandwidth); the
                                --max-downtime estimate uses it; 0: none */
+    uint32_t suspend_timeout_ms; /* Xen: how long a guest may take to
+                                    suspend itself for the final pass (or a
+                                    checkpoint) before the save fails and it
+                                    runs on; 0: 30000 */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,
@@ -660,10 +668,15 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
 
 /*
  * Runs the whole save: headers, GUEST_INFO, the precopy passes (live), the
- * final pass with the guest paused, DIGEST (verify) and END. The guest is
- * left paused on success, as `xl save` leaves it (xcc_domain_unpause() to
- * go on, like `xl save -c`). On failure the guest is unpaused again if the
- * saver paused it, log-dirty mode is switched off, and -1 is returned with
+ * final pass with the guest paused, DIGEST (verify) and END. A Xen guest is
+ * not paused but asked to suspend itself (control/shutdown in xenstore),
+ * as `xl save` does; one that does not within suspend_timeout_ms fails the
+ * save with XCC_ENOSUSPEND and runs on. The guest is left paused (Xen:
+ * suspended) on success, as `xl save` leaves it before destroying it
+ * (xcc_domain_unpause() to go on, like `xl save -c`; it resumes a
+ * suspended guest in place). On failure the guest is unpaused (resumed)
+ * again if the saver stopped it, log-dirty mode is switched off, and -1 is
+ * returned with
  * errno (XCC_EBUSY with abort_if_busy, EBUSY when another saver holds the
  * domain's saver lock, ENOENT when the guest was destroyed during the save,
  * or the write's errno such as EPIPE); the stream is then incomplete (no

@@ -694,9 +694,31 @@ static double estimate_final_ms(const xcc_saver *s, uint64_t dirty)
     return ms;
 }
 
+/*
+ * With a backend that can suspend the guest (Xen), the guest suspends
+ * itself rather than being paused where it stands: its memory is then a
+ * state it can resume from, as libxenguest requires.
+ */
 int save_pause(xcc_saver *s)
 {
-    if (s->d->ops->pause(s->d) < 0) {
+    const struct xcc_domain_ops *ops = s->d->ops;
+    uint64_t t0 = lib_now_ns();
+
+    if (ops->suspend) {
+        if (ops->suspend(s->d, s->p.suspend_timeout_ms) < 0) {
+            /* The errno may be an XCC_E* code, which strerror lacks. */
+            XCC_ERR(s->log, CTX, "cannot suspend '%s': %s", s->d->name,
+                    xcc_strerror(errno));
+            return -1;
+        }
+        s->suspended_by_us = true;
+        s->st.suspended = true;
+        s->st.suspends++;
+        s->st.suspend_request_ns = lib_now_ns() - t0;
+        if (s->st.suspend_request_ns > s->st.suspend_request_max_ns)
+            s->st.suspend_request_max_ns = s->st.suspend_request_ns;
+        s->st.t_suspended = t0 + s->st.suspend_request_ns;
+    } else if (ops->pause(s->d) < 0) {
         XCC_PERR(s->log, CTX, "cannot pause '%s'", s->d->name);
         return -1;
     }
@@ -708,7 +730,13 @@ int save_pause(xcc_saver *s)
 
 int save_unpause(xcc_saver *s)
 {
-    if (s->d->ops->unpause(s->d) < 0) {
+    if (s->suspended_by_us) {
+        if (s->d->ops->resume(s->d) < 0) {
+            XCC_PERR(s->log, CTX, "cannot resume '%s'", s->d->name);
+            return -1;
+        }
+        s->suspended_by_us = false;
+    } else if (s->d->ops->unpause(s->d) < 0) {
         XCC_PERR(s->log, CTX, "cannot unpause '%s'", s->d->name);
         return -1;
     }

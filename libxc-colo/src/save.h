@@ -78,6 +78,7 @@ struct xcc_saver {
 
     bool ran;
     bool paused_by_us;
+    bool suspended_by_us; /* paused_by_us, through ops->suspend */
     bool logdirty_on;
     bool use_xbzrle_now; /* deltas allowed in the current pass */
     volatile sig_atomic_t cancelled; /* xcc_saver_cancel, from a handler */
@@ -122,7 +123,8 @@ int save_end(xcc_saver *s, int rc, uint64_t extra_bytes);
 int save_precopy(xcc_saver *s, const volatile int *stop);
 
 /* Pauses / unpauses the guest, remembering whether the saver paused it
- * (the first pause is the start of the downtime). 0 or -1/errno, logged. */
+ * (the first pause is the start of the downtime). A backend with a suspend
+ * op suspends and resumes it instead. 0 or -1/errno, logged. */
 int save_pause(xcc_saver *s);
 int save_unpause(xcc_saver *s);
 

@@ -227,6 +227,18 @@ static jobj *save_json(const struct stats_save *s)
     put_dbl(root, "digest-time-ms", (double)s->digest_ns / NS_PER_MS);
     put_dbl(root, "digest-downtime-ms", (double)s->digest_final_ns / NS_PER_MS);
     put_str(root, "stop-reason", s->stop_reason);
+    /* The final pass ran with the guest suspended (Xen), not paused:
+     * suspended-ms is the guest's downtime in it (a checkpoint run: in
+     * its last checkpoint, up to END), suspend-request-ms how long it took
+     * to suspend itself before that. */
+    put_bool(root, "suspended", s->suspended);
+    put_dbl(root, "suspended-ms",
+            s->suspended ? stats_ms(s->t_suspended, s->t_end) : 0);
+    put_dbl(root, "suspend-request-ms",
+            (double)s->suspend_request_ns / NS_PER_MS);
+    put_dbl(root, "suspend-request-max-ms",
+            (double)s->suspend_request_max_ns / NS_PER_MS);
+    put_u64(root, "suspends", s->suspends);
 
     if ((o = put_obj(root, "mode"))) {
         put_bool(o, "live", s->live);

@@ -71,6 +71,12 @@ struct stats_save {
     uint64_t digest_final_ns; /* of which in the final pass (downtime) */
     const char *status; /* "completed", "failed", "cancelled", "active" */
     const char *stop_reason; /* why iterating stopped */
+    /* Cooperative suspend (Xen) instead of a pause: how many, and how long
+     * the guest took to suspend itself (the last one, the longest). */
+    bool suspended;
+    uint64_t suspends;
+    uint64_t suspend_request_ns, suspend_request_max_ns;
+    uint64_t t_suspended; /* the last suspend took effect (clock) */
 
     /* Map-cache totals and its mode. */
     struct xcc_map_cache_stats mc;

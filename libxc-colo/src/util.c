@@ -33,6 +33,8 @@ const char *xcc_strerror(int err)
         return "guest dirties memory too fast to converge";
     case XCC_EBADDOMAIN:
         return "bad domain name";
+    case XCC_ENOSUSPEND:
+        return "the guest did not suspend itself in time (it runs on)";
     default:
         return strerror(err);
     }

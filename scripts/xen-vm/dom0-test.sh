@@ -69,6 +69,14 @@ timed_save() {
 
 digest_of() { xc-colo digest "$@" 2>/tmp/digest.err | head -n1; }
 
+# continue_guest DOMID: lets a guest a save or checkpoint left stopped run
+# again. xc-colo suspends a Xen guest for the final pass, and `xl unpause`
+# cannot run a suspended guest: xen-ops-test --continue resumes it (and
+# unpauses a paused one).
+continue_guest() {
+    xen-ops-test --continue "$1" > /tmp/continue.out 2>&1 || show continue /tmp/continue.out
+}
+
 # wait_listen PORT: until a TCP listener is up on it (30 s at most).
 wait_listen() {
     i=0
@@ -380,7 +388,7 @@ else
             dtg=$(digest_of --exclude-pagetables "xen:$T")
             kv "${label}_digest_source" "$ds"
             kv "${label}_digest_target" "$dtg"
-            xl unpause "$D"
+            continue_guest "$D"
             if [ -n "$ds" ] && [ "$ds" = "$dtg" ]; then
                 return 0
             fi
@@ -451,7 +459,7 @@ else
     fi
 fi
 rm -f /tmp/img_nl
-xl unpause guest 2>/dev/null
+continue_guest "$D"
 
 ###########################################################################
 # Lines in a digest log; 0 while it is missing or empty (grep -c prints 0
@@ -490,7 +498,9 @@ else
                 hb0=$(hb_now "$D"); n0=$(logged_lines /tmp/dlog)
             fi
             i=$((i + 1))
-            if [ $i -gt 600 ] || ! kill -0 $SPID 2>/dev/null; then break; fi
+            # 300 s: under TCG a Linux PV guest takes up to seconds to
+            # suspend itself for a checkpoint.
+            if [ $i -gt 1500 ] || ! kill -0 $SPID 2>/dev/null; then break; fi
             sleep 0.2
         done
         n=$(logged_lines /tmp/dlog)
@@ -504,7 +514,7 @@ else
         show sender /tmp/send.out
         show receiver /tmp/recv.out
         kv checkpoint_receiver_rc $rc
-        xl unpause "$D" 2>/dev/null    # the killed sender may have left it paused
+        continue_guest "$D"    # the killed sender may have left it suspended
         # The guest's stops in the window, as its heartbeat saw them: the
         # live phase's final pass, then one per checkpoint.
         set -- $(hb_window "$D" "$hb0" "$hb1")
@@ -657,13 +667,15 @@ if [ "$XENVM_XEN" != security ]; then
     kv remus_xl_bytes "$(count_of /tmp/remus.cnt)"
     xl list
     destroy_others "$D"
-    xl unpause "$D" 2>/dev/null
+    continue_guest "$D"
     if [ $started = 1 ] && [ "${1:-0}" -gt 0 ]; then
         step remus_xl PASS "$1 checkpoints in $win s, median pause $3 ms"
     else
         step remus_xl FAIL "no checkpoints seen (exit $rc)"
     fi
 fi
+
+run_part suspend
 
 ###########################################################################
 echo "=== domU console (tail)"

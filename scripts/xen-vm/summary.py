@@ -190,7 +190,9 @@ def main():
             return True
         return st in ("PASS", "INFO")
 
-    ok = ended and done and not crashes and all(step_ok(s) for s in STEP_ORDER)
+    # Steps beyond STEP_ORDER (the parts' own, dom0-NAME-test.sh) count too.
+    ok = ended and done and not crashes and all(step_ok(s) for s in STEP_ORDER) \
+        and all(step_ok(s) for s in steps)
 
     print("\n==== xc-colo Xen VM harness: summary")
     print(f"{'step':<22} {'result':<7} detail")

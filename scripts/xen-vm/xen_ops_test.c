@@ -15,6 +15,9 @@
  *                                 the workload's heartbeat page (see
  *                                 heartbeat.h): its clock, and the gaps
  *                                 (guest stops) that ended in the window
+ *   xen-ops-test --continue DOMID  lets a guest that a save or checkpoint
+ *                                 left stopped run again: suspended, it is
+ *                                 resumed in place; paused, unpaused
  *
  * The log-dirty test checks dirty bits against what the workload is known
  * to do: every page marked hot (rewritten many times a second) must be
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include <xenctrl.h>
+#include <xenstore.h>
 
 #include "domain/domain.h"
 #include "domain/xen_priv.h"
@@ -370,8 +374,84 @@ static int heartbeat_read(xcc_domain *d, uint64_t pfn, uint64_t since,
     return 0;
 }
 
+/* "suspended", "shutdown", "paused" or "running"; NULL: no such domain. */
+static const char *dom_state(xc_interface *xch, uint32_t domid)
+{
+    xc_domaininfo_t di;
+
+    if (xc_domain_getinfolist(xch, domid, 1, &di) != 1 || di.domain != domid)
+        return NULL;
+    if (di.flags & XEN_DOMINF_shutdown)
+        return ((di.flags >> XEN_DOMINF_shutdownshift) &
+                XEN_DOMINF_shutdownmask) == SHUTDOWN_suspend
+                   ? "suspended"
+                   : "shutdown";
+    return di.flags & XEN_DOMINF_paused ? "paused" : "running";
+}
+
+/* --continue DOMID: through the library's unpause, which resumes a guest
+ * shut down for suspend. */
+static int continue_guest(const char *id)
+{
+    xentoollog_logger *log = (xentoollog_logger *)
+        xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
+    xc_interface *xch = xc_interface_open(log, log, 0);
+    uint32_t domid = (uint32_t)strtoul(id, NULL, 10);
+    const char *before, *after;
+    char name[64];
+    xcc_domain *d;
+    int rc = 0;
+
+    if (!xch)
+        return 1;
+    before = dom_state(xch, domid);
+    /*
+     * A sender killed while it waited for the guest leaves the request in
+     * control/shutdown: the guest is about to suspend (or never will).
+     * Wait for it, 10 s at most, then withdraw the request and go on.
+     */
+    struct xs_handle *xsh = xs_open(0);
+    char *dp = xsh ? xs_get_domain_path(xsh, domid) : NULL, node[256];
+    if (dp) {
+        unsigned len;
+        char *v;
+
+        snprintf(node, sizeof(node), "%s/control/shutdown", dp);
+        for (int i = 0; i < 200; i++) {
+            v = xs_read(xsh, XBT_NULL, node, &len);
+            bool pending = v && !strcmp(v, "suspend");
+            free(v);
+            before = dom_state(xch, domid);
+            if (!pending || !before || strcmp(before, "running"))
+                break;
+            if (i == 199) {
+                printf("XOPS continue dom%u never answered a left-over "
+                       "suspend request: withdrawn\n", domid);
+                xs_write(xsh, XBT_NULL, node, "", 0);
+            }
+            usleep(50000);
+        }
+        free(dp);
+    }
+    if (xsh)
+        xs_close(xsh);
+    snprintf(name, sizeof(name), "xen:%s", id);
+    d = before ? xcc_domain_open(name, log, 0) : NULL;
+    if (d && strcmp(before, "running"))
+        rc = xcc_domain_unpause(d);
+    xcc_domain_close(d);
+    after = dom_state(xch, domid);
+    printf("XOPS continue dom%u before %s after %s rc %d\n", domid,
+           before ? before : "none", after ? after : "none", rc);
+    xc_interface_close(xch);
+    xtl_logger_destroy(log);
+    return after && !strcmp(after, "running") ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--continue"))
+        return continue_guest(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "--interface"))
         return interface_check();
     if (argc >= 4 && argc <= 6 && !strcmp(argv[1], "--heartbeat")) {

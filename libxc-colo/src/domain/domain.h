@@ -72,8 +72,14 @@ struct xcc_domain_ops {
     bool (*dirty_by_content)(xcc_domain *d);
     void (*page_sent)(xcc_domain *d, uint64_t pfn, const void *page);
 
-    /* Optional (NULL): quiesce / resume the guest around the final pass. */
-    int (*suspend)(xcc_domain *d);
+    /*
+     * Optional (NULL: pause and unpause instead): quiesce the guest for the
+     * final pass and for each checkpoint, and let it run on afterwards.
+     * suspend waits timeout_ms at most (0: the backend's default) for the
+     * guest to answer; one that does not is left running (-1, XCC_ENOSUSPEND).
+     * unpause of a suspended guest resumes it.
+     */
+    int (*suspend)(xcc_domain *d, uint32_t timeout_ms);
     int (*resume)(xcc_domain *d);
 
     /* Restore side: make pfns exist (allocate their memory). */

@@ -2,7 +2,8 @@
  * xen.c - the Xen domain backend: "xen:ID" or a bare domid.
  *
  * Built on libxenctrl (domain info, frame types, log-dirty, pause,
- * populate), libxenforeignmemory (mapping) and libxentoollog (logging).
+ * populate), libxenforeignmemory (mapping) and libxentoollog (logging);
+ * xen_suspend.c adds libxenstore and libxenguest for suspend and resume.
  * HVM and PVH guests are mapped by gfn; PV guests by machine frame, through
  * the pfn -> mfn table that xen_p2m.c builds.
  *
@@ -564,6 +565,10 @@ static int xen_unpause(xcc_domain *d)
 {
     struct xen_dom *x = priv(d);
 
+    /* A suspended guest is shut down: only a resume lets it run. */
+    if (x->suspended || xen_suspend_is_suspended(x))
+        return xen_resume(d);
+
     if (xc_domain_unpause(x->xch, x->domid) < 0) {
         XCC_PERR(d->log, "xen", "cannot unpause dom%u", x->domid);
         return -1;
@@ -647,6 +652,7 @@ static void xen_close(xcc_domain *d)
     if (x->logdirty_on)
         xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
     xen_softdirty_disable(x);
+    xen_suspend_close(x);
     if (x->dirty_hbuf.hbuf)
         xc__hypercall_buffer_free_pages(x->xch, &x->dirty_hbuf,
                                         x->dirty_hbuf_pages);
@@ -712,8 +718,8 @@ static const struct xcc_domain_ops xen_ops = {
     .unmap = xen_unmap,
     .pause = xen_pause,
     .unpause = xen_unpause,
-    .suspend = NULL,
-    .resume = NULL,
+    .suspend = xen_suspend,
+    .resume = xen_resume,
     .populate = xen_populate,
     .close = xen_close,
     .lock = xen_lock,

@@ -1,6 +1,7 @@
 /*
- * xen_priv.h - state shared by the Xen backend's files (xen.c, xen_p2m.c).
- * Only these two files include Xen's control headers.
+ * xen_priv.h - state shared by the Xen backend's files (xen.c, xen_p2m.c,
+ * xen_softdirty.c, xen_suspend.c). Only these files include Xen's control
+ * headers.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -72,6 +73,11 @@ struct xen_dom {
     uint64_t *soft_live;          /* pfns a live clean reported */
     unsigned soft_map_generation; /* p2m_refreshes when mapped */
 
+    /* Cooperative suspend (xen_suspend.c): xenstore, opened on the first
+     * suspend; suspended while the guest is shut down for suspend by us. */
+    struct xs_handle *xsh;
+    bool suspended;
+
     /* Log-dirty: a hypercall-safe bitmap of nr_pfns bits. */
     bool logdirty_on;
     bool final_flag_unsupported;
@@ -130,5 +136,74 @@ int xen_softdirty_enable(struct xen_dom *x);
 int64_t xen_softdirty_clean(struct xen_dom *x, uint64_t *bitmap, bool final);
 void xen_softdirty_sent(struct xen_dom *x, uint64_t pfn, const void *page);
 void xen_softdirty_disable(struct xen_dom *x);
+
+/*
+ * Cooperative suspend (xen_suspend.c), the ops' suspend and resume.
+ * xen_suspend asks the guest to suspend itself (control/shutdown =
+ * "suspend" in xenstore) and waits, timeout_ms at most (0: the default),
+ * until Xen reports it shut down with SHUTDOWN_suspend. A guest that has
+ * not acknowledged by then has the request withdrawn and runs on: -1 with
+ * errno XCC_ENOSUSPEND. xen_resume resumes a guest shut down for suspend in
+ * place (xc_domain_resume, fast: the guest sees its suspend cancelled).
+ * xen_suspend_close releases xenstore (from xen_close).
+ */
+#define XEN_SUSPEND_DEFAULT_TIMEOUT_MS 30000u
+int xen_suspend(xcc_domain *d, uint32_t timeout_ms);
+int xen_resume(xcc_domain *d);
+/* True when the guest is shut down for suspend (by us or another tool):
+ * unpausing it means resuming it. */
+bool xen_suspend_is_suspended(struct xen_dom *x);
+void xen_suspend_close(struct xen_dom *x);
+
+/*
+ * The wait for a suspend as a state machine without Xen, so that its
+ * timing is unit-tested. Each look at the domain gives an observation;
+ * xen_suspend_wait_step says what to do next.
+ */
+enum xen_suspend_state {
+    XEN_SUSPEND_REQUESTED, /* "suspend" written, not yet acknowledged */
+    XEN_SUSPEND_ACKED,     /* the guest cleared the node: it is suspending */
+    XEN_SUSPEND_DONE,      /* shut down with SHUTDOWN_suspend */
+    XEN_SUSPEND_FAILED,
+};
+
+struct xen_suspend_obs {
+    bool gone;            /* no such domain any more, or dying */
+    bool shutdown;        /* Xen reports it shut down ... */
+    unsigned reason;      /* ... with this SHUTDOWN_* code */
+    bool request_pending; /* control/shutdown still reads "suspend" */
+};
+
+enum xen_suspend_verdict {
+    XEN_SUSPEND_WAIT,      /* look again, after xen_suspend_wait_poll_ms */
+    XEN_SUSPEND_SUSPENDED, /* done: the guest is suspended */
+    XEN_SUSPEND_WITHDRAW,  /* time is up, no answer: withdraw the request */
+    XEN_SUSPEND_STUCK,     /* acknowledged, but not suspended in time */
+    XEN_SUSPEND_GONE,      /* the domain went away */
+    XEN_SUSPEND_OTHER,     /* it shut down for another reason */
+};
+
+struct xen_suspend_wait {
+    enum xen_suspend_state state;
+    uint64_t t_request, t_ack, t_done; /* ns, caller's clock */
+    uint64_t deadline;                 /* ns */
+    uint64_t timeout_ns;
+    unsigned looks;
+};
+
+/* Between two looks without a watch event, at most (ms). */
+#define XEN_SUSPEND_POLL_MS 20
+
+void xen_suspend_wait_init(struct xen_suspend_wait *w, uint64_t now_ns,
+                           uint32_t timeout_ms);
+enum xen_suspend_verdict xen_suspend_wait_step(struct xen_suspend_wait *w,
+                                               const struct xen_suspend_obs *o,
+                                               uint64_t now_ns);
+/* A withdrawal found the request acknowledged at the last moment: the
+ * guest is suspending; wait for it as long again. */
+void xen_suspend_wait_late_ack(struct xen_suspend_wait *w, uint64_t now_ns);
+/* How long to sleep before the next look (ms, 0..XEN_SUSPEND_POLL_MS). */
+int xen_suspend_wait_poll_ms(const struct xen_suspend_wait *w,
+                             uint64_t now_ns);
 
 #endif /* XCC_XEN_PRIV_H */
