@@ -69,10 +69,13 @@ int xen_pt_normalise(uint64_t *page, unsigned level,
 {
     unsigned first, last;
 
+    if (f)
+        f->dropped = 0;
     if (xen_slots(page, level, g, &first, &last) < 0)
         return fault(f, EINVAL, 0, 0, 0);
     for (unsigned i = 0; i < XEN_PT_ENTRIES; i++) {
-        uint64_t pte = page[i], mfn, pfn;
+        uint64_t pte = page[i], mfn, pfn = 0;
+        int rc;
 
         if (i >= first && i <= last) {
             page[i] = 0;
@@ -83,8 +86,14 @@ int xen_pt_normalise(uint64_t *page, unsigned level,
         mfn = pte_frame(pte);
         if (level > 1 && (pte & XEN_PTE_PSE))
             return fault(f, E2BIG, i, pte, mfn);
-        if (lookup(opaque, mfn, &pfn) < 0 ||
-            pfn > XEN_PTE_FRAME_MASK >> XEN_PTE_FRAME_SHIFT)
+        rc = lookup(opaque, mfn, &pfn);
+        if (rc == 1) {
+            page[i] = 0;
+            if (f)
+                f->dropped++;
+            continue;
+        }
+        if (rc < 0 || pfn > XEN_PTE_FRAME_MASK >> XEN_PTE_FRAME_SHIFT)
             return fault(f, EAGAIN, i, pte, mfn);
         page[i] = (pte & ~XEN_PTE_FRAME_MASK) | pfn << XEN_PTE_FRAME_SHIFT;
     }

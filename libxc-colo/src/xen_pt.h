@@ -54,7 +54,10 @@ struct xen_pt_geom {
 
 /*
  * mfn -> pfn: 0 with *pfn set when mfn is a frame of the domain whose p2m
- * maps *pfn back to it; -1 otherwise (not the domain's, or moving).
+ * maps *pfn back to it; -1 otherwise (not the domain's, or moving); 1 when
+ * the entry is to be dropped (written as 0): a frame outside the guest's
+ * memory that the guest would have unmapped itself had it been suspended
+ * (see xen_m2p.c).
  */
 typedef int xen_pt_lookup_fn(void *opaque, uint64_t mfn, uint64_t *pfn);
 
@@ -63,6 +66,7 @@ struct xen_pt_fault {
     unsigned slot; /* entry index 0..511 */
     uint64_t pte;  /* the entry as found */
     uint64_t frame; /* its frame (an mfn, or a pfn for the check) */
+    unsigned dropped; /* normalise: entries the lookup dropped (answer 1) */
 };
 
 /* Guest levels from the guest width in bytes (8: 4 levels, 4: 3), or 0. */

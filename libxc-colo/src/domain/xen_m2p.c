@@ -11,6 +11,16 @@
  * of its 2 MiB extents from DOMID_XEN); it is done here so that the library
  * does not link libxenguest for it.
  *
+ * Xen's own pages shared with a PV guest (shared_info, the grant-table
+ * frames) are owned by the domain but in no pfn: Xen writes their M2P
+ * entry invalid. A Linux guest maps them and unmaps them itself when it
+ * suspends, so libxenguest, which saves only suspended guests, treats
+ * such an entry as an error. A guest that was only paused still maps them:
+ * in a paused pass of a guest that is not suspended, an entry naming a
+ * frame the domain owns whose M2P entry is no pfn of the guest is dropped
+ * (written as 0, counted and logged once per table); the guest maps them
+ * again when it resumes. Every other foreign frame is an error there.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <stdlib.h>
@@ -106,6 +116,41 @@ static int lookup_locked(void *opaque, uint64_t mfn, uint64_t *pfn)
     return 0;
 }
 
+struct lookup_ctx {
+    struct xen_dom *x;
+    bool drop_shared; /* paused, not suspended: drop Xen's shared frames */
+};
+
+static int lookup_cb(void *opaque, uint64_t mfn, uint64_t *pfn)
+{
+    struct lookup_ctx *c = opaque;
+    uint8_t type;
+
+    if (lookup_locked(c->x, mfn, pfn) == 0)
+        return 0;
+    if (!c->drop_shared || (mfn < c->x->m2p_entries &&
+                            c->x->m2p[mfn] < c->x->nr_pfns))
+        return -1;
+    /* Owned by the domain (not XTAB), in none of its pfns: Xen's. */
+    if (xen_frame_types(c->x, &mfn, &type, 1) < 0 || type == XCC_PFN_XTAB)
+        return -1;
+    return 1;
+}
+
+/* True when the domain is shut down for a suspend (not merely paused). */
+static bool suspended(struct xen_dom *x)
+{
+    xc_domaininfo_t di;
+
+    if (!x->xch) /* a unit test's hand-built domain */
+        return false;
+    if (xc_domain_getinfolist(x->xch, x->domid, 1, &di) != 1 ||
+        di.domain != x->domid || !(di.flags & XEN_DOMINF_shutdown))
+        return false;
+    return ((di.flags >> XEN_DOMINF_shutdownshift) &
+            XEN_DOMINF_shutdownmask) == SHUTDOWN_suspend;
+}
+
 int xen_mfn_to_pfn(struct xen_dom *x, uint64_t mfn, uint64_t *pfn)
 {
     int rc;
@@ -143,14 +188,23 @@ int xen_normalise_page(struct xen_dom *x, uint64_t pfn, unsigned type,
         errno = ENOTSUP;
         return -1;
     }
+    struct lookup_ctx c = {.x = x, .drop_shared = final && !suspended(x)};
+
     pthread_mutex_lock(&x->p2m_lock);
     rc = m2p_map(x);
     if (rc == 0)
-        rc = xen_pt_normalise(page, level, &g, lookup_locked, x, &f);
+        rc = xen_pt_normalise(page, level, &g, lookup_cb, &c, &f);
     e = errno;
     pthread_mutex_unlock(&x->p2m_lock);
-    if (rc == 0)
+    if (rc == 0) {
+        if (f.dropped)
+            XCC_INFO(x->log, "xen", "dom%u: page table pfn %#" PRIx64
+                     " (L%u): %u entries mapping Xen's pages shared with the "
+                     "guest (shared_info, grant table) dropped: the guest is "
+                     "paused, not suspended", x->domid, pfn, level,
+                     f.dropped);
         return 0;
+    }
     if (e == EAGAIN && !final) {
         XCC_DBG(x->log, "xen", "dom%u: pfn %#" PRIx64 " (L%u): entry %u "
                 "(%#" PRIx64 ") maps mfn %#" PRIx64 ", not the guest's now: "
