@@ -332,8 +332,9 @@ static void print_totals(struct inspect_out *o,
                                              "XBZRLE_PAGES"};
         bool any = false;
 
-        for (unsigned i = 1; i < 15; i++) { /* not normal (0), not holes */
-            if (!o->by_type[k][i])
+        /* PV page tables: L1..L4 (1..4) and pinned L1..L4 (9..0xC). */
+        for (unsigned i = 1; i <= 0xC; i++) {
+            if (!o->by_type[k][i] || (i > 4 && i < 9))
                 continue;
             if (!any)
                 printf("  page tables in %s:", where[k]);
