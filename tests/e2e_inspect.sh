@@ -80,7 +80,11 @@ open(os.path.join(out, "sim.stream"), "wb").write(s)
 
 x = headers(1, 4, 17) + rec(2, bytes([8, 4]) + b"\0" * 6)
 x += rec(3, struct.pack("<IIQ", 0, 1023, 0x123))
-x += page_data([(5, 0, os.urandom(PAGE)), (6, 0xC, os.urandom(PAGE)), (9, 0xF, None)])
+# A pinned L4 as Xen's saver writes it: normalised (entries name pfns below
+# the guest's size, Xen's slots 256..272 zero); inspect checks that.
+l4 = struct.pack("<Q", 5 << 12 | 0x67) + b"\0" * (273 * 8 - 8) + \
+    struct.pack("<Q", 9 << 12 | 0x67) + b"\0" * (PAGE - 274 * 8)
+x += page_data([(5, 0, os.urandom(PAGE)), (6, 0xC, l4), (9, 0xF, None)])
 x += rec(4, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10) + rec(0x11, b"cpuid") + rec(0)
 open(os.path.join(out, "xen-pv.stream"), "wb").write(x)
 EOF

@@ -910,9 +910,13 @@ Test(stream, hostile_fields_are_named)
     u32 = htole32(2);
     expect_bad(sample_patched(&len, R_ZP, 0, &u32, 4), &len, "need",
                "ZERO_PAGES record (type 0x58430002)");
-    u64 = htole64(1ull << 60);
+    u64 = htole64(NR_PFNS);
     expect_bad(sample_patched(&len, R_ZP, 8, &u64, 8), &len, "beyond the guest",
                "ZERO_PAGES");
+    /* The sample is format 1 (GUEST_INFO flags 0): no type bits. */
+    u64 = htole64(1ull << 60 | 10);
+    expect_bad(sample_patched(&len, R_ZP, 8, &u64, 8), &len,
+               "the stream is format 1", "ZERO_PAGES");
     /* XBZRLE: length 0, length > page, sum mismatch, bad grammar. */
     u32 = 0;
     expect_bad(sample_patched(&len, R_XB, 24, &u32, 4), &len, "outside 1..4096",

@@ -19,6 +19,8 @@ struct inspect_out {
     bool json;
     int verbosity; /* -1 totals only, 0 every record, 1 record details */
     uint64_t shown;
+    uint64_t by_type[3][16]; /* PAGE_DATA, ZERO_PAGES, XBZRLE_PAGES entries */
+    uint64_t pagetables_checked;
 };
 
 static void inspect_usage(FILE *out)
@@ -113,6 +115,40 @@ static void print_headers(struct inspect_out *o,
                "details");
 }
 
+/* Page types by their 4-bit stream value ("L4-pinned": LPINTAB). */
+static const char *const type_keys[16] = {
+    "normal",    "L1",        "L2",        "L3",     "L4",     "type5",
+    "type6",     "type7",     "type8",     "L1-pinned", "L2-pinned",
+    "L3-pinned", "L4-pinned", "broken",    "xalloc", "xtab",
+};
+
+/* {"L1": n, ...} of the non-zero counters, NULL when all are zero. */
+static jobj *types_json(const uint64_t *by_type)
+{
+    jobj *j = NULL;
+
+    for (unsigned i = 0; i < 16; i++) {
+        if (!by_type[i])
+            continue;
+        if (!j)
+            j = json_object_new_object();
+        put_u64(j, type_keys[i], by_type[i]);
+    }
+    return j;
+}
+
+/* Which totals a record's by_type adds to: PAGE_DATA, ZERO, XBZRLE. */
+static int type_kind(const struct xcc_inspect_record *r)
+{
+    if (r->pages_data || r->pages_nodata)
+        return 0;
+    if (r->pages_zero)
+        return 1;
+    if (r->pages_xbzrle)
+        return 2;
+    return -1;
+}
+
 static void print_record_json(struct inspect_out *o,
                               const struct xcc_inspect_record *r)
 {
@@ -135,6 +171,10 @@ static void print_record_json(struct inspect_out *o,
         put_u64(j, "pages_xbzrle", r->pages_xbzrle);
         put_u64(j, "xbzrle_bytes", r->xbzrle_bytes);
     }
+    if (type_kind(r) >= 0)
+        json_object_object_add(j, "types", types_json(r->by_type));
+    if (r->pagetables_checked)
+        put_u64(j, "pagetables_checked", r->pagetables_checked);
     if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
         put_u64(j, "pfns", r->pfns);
     if (r->nr_pfns)
@@ -169,6 +209,10 @@ static void print_record_text(struct inspect_out *o,
     if (r->pages_xbzrle)
         printf(" xbzrle pages %" PRIu64 ", %" PRIu64 " encoded bytes",
                r->pages_xbzrle, r->xbzrle_bytes);
+    /* Page types other than normal RAM and holes (PV page tables). */
+    for (unsigned i = 1; i < 15; i++) /* not 0 (normal) nor 0xF (hole) */
+        if (r->by_type[i])
+            printf(" %s %" PRIu64, type_keys[i], r->by_type[i]);
     if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
         printf(" dirty pfns %" PRIu64, r->pfns);
     if (r->nr_pfns)
@@ -204,6 +248,10 @@ static int on_record(void *opaque, const struct xcc_inspect_headers *h,
         print_headers(o, h);
         return 0;
     }
+    if (type_kind(r) >= 0)
+        for (unsigned i = 0; i < 16; i++)
+            o->by_type[type_kind(r)][i] += r->by_type[i];
+    o->pagetables_checked += r->pagetables_checked;
     if (o->json)
         print_record_json(o, r);
     else if (o->verbosity >= 0)
@@ -250,6 +298,16 @@ static void print_totals(struct inspect_out *o,
             json_object_object_add(kinds, kind_keys[k], kind);
         }
         json_object_object_add(j, "by_kind", kinds);
+        {
+            jobj *types = json_object_new_object();
+            static const char *const keys[3] = {"page_data", "zero_pages",
+                                                "xbzrle_pages"};
+            for (int k = 0; k < 3; k++)
+                json_object_object_add(types, keys[k],
+                                       types_json(o->by_type[k]));
+            json_object_object_add(j, "pages_by_type", types);
+        }
+        put_u64(j, "pagetables_checked", o->pagetables_checked);
         fputs("],\n\"totals\":", stdout);
         print_json(j);
         printf(",\n\"valid\":%s,\"error\":", rc ? "false" : "true");
@@ -269,6 +327,27 @@ static void print_totals(struct inspect_out *o,
            " xbzrle (%" PRIu64 " encoded bytes), %" PRIu64 " without data\n",
            t->pages_data, t->pages_zero, t->pages_xbzrle, t->xbzrle_bytes,
            t->pages_nodata);
+    for (int k = 0; k < 3; k++) {
+        static const char *const where[3] = {"PAGE_DATA", "ZERO_PAGES",
+                                             "XBZRLE_PAGES"};
+        bool any = false;
+
+        /* PV page tables: L1..L4 (1..4) and pinned L1..L4 (9..0xC). */
+        for (unsigned i = 1; i <= 0xC; i++) {
+            if (!o->by_type[k][i] || (i > 4 && i < 9))
+                continue;
+            if (!any)
+                printf("  page tables in %s:", where[k]);
+            printf("%s %s %" PRIu64, any ? "," : "", type_keys[i],
+                   o->by_type[k][i]);
+            any = true;
+        }
+        if (any)
+            putchar('\n');
+    }
+    if (o->pagetables_checked)
+        printf("  page tables checked normalised: %" PRIu64 "\n",
+               o->pagetables_checked);
     if (t->nr_pfns)
         printf("  guest: %" PRIu64 " pages\n", t->nr_pfns);
     if (t->checkpoints || t->dirty_pfns)

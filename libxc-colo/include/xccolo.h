@@ -553,6 +553,14 @@ struct xcc_inspect_record {
     const uint8_t *digest; /* DIGEST: 16-byte whole-memory digest */
     const char *text;      /* STATS: the JSON text (not NUL-terminated) */
     size_t text_len;
+    /* Appended (the library fills the struct; callers read what they
+     * know). PAGE_DATA, ZERO_PAGES and XBZRLE_PAGES entries by their 4-bit
+     * type: 0 normal, 1..4 PV page tables L1..L4, 9..C pinned L1..L4,
+     * D BROKEN, E XALLOC, F XTAB (a hole). */
+    uint64_t by_type[16];
+    /* PAGE_DATA page-table pages of an x86 PV stream checked normalised:
+     * every present entry a pfn below nr_pfns, Xen's slots zero. */
+    uint64_t pagetables_checked;
 };
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */

@@ -71,7 +71,7 @@ int digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
         /* Only pages with data are looked up (a hole's chunk would be
          * mapped again at every lookup); the rest hash as zero pages. */
         for (size_t i = 0; i < n; i++) {
-            bool pt = types[i] >= XCC_PFN_L1TAB && types[i] <= XCC_PFN_L4TAB;
+            bool pt = xcc_pfn_type_is_pagetable(types[i]);
 
             if (xcc_pfn_type_has_data(types[i]) &&
                 !(pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))

@@ -161,20 +161,27 @@ int restore_order(xcc_restorer *r, const struct stream_record *rec)
     return stream_order_check(r->rd, &r->order, rec);
 }
 
-int restore_check_types(xcc_restorer *r, const struct stream_record *rec,
-                        const struct stream_page_data *pd)
+int restore_check_pfn_types(xcc_restorer *r, const struct stream_record *rec,
+                            const uint64_t *pfns, const uint8_t *types,
+                            uint32_t count)
 {
     if (r->target_type != XCC_DHDR_TYPE_SIM)
         return 0;
-    for (uint32_t i = 0; i < pd->count; i++)
-        if (!stream_pfn_type_sim_ok(pd->types[i]))
+    for (uint32_t i = 0; i < count; i++)
+        if (!stream_pfn_type_sim_ok(types[i]))
             return restore_fail(r, XCC_EBADSTREAM,
-                    "PAGE_DATA record at offset %" PRIu64 ": pfn %#" PRIx64
+                    "%s record at offset %" PRIu64 ": pfn %#" PRIx64
                     " (entry %" PRIu32 ") has type 0x%x (%s), which the sim "
-                    "target '%s' cannot hold", rec->offset, pd->pfns[i], i,
-                    pd->types[i], stream_pfn_type_name(pd->types[i]),
-                    r->d->name);
+                    "target '%s' cannot hold", stream_record_name(rec->type),
+                    rec->offset, pfns[i], i, types[i],
+                    stream_pfn_type_name(types[i]), r->d->name);
     return 0;
+}
+
+int restore_check_types(xcc_restorer *r, const struct stream_record *rec,
+                        const struct stream_page_data *pd)
+{
+    return restore_check_pfn_types(r, rec, pd->pfns, pd->types, pd->count);
 }
 
 /*
@@ -373,7 +380,8 @@ static int handle_zero_pages(xcc_restorer *r, const struct stream_record *rec)
 {
     struct stream_pfn_list zl;
 
-    if (stream_parse_zero_pages(r->rd, rec, r->limit_pfns, &zl) < 0)
+    if (stream_parse_zero_pages(r->rd, rec, r->limit_pfns, &zl) < 0 ||
+        restore_check_pfn_types(r, rec, zl.pfns, zl.types, zl.count) < 0)
         return -1;
     if (populate(r, zl.pfns, zl.count) < 0)
         return -1;
@@ -390,7 +398,8 @@ static int handle_xbzrle_pages(xcc_restorer *r, const struct stream_record *rec)
     struct stream_xbzrle_pages x;
 
     if (stream_parse_xbzrle_pages(r->rd, rec, r->limit_pfns, r->page_size,
-                                  &x) < 0)
+                                  &x) < 0 ||
+        restore_check_pfn_types(r, rec, x.pfns, x.types, x.count) < 0)
         return -1;
     if (populate(r, x.pfns, x.count) < 0)
         return -1;

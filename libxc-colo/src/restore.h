@@ -75,8 +75,14 @@ int restore_next(xcc_restorer *r, struct stream_record *rec);
 void restore_order_start(xcc_restorer *r, enum stream_order_mode mode);
 int restore_order(xcc_restorer *r, const struct stream_record *rec);
 
-/* Refuses PAGE_DATA types the target cannot hold (a sim target: anything
- * but NORMAL and XTAB). 0, or -1 after restore_fail(). */
+/* Refuses the types of a page record (PAGE_DATA, ZERO_PAGES,
+ * XBZRLE_PAGES) the target cannot hold (a sim target: anything but NORMAL
+ * and XTAB). A Xen target takes them all: a memory-only restore leaves
+ * the target's own page tables as they are (xen.c). 0, or -1 after
+ * restore_fail(). */
+int restore_check_pfn_types(xcc_restorer *r, const struct stream_record *rec,
+                            const uint64_t *pfns, const uint8_t *types,
+                            uint32_t count);
 int restore_check_types(xcc_restorer *r, const struct stream_record *rec,
                         const struct stream_page_data *pd);
 

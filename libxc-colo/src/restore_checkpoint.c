@@ -185,7 +185,8 @@ static int stage_zero_pages(struct ckrun *k, const struct stream_record *rec)
     xcc_restorer *r = k->r;
     struct stream_pfn_list zl;
 
-    if (stream_parse_zero_pages(r->rd, rec, r->limit_pfns, &zl) < 0)
+    if (stream_parse_zero_pages(r->rd, rec, r->limit_pfns, &zl) < 0 ||
+        restore_check_pfn_types(r, rec, zl.pfns, zl.types, zl.count) < 0)
         return -1;
     if (ck_populate(k, zl.pfns, zl.count) < 0)
         return -1;
@@ -224,7 +225,8 @@ static int stage_xbzrle(struct ckrun *k, const struct stream_record *rec)
     struct stream_xbzrle_pages x;
 
     if (stream_parse_xbzrle_pages(r->rd, rec, r->limit_pfns, r->page_size,
-                                  &x) < 0)
+                                  &x) < 0 ||
+        restore_check_pfn_types(r, rec, x.pfns, x.types, x.count) < 0)
         return -1;
     if (ck_populate(k, x.pfns, x.count) < 0)
         return -1;

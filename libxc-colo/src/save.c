@@ -29,6 +29,7 @@
 
 #include "digest.h"
 #include "save.h"
+#include "save_pagetable.h"
 
 #define CTX "save"
 
@@ -150,13 +151,14 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->out_types = xalloc(s, s->batch, "a batch");
     s->out_pages = xalloc(s, s->batch * sizeof(uint8_t *), "a batch");
     s->zero_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
+    s->zero_types = xalloc(s, s->batch, "a batch");
     s->zero_page = xalloc(s, s->page_size, "a zero page");
     s->w = stream_writer_new(fd, log);
     if (s->w)
         stream_writer_set_rate(s->w, s->p.max_bandwidth);
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
-        !s->zero_page || !s->w)
+        !s->zero_types || !s->zero_page || !s->w)
         goto fail;
 
     if (s->p.xbzrle) {
@@ -180,10 +182,12 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         }
         s->st.cache_size = budget;
         s->xb_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
+        s->xb_types = xalloc(s, s->batch, "a batch");
         s->xb_lens = xalloc(s, s->batch * sizeof(uint32_t), "a batch");
         s->xb_data = xalloc(s, s->batch * (size_t)s->page_size, "deltas");
         s->copies = xalloc(s, s->batch * (size_t)s->page_size, "page copies");
-        if (!s->xb_pfns || !s->xb_lens || !s->xb_data || !s->copies)
+        if (!s->xb_pfns || !s->xb_types || !s->xb_lens || !s->xb_data ||
+            !s->copies)
             goto fail;
     }
 
@@ -236,7 +240,9 @@ void xcc_saver_free(xcc_saver *s)
     free(s->out_types);
     free(s->out_pages);
     free(s->zero_pfns);
+    free(s->zero_types);
     free(s->xb_pfns);
+    free(s->xb_types);
     free(s->xb_lens);
     free(s->xb_data);
     free(s->copies);
@@ -261,7 +267,8 @@ int save_write_headers(xcc_saver *s)
         return -1;
     if (s->p.xen_compat)
         return stream_write_static_data_end(s->w);
-    return stream_write_guest_info(s->w, s->nr_pfns, s->page_size, 0);
+    return stream_write_guest_info(s->w, s->nr_pfns, s->page_size,
+                                   STREAM_GUEST_INFO_TYPED_PFNS);
 }
 
 static void digest_mark_dirty(xcc_saver *s);
@@ -308,10 +315,12 @@ static void map_cache_delta(const struct xcc_map_cache_stats *a,
 /* Writes the records of one classified slice. */
 static int flush_slice(xcc_saver *s)
 {
-    if (s->n_zero && stream_write_zero_pages(s->w, s->zero_pfns, s->n_zero) < 0)
+    if (s->n_zero && stream_write_zero_pages_typed(s->w, s->zero_pfns,
+                                                   s->zero_types, s->n_zero) < 0)
         return -1;
-    if (s->n_xb && stream_write_xbzrle_pages(s->w, s->xb_pfns, s->xb_lens,
-                                             s->n_xb, s->xb_data) < 0)
+    if (s->n_xb && stream_write_xbzrle_pages_typed(s->w, s->xb_pfns,
+                                                   s->xb_types, s->xb_lens,
+                                                   s->n_xb, s->xb_data) < 0)
         return -1;
     if (s->n_out &&
         stream_write_page_data(s->w, s->out_pfns, s->out_types, s->n_out,
@@ -343,23 +352,30 @@ static void note_sent(xcc_saver *s, uint64_t pfn, const uint8_t *page)
  * A page in a delta pass: copy it once into the cache's stage buffer and
  * send, encode and cache that copy only.
  */
-static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
+static int classify_xbzrle(xcc_saver *s, uint64_t pfn, uint8_t type,
+                           const uint8_t *guest)
 {
     struct stats_iteration *it = s->cur;
     const size_t psz = s->page_size;
     uint8_t *buf = xcc_page_cache_stage(s->pc);
     const uint8_t *old, *kept;
-    int len;
+    int len, rc;
 
     memcpy(buf, guest, psz);
-    /* Whatever follows, the receiver ends up holding exactly buf. */
+    /* Whatever follows, the receiver ends up holding exactly buf (a
+     * content-tracking backend compares the guest's own bytes). */
     note_sent(s, pfn, buf);
+    /* A page table: the normalised copy is what is sent and cached. */
+    rc = save_pagetable_normalise(s, pfn, type, buf);
+    if (rc)
+        return rc < 0 ? -1 : 0; /* 1: deferred, the cache stays as sent */
     if (lib_page_is_zero(buf, psz)) {
         /* The receiver will hold zeros; the cache may not hold old bytes. */
         xcc_page_cache_drop(s->pc, pfn);
+        s->zero_types[s->n_zero] = type;
         s->zero_pfns[s->n_zero++] = pfn;
         it->zero++;
-        return;
+        return 0;
     }
     old = xcc_page_cache_lookup(s->pc, pfn);
     if (old) {
@@ -369,9 +385,10 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
             /* Dirtied but rewritten with the same bytes: the receiver and
              * the cache already hold them. */
             it->unchanged++;
-            return;
+            return 0;
         }
         if (len > 0) {
+            s->xb_types[s->n_xb] = type;
             s->xb_pfns[s->n_xb] = pfn;
             s->xb_lens[s->n_xb] = (uint32_t)len;
             s->n_xb++;
@@ -381,7 +398,7 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
             /* The copy just encoded becomes the entry (replacing in place
              * is always kept; a refusal leaves no entry, also true). */
             xcc_page_cache_commit(s->pc, pfn);
-            return;
+            return 0;
         }
         it->overflow++;
     } else {
@@ -397,8 +414,9 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
         memcpy(copy, buf, psz);
         kept = copy;
     }
-    add_page_data(s, pfn, XCC_PFN_NORMAL, kept);
+    add_page_data(s, pfn, type, kept);
     it->normal++;
+    return 0;
 }
 
 /*
@@ -438,7 +456,7 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
 
     s->by_content = s->d->ops->dirty_by_content && s->d->ops->page_sent &&
                     s->d->ops->dirty_by_content(s->d);
-    if (s->by_content && !s->bounce) {
+    if ((s->by_content || s->d->ops->normalise) && !s->bounce) {
         s->bounce = xalloc(s, s->batch * s->page_size, "page copies");
         if (!s->bounce)
             return -1;
@@ -484,25 +502,30 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
                 return -1;
             }
             if (deltas) {
-                if (type == XCC_PFN_NORMAL) {
-                    classify_xbzrle(s, pfn, page);
-                    continue;
-                }
-                /* Page tables go whole, from the mapping: forget them. */
-                xcc_page_cache_drop(s->pc, pfn);
+                if (classify_xbzrle(s, pfn, type, page) < 0)
+                    return -1;
+                continue;
             }
-            if (s->by_content) {
+            if (s->by_content || save_pagetable_wanted(s, type)) {
                 /*
                  * Send a copy, not the live mapping, so that the bytes
-                 * reported to the backend are the bytes on the wire.
+                 * reported to the backend are the bytes on the wire (a
+                 * page table's copy is normalised for the wire).
                  */
                 uint8_t *copy = s->bounce + (i - done) * s->page_size;
+                int rc;
 
                 memcpy(copy, page, s->page_size);
                 page = copy;
                 note_sent(s, pfn, copy);
+                rc = save_pagetable_normalise(s, pfn, type, copy);
+                if (rc < 0)
+                    return -1;
+                if (rc > 0)
+                    continue; /* deferred to the next pass */
             }
             if (!s->p.xen_compat && lib_page_is_zero(page, s->page_size)) {
+                s->zero_types[s->n_zero] = type;
                 s->zero_pfns[s->n_zero++] = pfn;
                 it->zero++;
                 continue;
@@ -594,6 +617,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     s->st.cache_miss += it->cache_miss;
     s->st.cache_hit += it->cache_hit;
     s->st.overflow += it->overflow;
+    s->st.pagetables += it->pagetables;
+    s->st.pt_deferred += it->pt_deferred;
     if (rc == 0 && s->p.progress)
         xtl_progress(s->log, CTX, what, total, total);
     XCC_INFO(s->log, CTX,
@@ -629,6 +654,17 @@ static void digest_mark_dirty(xcc_saver *s)
     }
 }
 
+/*
+ * PV page tables go out normalised (pfns, not the guest's mfns), and a
+ * receiver's own tables name its own frames: they hash as zeros.
+ */
+static uint32_t digest_flags(const xcc_saver *s)
+{
+    return s->d->info.stream_type == XCC_DHDR_TYPE_X86_PV
+               ? XCC_DIGEST_EXCLUDE_PAGETABLES
+               : 0;
+}
+
 /* Brings the stale chunk digests up to date. */
 static int digest_refresh(xcc_saver *s)
 {
@@ -640,7 +676,8 @@ static int digest_refresh(xcc_saver *s)
     for (uint64_t i = 0; i < XCC_DIV_ROUND_UP(s->nchunks, 64); i++)
         s->chunks_hashed += (uint64_t)__builtin_popcountll(s->chunk_stale[i]);
     t0 = lib_now_ns();
-    rc = digest_chunks(s->d, s->mc, 0, s->chunk_stale, s->chunk_dig);
+    rc = digest_chunks(s->d, s->mc, digest_flags(s), s->chunk_stale,
+                      s->chunk_dig);
     s->st.digest_ns += lib_now_ns() - t0;
     if (rc < 0)
         XCC_PERR(s->log, CTX, "computing the memory digest");
@@ -656,8 +693,8 @@ int save_send_digest(xcc_saver *s)
         return -1;
     digest_whole(s->chunk_dig, s->nchunks, whole);
     s->st.digest_final_ns = lib_now_ns() - t0;
-    return stream_write_digest(s->w, XCC_DIGEST_CHUNK, 0, whole, s->chunk_dig,
-                               (uint32_t)s->nchunks);
+    return stream_write_digest(s->w, XCC_DIGEST_CHUNK, digest_flags(s), whole,
+                               s->chunk_dig, (uint32_t)s->nchunks);
 }
 
 /* ---- The loop ------------------------------------------------------------- */

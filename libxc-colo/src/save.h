@@ -59,8 +59,10 @@ struct xcc_saver {
     const uint8_t **out_pages;
     size_t n_out, n_out_data;
     uint64_t *zero_pfns;
+    uint8_t *zero_types;
     size_t n_zero;
     uint64_t *xb_pfns;
+    uint8_t *xb_types;
     uint32_t *xb_lens;
     uint8_t *xb_data;           /* batch deltas, concatenated */
     size_t n_xb, xb_used;

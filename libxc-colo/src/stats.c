@@ -195,6 +195,8 @@ static jobj *iteration_json(const struct stats_iteration *it)
     put_u64(o, "xbzrle-bytes", it->xbzrle_bytes);
     put_u64(o, "cache-miss", it->cache_miss);
     put_u64(o, "overflow", it->overflow);
+    put_u64(o, "pagetables", it->pagetables);
+    put_u64(o, "pagetables-deferred", it->pt_deferred);
     put_u64(o, "bytes", it->bytes);
     put_dbl(o, "seconds", (double)it->ns / NS_PER_S);
     mc = put_obj(o, "map-cache");
@@ -262,6 +264,8 @@ static jobj *save_json(const struct stats_save *s)
         put_u64(o, "page-size", s->page_size);
         put_u64(o, "skipped", s->nodata);
         put_u64(o, "unchanged", s->unchanged);
+        put_u64(o, "pagetables", s->pagetables);
+        put_u64(o, "pagetables-deferred", s->pt_deferred);
     }
 
     if ((o = put_obj(root, "xbzrle-cache"))) {

@@ -45,6 +45,8 @@ struct stats_iteration {
     uint64_t cache_miss;
     uint64_t cache_hit;
     uint64_t overflow;
+    uint64_t pagetables;  /* PV page tables normalised and sent */
+    uint64_t pt_deferred; /* page tables left for a later pass */
     uint64_t bytes;       /* stream bytes written during the pass */
     uint64_t ns;          /* duration */
     struct stats_map_cache mc;
@@ -65,6 +67,7 @@ struct stats_save {
     uint64_t normal, zero, xbzrle, nodata, unchanged;
     uint64_t xbzrle_bytes;
     uint64_t cache_miss, cache_hit, overflow;
+    uint64_t pagetables, pt_deferred;
     uint64_t dirty_sync_count;
     uint64_t remaining; /* pages left dirty when the save stopped */
     uint64_t digest_ns; /* time spent hashing memory for DIGEST, in all */

@@ -605,16 +605,44 @@ int stream_write_page_data(struct stream_writer *w, const uint64_t *pfns,
     return 0;
 }
 
-/* Batches of pfns with an 8-byte count header (ZERO_PAGES). */
+/* Checks typed entries of ZERO_PAGES / XBZRLE_PAGES before writing. */
+static int check_typed_args(struct stream_writer *w, uint32_t type,
+                            const uint64_t *pfns, const uint8_t *types,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (pfns[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
+        if (types && !stream_pfn_type_has_data(types[i]))
+            return bad_arg(w, type, "a type without data", i, types[i]);
+    }
+    return 0;
+}
+
+/* A typed pfn entry: PAGE_DATA's encoding. */
+static uint64_t typed_entry(const uint64_t *pfns, const uint8_t *types,
+                            size_t i)
+{
+    return pfns[i] | (uint64_t)(types ? types[i] : XCC_PFN_NORMAL)
+                         << STREAM_PFN_TYPE_SHIFT;
+}
+
 int stream_write_zero_pages(struct stream_writer *w, const uint64_t *pfns,
                             size_t n)
+{
+    return stream_write_zero_pages_typed(w, pfns, NULL, n);
+}
+
+/* Batches of pfns with an 8-byte count header (ZERO_PAGES). */
+int stream_write_zero_pages_typed(struct stream_writer *w,
+                                  const uint64_t *pfns, const uint8_t *types,
+                                  size_t n)
 {
     const uint32_t type = STREAM_REC_ZERO_PAGES;
     const size_t per_rec = (STREAM_REC_LENGTH_MAX - 8) / 8;
 
-    for (size_t i = 0; i < n; i++)
-        if (pfns[i] >= STREAM_PFN_LIMIT)
-            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
+    if (check_typed_args(w, type, pfns, types, n) < 0)
+        return -1;
     for (size_t start = 0; start < n; start += per_rec) {
         size_t k = n - start < per_rec ? n - start : per_rec;
         uint8_t *body = writer_scratch(w, 8 + 8 * k);
@@ -624,7 +652,7 @@ int stream_write_zero_pages(struct stream_writer *w, const uint64_t *pfns,
         st_le32(body, (uint32_t)k);
         st_le32(body + 4, 0);
         for (size_t i = 0; i < k; i++)
-            st_le64(body + 8 + 8 * i, pfns[start + i]);
+            st_le64(body + 8 + 8 * i, typed_entry(pfns, types, start + i));
         w->iov[1].iov_base = body;
         w->iov[1].iov_len = 8 + 8 * k;
         if (writer_emit(w, type, 1) < 0)
@@ -637,13 +665,21 @@ int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
                               const uint32_t *lens, size_t n,
                               const uint8_t *data)
 {
+    return stream_write_xbzrle_pages_typed(w, pfns, NULL, lens, n, data);
+}
+
+int stream_write_xbzrle_pages_typed(struct stream_writer *w,
+                                    const uint64_t *pfns, const uint8_t *types,
+                                    const uint32_t *lens, size_t n,
+                                    const uint8_t *data)
+{
     const uint32_t type = STREAM_REC_XBZRLE_PAGES;
     size_t start = 0;
     uint64_t data_off = 0;
 
+    if (check_typed_args(w, type, pfns, types, n) < 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
-        if (pfns[i] >= STREAM_PFN_LIMIT)
-            return bad_arg(w, type, "pfn does not fit in 52 bits", i, pfns[i]);
         if (lens[i] == 0 ||
             lens[i] > (w->page_size ? w->page_size : XCC_MAX_PAGE_SIZE))
             return bad_arg(w, type, "bad encoded length", i, lens[i]);
@@ -668,7 +704,7 @@ int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
         memset(body, 0, fixed);
         st_le32(body, (uint32_t)k);
         for (size_t i = 0; i < k; i++) {
-            st_le64(body + 8 + 8 * i, pfns[start + i]);
+            st_le64(body + 8 + 8 * i, typed_entry(pfns, types, start + i));
             st_le32(body + 8 + 8 * k + 4 * i, lens[start + i]);
         }
         w->iov[1].iov_base = body;
@@ -763,6 +799,9 @@ struct stream_reader {
     uint64_t body_pos;  /* body bytes read by stream_read_body_part */
     uint32_t page_size;
     uint32_t dhdr_type; /* XCC_DHDR_TYPE_* of the domain header */
+    bool typed_pfns;    /* GUEST_INFO said STREAM_GUEST_INFO_TYPED_PFNS */
+    stream_page_fn *page_fn; /* stream_reader_set_page_check */
+    void *page_fn_opaque;
     uint8_t *buf; /* current body + padding */
     size_t buf_cap;
     /* Decoded arrays handed out by the parsers. */
@@ -1318,6 +1357,47 @@ static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
     return 0;
 }
 
+static int check_pd_entry(struct stream_reader *r,
+                          const struct stream_record *rec, uint32_t i,
+                          uint64_t e, uint64_t limit, unsigned *type_out,
+                          uint64_t *pfn_out);
+
+/*
+ * Decodes n typed pfn entries (ZERO_PAGES, XBZRLE_PAGES; u64 at body +
+ * off) into r->pfns and r->types, with PAGE_DATA's entry checks, and
+ * checks that no pfn repeats.
+ */
+static int decode_typed_pfns(struct stream_reader *r,
+                             const struct stream_record *rec, size_t off,
+                             size_t n, uint64_t nr_pfns)
+{
+    uint64_t limit = pfn_limit(nr_pfns);
+    int64_t dup;
+
+    if (grow_array((void **)&r->pfns, &r->pfns_cap, n ? n : 1,
+                   sizeof(uint64_t)) ||
+        grow_array((void **)&r->types, &r->types_cap, n ? n : 1, 1))
+        return rec_fail(r, rec, ENOMEM, "cannot allocate %zu pfns", n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned type;
+
+        if (check_pd_entry(r, rec, (uint32_t)i,
+                           ld_le64(rec->body + off + 8 * i), limit, &type,
+                           &r->pfns[i]))
+            return -1;
+        r->types[i] = (uint8_t)type;
+    }
+    dup = find_duplicate(r, r->pfns, n, limit);
+    if (dup < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    if ((size_t)dup < n)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "pfn entry %" PRId64 ": pfn 0x%" PRIx64
+                        " appears twice",
+                        dup, r->pfns[dup]);
+    return 0;
+}
+
 /* The u32 count, u32 reserved header of PAGE_DATA, ZERO_PAGES, XBZRLE:
  * head is the body's first 8 bytes (when the body has them). */
 static int check_count(struct stream_reader *r, const struct stream_record *rec,
@@ -1379,6 +1459,22 @@ static int check_pd_entry(struct stream_reader *r,
                         "pfn entry %" PRIu32 " (0x%016" PRIx64
                         ") has reserved bits 52..59 set",
                         i, e);
+    /* ZERO_PAGES and XBZRLE_PAGES: typed in format 2, pages with data. */
+    if (rec->type != STREAM_REC_PAGE_DATA && type != XCC_PFN_NORMAL) {
+        if (!r->typed_pfns)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %" PRIu32 " (0x%016" PRIx64
+                            ") has type bits 0x%x, but the stream is format 1"
+                            " (its GUEST_INFO lacks the typed-pfns flag 0x%x)",
+                            i, e, type, STREAM_GUEST_INFO_TYPED_PFNS);
+        if (!stream_pfn_type_has_data(type))
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "pfn entry %" PRIu32 " (0x%016" PRIx64
+                            ") has type 0x%x (%s), which carries no data",
+                            i, e, type, stream_pfn_type_valid(type)
+                                            ? stream_pfn_type_name(type)
+                                            : "invalid");
+    }
     if (!stream_pfn_type_valid(type))
         return rec_fail(r, rec, XCC_EBADSTREAM,
                         "pfn entry %" PRIu32 " (0x%016" PRIx64
@@ -1471,10 +1567,11 @@ int stream_parse_zero_pages(struct stream_reader *r,
                         "body holds %" PRIu32 " bytes but %" PRIu32
                         " pfns need %" PRIu64,
                         rec->length, count, 8 + 8 * (uint64_t)count);
-    if (decode_pfns(r, rec, 8, count, nr_pfns))
+    if (decode_typed_pfns(r, rec, 8, count, nr_pfns))
         return -1;
     out->count = count;
     out->pfns = r->pfns;
+    out->types = r->types;
     return 0;
 }
 
@@ -1496,6 +1593,7 @@ int stream_parse_dirty_pfn_list(struct stream_reader *r,
         return -1;
     out->count = (uint32_t)count;
     out->pfns = r->pfns;
+    out->types = NULL;
     return 0;
 }
 
@@ -1517,7 +1615,7 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
                         "count %" PRIu32 " needs %" PRIu64
                         " bytes of pfns and lengths but the body has %" PRIu32,
                         count, fixed, rec->length);
-    if (decode_pfns(r, rec, 8, count, nr_pfns))
+    if (decode_typed_pfns(r, rec, 8, count, nr_pfns))
         return -1;
     if (grow_array((void **)&r->lens, &r->lens_cap, count, sizeof(uint32_t)) ||
         grow_array((void **)&r->ptrs, &r->ptrs_cap, count, sizeof(void *)))
@@ -1559,6 +1657,7 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
     }
     out->count = count;
     out->pfns = r->pfns;
+    out->types = r->types;
     out->lens = r->lens;
     out->deltas = r->ptrs;
     return 0;
@@ -1590,9 +1689,10 @@ int stream_parse_guest_info(struct stream_reader *r,
         return rec_fail(r, rec, XCC_EBADSTREAM,
                         "guest size of %" PRIu64 " pages is out of range",
                         nr_pfns);
-    if (flags)
+    if (flags & ~STREAM_GUEST_INFO_KNOWN_FLAGS)
         return rec_fail(r, rec, XCC_EBADSTREAM, "unknown flags 0x%08" PRIx32,
-                        flags);
+                        flags & ~STREAM_GUEST_INFO_KNOWN_FLAGS);
+    r->typed_pfns = !!(flags & STREAM_GUEST_INFO_TYPED_PFNS);
     out->nr_pfns = nr_pfns;
     out->page_size = page_size;
     out->flags = flags;
@@ -1756,13 +1856,48 @@ static int piece_buffer(struct stream_reader *r,
     return 0;
 }
 
+void stream_reader_set_page_check(struct stream_reader *r, stream_page_fn *fn,
+                                  void *opaque)
+{
+    r->page_fn = fn;
+    r->page_fn_opaque = opaque;
+}
+
+/* Reads the ndata pages that follow the entries (r->pfns / r->types hold
+ * theirs) and hands the page tables to r->page_fn. */
+static int check_pages(struct stream_reader *r, const struct stream_record *rec,
+                       uint32_t ndata)
+{
+    const uint32_t per = STREAM_PIECE / r->page_size;
+    char msg[256];
+
+    for (uint32_t i = 0; i < ndata;) {
+        uint32_t k = ndata - i < per ? ndata - i : per;
+
+        if (body_exact(r, rec, r->buf, (size_t)k * r->page_size))
+            return -1;
+        for (uint32_t j = 0; j < k; j++, i++) {
+            if (!xcc_pfn_type_is_pagetable(r->types[i]))
+                continue;
+            msg[0] = 0;
+            if (r->page_fn(r->page_fn_opaque, r->pfns[i], r->types[i],
+                           r->buf + (size_t)j * r->page_size, msg,
+                           sizeof(msg)))
+                return rec_fail(r, rec, XCC_EBADSTREAM,
+                                "page of pfn 0x%" PRIx64 " (type 0x%x): %s",
+                                r->pfns[i], r->types[i], msg);
+        }
+    }
+    return 0;
+}
+
 int stream_check_page_data(struct stream_reader *r,
                            const struct stream_record *rec, uint64_t nr_pfns,
                            struct stream_page_counts *out)
 {
     uint64_t limit = pfn_limit(nr_pfns), expect;
     uint8_t head[8];
-    uint32_t count, ndata = 0;
+    uint32_t count, ndata = 0, by_type[16] = {0};
 
     if (rec->type != STREAM_REC_PAGE_DATA || !r->body_open || r->body_pos) {
         errno = EINVAL;
@@ -1772,6 +1907,11 @@ int stream_check_page_data(struct stream_reader *r,
         (rec->length >= 8 && body_exact(r, rec, head, 8)) ||
         check_count(r, rec, head, &count))
         return -1;
+    if (r->page_fn &&
+        (grow_array((void **)&r->pfns, &r->pfns_cap, count, sizeof(uint64_t)) ||
+         grow_array((void **)&r->types, &r->types_cap, count, 1)))
+        return rec_fail(r, rec, ENOMEM, "cannot allocate %" PRIu32 " entries",
+                        count);
     if (dupset_begin(r, count, limit) < 0)
         return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
     for (uint32_t i = 0; i < count;) {
@@ -1791,7 +1931,15 @@ int stream_check_page_data(struct stream_reader *r,
                                 "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
                                 " appears twice",
                                 i, pfn);
-            ndata += stream_pfn_type_has_data(type);
+            by_type[type]++;
+            if (stream_pfn_type_has_data(type)) {
+                if (r->page_fn) {
+                    /* Kept for the page check below. */
+                    r->pfns[ndata] = pfn;
+                    r->types[ndata] = (uint8_t)type;
+                }
+                ndata++;
+            }
         }
     }
     expect = 8 + 8 * (uint64_t)count + (uint64_t)ndata * r->page_size;
@@ -1800,16 +1948,19 @@ int stream_check_page_data(struct stream_reader *r,
                         "body holds %" PRIu32 " bytes but %" PRIu32
                         " pfns with %" PRIu32 " data pages need %" PRIu64,
                         rec->length, count, ndata, expect);
+    if (r->page_fn && check_pages(r, rec, ndata))
+        return -1;
     if (body_skip(r, rec))
         return -1;
     out->count = count;
     out->with_data = ndata;
+    memcpy(out->by_type, by_type, sizeof(by_type));
     return 0;
 }
 
 int stream_check_pfn_list(struct stream_reader *r,
                           const struct stream_record *rec, uint64_t nr_pfns,
-                          uint32_t *count_out)
+                          uint32_t *count_out, uint32_t *by_type)
 {
     uint64_t limit = pfn_limit(nr_pfns);
     uint8_t head[8];
@@ -1849,6 +2000,14 @@ int stream_check_pfn_list(struct stream_reader *r,
             return -1;
         for (uint32_t j = 0; j < k; j++, i++) {
             uint64_t pfn = ld_le64(r->buf + 8 * (size_t)j);
+            unsigned type = XCC_PFN_NORMAL;
+
+            if (rec->type == STREAM_REC_ZERO_PAGES) {
+                if (check_pd_entry(r, rec, i, pfn, limit, &type, &pfn))
+                    return -1;
+                if (by_type)
+                    by_type[type]++;
+            }
             if (pfn >= limit)
                 return rec_fail(r, rec, XCC_EBADSTREAM,
                                 "pfn entry %" PRIu32 ": pfn 0x%" PRIx64

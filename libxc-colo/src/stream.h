@@ -113,8 +113,17 @@ bool stream_record_known(uint32_t type);
 
 /* ---- Project record layouts (all little-endian) -------------------------- */
 
-/* GUEST_INFO: u64 nr_pfns, u32 page_size, u32 flags (no flags defined: 0). */
+/* GUEST_INFO: u64 nr_pfns, u32 page_size, u32 flags. */
 #define STREAM_GUEST_INFO_SIZE 16u
+/*
+ * GUEST_INFO flag: xc-colo stream format 2. The pfn entries of ZERO_PAGES
+ * and XBZRLE_PAGES use PAGE_DATA's encoding (bits 60..63 type, 52..59
+ * zero, 0..51 pfn), types with data only. Without it (format 1, xc-colo
+ * before page types) their entries are plain pfns, which read as type 0:
+ * readers take both; writers always set it.
+ */
+#define STREAM_GUEST_INFO_TYPED_PFNS 0x1u
+#define STREAM_GUEST_INFO_KNOWN_FLAGS STREAM_GUEST_INFO_TYPED_PFNS
 
 /* DIGEST: u32 chunk_bytes, u32 count, u32 flags, u32 reserved, u8 whole[16],
  * then count x u8 chunk[16]. Digests are XXH3-128 in canonical (big-endian)
@@ -188,6 +197,11 @@ int stream_write_page_data(struct stream_writer *w, const uint64_t *pfns,
 /* ZERO_PAGES for pfns[0..n) (split at the cap; n == 0 writes nothing). */
 int stream_write_zero_pages(struct stream_writer *w, const uint64_t *pfns,
                             size_t n);
+/* The same with each pfn's type (a type with data; types NULL: all
+ * XCC_PFN_NORMAL), for a format-2 stream (STREAM_GUEST_INFO_TYPED_PFNS). */
+int stream_write_zero_pages_typed(struct stream_writer *w,
+                                  const uint64_t *pfns, const uint8_t *types,
+                                  size_t n);
 
 /*
  * XBZRLE_PAGES: page i is pfns[i], its encoded delta is lens[i] bytes
@@ -197,6 +211,11 @@ int stream_write_zero_pages(struct stream_writer *w, const uint64_t *pfns,
 int stream_write_xbzrle_pages(struct stream_writer *w, const uint64_t *pfns,
                               const uint32_t *lens, size_t n,
                               const uint8_t *data);
+/* The same with types, as stream_write_zero_pages_typed(). */
+int stream_write_xbzrle_pages_typed(struct stream_writer *w,
+                                    const uint64_t *pfns, const uint8_t *types,
+                                    const uint32_t *lens, size_t n,
+                                    const uint8_t *data);
 
 /* GUEST_INFO: sent right after the headers by xc-colo streams. */
 int stream_write_guest_info(struct stream_writer *w, uint64_t nr_pfns,
@@ -313,6 +332,7 @@ int stream_parse_page_data(struct stream_reader *r,
 struct stream_pfn_list {
     uint32_t count;
     const uint64_t *pfns;
+    const uint8_t *types; /* ZERO_PAGES: 4-bit types; DIRTY_PFN_LIST: NULL */
 };
 int stream_parse_zero_pages(struct stream_reader *r,
                             const struct stream_record *rec, uint64_t nr_pfns,
@@ -325,6 +345,7 @@ int stream_parse_dirty_pfn_list(struct stream_reader *r,
 struct stream_xbzrle_pages {
     uint32_t count;
     const uint64_t *pfns;
+    const uint8_t *types;         /* 4-bit types (types with data only) */
     const uint32_t *lens;         /* encoded length of each delta */
     const uint8_t *const *deltas; /* into rec->body */
 };
@@ -367,14 +388,27 @@ int stream_parse_digest(struct stream_reader *r,
 struct stream_page_counts {
     uint32_t count;     /* entries */
     uint32_t with_data; /* entries followed by a page */
+    uint32_t by_type[16]; /* entries of each 4-bit type */
 };
 int stream_check_page_data(struct stream_reader *r,
                            const struct stream_record *rec, uint64_t nr_pfns,
                            struct stream_page_counts *out);
-/* ZERO_PAGES or CHECKPOINT_DIRTY_PFN_LIST. */
+/* ZERO_PAGES or CHECKPOINT_DIRTY_PFN_LIST; by_type (16 counters, may be
+ * NULL) gets ZERO_PAGES entries counted by type. */
 int stream_check_pfn_list(struct stream_reader *r,
                           const struct stream_record *rec, uint64_t nr_pfns,
-                          uint32_t *count);
+                          uint32_t *count, uint32_t *by_type);
+
+/*
+ * The page-table check of a Xen PV stream's page: calls fn for every
+ * PAGE_DATA page of a page-table type (checked = data pages handed out)
+ * while stream_check_page_data reads the body; NULL: none. fn returns 0,
+ * or -1 to fail the record (it names what was wrong in msg).
+ */
+typedef int stream_page_fn(void *opaque, uint64_t pfn, unsigned type,
+                           const uint8_t *page, char *msg, size_t msglen);
+void stream_reader_set_page_check(struct stream_reader *r, stream_page_fn *fn,
+                                  void *opaque);
 
 /* ---- Record order ---------------------------------------------------------
  *

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stream.h"
+#include "xen_pt.h"
 
 #define CTX "inspect"
 
@@ -37,6 +38,38 @@ static int record_kind(uint32_t type)
     }
 }
 
+/*
+ * The page-table check of x86 PV streams: a page table the stream carries
+ * whole must be normalised (xen_pt.h): pfns below the guest's size, Xen's
+ * slots zero, no superpage. The guest is taken as 64-bit (4 levels).
+ */
+struct pt_check {
+    const struct xcc_inspect_totals *t;
+    uint64_t checked;
+};
+
+static int check_pagetable(void *opaque, uint64_t pfn, unsigned type,
+                           const uint8_t *page, char *msg, size_t msglen)
+{
+    struct pt_check *pc = opaque;
+    const struct xen_pt_geom g = {.levels = 4};
+    uint64_t nr = pc->t->nr_pfns ? pc->t->nr_pfns : STREAM_PFN_LIMIT;
+    uint64_t table[XEN_PT_ENTRIES];
+    struct xen_pt_fault f;
+
+    (void)pfn;
+    memcpy(table, page, sizeof(table)); /* little-endian, as x86 */
+    if (xen_pt_check_normalised(table, xcc_pfn_type_level(type), &g, nr,
+                                &f) < 0) {
+        snprintf(msg, msglen, "page table entry %u (0x%016" PRIx64
+                 ", frame 0x%" PRIx64 ") %s", f.slot, f.pte, f.frame,
+                 xen_pt_fault_name(errno));
+        return -1;
+    }
+    pc->checked++;
+    return 0;
+}
+
 /* True for the records inspect checks from a streamed body. */
 static bool streamed(uint32_t type)
 {
@@ -60,15 +93,19 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         struct stream_page_counts pc;
         if (stream_check_page_data(r, rec, nr, &pc))
             return -1;
+        for (unsigned i = 0; i < 16; i++)
+            ir->by_type[i] = pc.by_type[i];
         ir->pages_data = pc.with_data;
         ir->pages_nodata = pc.count - pc.with_data;
         *page_records_seen = true;
         break;
     }
     case STREAM_REC_ZERO_PAGES: {
-        uint32_t n;
-        if (stream_check_pfn_list(r, rec, nr, &n))
+        uint32_t n, by_type[16] = {0};
+        if (stream_check_pfn_list(r, rec, nr, &n, by_type))
             return -1;
+        for (unsigned i = 0; i < 16; i++)
+            ir->by_type[i] = by_type[i];
         ir->pages_zero = n;
         *page_records_seen = true;
         break;
@@ -78,14 +115,16 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         if (stream_parse_xbzrle_pages(r, rec, nr, h->page_size, &xp))
             return -1;
         ir->pages_xbzrle = xp.count;
-        for (uint32_t i = 0; i < xp.count; i++)
+        for (uint32_t i = 0; i < xp.count; i++) {
             ir->xbzrle_bytes += xp.lens[i];
+            ir->by_type[xp.types[i]]++;
+        }
         *page_records_seen = true;
         break;
     }
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST: {
         uint32_t n;
-        if (stream_check_pfn_list(r, rec, nr, &n))
+        if (stream_check_pfn_list(r, rec, nr, &n, NULL))
             return -1;
         ir->pfns = n;
         break;
@@ -131,6 +170,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     struct stream_headers sh;
     bool page_records_seen = false;
     struct stream_order order;
+    struct pt_check ptc = {.t = t};
     int rc = -1, saved;
 
     stream_order_init(&order, STREAM_ORDER_ANY);
@@ -159,6 +199,8 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     h->page_size = sh.page_size;
     h->xen_major = sh.xen_major;
     h->xen_minor = sh.xen_minor;
+    if (sh.dhdr_type == XCC_DHDR_TYPE_X86_PV)
+        stream_reader_set_page_check(r, check_pagetable, &ptc);
     t->bytes = stream_reader_offset(r);
     if (cb && cb(opaque, h, NULL)) {
         errno = ECANCELED;
@@ -167,6 +209,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     for (;;) {
         struct stream_record rec;
         struct xcc_inspect_record ir;
+        uint64_t checked0 = ptc.checked;
         int kind;
 
         if (stream_read_record_head(r, &rec))
@@ -183,6 +226,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
             (!streamed(rec.type) && stream_read_record_body(r, &rec)) ||
             inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
             goto out;
+        ir.pagetables_checked = ptc.checked - checked0;
         kind = record_kind(rec.type);
         t->bytes = stream_reader_offset(r);
         t->records++;

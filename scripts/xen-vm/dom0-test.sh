@@ -743,4 +743,5 @@ else
     fi
     xl destroy guest-pvh 2>/dev/null
 fi
+run_part pagetypes
 echo "XENVM_TESTS_DONE"

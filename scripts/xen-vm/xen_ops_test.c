@@ -240,7 +240,7 @@ static void test_target(xcc_domain *d)
             /* Well above the kernel image, so the page is plain data. */
             if (types[i] == XCC_PFN_NORMAL && base + i > nr / 2 && pfn == UINT64_MAX)
                 pfn = base + i;
-            if (types[i] >= XCC_PFN_L1TAB && types[i] <= XCC_PFN_L4TAB &&
+            if (xcc_pfn_type_is_pagetable(types[i]) &&
                 pt == UINT64_MAX)
                 pt = base + i;
         }

@@ -85,9 +85,12 @@ static void parse_stream(int fd, xentoollog_logger *log,
         case STREAM_REC_ZERO_PAGES: {
             struct stream_pfn_list zl;
             rc = stream_parse_zero_pages(r, &rec, nr_pfns, &zl);
-            for (uint32_t i = 0; !rc && i < zl.count; i++)
-                if (zl.pfns[i] >= nr_pfns)
+            for (uint32_t i = 0; !rc && i < zl.count; i++) {
+                if (zl.pfns[i] >= nr_pfns || !stream_pfn_type_has_data(zl.types[i]))
                     abort();
+                if (!stream_pfn_type_sim_ok(zl.types[i]))
+                    fit->foreign_type = true;
+            }
             break;
         }
         case STREAM_REC_XBZRLE_PAGES: {
@@ -96,6 +99,10 @@ static void parse_stream(int fd, xentoollog_logger *log,
             rc = stream_parse_xbzrle_pages(r, &rec, nr_pfns, h.page_size, &xp);
             for (uint32_t i = 0; !rc && i < xp.count; i++) {
                 static uint8_t page[XCC_MAX_PAGE_SIZE];
+                if (!stream_pfn_type_has_data(xp.types[i]))
+                    abort();
+                if (!stream_pfn_type_sim_ok(xp.types[i]))
+                    fit->foreign_type = true;
                 sink ^= xp.deltas[i][xp.lens[i] - 1];
                 /* What the parser accepts, the decoder accepts. */
                 if (xcc_xbzrle_decode(xp.deltas[i], xp.lens[i], page,

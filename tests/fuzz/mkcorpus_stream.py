@@ -31,26 +31,40 @@ def page_data(entries):
     return rec(0x01, body)
 
 
+def entry(p):
+    """A pfn, or (pfn, type): PAGE_DATA's encoding (stream format 2)."""
+    pfn, t = p if isinstance(p, tuple) else (p, 0)
+    return struct.pack("<Q", pfn | t << 60)
+
+
 def pfn_batch(rtype, pfns):
     return rec(rtype, struct.pack("<II", len(pfns), 0) +
-               b"".join(struct.pack("<Q", p) for p in pfns))
+               b"".join(entry(p) for p in pfns))
 
 
 def xbzrle(items):
+    """items: (pfn or (pfn, type), delta)"""
     n = len(items)
     body = struct.pack("<II", n, 0)
-    body += b"".join(struct.pack("<Q", p) for p, _ in items)
+    body += b"".join(entry(p) for p, _ in items)
     lens = b"".join(struct.pack("<I", len(d)) for _, d in items)
     body += lens + b"\0" * ((8 - len(lens) % 8) % 8)
     body += b"".join(d for _, d in items)
     return rec(0x58430003, body)
 
 
-GUEST = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 0))
+# Format 2: GUEST_INFO flag 0x1, typed ZERO_PAGES / XBZRLE_PAGES entries.
+GUEST = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 1))
+GUEST_V1 = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 0))
 END = rec(0x00)
 DELTA_A = bytes([0x00, 0x04]) + b"ABCD"
 DELTA_B = bytes([0x64, 0x01, 0x78, 0xC8, 0x01, 0x02]) + b"yz"
 small = bytes(range(256)) * (PAGE // 256)
+# Normalised page tables: an L1 mapping pfns 5 and 6, an L4 (Xen's slots
+# 256..272 zero) pointing at pfn 3.
+PT_L1 = (struct.pack("<QQ", 5 << 12 | 0x67, 6 << 12 | 0x8000000000000025) +
+         b"\0" * (PAGE - 16))
+PT_L4 = struct.pack("<Q", 3 << 12 | 0x67) + b"\0" * (PAGE - 8)
 
 seeds = {
     "empty-valid": headers() + GUEST + END,
@@ -65,9 +79,15 @@ seeds = {
         rec(0xD8430005, b'{"iteration":1,"pages":3}') +
         rec(0x58430004, struct.pack("<IIII", 2 << 20, 2, 0, 0) + b"\x11" * 16 + b"\x22" * 32) +
         rec(0x10) + rec(0x0E) + END,
-    "pv-page-types": headers(1, 12, 4, 17) +
-        page_data([(1, 0, small), (2, 0xF, None), (3, 1, b"\xA5" * PAGE), (7, 0xD, None)]) +
+    "pv-page-types": headers(1, 12, 4, 17) + GUEST +
+        page_data([(1, 0, small), (2, 0xF, None), (3, 1, PT_L1), (4, 0xC, PT_L4),
+                   (7, 0xD, None)]) +
+        pfn_batch(0x58430002, [(8, 0x9), (9, 0x2), 10]) +
+        xbzrle([((3, 1), DELTA_A), ((4, 0xC), DELTA_B), (11, DELTA_A)]) +
         END,
+    # Format 1 (before page types): plain pfns, still read.
+    "format1": headers() + GUEST_V1 + pfn_batch(0x58430002, [1, 2]) +
+        xbzrle([(3, DELTA_A)]) + END,
     "checkpoints": headers() + GUEST + page_data([(0, 0, small)]) + rec(0x0E) +
         xbzrle([(0, DELTA_A)]) + rec(0x0F, b"") + rec(0x0E) +
         pfn_batch(0x58430002, [0]) + rec(0x0E) + END,
@@ -110,6 +130,13 @@ bad["digest-4m"] = (headers() + GUEST + rec(0x58430004, struct.pack(
 bad["epoch-no-ckpt"] = (headers() + GUEST + page_data([(0, 0, small)]) + rec(0x0E) +
                         pfn_batch(0x58430002, [0]) + END)
 bad["sim-pagetable"] = headers() + GUEST + page_data([(3, 1, small)]) + END
+bad["sim-zero-pagetable"] = headers() + GUEST + pfn_batch(0x58430002, [(3, 1)]) + END
+bad["zero-hole-type"] = headers(1, 12, 4, 17) + GUEST + pfn_batch(0x58430002, [(3, 0xF)]) + END
+bad["format1-typed"] = headers(1, 12, 4, 17) + GUEST_V1 + xbzrle([((3, 1), DELTA_A)]) + END
+bad["pv-pt-not-normalised"] = (headers(1, 12, 4, 17) + GUEST +
+                               page_data([(3, 1, struct.pack("<Q", 0x123456 << 12 | 0x67) +
+                                           b"\0" * (PAGE - 8))]) + END)
+bad["guest-info-flags"] = headers() + rec(0x58430001, struct.pack("<QII", 4096, PAGE, 2)) + END
 seeds.update(bad)
 
 os.makedirs(OUT, exist_ok=True)

@@ -73,6 +73,19 @@ struct xcc_domain_ops {
     void (*page_sent)(xcc_domain *d, uint64_t pfn, const void *page);
 
     /*
+     * Optional (NULL: pages go as they are): rewrites page, a private copy
+     * of pfn whose type the backend reported, into the bytes the stream
+     * carries; the saver asks for every PV page table (L1..L4, pinned or
+     * not): mfns become pfns, Xen's slots zero (xen_pt.h). Returns 0, or
+     * -1 with errno EAGAIN when the table cannot be normalised while the
+     * guest runs (it names a frame that is moving) and !final: the saver
+     * sends it in a later pass. Any other failure (and EAGAIN's cause
+     * when final) is logged naming the pfn.
+     */
+    int (*normalise)(xcc_domain *d, uint64_t pfn, unsigned type, void *page,
+                     bool final);
+
+    /*
      * Optional (NULL: pause and unpause instead): quiesce the guest for the
      * final pass and for each checkpoint, and let it run on afterwards.
      * suspend waits timeout_ms at most (0: the backend's default) for the

@@ -116,8 +116,7 @@ static enum type_class type_class(uint8_t type)
 {
     if (!xcc_pfn_type_has_data(type))
         return CLASS_NO_DATA;
-    return type >= XCC_PFN_L1TAB && type <= XCC_PFN_L4TAB ? CLASS_PAGETABLE
-                                                         : CLASS_DATA;
+    return xcc_pfn_type_is_pagetable(type) ? CLASS_PAGETABLE : CLASS_DATA;
 }
 
 void xen_note_type_changes(struct xen_dom *x, const uint64_t *pfns,
@@ -438,7 +437,7 @@ static void *pv_remap_around_pagetables(struct xen_dom *x, void *p, int prot,
              * (a page table, or a descriptor table, which the type query
              * reports as plain RAM).
              */
-            if ((types[j] >= XCC_PFN_L1TAB && types[j] <= XCC_PFN_L4TAB) ||
+            if (xcc_pfn_type_is_pagetable(types[j]) ||
                 err[slot[j]] == -EBUSY) {
                 pt[slot[j]] = true;
                 npt++;
@@ -543,6 +542,12 @@ static void *xen_map(xcc_domain *d, bool writable, const uint64_t *pfns,
     }
     free(mfns);
     return p;
+}
+
+static int xen_normalise(xcc_domain *d, uint64_t pfn, unsigned type,
+                         void *page, bool final)
+{
+    return xen_normalise_page(priv(d), pfn, type, page, final);
 }
 
 static int xen_unmap(xcc_domain *d, void *addr, size_t n)
@@ -653,6 +658,7 @@ static void xen_close(xcc_domain *d)
         xc_shadow_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
     xen_softdirty_disable(x);
     xen_suspend_close(x);
+    xen_m2p_unmap(x);
     if (x->dirty_hbuf.hbuf)
         xc__hypercall_buffer_free_pages(x->xch, &x->dirty_hbuf,
                                         x->dirty_hbuf_pages);
@@ -718,6 +724,7 @@ static const struct xcc_domain_ops xen_ops = {
     .unmap = xen_unmap,
     .pause = xen_pause,
     .unpause = xen_unpause,
+    .normalise = xen_normalise,
     .suspend = xen_suspend,
     .resume = xen_resume,
     .populate = xen_populate,

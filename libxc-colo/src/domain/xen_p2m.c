@@ -48,8 +48,6 @@ static uint8_t type_from_xen(xen_pfn_t v)
 {
     unsigned t = (unsigned)((v & XEN_DOMCTL_PFINFO_LTAB_MASK) >>
                             XEN_DOMCTL_PFINFO_LTAB_SHIFT);
-    const unsigned pinned = XEN_DOMCTL_PFINFO_LPINTAB >>
-                            XEN_DOMCTL_PFINFO_LTAB_SHIFT;
 
     switch (t) {
     case XCC_PFN_BROKEN:
@@ -59,10 +57,9 @@ static uint8_t type_from_xen(xen_pfn_t v)
     default:
         break;
     }
-    /* A pinned table is still a table; pinning is not memory content. */
-    if (t & pinned)
-        t &= ~pinned;
-    if (t <= XCC_PFN_L4TAB)
+    /* Pinned tables (LPINTAB, 0x9..0xC) keep their pin bit: a receiver
+     * must pin them again. */
+    if (t == XCC_PFN_NORMAL || xcc_pfn_type_is_pagetable(t))
         return (uint8_t)t;
     return XCC_PFN_BROKEN; /* a type this Xen should never report */
 }

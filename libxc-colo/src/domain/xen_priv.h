@@ -1,7 +1,7 @@
 /*
  * xen_priv.h - state shared by the Xen backend's files (xen.c, xen_p2m.c,
- * xen_softdirty.c, xen_suspend.c). Only these files include Xen's control
- * headers.
+ * xen_m2p.c, xen_softdirty.c, xen_suspend.c). Only these files include Xen's
+ * control headers.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -61,6 +61,15 @@ struct xen_dom {
     uint64_t last_class_n;
     uint64_t *moved;
     uint64_t moved_n;
+
+    /*
+     * Xen's machine-to-phys table (xen_m2p.c), mapped read-only on first
+     * use: m2p[mfn] is the pfn Xen last recorded for frame mfn. A test
+     * presets m2p (m2p_pages 0: not ours to unmap).
+     */
+    const xen_pfn_t *m2p;
+    uint64_t m2p_entries;
+    size_t m2p_pages;
 
     /* Software dirty tracking (xen_softdirty.c), when Xen has none. */
     bool soft_on;
@@ -126,6 +135,29 @@ static inline uint64_t xen_p2m_lookup(const struct xen_dom *x, uint64_t pfn)
  */
 int xen_frame_types(struct xen_dom *x, const uint64_t *frames, uint8_t *types,
                     size_t n);
+
+/*
+ * mfn -> pfn for a PV domain (xen_m2p.c): through Xen's M2P (mapped on
+ * first use), checked against the p2m, as libxenguest's
+ * mfn_in_pseudophysmap does: 0 with *pfn when m2p[mfn] is a pfn of the
+ * domain whose p2m entry is mfn again; -1 with errno ERANGE when it is not
+ * (not the domain's frame, or the guest is moving it), or the mapping
+ * errno. Takes p2m_lock.
+ */
+int xen_mfn_to_pfn(struct xen_dom *x, uint64_t mfn, uint64_t *pfn);
+
+/*
+ * The normalise op (xen_m2p.c, xen_pt.c): rewrites the copy page (4 KiB)
+ * of page-table pfn of type (L1..L4, pinned or not) for the stream. 0, or
+ * -1 with errno: EAGAIN when an entry names a frame that is not (or no
+ * longer) the guest's and !final (the saver sends it in a later pass);
+ * otherwise the error is logged naming the pfn, slot and entry.
+ */
+int xen_normalise_page(struct xen_dom *x, uint64_t pfn, unsigned type,
+                       void *page, bool final);
+
+/* Unmaps the M2P if xen_m2p.c mapped it. */
+void xen_m2p_unmap(struct xen_dom *x);
 
 /*
  * Dirty tracking by page digests, for PV guests when Xen has no log-dirty
