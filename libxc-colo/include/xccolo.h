@@ -677,7 +677,11 @@ struct xcc_save_params {
     uint64_t cache_size;  /* XBZRLE cache budget in bytes; 0: default */
     int no_map_cache;     /* map per batch and unmap after, as stock Xen */
     int xen_compat;       /* Xen records only (no ZERO/XBZRLE/GUEST_INFO/
-                             DIGEST/STATS): a stock Xen reader accepts it */
+                             DIGEST/STATS): a stock Xen reader accepts it.
+                             A Xen domain's stream is then wrapped as
+                             `xl save` wraps it (xl header with the config,
+                             libxl v2 stream), so `xl restore` reads it;
+                             needs domain_config_json; no xbzrle */
     int verify;           /* send DIGEST before END (ignored by xen_compat) */
     uint32_t max_iters;   /* live passes before the final one; 0: default */
     uint64_t target_dirty;/* stop iterating at <= this many dirty pages;
@@ -696,6 +700,7 @@ struct xcc_save_params {
     uint64_t max_bandwidth; /* bytes per second on the fd, on average (a
                                token bucket, as QEMU's max-bandwidth); the
                                --max-downtime estimate uses it; 0: none */
+    const char *domain_config_json; /* libxl JSON config of the domain, or NULL */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,
