@@ -20,6 +20,7 @@ struct inspect_out {
     int verbosity; /* -1 totals only, 0 every record, 1 record details */
     uint64_t shown;
     bool xl;          /* an xl save image: libxl records around the stream */
+    uint64_t libxl_records;
     bool frame_open;  /* JSON: the object and its records array are open */
     bool have_headers;
     struct xcc_inspect_headers headers; /* xl image, JSON: printed last */
@@ -341,6 +342,7 @@ static void print_xl_header(struct inspect_out *o,
 static void print_libxl_record(struct inspect_out *o,
                                const struct xcc_inspect_libxl_record *r)
 {
+    o->libxl_records++;
     if (o->json) {
         jobj *j = json_object_new_object();
 
@@ -470,6 +472,9 @@ static void print_totals(struct inspect_out *o,
            t->pages_nodata);
     if (t->nr_pfns)
         printf("  guest: %" PRIu64 " pages\n", t->nr_pfns);
+    if (o->xl)
+        printf("  xl image: %" PRIu64 " libxl records around the libxc "
+               "stream\n", o->libxl_records);
     if (t->checkpoints || t->dirty_pfns)
         printf("  checkpoints: %" PRIu64 ", dirty pfns listed: %" PRIu64 "\n",
                t->checkpoints, t->dirty_pfns);
