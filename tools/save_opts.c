@@ -224,8 +224,14 @@ int save_opts_finish(struct save_opts *o, const char *dest)
 xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
                                   xentoollog_logger *log)
 {
-    xcc_domain *d = xcc_domain_open(dom, log, 0);
+    xcc_domain *d;
 
+    if (o->xl_config && !strncmp(dom, "sim:", 4)) {
+        cli_error("--xl-config-json: a sim guest's --xen-compat stream is the "
+                  "bare libxc stream, without an xl header to put it in");
+        return NULL;
+    }
+    d = xcc_domain_open(dom, log, 0);
     if (!d) {
         cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
         return NULL;
