@@ -130,6 +130,32 @@ else
     bad "restore of the xl image: $(cat "$tmp/out")"
 fi
 
+# --- the same image over TCP into restore --listen --------------------------
+g2="xlimg-tcp-$$"
+guests="$guests $g2"
+"$X" restore -q --listen tcp:127.0.0.1:0 --listen-timeout 20000 --mem 1M \
+    "sim:$g2" >"$tmp/lout" 2>"$tmp/lerr" &
+lpid=$!
+pids="$lpid"
+i=0
+port=""
+while [ -z "$port" ] && [ $i -lt 200 ] && kill -0 $lpid 2>/dev/null; do
+    port=$(sed -n 's/^xc-colo: listening on tcp:.*:\([0-9][0-9]*\)$/\1/p' "$tmp/lerr" | head -n1)
+    [ -n "$port" ] || sleep 0.05
+    i=$((i + 1))
+done
+if [ -n "$port" ] && "$PY" -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(open(sys.argv[2], "rb").read())
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+' "$port" "$tmp/img" && wait $lpid; then
+    ok "restore --listen takes an xl image over TCP"
+else
+    bad "xl image over TCP: port '$port': $(cat "$tmp/lerr")"
+fi
+
 # --- save options that cannot apply ----------------------------------------
 echo '{"c_info":{"name":"x"}}' >"$tmp/cfg.json"
 echo 'not json' >"$tmp/bad.json"
