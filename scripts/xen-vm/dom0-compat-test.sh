@@ -14,8 +14,9 @@
 #   compat_xl_restore       our image (not live, then live), `xl destroy` of
 #                           the source, stock `xl restore` of our file: the
 #                           restored guest's heartbeat advances and its
-#                           workload self-check passes; needs every part
-#                           of issue 14 (suspend, PV state, page types)
+#                           workload self-check passes (the receiver
+#                           part's ledger); needs every part of issue 14
+#                           (suspend, PV state, page types)
 
 # The libxl JSON config of domain $1 as `xl list -l` prints it under
 # "config" (what libxl_domain_config_to_json gives), into file $2: the
@@ -62,19 +63,38 @@ compat_save() {
         "$@" "xen:$D"
 }
 
-# Self-check of the restored workload: the one the workload offers
-# (xen-ops-test --selfcheck DOMID), else only "no crash on the console".
+# The workload's self-check on domain $1 (the ledger the receiver part
+# adds: `xen-ops-test --heartbeat` prints "HB selfcheck checks N failures M
+# ledger L"): "pass" when it ran checks since the restore (N grows) with no
+# failure, "fail" otherwise; "none" when this build's workload has none
+# (then only a crash on the console fails).
 compat_selfcheck() {
-    if xen-ops-test 2>&1 | grep -q -- --selfcheck; then
-        xen-ops-test --selfcheck "$1" > /tmp/compat_sc.out 2>&1
-        rc=$?
-        show selfcheck /tmp/compat_sc.out
-        [ $rc = 0 ] && echo pass || echo fail
-    elif grep -qiE "kernel panic|Oops|segfault" "$CONLOG_DIR/guest-guest.log" 2>/dev/null; then
-        echo fail
-    else
-        echo none
+    sc1=$(xen-ops-test --heartbeat "$1" "$HB_PFN" 2>/dev/null | awk '$2 == "selfcheck"')
+    if [ -z "$sc1" ]; then
+        if grep -qiE "kernel panic|Oops|segfault" "$CONLOG_DIR/guest-guest.log" 2>/dev/null; then
+            echo fail
+        else
+            echo none
+        fi
+        return
     fi
+    n1=$(echo "$sc1" | awk '{ print $4 }')
+    i=0
+    while :; do
+        sc2=$(xen-ops-test --heartbeat "$1" "$HB_PFN" 2>/dev/null | awk '$2 == "selfcheck"')
+        n2=$(echo "$sc2" | awk '{ print $4 }')
+        [ -n "$n2" ] && [ "$n2" -gt "$n1" ] && break
+        i=$((i + 1))
+        if [ $i -gt 120 ]; then
+            echo "    [selfcheck] no new check in 60 s: $sc2" >&2
+            echo fail
+            return
+        fi
+        sleep 0.5
+    done
+    echo "    [selfcheck] $sc2" >&2
+    f=$(echo "$sc2" | awk '{ print $6 }')
+    [ "$f" = 0 ] && echo pass || echo fail
 }
 
 # A fresh "guest" in $D when a step lost it (the later parts need one).

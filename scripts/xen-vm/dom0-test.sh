@@ -665,6 +665,9 @@ if [ "$XENVM_XEN" != security ]; then
     fi
 fi
 
+# Parts' own steps that need the running domU $D (destroyed below).
+run_part compat
+
 ###########################################################################
 echo "=== domU console (tail)"
 tail -n 5 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
@@ -731,5 +734,4 @@ else
     fi
     xl destroy guest-pvh 2>/dev/null
 fi
-run_part compat
 echo "XENVM_TESTS_DONE"
