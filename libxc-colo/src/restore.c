@@ -117,13 +117,6 @@ int restore_next(xcc_restorer *r, struct stream_record *rec)
     return 0;
 }
 
-/*
- * The stream's headers; an xl image (stock `xl save`, or --xen-compat of a
- * Xen domain) is recognised by its first bytes and its framing read and
- * checked first. Its config is not used: the target exists already (a sim
- * guest, or a domain made by `xl create -p`); restoring a running Xen
- * domain from it is the Xen receiver's job (DESIGN.md).
- */
 /* The xl reader logged its error: keep it for xcc_restorer_error(). */
 static int xl_failed(xcc_restorer *r)
 {
@@ -134,6 +127,13 @@ static int xl_failed(xcc_restorer *r)
     return -1;
 }
 
+/*
+ * The stream's headers; an xl image (stock `xl save`, or --xen-compat of a
+ * Xen domain) is recognised by its first bytes and its framing read and
+ * checked first. Its config is not used: the target exists already (a sim
+ * guest, or a domain made by `xl create -p`); restoring a running Xen
+ * domain from it is the Xen receiver's job (DESIGN.md).
+ */
 static int restore_read_headers(xcc_restorer *r)
 {
     uint8_t prefix[XL_MAGIC_LEN];
