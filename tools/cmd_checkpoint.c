@@ -80,7 +80,8 @@ static void checkpoint_usage(FILE *out)
             "  -x, --xbzrle          send re-dirtied pages as XBZRLE deltas\n"
             "      --cache-size SIZE XBZRLE cache (default 64M)\n"
             "      --no-map-cache    map per batch and unmap, as stock Xen\n"
-            "      --xen-compat      Xen records only\n"
+            "      --xen-compat      Xen records only (sim: guests; a Xen "
+            "domain is refused)\n"
             "      --verify          DIGEST with every checkpoint (default "
             "for sim:)\n"
             "      --no-verify       none\n"
@@ -346,6 +347,7 @@ out:
     cancel_ck = NULL;
     xcc_checkpointer_free(ck);
     xcc_domain_close(d);
+    free(c.so.xl_config);
     if (dl.f && fclose(dl.f) != 0 && rc == EXIT_OK) {
         cli_error("closing the digest log '%s': %s", c.digest_log,
                   strerror(errno));

@@ -21,6 +21,11 @@ struct inspect_out {
     uint64_t shown;
     uint64_t by_type[3][16]; /* PAGE_DATA, ZERO_PAGES, XBZRLE_PAGES entries */
     uint64_t pagetables_checked;
+    bool xl;          /* an xl save image: libxl records around the stream */
+    uint64_t libxl_records;
+    bool frame_open;  /* JSON: the object and its records array are open */
+    bool have_headers;
+    struct xcc_inspect_headers headers; /* xl image, JSON: printed last */
 };
 
 static void inspect_usage(FILE *out)
@@ -31,7 +36,10 @@ static void inspect_usage(FILE *out)
         "Reads a migration stream (a file, or stdin for '-') to its end,\n"
         "lists the headers and every record with its offset, type and\n"
         "length, counts pages by kind and validates every field. Stock Xen\n"
-        "streams are read too: Xen's records are named and skipped.\n"
+        "streams are read too: Xen's records are named and skipped. An xl\n"
+        "save image (stock `xl save`, or `save --xen-compat` of a Xen\n"
+        "domain) is read whole: the xl header and its config (name, memory),\n"
+        "libxl's records, and the libxc stream inside.\n"
         "Exits 1 at the first invalid record, naming it and its offset.\n\n"
         "  --json      one JSON object: headers, records, totals, error\n"
         "  -v          more detail per record (digests, STATS text)\n"
@@ -83,24 +91,35 @@ static void print_json(jobj *o)
     json_object_put(o);
 }
 
+static jobj *headers_json(const struct xcc_inspect_headers *h)
+{
+    jobj *j = json_object_new_object();
+
+    put_u64(j, "version", h->version);
+    put_u64(j, "options", h->options);
+    put_u64(j, "domain_type", h->domain_type);
+    json_object_object_add(j, "domain", json_object_new_string(h->domain_name));
+    put_u64(j, "page_shift", h->page_shift);
+    put_u64(j, "page_size", h->page_size);
+    put_u64(j, "xen_major", h->xen_major);
+    put_u64(j, "xen_minor", h->xen_minor);
+    return j;
+}
+
 static void print_headers(struct inspect_out *o,
                           const struct xcc_inspect_headers *h)
 {
+    if (o->json && o->xl) {
+        /* Inside the records array already: the headers go after it. */
+        o->headers = *h;
+        o->have_headers = true;
+        return;
+    }
     if (o->json) {
-        jobj *j = json_object_new_object();
-
-        put_u64(j, "version", h->version);
-        put_u64(j, "options", h->options);
-        put_u64(j, "domain_type", h->domain_type);
-        json_object_object_add(j, "domain",
-                               json_object_new_string(h->domain_name));
-        put_u64(j, "page_shift", h->page_shift);
-        put_u64(j, "page_size", h->page_size);
-        put_u64(j, "xen_major", h->xen_major);
-        put_u64(j, "xen_minor", h->xen_minor);
         fputs("{\"headers\":", stdout);
-        print_json(j);
+        print_json(headers_json(h));
         fputs(",\n\"records\":[", stdout);
+        o->frame_open = true;
         return;
     }
     printf("image header: Xen migration stream, version %" PRIu32
@@ -156,6 +175,8 @@ static void print_record_json(struct inspect_out *o,
     char hex[33];
 
     put_u64(j, "offset", r->offset);
+    if (o->xl)
+        json_object_object_add(j, "layer", json_object_new_string("libxc"));
     put_u64(j, "type", r->type);
     json_object_object_add(j, "name", json_object_new_string(r->name));
     put_u64(j, "length", r->length);
@@ -239,6 +260,180 @@ static void print_record_text(struct inspect_out *o,
     }
 }
 
+/* What inspect shows of a libxl config: name, type, vCPUs, memory. */
+struct xl_config_summary {
+    const char *name, *type; /* NULL: absent */
+    int64_t max_vcpus, max_memkb, target_memkb; /* -1: absent */
+};
+
+static int64_t json_int_at(jobj *o, const char *key)
+{
+    jobj *v;
+
+    if (!o || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_int))
+        return -1;
+    return json_object_get_int64(v);
+}
+
+static const char *json_str_at(jobj *o, const char *key)
+{
+    jobj *v;
+
+    if (!o || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* Parses the config (NULL when it is not JSON); *sum points into it. */
+static jobj *xl_config_parse(const struct xcc_inspect_xl *xl,
+                             struct xl_config_summary *sum)
+{
+    jobj *cfg = NULL, *c_info = NULL, *b_info = NULL;
+
+    memset(sum, 0, sizeof(*sum));
+    sum->max_vcpus = sum->max_memkb = sum->target_memkb = -1;
+    if (xl->config && (xl->mandatory_flags & 1))
+        cfg = json_tokener_parse(xl->config);
+    if (!cfg)
+        return NULL;
+    json_object_object_get_ex(cfg, "c_info", &c_info);
+    json_object_object_get_ex(cfg, "b_info", &b_info);
+    sum->name = json_str_at(c_info, "name");
+    sum->type = json_str_at(c_info, "type");
+    sum->max_vcpus = json_int_at(b_info, "max_vcpus");
+    sum->max_memkb = json_int_at(b_info, "max_memkb");
+    sum->target_memkb = json_int_at(b_info, "target_memkb");
+    return cfg;
+}
+
+static void print_xl_header(struct inspect_out *o,
+                            const struct xcc_inspect_xl *xl)
+{
+    struct xl_config_summary sum;
+    jobj *cfg = xl_config_parse(xl, &sum);
+
+    o->xl = true;
+    if (o->json) {
+        jobj *j = json_object_new_object();
+
+        put_u64(j, "mandatory_flags", xl->mandatory_flags);
+        put_u64(j, "optional_flags", xl->optional_flags);
+        put_u64(j, "optional_data_len", xl->optional_data_len);
+        put_u64(j, "config_len", xl->config_len);
+        json_object_object_add(
+            j, "config_json", json_object_new_boolean(xl->mandatory_flags & 1));
+        if (sum.name)
+            json_object_object_add(j, "name", json_object_new_string(sum.name));
+        if (sum.type)
+            json_object_object_add(j, "type", json_object_new_string(sum.type));
+        if (sum.max_vcpus >= 0)
+            put_u64(j, "max_vcpus", (uint64_t)sum.max_vcpus);
+        if (sum.max_memkb >= 0)
+            put_u64(j, "max_memkb", (uint64_t)sum.max_memkb);
+        if (sum.target_memkb >= 0)
+            put_u64(j, "target_memkb", (uint64_t)sum.target_memkb);
+        if (cfg && o->verbosity > 0)
+            json_object_object_add(j, "config", json_object_get(cfg));
+        put_u64(j, "libxl_version", xl->libxl_version);
+        put_u64(j, "libxl_options", xl->libxl_options);
+        fputs("{\"xl\":", stdout);
+        print_json(j);
+        fputs(",\n\"records\":[", stdout);
+        o->frame_open = true;
+        json_object_put(cfg);
+        return;
+    }
+    printf("xl header: \"Xen saved domain, xl format\", flags 0x%" PRIx32
+           " (%s%s), optional flags 0x%" PRIx32 ", %" PRIu32
+           " bytes of optional data\n",
+           xl->mandatory_flags,
+           xl->mandatory_flags & 1 ? "JSON config, " : "",
+           xl->mandatory_flags & 2 ? "libxl stream v2" : "",
+           xl->optional_flags, xl->optional_data_len);
+    if (!xl->config_len)
+        printf("  config: none\n");
+    else if (!cfg)
+        printf("  config: %" PRIu32 " bytes (%s)\n", xl->config_len,
+               xl->mandatory_flags & 1 ? "JSON that does not parse"
+                                       : "xl config text");
+    else {
+        printf("  config: %" PRIu32 " bytes of JSON: name %s, type %s",
+               xl->config_len, sum.name ? sum.name : "(none)",
+               sum.type ? sum.type : "(none)");
+        if (sum.max_vcpus >= 0)
+            printf(", %" PRId64 " vCPU%s", sum.max_vcpus,
+                   sum.max_vcpus == 1 ? "" : "s");
+        if (sum.target_memkb >= 0)
+            printf(", memory %" PRId64 " MiB", sum.target_memkb / 1024);
+        if (sum.max_memkb >= 0)
+            printf(" (max %" PRId64 " MiB)", sum.max_memkb / 1024);
+        putchar('\n');
+        if (o->verbosity > 0)
+            printf("    %s\n", json_object_to_json_string_ext(
+                                    cfg, JSON_C_TO_STRING_PLAIN));
+    }
+    printf("libxl header: \"LibxlFmt\" version %" PRIu32 ", options 0x%"
+           PRIx32 "%s\n", xl->libxl_version, xl->libxl_options,
+           xl->libxl_options & 2 ? " (converted from a legacy stream)" : "");
+    if (o->verbosity >= 0)
+        printf("%-12s %-26s %-10s %s\n", "offset", "record", "length",
+               "details");
+    json_object_put(cfg);
+}
+
+static void print_libxl_record(struct inspect_out *o,
+                               const struct xcc_inspect_libxl_record *r)
+{
+    o->libxl_records++;
+    if (o->json) {
+        jobj *j = json_object_new_object();
+
+        put_u64(j, "offset", r->offset);
+        json_object_object_add(j, "layer", json_object_new_string("libxl"));
+        put_u64(j, "type", r->type);
+        json_object_object_add(j, "name", json_object_new_string(r->name));
+        put_u64(j, "length", r->length);
+        if (r->emulator) {
+            put_u64(j, "emulator_id", r->emulator_id);
+            put_u64(j, "emulator_index", r->emulator_index);
+        }
+        fputs(o->shown ? ",\n" : "\n", stdout);
+        print_json(j);
+        o->shown++;
+        return;
+    }
+    if (o->verbosity < 0)
+        return;
+    char name[64];
+    if (strcmp(r->name, "UNKNOWN"))
+        snprintf(name, sizeof(name), "libxl %s", r->name);
+    else
+        snprintf(name, sizeof(name), "libxl UNKNOWN(0x%08" PRIx32 ")",
+                 r->type);
+    printf("%-12" PRIu64 " %-26s %-10" PRIu32, r->offset, name, r->length);
+    if (r->emulator)
+        printf(" emulator %" PRIu32 " index %" PRIu32, r->emulator_id,
+               r->emulator_index);
+    if (r->type == 1)
+        printf(" the libxc stream follows");
+    putchar('\n');
+    o->shown++;
+}
+
+static int on_xl(void *opaque, const struct xcc_inspect_xl *xl,
+                 const struct xcc_inspect_libxl_record *r)
+{
+    struct inspect_out *o = opaque;
+
+    if (!r)
+        print_xl_header(o, xl);
+    else
+        print_libxl_record(o, r);
+    return 0;
+}
+
 static int on_record(void *opaque, const struct xcc_inspect_headers *h,
                      const struct xcc_inspect_record *r)
 {
@@ -278,7 +473,7 @@ static void print_totals(struct inspect_out *o,
     if (o->json) {
         jobj *j = json_object_new_object(), *kinds = json_object_new_object();
 
-        if (!headers_ok)
+        if (!o->frame_open)
             printf("{\"headers\":null,\"records\":[");
         put_u64(j, "bytes", t->bytes);
         put_u64(j, "records", t->records);
@@ -308,7 +503,13 @@ static void print_totals(struct inspect_out *o,
             json_object_object_add(j, "pages_by_type", types);
         }
         put_u64(j, "pagetables_checked", o->pagetables_checked);
-        fputs("],\n\"totals\":", stdout);
+        fputs("],\n", stdout);
+        if (o->xl) {
+            fputs("\"headers\":", stdout);
+            print_json(o->have_headers ? headers_json(&o->headers) : NULL);
+            fputs(",\n", stdout);
+        }
+        fputs("\"totals\":", stdout);
         print_json(j);
         printf(",\n\"valid\":%s,\"error\":", rc ? "false" : "true");
         print_json(rc ? latin1_string(t->error, strlen(t->error)) : NULL);
@@ -350,6 +551,9 @@ static void print_totals(struct inspect_out *o,
                o->pagetables_checked);
     if (t->nr_pfns)
         printf("  guest: %" PRIu64 " pages\n", t->nr_pfns);
+    if (o->xl)
+        printf("  xl image: %" PRIu64 " libxl records around the libxc "
+               "stream\n", o->libxl_records);
     if (t->checkpoints || t->dirty_pfns)
         printf("  checkpoints: %" PRIu64 ", dirty pfns listed: %" PRIu64 "\n",
                t->checkpoints, t->dirty_pfns);
@@ -414,7 +618,7 @@ int cmd_inspect(int argc, char **argv)
     }
     /* The library's error goes to stderr through the logger. */
     log = cli_logger(o.verbosity > 0 ? 1 : 0, false);
-    rc = xcc_stream_inspect(fd, log, 0, on_record, &o, t);
+    rc = xcc_image_inspect(fd, log, 0, on_xl, on_record, &o, t);
     int err = errno;
     fflush(stdout);
     print_totals(&o, t, t->headers.domain_name != NULL, rc);

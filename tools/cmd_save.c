@@ -74,8 +74,16 @@ static void save_usage(FILE *out, bool migrate)
             "      --cache-size SIZE XBZRLE cache (default 64M, at most the "
             "guest)\n"
             "      --no-map-cache    map per batch and unmap, as stock Xen\n"
-            "      --xen-compat      Xen records only (no zero/XBZRLE pages, "
-            "no digest)\n"
+            "      --xen-compat      what stock Xen reads: Xen records only "
+            "(no zero/XBZRLE\n"
+            "                        pages, no digest); a Xen domain's file "
+            "is an xl save\n"
+            "                        image that `xl restore` reads (needs "
+            "its config)\n"
+            "      --xl-config-json F  with --xen-compat: the domain's libxl "
+            "config (JSON,\n"
+            "                        as `xl list -l` prints under \"config\") "
+            "for the xl header\n"
             "      --verify          send a DIGEST the restore checks (default "
             "for sim:)\n"
             "      --no-verify       do not\n"
@@ -265,6 +273,7 @@ out:
     cancel_saver = NULL;
     xcc_saver_free(s);
     xcc_domain_close(d);
+    free(c.xl_config);
     if (log)
         xtl_logger_destroy(log);
     return rc;

@@ -6,7 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "save_opts.h"
+
+/* A libxl config is a few KiB; xl's header takes at most 16 MiB. */
+#define XL_CONFIG_MAX (16u << 20)
 
 void out_opts_init(struct out_opts *o)
 {
@@ -130,9 +135,62 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
         o->mode_given = true;
         break;
     case SAVE_OPT_AUTH_KEY_FILE: o->key_file = arg; break;
+    case SAVE_OPT_XL_CONFIG_JSON: o->xl_config_path = arg; break;
     default: return out_opts_parse(&o->out, opt, arg) ? 1 : 0;
     }
     return 1;
+}
+
+/*
+ * --xl-config-json FILE: the libxl JSON config `xl restore` creates the
+ * domain from (what `xl list -l` shows under "config", or what
+ * libxl_domain_config_to_json gives). Read whole and checked to be a JSON
+ * object, so a wrong file fails here and not in `xl restore`.
+ */
+static int read_xl_config(struct save_opts *o)
+{
+    const char *path = o->xl_config_path;
+    FILE *f = fopen(path, "r");
+    json_object *j;
+    size_t n = 0;
+    char *buf;
+
+    if (!f) {
+        cli_error("--xl-config-json: cannot open '%s': %s", path,
+                  strerror(errno));
+        return -1;
+    }
+    buf = malloc(XL_CONFIG_MAX + 1);
+    if (buf)
+        n = fread(buf, 1, XL_CONFIG_MAX + 1, f);
+    if (!buf || ferror(f)) {
+        cli_error("--xl-config-json: cannot read '%s': %s", path,
+                  buf ? strerror(errno) : "out of memory");
+        fclose(f);
+        free(buf);
+        return -1;
+    }
+    fclose(f);
+    if (n > XL_CONFIG_MAX) {
+        cli_error("--xl-config-json: '%s' is over %u bytes", path,
+                  XL_CONFIG_MAX);
+        free(buf);
+        return -1;
+    }
+    buf[n] = 0;
+    j = strlen(buf) == n ? json_tokener_parse(buf) : NULL;
+    if (!j || !json_object_is_type(j, json_type_object)) {
+        cli_error("--xl-config-json: '%s' is not a JSON object (a libxl "
+                  "domain config, as `xl list -l` prints under \"config\")",
+                  path);
+        json_object_put(j);
+        free(buf);
+        return -1;
+    }
+    json_object_put(j);
+    o->xl_config = buf;
+    o->p.domain_config_json = buf;
+    return 0;
 }
 
 int save_opts_finish(struct save_opts *o, const char *dest)
@@ -162,6 +220,13 @@ int save_opts_finish(struct save_opts *o, const char *dest)
         cli_error("--xen-compat and --verify: a Xen stream has no DIGEST");
         return -1;
     }
+    if (o->xl_config_path && !o->p.xen_compat) {
+        cli_error("--xl-config-json: only with --xen-compat (the config goes "
+                  "in the xl header)");
+        return -1;
+    }
+    if (o->xl_config_path && read_xl_config(o) < 0)
+        return -1;
     out_opts_finish(&o->out);
     return 0;
 }
@@ -169,8 +234,14 @@ int save_opts_finish(struct save_opts *o, const char *dest)
 xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
                                   xentoollog_logger *log)
 {
-    xcc_domain *d = xcc_domain_open(dom, log, 0);
+    xcc_domain *d;
 
+    if (o->xl_config && !strncmp(dom, "sim:", 4)) {
+        cli_error("--xl-config-json: a sim guest's --xen-compat stream is the "
+                  "bare libxc stream, without an xl header to put it in");
+        return NULL;
+    }
+    d = xcc_domain_open(dom, log, 0);
     if (!d) {
         cli_error("cannot open domain '%s': %s", dom, xcc_strerror(errno));
         return NULL;

@@ -32,6 +32,7 @@ enum {
     SAVE_OPT_AUTH_KEY_FILE,
     SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_SUSPEND_TIMEOUT,
+    SAVE_OPT_XL_CONFIG_JSON,
     SAVE_OPT_END,
 };
 
@@ -59,6 +60,7 @@ enum {
         {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"suspend-timeout", required_argument, NULL,                           \
          SAVE_OPT_SUSPEND_TIMEOUT},                                            \
+        {"xl-config-json", required_argument, NULL, SAVE_OPT_XL_CONFIG_JSON},  \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* struct option entries of the live phase's other stop conditions
@@ -85,6 +87,8 @@ struct save_opts {
     const char *key_file;      /* --auth-key-file (only for tcp:) */
     struct transport_opts dest; /* how the destination opens */
     struct transport_key key;  /* read by save_opts_finish */
+    const char *xl_config_path; /* --xl-config-json FILE */
+    char *xl_config;           /* its text, read by save_opts_finish */
 };
 
 /* The defaults: progress decided later, default verbosity, no JSON. */

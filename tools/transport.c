@@ -38,6 +38,10 @@
 #define STREAM_MAGIC_LEN 12
 static const uint8_t stream_magic[STREAM_MAGIC_LEN] = {
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 'X', 'E', 'N', 'F'};
+/* An xl save image (`save --xen-compat` of a Xen domain) starts with xl's
+ * magic instead (stream-format.md, section 7). */
+static const uint8_t xl_image_magic[STREAM_MAGIC_LEN] = {
+    'X', 'e', 'n', ' ', 's', 'a', 'v', 'e', 'd', ' ', 'd', 'o'};
 
 /*
  * The authentication (--auth-key-file), before any stream byte; K is the
@@ -487,7 +491,8 @@ static int check_stream_start(struct peer *p, short revents, const char **why)
         *why = "closed the connection before a stream header";
         return -1;
     }
-    if (memcmp(b, stream_magic, (size_t)n)) {
+    if (memcmp(b, stream_magic, (size_t)n) &&
+        memcmp(b, xl_image_magic, (size_t)n)) {
         *why = (size_t)n >= AUTH_MAGIC_LEN && !memcmp(b, AUTH_MAGIC, AUTH_MAGIC_LEN)
                    ? "asks for authentication: give restore the same "
                      "--auth-key-file as the sender"

@@ -615,6 +615,60 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
                        xcc_inspect_fn *cb, void *opaque,
                        struct xcc_inspect_totals *totals);
 
+/*
+ * xl save images (section owned by xl_format.c): `xl save` writes a 48-byte
+ * xl header ("Xen saved domain, xl format"), the domain's libxl config,
+ * then libxl's v2 stream: a header ("LibxlFmt", version 2) and libxl
+ * records, LIBXC_CONTEXT being followed by a whole libxc stream, END last.
+ * `xc-colo save --xen-compat` of a Xen domain writes the same.
+ */
+struct xcc_inspect_xl {
+    uint32_t mandatory_flags;   /* 1: the config is JSON, 2: libxl v2 stream */
+    uint32_t optional_flags;
+    uint32_t optional_data_len; /* bytes after the 48-byte header */
+    uint32_t config_len;        /* config bytes (with its NUL); 0: none */
+    const char *config;         /* the config, NUL-terminated; NULL: none */
+    uint32_t libxl_version;     /* 2 */
+    uint32_t libxl_options;     /* bit 1: converted from a legacy stream */
+};
+
+/* One libxl record (the libxc stream's records go to xcc_inspect_fn). */
+struct xcc_inspect_libxl_record {
+    uint64_t offset;  /* file offset of the record header */
+    uint32_t type;
+    uint32_t length;  /* body bytes, padding excluded */
+    const char *name; /* "LIBXC_CONTEXT", "END", "EMULATOR_CONTEXT", ... */
+    int emulator;     /* EMULATOR_*: the two fields below are valid */
+    uint32_t emulator_id, emulator_index;
+};
+
+/*
+ * Called with rec NULL once the xl and libxl headers are valid, then for
+ * each libxl record, in file order with the libxc stream's callbacks (its
+ * headers and records come between LIBXC_CONTEXT and the next libxl
+ * record). Pointers are valid during the call. Non-zero stops the
+ * inspection (-1, errno ECANCELED).
+ */
+typedef int xcc_inspect_xl_fn(void *opaque, const struct xcc_inspect_xl *xl,
+                              const struct xcc_inspect_libxl_record *rec);
+
+/*
+ * As xcc_stream_inspect(), for a libxc stream or an xl save image (stock
+ * `xl save`, or `xc-colo save --xen-compat` of a Xen domain), told apart
+ * by the first 32 bytes. For an image, xl_cb (may be NULL) receives the xl
+ * header and every libxl record, and everything is validated: the header's
+ * magic, byte order and flags, the config's length (a JSON config ends in
+ * its NUL), libxl's header, LIBXC_CONTEXT first, padding, END last and
+ * nothing after it; Remus/COLO (checkpointed) images are refused. Offsets
+ * are file offsets; totals->bytes counts the whole file. Returns 0, or -1
+ * with errno XCC_EBADSTREAM / XCC_ETRUNCATED (the message names the part
+ * or record, its offset and the fault, logged and in totals->error), or a
+ * read errno.
+ */
+int xcc_image_inspect(int fd, xentoollog_logger *log, unsigned flags,
+                      xcc_inspect_xl_fn *xl_cb, xcc_inspect_fn *cb,
+                      void *opaque, struct xcc_inspect_totals *totals);
+
 /* ------------------------------------------------------------------------ */
 /* Save, migrate and checkpoint.                                             */
 /* ------------------------------------------------------------------------ */
@@ -635,7 +689,11 @@ struct xcc_save_params {
     uint64_t cache_size;  /* XBZRLE cache budget in bytes; 0: default */
     int no_map_cache;     /* map per batch and unmap after, as stock Xen */
     int xen_compat;       /* Xen records only (no ZERO/XBZRLE/GUEST_INFO/
-                             DIGEST/STATS): a stock Xen reader accepts it */
+                             DIGEST/STATS): a stock Xen reader accepts it.
+                             A Xen domain's stream is then wrapped as
+                             `xl save` wraps it (xl header with the config,
+                             libxl v2 stream), so `xl restore` reads it;
+                             needs domain_config_json; no xbzrle */
     int verify;           /* send DIGEST before END (ignored by xen_compat) */
     uint32_t max_iters;   /* live passes before the final one; 0: default */
     uint64_t target_dirty;/* stop iterating at <= this many dirty pages;
@@ -658,6 +716,7 @@ struct xcc_save_params {
                                     suspend itself for the final pass (or a
                                     checkpoint) before the save fails and it
                                     runs on; 0: 30000 */
+    const char *domain_config_json; /* libxl JSON config of the domain, or NULL */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,

@@ -159,7 +159,14 @@ xcc_checkpointer *xcc_checkpointer_new(xcc_domain *d, int fd,
         XCC_WARN(log, CTX, "no memory for the epoch buffer (%s): checkpoints "
                  "are sent while the guest is paused", xcc_strerror(errno));
     c->s = xcc_saver_new(d, fd, &spl, log);
-    if (!c->s) {
+    if (c->s && c->s->xl_wrap) {
+        /* libxl's Remus stream (CHECKPOINT_END after each epoch) is not
+         * written: an xl image of one epoch only would mislead. */
+        XCC_ERR(log, CTX, "--xen-compat checkpoints of a Xen domain: the "
+                "libxl checkpoint (Remus) framing is not supported");
+        errno = EINVAL;
+    }
+    if (!c->s || c->s->xl_wrap) {
         int e = errno;
         xcc_checkpointer_free(c);
         errno = e;

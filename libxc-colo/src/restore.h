@@ -16,6 +16,7 @@
 #include "domain/domain.h"
 #include "stats.h"
 #include "stream.h"
+#include "xl_format.h"
 
 struct xcc_restorer {
     int fd;
@@ -29,6 +30,7 @@ struct xcc_restorer {
     struct stream_record pending;
     struct stream_record gi_rec; /* GUEST_INFO's header (body not kept) */
     struct stream_order order;   /* record-order rules, as inspect's */
+    struct xl_reader xl;         /* an xl image's framing (xl.present) */
 
     xcc_domain *d;               /* set by run() */
     xcc_map_cache *mc;           /* writable */
@@ -49,6 +51,10 @@ struct xcc_restorer {
     char errmsg[512];
     char *json;
 };
+
+/* After the libxc stream's END: nothing may follow, except, in an xl
+ * image, libxl's records up to its END. 0 or -1/errno, logged. */
+int restore_read_tail(xcc_restorer *r);
 
 /* Binds the target d: its size checked against the stream's, the
  * populated bitmap and a writable map cache made. 0 or -1/errno, logged.

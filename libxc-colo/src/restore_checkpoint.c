@@ -581,7 +581,7 @@ end:
         back_broken(k);
     stream_writer_free(k->back);
     k->back = NULL;
-    if (stream_read_expect_eof(r->rd) < 0) {
+    if (restore_read_tail(r) < 0) {
         if (k->committed)
             goto broken;
         return -1;

@@ -30,6 +30,7 @@
 #include "digest.h"
 #include "save.h"
 #include "save_pagetable.h"
+#include "xl_format.h"
 
 #define CTX "save"
 
@@ -65,6 +66,48 @@ static void *xalloc(xcc_saver *s, size_t n, const char *what)
     if (!p)
         XCC_PERR(s->log, CTX, "cannot allocate %zu bytes for %s", n, what);
     return p;
+}
+
+/*
+ * --xen-compat: only what a stock Xen reader takes. A Xen domain's stream
+ * is also framed as `xl save` frames it, and `xl restore` creates the
+ * domain from the config in the xl header, so the config is required. A
+ * sim guest's stream stays a bare libxc stream (no libxl config exists).
+ */
+static int save_compat_setup(xcc_saver *s, const struct xcc_domain_info *info)
+{
+    const char *json = s->p.domain_config_json;
+
+    if (s->p.xbzrle) {
+        XCC_ERR(s->log, CTX, "--xen-compat with XBZRLE: a stream for stock "
+                "Xen has no XBZRLE_PAGES record (Xen's reader would refuse "
+                "it)");
+        errno = EINVAL;
+        return -1;
+    }
+    s->p.verify = 0; /* no DIGEST either: it is on by default, not asked */
+    if (info->stream_type == XCC_DHDR_TYPE_SIM)
+        return 0;
+    if (!json || !*json) {
+        XCC_ERR(s->log, CTX, "--xen-compat of Xen domain '%s' needs its libxl "
+                "configuration as JSON (xcc_save_params.domain_config_json, "
+                "`xc-colo save --xl-config-json FILE`): `xl restore` creates "
+                "the domain from the config in the xl header", s->d->name);
+        errno = EINVAL;
+        return -1;
+    }
+    if (strlen(json) > XL_OPTDATA_MAX - 5) {
+        XCC_ERR(s->log, CTX, "the libxl config of '%s' has %zu bytes, more "
+                "than the xl header takes (%u)", s->d->name, strlen(json),
+                XL_OPTDATA_MAX - 5);
+        errno = EINVAL;
+        return -1;
+    }
+    s->xl_config = strdup(json);
+    if (!s->xl_config)
+        return -1;
+    s->xl_wrap = true;
+    return 0;
 }
 
 xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
@@ -121,11 +164,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         s->p.target_dirty = XCC_SAVE_DEFAULT_TARGET_DIRTY;
     if (!s->p.min_remaining)
         s->p.min_remaining = s->p.target_dirty;
-    if (s->p.xen_compat) {
-        /* A stock Xen reader knows none of these. */
-        s->p.xbzrle = 0;
-        s->p.verify = 0;
-    }
+    if (s->p.xen_compat && save_compat_setup(s, &info) < 0)
+        goto fail;
     s->nr_pfns = info.nr_pfns;
     s->page_size = info.page_size;
     s->page_shift = log2_u32(info.page_size);
@@ -154,8 +194,12 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->zero_types = xalloc(s, s->batch, "a batch");
     s->zero_page = xalloc(s, s->page_size, "a zero page");
     s->w = stream_writer_new(fd, log);
-    if (s->w)
+    if (s->w) {
         stream_writer_set_rate(s->w, s->p.max_bandwidth);
+        /* Xen's records pass, ours are dropped: xl_format.c's one rule. */
+        if (s->p.xen_compat)
+            stream_writer_set_filter(s->w, xl_compat_filter);
+    }
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
         !s->zero_types || !s->zero_page || !s->w)
@@ -250,6 +294,7 @@ void xcc_saver_free(xcc_saver *s)
     free(s->chunk_stale);
     free((void *)s->zero_page);
     free(s->json);
+    free(s->xl_config);
     stats_save_free(&s->st);
     free(s);
 }
@@ -262,6 +307,8 @@ int save_write_headers(xcc_saver *s)
     /* Xen has no sim domain type: a Xen-only stream calls the guest HVM. */
     if (s->p.xen_compat && type == XCC_DHDR_TYPE_SIM)
         type = XCC_DHDR_TYPE_X86_HVM;
+    if (s->xl_wrap && xl_write_prologue(s->w, s->xl_config) < 0)
+        return -1;
     if (stream_write_headers(s->w, type, s->page_shift, info->xen_major,
                              info->xen_minor) < 0)
         return -1;
@@ -865,6 +912,8 @@ static int finish(xcc_saver *s)
         }
     }
     if (stream_write_end(s->w) < 0)
+        return -1;
+    if (s->xl_wrap && xl_write_epilogue(s->w) < 0)
         return -1;
     s->st.t_end = lib_now_ns();
     return 0;

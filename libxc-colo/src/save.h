@@ -78,6 +78,8 @@ struct xcc_saver {
     uint64_t chunks_hashed;     /* so far, for the hashing rate */
     uint64_t last_harvest_ns;   /* the latest logdirty_clean's duration */
 
+    bool xl_wrap;      /* --xen-compat of a Xen domain: xl_format.h */
+    char *xl_config;   /* its libxl JSON config (a copy) */
     bool ran;
     bool paused_by_us;
     bool suspended_by_us; /* paused_by_us, through ops->suspend */

@@ -188,6 +188,7 @@ struct stream_writer {
     uint8_t *mem;
     size_t mem_len, mem_cap;
     struct rate_limit rate; /* --max-bandwidth (fd writers only) */
+    stream_record_filter *filter; /* NULL: every record is written */
 };
 
 struct stream_writer *stream_writer_new(int fd, xentoollog_logger *log)
@@ -419,6 +420,28 @@ uint64_t stream_writer_throttled_ns(const struct stream_writer *w)
     return w->rate.slept_ns;
 }
 
+void stream_writer_set_filter(struct stream_writer *w,
+                              stream_record_filter *filter)
+{
+    w->filter = filter;
+}
+
+int stream_write_raw(struct stream_writer *w, const void *buf, size_t len,
+                     const char *what)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+    if (!len)
+        return 0;
+    if (writer_out(w, &iov, 1) < 0) {
+        XCC_PERR(w->log, CTX, "writing %s at offset %" PRIu64, what,
+                 w->bytes);
+        return -1;
+    }
+    w->bytes += len;
+    return 0;
+}
+
 /*
  * Emits one record whose body pieces are already in w->iov[1..1+npieces):
  * fills in the header, appends the padding and writes it all.
@@ -427,6 +450,22 @@ static int writer_emit(struct stream_writer *w, uint32_t type, size_t npieces)
 {
     uint64_t len = 0;
     size_t cnt = 1 + npieces, pad;
+
+    if (w->filter) {
+        const char *why = "";
+        switch (w->filter(type, &why)) {
+        case STREAM_FILTER_DROP:
+            return 0;
+        case STREAM_FILTER_REFUSE:
+            errno = EINVAL;
+            XCC_ERR(w->log, CTX,
+                    "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64
+                    ": %s", stream_record_name(type), type, w->bytes, why);
+            return -1;
+        default:
+            break;
+        }
+    }
 
     for (size_t i = 1; i <= npieces; i++)
         len += w->iov[i].iov_len;
@@ -932,20 +971,40 @@ static const char *dhdr_type_name(uint32_t type)
 
 int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
 {
+    return stream_read_headers_prefixed(r, NULL, 0, h);
+}
+
+void stream_reader_set_offset(struct stream_reader *r, uint64_t offset)
+{
+    r->offset = offset;
+}
+
+int stream_read_headers_prefixed(struct stream_reader *r,
+                                 const uint8_t *prefix, size_t prefix_len,
+                                 struct stream_headers *h)
+{
     uint8_t hdr[STREAM_HEADERS_SIZE];
-    uint64_t marker;
+    uint64_t marker, base = r->offset;
     uint32_t id, version, dtype;
     uint16_t options, page_shift;
-    ssize_t got = read_full(r->fd, hdr, sizeof(hdr));
+    ssize_t got;
 
+    if (prefix_len > sizeof(hdr) || r->headers_done) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (prefix_len)
+        memcpy(hdr, prefix, prefix_len);
+    got = read_full(r->fd, hdr + prefix_len, sizeof(hdr) - prefix_len);
     if (got < 0)
         return reader_fail(r, errno, "reading the stream headers: %s",
                            strerror(errno));
+    got += (ssize_t)prefix_len;
     if ((size_t)got < STREAM_IHDR_SIZE)
         return reader_fail(r, XCC_ETRUNCATED,
-                           "image header at offset 0: stream ends after %zd "
-                           "of its %u bytes",
-                           got, STREAM_IHDR_SIZE);
+                           "image header at offset %" PRIu64 ": stream ends "
+                           "after %zd of its %u bytes",
+                           base, got, STREAM_IHDR_SIZE);
     memcpy(&marker, hdr, 8);
     memcpy(&id, hdr + 8, 4);
     memcpy(&version, hdr + 12, 4);
@@ -956,45 +1015,45 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
     options = be16toh(options);
     if (marker != STREAM_IHDR_MARKER)
         return reader_fail(r, XCC_EBADSTREAM,
-                           "image header at offset 0: marker 0x%016" PRIx64
-                           " is not 0x%016llx (not a Xen migration stream, or "
-                           "a legacy one)",
-                           marker, STREAM_IHDR_MARKER);
+                           "image header at offset %" PRIu64 ": marker "
+                           "0x%016" PRIx64 " is not 0x%016llx (not a Xen "
+                           "migration stream, or a legacy one)",
+                           base, marker, STREAM_IHDR_MARKER);
     if (id != STREAM_IHDR_ID)
         return reader_fail(r, XCC_EBADSTREAM,
-                           "image header at offset 8: id 0x%08" PRIx32
-                           " is not 0x%08x (\"XENF\")",
-                           id, STREAM_IHDR_ID);
+                           "image header at offset %" PRIu64 ": id 0x%08"
+                           PRIx32 " is not 0x%08x (\"XENF\")",
+                           base + 8, id, STREAM_IHDR_ID);
     if (version < STREAM_IHDR_VERSION_MIN || version > STREAM_IHDR_VERSION)
         return reader_fail(r, XCC_EBADSTREAM,
-                           "image header at offset 12: version %" PRIu32
-                           " unsupported (%u..%u)",
-                           version, STREAM_IHDR_VERSION_MIN,
+                           "image header at offset %" PRIu64 ": version %"
+                           PRIu32 " unsupported (%u..%u)",
+                           base + 12, version, STREAM_IHDR_VERSION_MIN,
                            STREAM_IHDR_VERSION);
     if (options & STREAM_IHDR_OPT_BIG_ENDIAN)
         return reader_fail(r, XCC_EBADSTREAM,
-                           "image header at offset 16: big-endian streams "
-                           "are not supported (options 0x%04x)",
-                           options);
+                           "image header at offset %" PRIu64 ": big-endian "
+                           "streams are not supported (options 0x%04x)",
+                           base + 16, options);
     if ((size_t)got < sizeof(hdr))
         return reader_fail(r, XCC_ETRUNCATED,
-                           "domain header at offset %u: stream ends after %zd "
-                           "of its %u bytes",
-                           STREAM_IHDR_SIZE, got - STREAM_IHDR_SIZE,
+                           "domain header at offset %" PRIu64 ": stream ends "
+                           "after %zd of its %u bytes",
+                           base + STREAM_IHDR_SIZE, got - STREAM_IHDR_SIZE,
                            STREAM_DHDR_SIZE);
     dtype = ld_le32(hdr + 24);
     page_shift = (uint16_t)(hdr[28] | hdr[29] << 8);
     if (!dhdr_type_name(dtype))
         return reader_fail(r, XCC_EBADSTREAM,
-                           "domain header at offset %u: unknown domain type "
-                           "0x%08" PRIx32,
-                           STREAM_IHDR_SIZE, dtype);
+                           "domain header at offset %" PRIu64 ": unknown "
+                           "domain type 0x%08" PRIx32,
+                           base + STREAM_IHDR_SIZE, dtype);
     if (page_shift < STREAM_PAGE_SHIFT_MIN ||
         page_shift > STREAM_PAGE_SHIFT_MAX)
         return reader_fail(r, XCC_EBADSTREAM,
-                           "domain header at offset %u: page shift %u outside "
-                           "%u..%u",
-                           STREAM_IHDR_SIZE + 4, page_shift,
+                           "domain header at offset %" PRIu64 ": page shift "
+                           "%u outside %u..%u",
+                           base + STREAM_IHDR_SIZE + 4, page_shift,
                            STREAM_PAGE_SHIFT_MIN, STREAM_PAGE_SHIFT_MAX);
     memset(h, 0, sizeof(*h));
     h->version = version;
@@ -1006,7 +1065,7 @@ int stream_read_headers(struct stream_reader *r, struct stream_headers *h)
     h->xen_minor = ld_le32(hdr + 36);
     r->page_size = h->page_size;
     r->dhdr_type = dtype;
-    r->offset = sizeof(hdr);
+    r->offset = base + sizeof(hdr);
     r->headers_done = true;
     return 0;
 }

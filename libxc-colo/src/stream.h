@@ -162,6 +162,22 @@ void stream_writer_mem_reset(struct stream_writer *w, size_t keep);
 void stream_writer_set_rate(struct stream_writer *w, uint64_t bytes_per_sec);
 uint64_t stream_writer_throttled_ns(const struct stream_writer *w);
 
+/*
+ * A record filter for a writer: called with each record's type before it
+ * is written; returns STREAM_FILTER_KEEP, STREAM_FILTER_DROP (nothing is
+ * written, the write succeeds) or STREAM_FILTER_REFUSE (the write fails
+ * with EINVAL, logged with *why). --xen-compat uses one (xl_format.h).
+ */
+enum { STREAM_FILTER_KEEP = 0, STREAM_FILTER_DROP, STREAM_FILTER_REFUSE };
+typedef int stream_record_filter(uint32_t type, const char **why);
+void stream_writer_set_filter(struct stream_writer *w,
+                              stream_record_filter *filter);
+
+/* len raw bytes (no record framing: the xl and libxl wrappers), counted in
+ * stream_writer_bytes(); what names them in the error. 0 or -1/errno. */
+int stream_write_raw(struct stream_writer *w, const void *buf, size_t len,
+                     const char *what);
+
 /* Total bytes written so far, headers and padding included. */
 uint64_t stream_writer_bytes(const struct stream_writer *w);
 
@@ -271,6 +287,20 @@ void stream_reader_free(struct stream_reader *r); /* never closes fd */
  * XCC_EBADSTREAM / XCC_ETRUNCATED (or a read errno) after logging once.
  */
 int stream_read_headers(struct stream_reader *r, struct stream_headers *h);
+
+/*
+ * As stream_read_headers(), when the first prefix_len bytes (at most the 40
+ * of both headers) were already read from the fd by whoever looked for a
+ * wrapper (the xl header); EINVAL after the headers were read.
+ */
+int stream_read_headers_prefixed(struct stream_reader *r,
+                                 const uint8_t *prefix, size_t prefix_len,
+                                 struct stream_headers *h);
+
+/* Before the headers: the offset of the stream's first byte in the file
+ * (an xl image's libxc stream starts after the xl and libxl headers), so
+ * that every error and stream_reader_offset() give file offsets. */
+void stream_reader_set_offset(struct stream_reader *r, uint64_t offset);
 
 /*
  * Reads the next record: type, length, offset and body (8-byte aligned,
@@ -448,5 +478,18 @@ void stream_order_init(struct stream_order *o, enum stream_order_mode mode);
  * logged error naming the record, its offset and the rule. */
 int stream_order_check(struct stream_reader *r, struct stream_order *o,
                        const struct stream_record *rec);
+
+/* ---- Inspection (stream_inspect.c) ---------------------------------------
+ *
+ * xcc_stream_inspect() on a stream whose first prefix_len bytes were read
+ * already (prefix), starting at file offset `offset`. wrapped: the stream
+ * sits in an xl image, so libxl's records follow its END (not checked
+ * here) and a CHECKPOINT is refused. t is filled as by xcc_stream_inspect
+ * (zeroed by the caller). 0 or -1 with errno.
+ */
+int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
+                      size_t prefix_len, uint64_t offset, bool wrapped,
+                      xcc_inspect_fn *cb, void *opaque,
+                      struct xcc_inspect_totals *t);
 
 #endif /* XCC_STREAM_H */

@@ -165,6 +165,22 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
 {
     struct xcc_inspect_totals local;
     struct xcc_inspect_totals *t = totals ? totals : &local;
+
+    memset(t, 0, sizeof(*t));
+    if (flags) {
+        snprintf(t->error, sizeof(t->error), "unknown flags 0x%x", flags);
+        XCC_ERR(log, CTX, "%s", t->error);
+        errno = EINVAL;
+        return -1;
+    }
+    return stream_inspect_at(fd, log, NULL, 0, 0, false, cb, opaque, t);
+}
+
+int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
+                      size_t prefix_len, uint64_t offset, bool wrapped,
+                      xcc_inspect_fn *cb, void *opaque,
+                      struct xcc_inspect_totals *t)
+{
     struct xcc_inspect_headers *h = &t->headers;
     struct stream_reader *r;
     struct stream_headers sh;
@@ -174,20 +190,13 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     int rc = -1, saved;
 
     stream_order_init(&order, STREAM_ORDER_ANY);
-
-    memset(t, 0, sizeof(*t));
-    if (flags) {
-        snprintf(t->error, sizeof(t->error), "unknown flags 0x%x", flags);
-        XCC_ERR(log, CTX, "%s", t->error);
-        errno = EINVAL;
-        return -1;
-    }
     r = stream_reader_new(fd, log);
     if (!r) {
         snprintf(t->error, sizeof(t->error), "out of memory");
         return -1;
     }
-    if (stream_read_headers(r, &sh))
+    stream_reader_set_offset(r, offset);
+    if (stream_read_headers_prefixed(r, prefix, prefix_len, &sh))
         goto out;
     h->version = sh.version;
     h->options = sh.options;
@@ -247,8 +256,19 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         }
         if (rec.type == STREAM_REC_END)
             break;
+        if (wrapped && rec.type == STREAM_REC_CHECKPOINT) {
+            /* libxl interleaves its own records after each checkpoint. */
+            snprintf(t->error, sizeof(t->error), "CHECKPOINT record (type "
+                     "0x%08x) at offset %" PRIu64 ": a checkpointed (Remus/"
+                     "COLO) stream inside an xl image, which xc-colo does not "
+                     "read", STREAM_REC_CHECKPOINT, rec.offset);
+            XCC_ERR(log, CTX, "%s", t->error);
+            errno = XCC_EBADSTREAM;
+            goto out;
+        }
     }
-    if (stream_read_expect_eof(r))
+    /* In an xl image libxl's records follow: the caller reads them. */
+    if (!wrapped && stream_read_expect_eof(r))
         goto out;
     rc = 0;
 out:

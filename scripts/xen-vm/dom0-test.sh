@@ -676,6 +676,8 @@ if [ "$XENVM_XEN" != security ]; then
 fi
 
 run_part suspend
+# Parts' own steps that need the running domU $D (destroyed below).
+run_part compat
 
 ###########################################################################
 echo "=== domU console (tail)"

@@ -237,6 +237,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (xcc_stream_inspect(fd, log, 0, NULL, NULL, &t) == 0 && fit.ok &&
             !(fit.foreign_type && t.headers.domain_type != XCC_DHDR_TYPE_SIM))
             restore_must_accept(fd, log, &t);
+        /* An xl save image: the xl header and libxl framing around it. */
+        lseek(fd, 0, SEEK_SET);
+        (void)xcc_image_inspect(fd, log, 0, NULL, NULL, NULL, &t);
     }
     close(fd);
     return 0;

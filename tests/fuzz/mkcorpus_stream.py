@@ -110,8 +110,24 @@ seeds = {
     "bigpage": headers(shift=16) + rec(0x58430001, struct.pack("<QII", 16, 65536, 0)) +
         pfn_batch(0x58430002, [3]) + END,
 }
+
+
+def xl_image(stream, config=b'{"c_info":{"name":"guest"}}\0', tail=b""):
+    """An xl save image around a libxc stream (stream-format.md, section 7)."""
+    opt = struct.pack("<I", len(config)) + config
+    hdr = (b"Xen saved domain, xl format\n \0 \r" +
+           struct.pack("<IIII", 0x01020304, 3 if config else 2, 0, len(opt)))
+    return (hdr + opt + b"LibxlFmt" + struct.pack(">II", 2, 0) + rec(0x01) +
+            stream + tail + rec(0x00))
+
+
+seeds["xl-pv"] = xl_image(seeds["xen-pv"])
+seeds["xl-hvm-emulator"] = xl_image(
+    seeds["xen-hvm"], tail=rec(0x03, struct.pack("<II", 2, 0) + b"qemu-blob"))
 # Nearly valid: each trips one check, so the fuzzer sees every error path.
 bad = dict()
+bad["xl-trunc-header"] = seeds["xl-pv"][:40]
+bad["xl-libxl-checkpoint"] = xl_image(seeds["xen-pv"], tail=rec(0x04))
 bad["trunc-mid-page"] = seeds["sim-every-record"][:200]
 bad["no-end"] = headers() + GUEST
 bad["pfn-too-big"] = headers() + GUEST + pfn_batch(0x58430002, [4096]) + END

@@ -1,0 +1,226 @@
+# dom0-compat-test.sh - `--xen-compat` against stock xl (issue 14, items 3
+# and 4). Sourced by dom0-test.sh (run_part compat): shares its helpers
+# (step, kv, show, hb_now, hb_wait_running, wait_console, ...) and the
+# running PV domU $D ("guest"), and leaves a running "guest" in $D.
+#
+# Steps:
+#   compat_inspect_xl_save  `xl save -c` of the domU; `xc-colo inspect`
+#                           reads the image whole (xl header, its config,
+#                           libxl records, libxc records) and says valid
+#   compat_same_records     `xc-colo save --xen-compat` (not live, and live)
+#                           of the same domU: inspect lists the same record
+#                           types in the same order (runs of PAGE_DATA
+#                           counted as one); needs the PV state records
+#   compat_xl_restore       our image (not live, then live), `xl destroy` of
+#                           the source, stock `xl restore` of our file: the
+#                           restored guest's heartbeat advances and its
+#                           workload self-check passes (the receiver
+#                           part's ledger); needs every part of issue 14
+#                           (suspend, PV state, page types)
+
+# The libxl JSON config of domain $1 as `xl list -l` prints it under
+# "config" (what libxl_domain_config_to_json gives), into file $2: the
+# object from the line '"config": {' to its closing brace. Only for a CLI
+# that does not fetch the config itself (--xl-config-json).
+compat_config_json() {
+    xl list -l "$1" 2>/dev/null | awk '
+        !on && /"config": *\{/ { on = 1; sub(/.*"config": */, "") }
+        on {
+            line = $0
+            o = gsub(/\{/, "{", line); c = gsub(/\}/, "}", line)
+            depth += o - c
+            if (depth <= 0) { sub(/\},? *$/, "}"); print; exit }
+            print
+        }' > "$2"
+    [ -s "$2" ]
+}
+
+# compat_records FILE OUT: the record types `xc-colo inspect` lists, one a
+# line ("libxl:NAME" for libxl's), runs of the same type as one line.
+compat_records() {
+    xc-colo inspect "$1" > "$2.txt" 2> "$2.err"
+    rc=$?
+    awk '$1 ~ /^[0-9]+$/ {
+            t = ($2 == "libxl") ? "libxl:" $3 : $2
+            if (t != last) print t
+            last = t
+        }' "$2.txt" > "$2"
+    return $rc
+}
+
+# compat_save LABEL FILE ARGS...: xc-colo save --xen-compat of $D to FILE.
+# The CLI fetches the config from libxl when it can; when it says it needs
+# one, the config `xl list -l` shows goes in with --xl-config-json.
+compat_save() {
+    label=$1; file=$2; shift 2
+    timed_save "$label" "$file" --xen-compat "$@" "xen:$D" && return 0
+    grep -q "needs its libxl configuration" "/tmp/$label.out" || return 1
+    if ! compat_config_json "$D" /tmp/compat_cfg.json; then
+        echo "    [$label] no config from xl list -l"
+        return 1
+    fi
+    timed_save "$label" "$file" --xen-compat --xl-config-json /tmp/compat_cfg.json \
+        "$@" "xen:$D"
+}
+
+# The workload's self-check on domain $1 (the ledger the receiver part
+# adds: `xen-ops-test --heartbeat` prints "HB selfcheck checks N failures M
+# ledger L"): "pass" when it ran checks since the restore (N grows) with no
+# failure, "fail" otherwise; "none" when this build's workload has none
+# (then only a crash on the console fails).
+compat_selfcheck() {
+    sc1=$(xen-ops-test --heartbeat "$1" "$HB_PFN" 2>/dev/null | awk '$2 == "selfcheck"')
+    if [ -z "$sc1" ]; then
+        if grep -qiE "kernel panic|Oops|segfault" "$CONLOG_DIR/guest-guest.log" 2>/dev/null; then
+            echo fail
+        else
+            echo none
+        fi
+        return
+    fi
+    n1=$(echo "$sc1" | awk '{ print $4 }')
+    i=0
+    while :; do
+        sc2=$(xen-ops-test --heartbeat "$1" "$HB_PFN" 2>/dev/null | awk '$2 == "selfcheck"')
+        n2=$(echo "$sc2" | awk '{ print $4 }')
+        [ -n "$n2" ] && [ "$n2" -gt "$n1" ] && break
+        i=$((i + 1))
+        if [ $i -gt 120 ]; then
+            echo "    [selfcheck] no new check in 60 s: $sc2" >&2
+            echo fail
+            return
+        fi
+        sleep 0.5
+    done
+    echo "    [selfcheck] $sc2" >&2
+    f=$(echo "$sc2" | awk '{ print $6 }')
+    [ "$f" = 0 ] && echo pass || echo fail
+}
+
+# A fresh "guest" in $D when a step lost it (the later parts need one).
+compat_recreate() {
+    xl destroy guest 2>/dev/null
+    xl create /etc/xen/guest.cfg > /tmp/compat_create.out 2>&1
+    D=$(xl domid guest 2>/dev/null)
+    if [ -z "$D" ] || ! wait_console guest XCC_HEARTBEAT 120; then
+        show "xl create" /tmp/compat_create.out
+        echo "    [compat] could not re-create the domU"
+        return 1
+    fi
+    HB_PFN=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
+        "$CONLOG_DIR/guest-guest.log" | tail -n1)
+}
+
+###########################################################################
+echo "=== step compat_inspect_xl_save: xl save -c, then xc-colo inspect of it"
+t0=$(now)
+xl save -c guest /tmp/compat_xl.img > /tmp/compat_xls.out 2>&1
+xrc=$?
+kv compat_xl_save_seconds "$(dt "$t0" "$(now)")"
+kv compat_xl_save_bytes "$(stat -c %s /tmp/compat_xl.img 2>/dev/null || echo 0)"
+show "xl save" /tmp/compat_xls.out
+compat_records /tmp/compat_xl.img /tmp/compat_xl.rec
+irc=$?
+sed -n '1,4p' /tmp/compat_xl.rec.txt | sed 's/^/    [inspect xl save] /'
+show "inspect xl save records" /tmp/compat_xl.rec
+show "inspect xl save" /tmp/compat_xl.rec.err
+xc-colo inspect --json -q /tmp/compat_xl.img > /tmp/compat_xl.json 2>/dev/null
+emit_json compat_inspect_xl_save /tmp/compat_xl.json
+if [ $xrc = 0 ] && [ $irc = 0 ] && grep -q "^xl header" /tmp/compat_xl.rec.txt &&
+    grep -q "^libxl:LIBXC_CONTEXT$" /tmp/compat_xl.rec &&
+    grep -q "^libxl:END$" /tmp/compat_xl.rec &&
+    grep -q "^X86_PV_VCPU_BASIC$" /tmp/compat_xl.rec &&
+    grep -q "^stream valid" /tmp/compat_xl.rec.txt; then
+    step compat_inspect_xl_save PASS "$(tr '\n' ' ' < /tmp/compat_xl.rec)"
+else
+    step compat_inspect_xl_save FAIL "xl save exit $xrc, inspect exit $irc: $(tail -n1 /tmp/compat_xl.rec.err)"
+fi
+# The guest resumes after a checkpointing save.
+case "$(domstate guest)" in *p*) xl unpause guest ;; esac
+
+###########################################################################
+echo "=== step compat_same_records: xc-colo save --xen-compat, the same records"
+same=0; tried=0
+for mode in nolive live; do
+    tried=$((tried + 1))
+    if [ $mode = live ]; then
+        compat_save compat_save_live /tmp/compat_ours_live.img --live -c
+    else
+        compat_save compat_save_nolive /tmp/compat_ours_nolive.img --no-live -c
+    fi
+    src=$?
+    compat_records "/tmp/compat_ours_$mode.img" "/tmp/compat_ours_$mode.rec"
+    irc=$?
+    show "inspect ours $mode" "/tmp/compat_ours_$mode.rec.err"
+    if [ $src = 0 ] && [ $irc = 0 ] &&
+        cmp -s /tmp/compat_xl.rec "/tmp/compat_ours_$mode.rec"; then
+        same=$((same + 1))
+    else
+        echo "    [compat $mode] save exit $src, inspect exit $irc; xl save (<) vs ours (>):"
+        diff /tmp/compat_xl.rec "/tmp/compat_ours_$mode.rec" | grep '^[<>]' |
+            sed 's/^/    /' | head -n 20
+    fi
+    case "$(domstate guest)" in *p*) xl unpause guest ;; esac
+done
+kv compat_same_records "$same/$tried"
+if [ $same = $tried ]; then
+    step compat_same_records PASS "not live and live: $(tr '\n' ' ' < /tmp/compat_xl.rec)"
+else
+    step compat_same_records FAIL "$same/$tried of our images list xl save's record types in order"
+fi
+rm -f /tmp/compat_xl.img
+
+###########################################################################
+echo "=== step compat_xl_restore: our image, xl destroy, stock xl restore"
+restored=0; tried=0; selfchecks=""
+for mode in nolive live; do
+    tried=$((tried + 1))
+    if [ $mode = live ]; then
+        compat_save compat_restore_live /tmp/compat_r.img --live
+    else
+        compat_save compat_restore_nolive /tmp/compat_r.img --no-live
+    fi
+    src=$?
+    if [ $src != 0 ]; then
+        echo "    [compat $mode] save failed: source kept"
+        case "$(domstate guest)" in *p*) xl unpause guest ;; esac
+        continue
+    fi
+    before=$(hb_now "$D")
+    xl destroy "$D"
+    t0=$(now)
+    xl restore /tmp/compat_r.img > /tmp/compat_xlr.out 2>&1
+    rrc=$?
+    kv "compat_xl_restore_${mode}_seconds" "$(dt "$t0" "$(now)")"
+    kv "compat_xl_restore_${mode}_rc" $rrc
+    show "xl restore $mode" /tmp/compat_xlr.out
+    D=$(xl domid guest 2>/dev/null)
+    if [ $rrc != 0 ] || [ -z "$D" ]; then
+        echo "    [compat $mode] xl restore failed"
+        compat_recreate
+        continue
+    fi
+    # The guest's clock went on from where the save stopped it: it runs
+    # once its heartbeat passes that point by a second.
+    if [ -n "$before" ] && hb_wait_running "$D" "$before"; then
+        after=$(hb_now "$D")
+        kv "compat_heartbeat_${mode}_advanced_s" "$(secs_between "$before" "$after")"
+        sc=$(compat_selfcheck "$D")
+        selfchecks="$selfchecks $mode:$sc"
+        [ "$sc" = fail ] || restored=$((restored + 1))
+    else
+        echo "    [compat $mode] heartbeat did not advance (before '$before', now '$(hb_now "$D")')"
+        tail -n 20 "$CONLOG_DIR/guest-guest.log" 2>/dev/null | sed 's/^/    [console] /'
+        compat_recreate
+    fi
+done
+rm -f /tmp/compat_r.img /tmp/compat_ours_*.img
+kv compat_xl_restores "$restored/$tried"
+if [ $restored = $tried ]; then
+    step compat_xl_restore PASS "xl restore of our not-live and live images: heartbeat advances; self-check$selfchecks"
+else
+    step compat_xl_restore FAIL "$restored/$tried of our images ran again after xl restore (self-check$selfchecks)"
+fi
+# Leave a running guest for the parts after this one.
+[ -n "$D" ] && [ -n "$(domstate guest)" ] || compat_recreate
+case "$(domstate guest)" in *p*) xl unpause guest ;; esac
