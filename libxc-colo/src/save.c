@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "digest.h"
+#include "hot_predict.h"
 #include "save.h"
 
 #define CTX "save"
@@ -185,6 +186,9 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         s->copies = xalloc(s, s->batch * (size_t)s->page_size, "page copies");
         if (!s->xb_pfns || !s->xb_lens || !s->xb_data || !s->copies)
             goto fail;
+        if (s->p.live && d->ops->logdirty_peek &&
+            !(s->hp = hot_predict_new(s->nr_pfns, s->page_size, &s->st.hot)))
+            goto fail;
     }
 
     if (s->p.verify) {
@@ -225,6 +229,7 @@ void xcc_saver_free(xcc_saver *s)
         return;
     xcc_map_cache_free(s->mc);
     xcc_page_cache_free(s->pc);
+    hot_predict_free(s->hp);
     stream_writer_free(s->w);
     free(s->dirty);
     free(s->bpfns);
@@ -443,6 +448,10 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         if (!s->bounce)
             return -1;
     }
+    if (s->predict_now)
+        hot_predict_peek(s->hp, s->d, pfns[0], pfns[n - 1]);
+    else if (s->hp)
+        hot_predict_later(s->hp, pfns, n);
     if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
         XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
         return -1;
@@ -490,6 +499,11 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
                 }
                 /* Page tables go whole, from the mapping: forget them. */
                 xcc_page_cache_drop(s->pc, pfn);
+            } else if (s->predict_now && type == XCC_PFN_NORMAL &&
+                       !s->by_content && hot_predict_is_hot(s->hp, pfn)) {
+                /* Dirtied before we got here: likely hot, sent from the
+                 * copy the cache keeps. */
+                page = hot_predict_send(s->hp, s->pc, pfn, page);
             }
             if (s->by_content) {
                 /*
@@ -539,6 +553,7 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     it->paused = paused;
     s->cur = it;
     s->use_xbzrle_now = xbzrle_allowed && s->pc;
+    s->predict_now = s->hp && !paused && it->index == 0;
     if (s->use_xbzrle_now)
         xcc_page_cache_next_generation(s->pc);
     xcc_map_cache_get_stats(s->mc, &mc0);
