@@ -102,6 +102,7 @@ static void checkpoint_usage(FILE *out)
             "                        in F (restore --listen --auth-key-file F)\n"
             "      --max-bandwidth RATE  the live phase's limit on the wire "
             "(1G = 1 Gbit/s)\n"
+            "      --compress zstd[:LEVEL]  whole pages through zstd\n"
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
             "section\n"
             "  -c, --continue        leave the guest running at the end\n"

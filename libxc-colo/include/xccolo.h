@@ -642,6 +642,9 @@ struct xcc_save_params {
     uint64_t max_bandwidth; /* bytes per second on the fd, on average (a
                                token bucket, as QEMU's max-bandwidth); the
                                --max-downtime estimate uses it; 0: none */
+    int compress_level;   /* zstd level 1..19 for whole pages (the pages
+                             XBZRLE does not cover), as COMPRESSED_PAGES
+                             records; 0: off. Refused with xen_compat */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "digest.h"
 #include "hot_predict.h"
 #include "save.h"
@@ -121,6 +122,18 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         s->p.target_dirty = XCC_SAVE_DEFAULT_TARGET_DIRTY;
     if (!s->p.min_remaining)
         s->p.min_remaining = s->p.target_dirty;
+    if (p->xen_compat && p->compress_level) {
+        XCC_ERR(log, CTX, "compression with xen_compat: a stock Xen reader "
+                "has no COMPRESSED_PAGES record");
+        errno = EINVAL;
+        goto fail;
+    }
+    if (p->compress_level < 0 || p->compress_level > COMPRESS_LEVEL_MAX) {
+        XCC_ERR(log, CTX, "zstd level %d: expected %d..%d (0: off)",
+                p->compress_level, COMPRESS_LEVEL_MIN, COMPRESS_LEVEL_MAX);
+        errno = EINVAL;
+        goto fail;
+    }
     if (s->p.xen_compat) {
         /* A stock Xen reader knows none of these. */
         s->p.xbzrle = 0;
@@ -155,6 +168,12 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->w = stream_writer_new(fd, log);
     if (s->w)
         stream_writer_set_rate(s->w, s->p.max_bandwidth);
+    if (s->p.compress_level &&
+        !(s->zc = compress_enc_new(s->p.compress_level, s->batch,
+                                   s->page_size, &s->st.zc))) {
+        XCC_PERR(log, CTX, "cannot set up zstd compression");
+        goto fail;
+    }
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
         !s->zero_page || !s->w)
@@ -230,6 +249,7 @@ void xcc_saver_free(xcc_saver *s)
     xcc_map_cache_free(s->mc);
     xcc_page_cache_free(s->pc);
     hot_predict_free(s->hp);
+    compress_enc_free(s->zc);
     stream_writer_free(s->w);
     free(s->dirty);
     free(s->bpfns);
@@ -319,8 +339,11 @@ static int flush_slice(xcc_saver *s)
                                              s->n_xb, s->xb_data) < 0)
         return -1;
     if (s->n_out &&
-        stream_write_page_data(s->w, s->out_pfns, s->out_types, s->n_out,
-                               s->out_pages, s->page_size) < 0)
+        (s->zc ? compress_write_pages(s->zc, s->w, s->out_pfns, s->out_types,
+                                      s->n_out, s->out_pages, s->page_size)
+               : stream_write_page_data(s->w, s->out_pfns, s->out_types,
+                                        s->n_out, s->out_pages,
+                                        s->page_size)) < 0)
         return -1;
     s->n_zero = s->n_xb = s->n_out = s->n_out_data = 0;
     s->xb_used = 0;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compress.h"
 #include "hot_predict.h"
 #include "private.h"
 
@@ -81,6 +82,8 @@ struct stats_save {
 
     /* Hot pages cached during the first pass (hot_predict.h). */
     struct hot_predict_stats hot;
+    /* Whole pages compressed (compress.h). */
+    struct compress_stats zc;
 
     struct stats_iteration *iters;
     size_t nr_iters, iters_cap;
