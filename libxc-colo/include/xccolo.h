@@ -335,6 +335,17 @@ int xcc_sim_create(const char *name, uint64_t mem_bytes,
                    xentoollog_logger *log);
 
 /*
+ * Writes a memory image into guest `name`, which must have no process
+ * (after xcc_sim_create, before xcc_sim_resume; EBUSY otherwise), for
+ * benchmarks: "linux" (an idle guest's memory: 40% zero pages, code, text
+ * and kernel-data-like pages, 10% noise; compressible), "random" (noise),
+ * "zero". Holes stay zero. seed: the image's randomness. Returns 0 or -1
+ * with errno (EINVAL unknown pattern, ENOENT), logged.
+ */
+int xcc_sim_fill(const char *name, const char *pattern, uint64_t seed,
+                 xentoollog_logger *log);
+
+/*
  * Starts a process on the existing RAM of `name` (for example a restored
  * one), without filling it. workload NULL reuses the one in meta.json. A
  * ledger found in RAM is continued; a broken one fails with EBADMSG.

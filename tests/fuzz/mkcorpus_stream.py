@@ -46,6 +46,31 @@ def xbzrle(items):
     return rec(0x58430003, body)
 
 
+def zstd_frame(blocks):
+    """A zstd frame written by hand (RFC 8878): single segment, content
+    size in the header, then blocks: ("raw", bytes) or ("rle", byte, n)."""
+    size = sum(len(b[1]) if b[0] == "raw" else b[2] for b in blocks)
+    if 256 <= size < 65536 + 256:
+        fhd, fcs = 0x60, struct.pack("<H", size - 256)
+    else:
+        fhd, fcs = 0xA0, struct.pack("<I", size)
+    out = struct.pack("<I", 0xFD2FB528) + bytes([fhd]) + fcs
+    for i, b in enumerate(blocks):
+        last = 1 if i == len(blocks) - 1 else 0
+        if b[0] == "raw":
+            out += struct.pack("<I", last | 0 << 1 | len(b[1]) << 3)[:3] + b[1]
+        else:
+            out += struct.pack("<I", last | 1 << 1 | b[2] << 3)[:3] + b[1]
+    return out
+
+
+def compressed(entries, frame):
+    """COMPRESSED_PAGES: entries (pfn, type), one zstd frame of the pages."""
+    body = struct.pack("<II", len(entries), len(frame))
+    body += b"".join(struct.pack("<Q", pfn | t << 60) for pfn, t in entries)
+    return rec(0x58430007, body + frame)
+
+
 GUEST = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 0))
 END = rec(0x00)
 DELTA_A = bytes([0x00, 0x04]) + b"ABCD"
@@ -86,6 +111,12 @@ seeds = {
         rec(0x0A, struct.pack("<IIQQQQ", 2, 0, 0, 1, 2, 3)) +
         rec(0x09, b"\x42" * 1000) + rec(0x80000042, b"future optional") +
         page_data([(0x100000, 0, small)]) + rec(0x0D) + rec(0x0B, b"toolstack") + END,
+    "compressed": headers() + GUEST +
+        compressed([(1, 0), (9, 0)], zstd_frame([("rle", b"\x5a", PAGE), ("raw", small)])) +
+        page_data([(2, 0xF, None)]) + END,
+    "compressed-checkpoint": headers() + GUEST + compressed([(0, 0)], zstd_frame([("raw", small)])) +
+        rec(0x0E) + compressed([(0, 0), (3, 0)], zstd_frame([("rle", b"\1", 2 * PAGE)])) +
+        rec(0x0E) + END,
     "version2": headers(version=2) + GUEST + pfn_batch(0x58430002, [1]) + END,
     "bigpage": headers(shift=16) + rec(0x58430001, struct.pack("<QII", 16, 65536, 0)) +
         pfn_batch(0x58430002, [3]) + END,
@@ -110,6 +141,13 @@ bad["digest-4m"] = (headers() + GUEST + rec(0x58430004, struct.pack(
 bad["epoch-no-ckpt"] = (headers() + GUEST + page_data([(0, 0, small)]) + rec(0x0E) +
                         pfn_batch(0x58430002, [0]) + END)
 bad["sim-pagetable"] = headers() + GUEST + page_data([(3, 1, small)]) + END
+# COMPRESSED_PAGES: a bomb (more pages than counted), short, trailing bytes,
+# a hole entry (no data), a frame cut short.
+bad["zstd-bomb"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("rle", b"\0", 64 * PAGE)])) + END
+bad["zstd-short"] = headers() + GUEST + compressed([(1, 0), (2, 0)], zstd_frame([("raw", small)])) + END
+bad["zstd-trailing"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("raw", small)]) + b"\0") + END
+bad["zstd-hole"] = headers() + GUEST + compressed([(1, 0xF)], zstd_frame([("raw", small)])) + END
+bad["zstd-cut"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("raw", small)])[:-100]) + END
 seeds.update(bad)
 
 os.makedirs(OUT, exist_ok=True)
