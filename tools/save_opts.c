@@ -132,6 +132,7 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
         if (cli_parse_rate(arg, "--max-bandwidth", &o->p.max_bandwidth) < 0)
             return -1;
         break;
+    case SAVE_OPT_NO_HOT_PREDICT: o->p.no_hot_predict = 1; break;
     case SAVE_OPT_COMPRESS:
         if (cli_parse_compress(arg, &o->p.compress_level) < 0)
             return -1;

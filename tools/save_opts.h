@@ -32,6 +32,7 @@ enum {
     SAVE_OPT_AUTH_KEY_FILE,
     SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_COMPRESS,
+    SAVE_OPT_NO_HOT_PREDICT,
     SAVE_OPT_END,
 };
 
@@ -58,6 +59,7 @@ enum {
         {"auth-key-file", required_argument, NULL, SAVE_OPT_AUTH_KEY_FILE},    \
         {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
         {"compress", required_argument, NULL, SAVE_OPT_COMPRESS},              \
+        {"no-hot-predict", no_argument, NULL, SAVE_OPT_NO_HOT_PREDICT},        \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* struct option entries of the live phase's other stop conditions

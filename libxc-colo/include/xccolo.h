@@ -656,6 +656,9 @@ struct xcc_save_params {
     int compress_level;   /* zstd level 1..19 for whole pages (the pages
                              XBZRLE does not cover), as COMPRESSED_PAGES
                              records; 0: off. Refused with xen_compat */
+    int no_hot_predict;   /* live XBZRLE: do not cache, during iteration 0,
+                             the pages already dirtied when it reaches them
+                             (on by default; off for comparisons) */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,

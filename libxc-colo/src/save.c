@@ -205,7 +205,7 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         s->copies = xalloc(s, s->batch * (size_t)s->page_size, "page copies");
         if (!s->xb_pfns || !s->xb_lens || !s->xb_data || !s->copies)
             goto fail;
-        if (s->p.live && d->ops->logdirty_peek &&
+        if (s->p.live && !s->p.no_hot_predict && d->ops->logdirty_peek &&
             !(s->hp = hot_predict_new(s->nr_pfns, s->page_size, &s->st.hot)))
             goto fail;
     }
