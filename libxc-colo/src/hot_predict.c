@@ -21,6 +21,9 @@ struct hot_predict {
     uint64_t *predicted; /* predicted, not yet seen again */
     uint64_t *cached;    /* predicted and cached, not yet seen again */
     bool off;            /* a peek failed */
+    uint64_t *defer;     /* first-pass pfns put off to the pass's end */
+    size_t ndefer;
+    bool defer_closed;
     struct hot_predict_stats *st; /* the save's figures */
 };
 
@@ -56,7 +59,8 @@ struct hot_predict *hot_predict_new(uint64_t nr_pfns, uint32_t page_size,
     hp->peeked = calloc(hp->words, sizeof(uint64_t));
     hp->predicted = calloc(hp->words, sizeof(uint64_t));
     hp->cached = calloc(hp->words, sizeof(uint64_t));
-    if (!hp->peeked || !hp->predicted || !hp->cached) {
+    hp->defer = calloc(HOT_PREDICT_DEFER_PAGES, sizeof(uint64_t));
+    if (!hp->peeked || !hp->predicted || !hp->cached || !hp->defer) {
         hot_predict_free(hp);
         errno = ENOMEM;
         return NULL;
@@ -73,6 +77,7 @@ void hot_predict_free(struct hot_predict *hp)
     free(hp->peeked);
     free(hp->predicted);
     free(hp->cached);
+    free(hp->defer);
     free(hp);
 }
 
@@ -95,6 +100,26 @@ void hot_predict_peek(struct hot_predict *hp, xcc_domain *d, uint64_t lo,
                  "prediction in this pass", d->name, lo, hi);
         hp->off = true;
     }
+}
+
+bool hot_predict_defer(struct hot_predict *hp, const uint64_t *pfns, size_t n,
+                       uint64_t t_enable_ns)
+{
+    if (hp->defer_closed || hp->off || n > HOT_PREDICT_DEFER_PAGES - hp->ndefer ||
+        lib_now_ns() - t_enable_ns >= HOT_PREDICT_DEFER_MS * 1000000ull)
+        return false;
+    memcpy(hp->defer + hp->ndefer, pfns, n * sizeof(uint64_t));
+    hp->ndefer += n;
+    hp->st->deferred += n;
+    return true;
+}
+
+const uint64_t *hot_predict_deferred(struct hot_predict *hp, size_t *n)
+{
+    hp->defer_closed = true;
+    *n = hp->ndefer;
+    hp->ndefer = 0;
+    return hp->defer;
 }
 
 bool hot_predict_is_hot(const struct hot_predict *hp, uint64_t pfn)
@@ -161,6 +186,7 @@ void hot_predict_json(struct json_object *root,
         return;
     json_object_object_add(root, "hot-prediction", o);
     put_u64(o, "peeks", st->peeks);
+    put_u64(o, "deferred", st->deferred);
     put_frac(o, "peek-ms", st->peek_ns, 1000000);
     put_u64(o, "predicted", st->predicted);
     put_u64(o, "cached", st->cached);

@@ -14,6 +14,13 @@
  * return age out after two generations like any other, so pages that do
  * not come back cannot wash out the pages that do.
  *
+ * A page reached in the first moments of tracking has had no time to be
+ * dirtied: the log knows nothing yet. So the batches the first pass reaches
+ * within HOT_PREDICT_DEFER_MS of enabling the log are deferred (at most
+ * HOT_PREDICT_DEFER_PAGES pages) and sent at the end of the pass, when the
+ * log has watched the guest for the whole pass. Every page is still sent
+ * once per pass; the order within a pass does not matter to the receiver.
+ *
  * The prediction is measured: how many predicted pages a later pass sends
  * again (re-dirtied), and the cache memory the predicted entries took.
  *
@@ -32,8 +39,14 @@
 
 struct json_object;
 
+/* Batches reached this soon after the log was enabled wait for the end of
+ * the pass, up to this many pages. */
+#define HOT_PREDICT_DEFER_MS 20u
+#define HOT_PREDICT_DEFER_PAGES 16384u
+
 struct hot_predict_stats {
     bool on;                   /* a prediction ran in the first pass */
+    uint64_t deferred;         /* pages sent at the end of the first pass */
     uint64_t peeks;            /* logdirty_peek calls */
     uint64_t peek_ns;          /* time spent in them */
     uint64_t predicted;        /* first-pass pages found already dirtied */
@@ -58,6 +71,18 @@ void hot_predict_free(struct hot_predict *hp);
  */
 void hot_predict_peek(struct hot_predict *hp, xcc_domain *d, uint64_t lo,
                       uint64_t hi);
+
+/*
+ * First pass: takes pfns[0..n) to send at the end of the pass when the log
+ * (enabled at t_enable_ns, lib_now_ns clock) has watched for less than
+ * HOT_PREDICT_DEFER_MS and there is room. Returns whether it took them.
+ */
+bool hot_predict_defer(struct hot_predict *hp, const uint64_t *pfns, size_t n,
+                       uint64_t t_enable_ns);
+
+/* The deferred pfns (ascending), once, at the end of the first pass: no
+ * more are taken afterwards. */
+const uint64_t *hot_predict_deferred(struct hot_predict *hp, size_t *n);
 
 /* Whether pfn was dirtied before the first pass reached it. */
 bool hot_predict_is_hot(const struct hot_predict *hp, uint64_t pfn);

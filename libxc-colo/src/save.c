@@ -471,6 +471,9 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         if (!s->bounce)
             return -1;
     }
+    if (s->predict_now &&
+        hot_predict_defer(s->hp, pfns, n, s->st.t_setup_done))
+        return 0; /* reached too soon to tell: sent at the pass's end */
     if (s->predict_now)
         hot_predict_peek(s->hp, s->d, pfns[0], pfns[n - 1]);
     else if (s->hp)
@@ -558,6 +561,23 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
     return 0;
 }
 
+/* The first pass's batches that hot_predict_defer put off, now that the
+ * dirty log has watched the whole pass. */
+static int send_deferred(xcc_saver *s)
+{
+    size_t n;
+    const uint64_t *d = hot_predict_deferred(s->hp, &n);
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i += s->batch) {
+        size_t k = n - i < s->batch ? n - i : s->batch;
+
+        memcpy(s->bpfns, d + i, k * sizeof(uint64_t));
+        rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, k);
+    }
+    return rc;
+}
+
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
 {
     struct xcc_map_cache_stats mc0, mc1;
@@ -611,6 +631,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     }
     if (rc == 0 && n)
         rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, n);
+    if (rc == 0 && s->predict_now)
+        rc = send_deferred(s);
     if (rc) {
         /* Leave nothing half-listed for a later pass to trust. */
         memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));
