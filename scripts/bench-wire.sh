@@ -47,7 +47,8 @@ def cpu_of(cmd):
     """Runs cmd (saver | reader); returns the saver's user+sys seconds."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     saver = subprocess.Popen(cmd[0], stdout=subprocess.PIPE)
-    reader = subprocess.Popen(cmd[1], stdin=saver.stdout)
+    reader = subprocess.Popen(cmd[1], stdin=saver.stdout,
+                              stdout=subprocess.DEVNULL)
     saver.stdout.close()
     rc_s = saver.wait()
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -124,7 +125,7 @@ try:
                 js = "%s/c-%s-%s-%d.json" % (tmp, image, mode, r)
                 cpu = cpu_of(([xcc, "save", "-q", "--no-verify", *opt,
                                "--stats-json", js, "sim:" + g, "-"],
-                              ["cat"]))
+                              ["cat"]))  # to /dev/null: reads every byte
                 s = json.load(open(js))
                 b.append(s["ram"]["transferred"])
                 c.append(cpu)

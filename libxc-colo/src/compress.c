@@ -64,7 +64,7 @@ struct compress_enc {
     uint8_t *out;            /* one frame */
     size_t out_cap;
     uint8_t *sample;
-    bool off;                /* the last full try did not pay */
+    bool off;                /* no full try until a sample pays */
     struct compress_stats *st;
 };
 
@@ -84,6 +84,8 @@ struct compress_enc *compress_enc_new(int level, size_t batch,
         z->chunk_pages = z->batch;
     z->st = st;
     st->level = level;
+    /* Off until a sample pays: random memory never costs a full try. */
+    z->off = true;
     z->cctx = ZSTD_createCCtx();
     z->d_pfns = calloc(z->batch, sizeof(uint64_t));
     z->d_types = calloc(z->batch, 1);

@@ -15,7 +15,8 @@
  * misses, overflows: whatever would go as PAGE_DATA with data), one record
  * per slice. Compression switches itself off per batch when it does not
  * pay (random data): the batch goes as PAGE_DATA; while off, a small sample
- * of each batch is tried, and compression comes back when it pays again.
+ * of each batch is tried (4 pages), and compression comes back when it
+ * pays again. It starts off, so random memory never costs a full try.
  *
  * The reader never trusts the frame's declared size: it decompresses into
  * a buffer of count * page_size bytes plus one, with the decoder's window
