@@ -55,7 +55,7 @@ struct compress_stats {
     uint64_t pages;        /* pages sent in COMPRESSED_PAGES */
     uint64_t raw_bytes;    /* their bytes */
     uint64_t frame_bytes;  /* their zstd frames' bytes */
-    uint64_t ns;           /* time spent compressing (samples included) */
+    uint64_t ns;           /* CPU time compressing (samples included) */
 };
 
 /* ---- Writer ---- */
