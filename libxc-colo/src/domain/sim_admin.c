@@ -45,6 +45,9 @@ struct spawn_args {
 };
 
 /* The guest must be ready within this, plus PER_GIB per GiB filled. */
+/* Start-up may take this long, plus so much per GiB, and a guest that
+ * reports progress (PROGRESS lines while it fills its RAM) gets
+ * READY_TIMEOUT_MS again from each report. */
 #define READY_TIMEOUT_MS 30000
 #define READY_TIMEOUT_PER_GIB_MS 10000
 /* Largest guest accepted: far beyond any tmpfs here, catches typos. */
@@ -263,6 +266,13 @@ static int read_ready(int fd, uint64_t mem_bytes, pid_t *child, bool *said_why,
             *nl = '\0';
             if (!strncmp(line, "PID ", 4)) {
                 *child = (pid_t)atoi(line + 4);
+            } else if (!strncmp(line, "PROGRESS ", 9)) {
+                uint64_t more = lib_now_ns() + READY_TIMEOUT_MS * 1000000ull;
+
+                if (more > deadline) {
+                    timeout += (int)((more - deadline) / 1000000);
+                    deadline = more;
+                }
             } else if (!strncmp(line, "WARN ", 5)) {
                 XCC_WARN(log, "sim", "%s", line + 5);
             } else if (!strcmp(line, "OK")) {

@@ -145,11 +145,32 @@ static inline void page_end(struct guest *g, uint64_t pfn)
     atomic_store(&g->dirty->inflight, 0);
 }
 
+/*
+ * Tells the parent that start-up advances ("PROGRESS n", on the ready pipe
+ * only): it waits as long as progress comes, not a fixed time, so a large
+ * guest started on a loaded machine is not given up on.
+ */
+static void say_progress(uint64_t done)
+{
+    char buf[48];
+    int n = snprintf(buf, sizeof(buf), "PROGRESS %" PRIu64 "\n", done);
+
+    if (write(ready_fd, buf, (size_t)n) < 0) {
+        /* the parent is gone; it will not wait for OK either */
+    }
+}
+
+/* Pages filled between two PROGRESS reports (64 MiB of 4 KiB pages). */
+#define FILL_PROGRESS_PAGES 16384u
+
 static void fill_ram(struct guest *g)
 {
     for (uint64_t pfn = 0; pfn < g->nr_pfns; pfn++) {
         uint64_t s = mix64(g->a->seed ^ mix64(pfn));
         uint64_t *w = (uint64_t *)(g->ram + pfn * g->psz);
+
+        if (pfn % FILL_PROGRESS_PAGES == FILL_PROGRESS_PAGES - 1)
+            say_progress(pfn + 1);
 
         if (is_hole(g, pfn) || s % ZERO_PAGE_ODDS == 0)
             continue;

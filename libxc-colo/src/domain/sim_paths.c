@@ -188,25 +188,26 @@ static int check_dir(int fd, const char *path, xentoollog_logger *log)
     return 0;
 }
 
-int sim_root_open(bool create, bool log_missing, xentoollog_logger *log)
+/*
+ * Opens directory `name` relative to at (never through a symlink) and
+ * checks it with check_dir. A missing directory is logged only when
+ * log_missing; errno stays ENOENT for the caller. Returns the fd or -1.
+ */
+static int open_dir_checked(int at, const char *name, const char *path,
+                            bool log_missing, xentoollog_logger *log)
 {
-    const char *root = sim_root();
-    int fd;
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-    if (create && mkdir(root, 0700) < 0 && errno != EEXIST) {
-        XCC_PERR(log, "sim", "cannot create %s", root);
-        return -1;
-    }
-    fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
 
-        if (e == ENOENT && !log_missing)
-            return -1;
-        log_open_failure(AT_FDCWD, root, root, e, log);
+        if (e != ENOENT || log_missing)
+            log_open_failure(at, name, path, e, log); /* sets errno */
+        else
+            errno = e;
         return -1;
     }
-    if (check_dir(fd, root, log) < 0) {
+    if (check_dir(fd, path, log) < 0) {
         int e = errno;
 
         close(fd);
@@ -214,6 +215,24 @@ int sim_root_open(bool create, bool log_missing, xentoollog_logger *log)
         return -1;
     }
     return fd;
+}
+
+int sim_root_open(bool create, bool log_missing, xentoollog_logger *log)
+{
+    const char *root = sim_root();
+
+    if (create && mkdir(root, 0700) < 0 && errno != EEXIST) {
+        XCC_PERR(log, "sim", "cannot create %s", root);
+        return -1;
+    }
+    return open_dir_checked(AT_FDCWD, root, root, log_missing, log);
+}
+
+static void log_no_guest(const char *name, const char *path,
+                         xentoollog_logger *log)
+{
+    XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name, path);
+    errno = ENOENT;
 }
 
 int sim_dir_openat(int rootfd, const char *name, xentoollog_logger *log)
@@ -224,26 +243,9 @@ int sim_dir_openat(int rootfd, const char *name, xentoollog_logger *log)
     if (sim_check_name(name, log) < 0)
         return -1;
     sim_path(path, sizeof(path), name, NULL);
-    fd = openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-
-        if (e == ENOENT) {
-            XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
-                    path);
-            errno = ENOENT;
-            return -1;
-        }
-        log_open_failure(rootfd, name, path, e, log);
-        return -1;
-    }
-    if (check_dir(fd, path, log) < 0) {
-        int e = errno;
-
-        close(fd);
-        errno = e;
-        return -1;
-    }
+    fd = open_dir_checked(rootfd, name, path, false, log);
+    if (fd < 0 && errno == ENOENT)
+        log_no_guest(name, path, log);
     return fd;
 }
 
@@ -258,9 +260,7 @@ int sim_dir_open(const char *name, xentoollog_logger *log)
     if (rootfd < 0) {
         if (errno == ENOENT) {
             sim_path(path, sizeof(path), name, NULL);
-            XCC_ERR(log, "sim", "no simulated guest '%s' (%s is missing)", name,
-                    path);
-            errno = ENOENT;
+            log_no_guest(name, path, log);
         }
         return -1;
     }
