@@ -26,7 +26,7 @@ WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-protot
 override CPPFLAGS += -D_GNU_SOURCE -Ilibxc-colo/include -Ilibxc-colo/src
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARN) -fPIC -pthread
-LDLIBS_LIB := -lxenctrl -lxenforeignmemory -lxenstore -lxenguest -lxentoollog -lxxhash -ljson-c -lpthread
+LDLIBS_LIB := -lxenctrl -lxenforeignmemory -lxenstore -lxenguest -lxentoollog -lxxhash -ljson-c -lzstd -lpthread
 
 ifneq ($(SANITIZE),)
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all

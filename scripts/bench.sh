@@ -49,6 +49,11 @@ XCC_BUILD=$build BENCH_JSON="$out/micro/bandwidth.jsonl" sh "$here/bench-bandwid
     >"$out/micro/bandwidth.txt" 2>"$out/micro/bandwidth.stderr" ||
     { echo "bench.sh: bench-bandwidth.sh failed: $(tail -n 1 "$out/micro/bandwidth.stderr")" >&2
       micro_failed="$micro_failed bandwidth"; }
+echo "bench.sh: scripts/bench-wire.sh" >&2
+XCC_BUILD=$build BENCH_JSON="$out/micro/wire.jsonl" sh "$here/bench-wire.sh" \
+    >"$out/micro/wire.txt" 2>"$out/micro/wire.stderr" ||
+    { echo "bench.sh: bench-wire.sh failed: $(tail -n 1 "$out/micro/wire.stderr")" >&2
+      micro_failed="$micro_failed wire"; }
 echo "bench.sh: scripts/bench-checkpoint.sh" >&2
 XCC_BIN=$xcc CK_OUT="$out/micro/checkpoint.json" sh "$here/bench-checkpoint.sh" \
     >"$out/micro/checkpoint.txt" 2>"$out/micro/checkpoint.stderr" ||

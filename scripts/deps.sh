@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="build-essential pkg-config libxen-dev libcriterion-dev libxxhash-dev \
-clang libclang-rt-14-dev llvm python3 gnuplot-nox libjson-c-dev libsodium-dev"
+clang libclang-rt-14-dev llvm python3 gnuplot-nox libjson-c-dev libsodium-dev libzstd-dev"
 [ $# -gt 0 ] && PKGS="$*"
 
 missing=""

@@ -106,6 +106,7 @@ static void checkpoint_usage(FILE *out)
             "      --suspend-timeout MS  Xen: how long the guest may take "
             "to suspend itself\n"
             "                        for a checkpoint (default 30000)\n"
+            "      --compress zstd[:LEVEL]  whole pages through zstd\n"
             "      --stats-json FILE the figures as JSON, with a \"checkpoint\" "
             "section\n"
             "  -c, --continue        leave the guest running at the end\n"

@@ -74,9 +74,13 @@ static const char *const start_help =
     "                    userfaultfd write-protect, Linux 6.7+) or bitmap\n";
 
 static const char *const create_help =
-    "usage: xc-colo sim create NAME --mem SIZE\n\n"
+    "usage: xc-colo sim create NAME --mem SIZE [--fill PATTERN [--seed N]]\n\n"
     "Creates guest NAME with zeroed RAM and no process: the target of\n"
-    "'xc-colo restore FILE sim:NAME'. 'sim resume' starts a process on it.\n";
+    "'xc-colo restore FILE sim:NAME'. 'sim resume' starts a process on it.\n"
+    "  --fill PATTERN  write a memory image first (benchmarks): linux (an\n"
+    "                  idle guest's memory, compressible: 40% zero pages,\n"
+    "                  code, text, kernel data, 10% noise), random, zero\n"
+    "  --seed N        the image's randomness (default 1)\n";
 
 static const char *const resume_help =
     "usage: xc-colo sim resume NAME [--workload SPEC] [--seed N]\n"
@@ -92,7 +96,8 @@ enum {
     OPT_HOLES,
     OPT_TRACKING,
     OPT_JSON,
-    OPT_CHUNKS
+    OPT_CHUNKS,
+    OPT_FILL
 };
 
 struct sim_opts {
@@ -103,6 +108,7 @@ struct sim_opts {
     const char *holes;
     const char *tracking;
     bool json, chunks;
+    const char *fill;
     const char *name;
 };
 
@@ -123,6 +129,7 @@ static int parse(int argc, char **argv, unsigned allowed, bool need_name,
         {"tracking", required_argument, NULL, OPT_TRACKING},
         {"json", no_argument, NULL, OPT_JSON},
         {"chunks", no_argument, NULL, OPT_CHUNKS},
+        {"fill", required_argument, NULL, OPT_FILL},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -167,6 +174,9 @@ static int parse(int argc, char **argv, unsigned allowed, bool need_name,
             break;
         case OPT_CHUNKS:
             o->chunks = true;
+            break;
+        case OPT_FILL:
+            o->fill = optarg;
             break;
         case 'h':
             fputs(help, stdout);
@@ -244,8 +254,8 @@ static int sim_create(int argc, char **argv)
     struct sim_opts o;
     int ec, rc;
 
-    if ((rc = parse(argc, argv, ALLOW(OPT_MEM), true, create_help, &o, &ec)) !=
-        0)
+    if ((rc = parse(argc, argv, ALLOW(OPT_MEM) | ALLOW(OPT_FILL) |
+                    ALLOW(OPT_SEED), true, create_help, &o, &ec)) != 0)
         return ec;
     if (!o.have_mem) {
         cli_error("sim create: --mem SIZE is required");
@@ -253,6 +263,9 @@ static int sim_create(int argc, char **argv)
     }
     xentoollog_logger *log = cli_logger(0, false);
     rc = xcc_sim_create(o.name, o.mem, log);
+    if (rc == 0 && o.fill && (rc = xcc_sim_fill(o.name, o.fill, o.seed,
+                                                log)) < 0)
+        xcc_sim_stop(o.name, log); /* nothing half-made is left */
     return finish(rc, log, "create", o.name);
 }
 

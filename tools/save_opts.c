@@ -68,6 +68,25 @@ int cli_parse_mode(const char *s, const char *what, unsigned *out)
     return 0;
 }
 
+/* --compress zstd[:LEVEL] (1..19, default 1). */
+static int cli_parse_compress(const char *arg, int *level)
+{
+    uint64_t v = 1;
+
+    if (strncmp(arg, "zstd", 4) || (arg[4] && arg[4] != ':')) {
+        cli_error("--compress: expected zstd[:LEVEL], got '%s'", arg);
+        return -1;
+    }
+    if (arg[4] == ':' && cli_parse_u64(arg + 5, "--compress zstd:LEVEL", &v) < 0)
+        return -1;
+    if (v < 1 || v > 19) {
+        cli_error("--compress: zstd level 1..19, got '%s'", arg + 5);
+        return -1;
+    }
+    *level = (int)v;
+    return 0;
+}
+
 int save_opts_parse(struct save_opts *o, int opt, const char *arg)
 {
     uint64_t v;
@@ -127,6 +146,11 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
             return -1;
         }
         o->p.suspend_timeout_ms = (uint32_t)v;
+        break;
+    case SAVE_OPT_NO_HOT_PREDICT: o->p.no_hot_predict = 1; break;
+    case SAVE_OPT_COMPRESS:
+        if (cli_parse_compress(arg, &o->p.compress_level) < 0)
+            return -1;
         break;
     case 'c': o->resume = true; break;
     case SAVE_OPT_MODE:
@@ -214,6 +238,11 @@ int save_opts_finish(struct save_opts *o, const char *dest)
     if (o->p.xen_compat && o->p.xbzrle) {
         cli_error("--xen-compat and --xbzrle: a Xen stream has no XBZRLE "
                   "pages");
+        return -1;
+    }
+    if (o->p.xen_compat && o->p.compress_level) {
+        cli_error("--xen-compat and --compress: a Xen stream has no "
+                  "COMPRESSED_PAGES record");
         return -1;
     }
     if (o->p.xen_compat && o->verify == 1) {

@@ -33,6 +33,8 @@ enum {
     SAVE_OPT_MAX_BANDWIDTH,
     SAVE_OPT_SUSPEND_TIMEOUT,
     SAVE_OPT_XL_CONFIG_JSON,
+    SAVE_OPT_COMPRESS,
+    SAVE_OPT_NO_HOT_PREDICT,
     SAVE_OPT_END,
 };
 
@@ -61,6 +63,8 @@ enum {
         {"suspend-timeout", required_argument, NULL,                           \
          SAVE_OPT_SUSPEND_TIMEOUT},                                            \
         {"xl-config-json", required_argument, NULL, SAVE_OPT_XL_CONFIG_JSON},  \
+        {"compress", required_argument, NULL, SAVE_OPT_COMPRESS},              \
+        {"no-hot-predict", no_argument, NULL, SAVE_OPT_NO_HOT_PREDICT},        \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* struct option entries of the live phase's other stop conditions

@@ -339,6 +339,17 @@ int xcc_sim_create(const char *name, uint64_t mem_bytes,
                    xentoollog_logger *log);
 
 /*
+ * Writes a memory image into guest `name`, which must have no process
+ * (after xcc_sim_create, before xcc_sim_resume; EBUSY otherwise), for
+ * benchmarks: "linux" (an idle guest's memory: 40% zero pages, code, text
+ * and kernel-data-like pages, 10% noise; compressible), "random" (noise),
+ * "zero". Holes stay zero. seed: the image's randomness. Returns 0 or -1
+ * with errno (EINVAL unknown pattern, ENOENT), logged.
+ */
+int xcc_sim_fill(const char *name, const char *pattern, uint64_t seed,
+                 xentoollog_logger *log);
+
+/*
  * Starts a process on the existing RAM of `name` (for example a restored
  * one), without filling it. workload NULL reuses the one in meta.json. A
  * ledger found in RAM is continued; a broken one fails with EBADMSG.
@@ -717,6 +728,12 @@ struct xcc_save_params {
                                     checkpoint) before the save fails and it
                                     runs on; 0: 30000 */
     const char *domain_config_json; /* libxl JSON config of the domain, or NULL */
+    int compress_level;   /* zstd level 1..19 for whole pages (the pages
+                             XBZRLE does not cover), as COMPRESSED_PAGES
+                             records; 0: off. Refused with xen_compat */
+    int no_hot_predict;   /* live XBZRLE: do not cache, during iteration 0,
+                             the pages already dirtied when it reaches them
+                             (on by default; off for comparisons) */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "compress.h"
 #include "restore.h"
 #include "digest.h"
 
@@ -371,7 +372,7 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
     const uint8_t **src;
     size_t n = 0;
 
-    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0 ||
+    if (compress_parse_pages(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0 ||
         restore_check_types(r, rec, &pd) < 0)
         return -1;
     if (grow_scratch(r, pd.count) < 0)
@@ -515,6 +516,7 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
 {
     switch (rec->type) {
     case STREAM_REC_PAGE_DATA:
+    case STREAM_REC_COMPRESSED_PAGES:
         return handle_page_data(r, rec);
     case STREAM_REC_ZERO_PAGES:
         return handle_zero_pages(r, rec);

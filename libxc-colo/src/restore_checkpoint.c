@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "compress.h"
 #include "restore.h"
 
 #define CTX "restore"
@@ -153,7 +154,7 @@ static int stage_page_data(struct ckrun *k, const struct stream_record *rec)
     struct stream_page_data pd;
     size_t m = 0;
 
-    if (stream_parse_page_data(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0 ||
+    if (compress_parse_pages(r->rd, rec, r->limit_pfns, r->page_size, &pd) < 0 ||
         restore_check_types(r, rec, &pd) < 0)
         return -1;
     for (size_t i = 0; i < pd.count; i++)
@@ -494,6 +495,7 @@ static int stage_record(struct ckrun *k, const struct stream_record *rec)
 
     switch (rec->type) {
     case STREAM_REC_PAGE_DATA:
+    case STREAM_REC_COMPRESSED_PAGES:
         return stage_page_data(k, rec);
     case STREAM_REC_ZERO_PAGES:
         return stage_zero_pages(k, rec);

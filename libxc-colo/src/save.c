@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "digest.h"
+#include "hot_predict.h"
 #include "save.h"
 #include "save_pagetable.h"
 #include "xl_format.h"
@@ -164,6 +166,18 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         s->p.target_dirty = XCC_SAVE_DEFAULT_TARGET_DIRTY;
     if (!s->p.min_remaining)
         s->p.min_remaining = s->p.target_dirty;
+    if (p->xen_compat && p->compress_level) {
+        XCC_ERR(log, CTX, "compression with xen_compat: a stock Xen reader "
+                "has no COMPRESSED_PAGES record");
+        errno = EINVAL;
+        goto fail;
+    }
+    if (p->compress_level < 0 || p->compress_level > COMPRESS_LEVEL_MAX) {
+        XCC_ERR(log, CTX, "zstd level %d: expected %d..%d (0: off)",
+                p->compress_level, COMPRESS_LEVEL_MIN, COMPRESS_LEVEL_MAX);
+        errno = EINVAL;
+        goto fail;
+    }
     if (s->p.xen_compat && save_compat_setup(s, &info) < 0)
         goto fail;
     s->nr_pfns = info.nr_pfns;
@@ -200,6 +214,12 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         if (s->p.xen_compat)
             stream_writer_set_filter(s->w, xl_compat_filter);
     }
+    if (s->p.compress_level &&
+        !(s->zc = compress_enc_new(s->p.compress_level, s->batch,
+                                   s->page_size, &s->st.zc))) {
+        XCC_PERR(log, CTX, "cannot set up zstd compression");
+        goto fail;
+    }
     if (!s->dirty || !s->bpfns || !s->btypes || !s->bpages || !s->berr ||
         !s->out_pfns || !s->out_types || !s->out_pages || !s->zero_pfns ||
         !s->zero_types || !s->zero_page || !s->w)
@@ -232,6 +252,9 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         s->copies = xalloc(s, s->batch * (size_t)s->page_size, "page copies");
         if (!s->xb_pfns || !s->xb_types || !s->xb_lens || !s->xb_data ||
             !s->copies)
+            goto fail;
+        if (s->p.live && !s->p.no_hot_predict && d->ops->logdirty_peek &&
+            !(s->hp = hot_predict_new(s->nr_pfns, s->page_size, &s->st.hot)))
             goto fail;
     }
 
@@ -273,6 +296,8 @@ void xcc_saver_free(xcc_saver *s)
         return;
     xcc_map_cache_free(s->mc);
     xcc_page_cache_free(s->pc);
+    hot_predict_free(s->hp);
+    compress_enc_free(s->zc);
     stream_writer_free(s->w);
     free(s->dirty);
     free(s->bpfns);
@@ -370,8 +395,11 @@ static int flush_slice(xcc_saver *s)
                                                    s->n_xb, s->xb_data) < 0)
         return -1;
     if (s->n_out &&
-        stream_write_page_data(s->w, s->out_pfns, s->out_types, s->n_out,
-                               s->out_pages, s->page_size) < 0)
+        (s->zc ? compress_write_pages(s->zc, s->w, s->out_pfns, s->out_types,
+                                      s->n_out, s->out_pages, s->page_size)
+               : stream_write_page_data(s->w, s->out_pfns, s->out_types,
+                                        s->n_out, s->out_pages,
+                                        s->page_size)) < 0)
         return -1;
     s->n_zero = s->n_xb = s->n_out = s->n_out_data = 0;
     s->xb_used = 0;
@@ -508,6 +536,13 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         if (!s->bounce)
             return -1;
     }
+    if (s->predict_now &&
+        hot_predict_defer(s->hp, pfns, n, s->st.t_setup_done))
+        return 0; /* reached too soon to tell: sent at the pass's end */
+    if (s->predict_now)
+        hot_predict_peek(s->hp, s->d, pfns[0], pfns[n - 1]);
+    else if (s->hp)
+        hot_predict_later(s->hp, pfns, n);
     if (s->d->ops->pfn_types(s->d, pfns, s->btypes, n) < 0) {
         XCC_PERR(s->log, CTX, "reading pfn types %#" PRIx64 "..", pfns[0]);
         return -1;
@@ -552,6 +587,11 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
                 if (classify_xbzrle(s, pfn, type, page) < 0)
                     return -1;
                 continue;
+            } else if (s->predict_now && type == XCC_PFN_NORMAL &&
+                       !s->by_content && hot_predict_is_hot(s->hp, pfn)) {
+                /* Dirtied before we got here: likely hot, sent from the
+                 * copy the cache keeps. */
+                page = hot_predict_send(s->hp, s->pc, pfn, page);
             }
             if (s->by_content || save_pagetable_wanted(s, type)) {
                 /*
@@ -591,6 +631,23 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
     return 0;
 }
 
+/* The first pass's batches that hot_predict_defer put off, now that the
+ * dirty log has watched the whole pass. */
+static int send_deferred(xcc_saver *s)
+{
+    size_t n;
+    const uint64_t *d = hot_predict_deferred(s->hp, &n);
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i += s->batch) {
+        size_t k = n - i < s->batch ? n - i : s->batch;
+
+        memcpy(s->bpfns, d + i, k * sizeof(uint64_t));
+        rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, k);
+    }
+    return rc;
+}
+
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
 {
     struct xcc_map_cache_stats mc0, mc1;
@@ -609,6 +666,7 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     it->paused = paused;
     s->cur = it;
     s->use_xbzrle_now = xbzrle_allowed && s->pc;
+    s->predict_now = s->hp && !paused && it->index == 0;
     if (s->use_xbzrle_now)
         xcc_page_cache_next_generation(s->pc);
     xcc_map_cache_get_stats(s->mc, &mc0);
@@ -643,6 +701,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     }
     if (rc == 0 && n)
         rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, n);
+    if (rc == 0 && s->predict_now)
+        rc = send_deferred(s);
     if (rc) {
         /* Leave nothing half-listed for a later pass to trust. */
         memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));

@@ -41,6 +41,9 @@ struct xcc_saver {
     struct stream_writer *w;
     xcc_map_cache *mc;
     xcc_page_cache *pc; /* NULL without XBZRLE */
+    struct hot_predict *hp; /* live XBZRLE: hot pages of the first pass */
+    struct compress_enc *zc; /* --compress: whole pages through zstd */
+    bool predict_now;       /* this pass is the first of a live save */
 
     uint64_t *dirty;    /* nr_pfns bits: the pfns of the coming pass */
     size_t dirty_words;

@@ -285,6 +285,8 @@ static jobj *save_json(const struct stats_save *s)
     }
 
     map_cache_total_json(root, &s->mc);
+    hot_predict_json(root, &s->hot);
+    compress_json(root, &s->zc);
 
     arr = json_object_new_array();
     put(root, "iterations", arr);

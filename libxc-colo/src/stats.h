@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compress.h"
+#include "hot_predict.h"
 #include "private.h"
 
 /* Map-cache counters of one iteration (the difference over it). */
@@ -86,6 +88,11 @@ struct stats_save {
 
     /* Page-cache totals (xbzrle only). */
     struct xcc_page_cache_stats pc;
+
+    /* Hot pages cached during the first pass (hot_predict.h). */
+    struct hot_predict_stats hot;
+    /* Whole pages compressed (compress.h). */
+    struct compress_stats zc;
 
     struct stats_iteration *iters;
     size_t nr_iters, iters_cap;

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "stream.h"
 #include "rate.h"
 #include "xbzrle_impl.h"
@@ -159,6 +160,8 @@ const char *stream_record_name(uint32_t type)
         return "DIGEST";
     case STREAM_REC_STATS:
         return "STATS";
+    case STREAM_REC_COMPRESSED_PAGES:
+        return "COMPRESSED_PAGES";
     default:
         return "UNKNOWN";
     }
@@ -858,6 +861,7 @@ struct stream_reader {
     uint64_t *bits;    /* bitmap mode: one bit per pfn below the limit */
     size_t bits_cap;   /* words */
     bool use_bits;
+    void *zdec; /* compress.c's decoder */
     char err[512];
 };
 
@@ -883,7 +887,13 @@ void stream_reader_free(struct stream_reader *r)
     free(r->lens);
     free(r->set);
     free(r->bits);
+    compress_dec_free(r->zdec);
     free(r);
+}
+
+void **stream_reader_zdec(struct stream_reader *r)
+{
+    return &r->zdec;
 }
 
 uint64_t stream_reader_offset(const struct stream_reader *r)
@@ -926,6 +936,18 @@ rec_fail(struct stream_reader *r, const struct stream_record *rec, int err,
     va_end(ap);
     return reader_fail(r, err, REC_FMT "%s", REC_ARGS(rec->type, rec->offset),
                        what);
+}
+
+int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
+                    int err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return rec_fail(r, rec, err, "%s", what);
 }
 
 /*
@@ -1555,7 +1577,33 @@ static int check_pd_entry(struct stream_reader *r,
     return 0;
 }
 
+static int parse_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           uint32_t page_size, struct stream_page_data *out);
+
 int stream_parse_page_data(struct stream_reader *r,
+                           const struct stream_record *rec, uint64_t nr_pfns,
+                           uint32_t page_size, struct stream_page_data *out)
+{
+    if (check_wrong_type(r, rec, STREAM_REC_PAGE_DATA))
+        return -1;
+    return parse_page_data(r, rec, nr_pfns, page_size, out);
+}
+
+int stream_parse_page_body(struct stream_reader *r,
+                           const struct stream_record *rec,
+                           const uint8_t *body, uint32_t length,
+                           uint64_t nr_pfns, uint32_t page_size,
+                           struct stream_page_data *out)
+{
+    struct stream_record syn = *rec;
+
+    syn.body = body;
+    syn.length = length;
+    return parse_page_data(r, &syn, nr_pfns, page_size, out);
+}
+
+static int parse_page_data(struct stream_reader *r,
                            const struct stream_record *rec, uint64_t nr_pfns,
                            uint32_t page_size, struct stream_page_data *out)
 {
@@ -1564,8 +1612,7 @@ int stream_parse_page_data(struct stream_reader *r,
     const uint8_t *page;
     int64_t dup;
 
-    if (check_wrong_type(r, rec, STREAM_REC_PAGE_DATA) ||
-        check_page_size(r, rec, page_size) || parse_count(r, rec, &count))
+    if (check_page_size(r, rec, page_size) || parse_count(r, rec, &count))
         return -1;
     if (grow_array((void **)&r->pfns, &r->pfns_cap, count, sizeof(uint64_t)) ||
         grow_array((void **)&r->types, &r->types_cap, count, 1) ||

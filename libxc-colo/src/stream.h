@@ -87,6 +87,7 @@
 #define STREAM_REC_XBZRLE_PAGES 0x58430003u
 #define STREAM_REC_DIGEST 0x58430004u
 #define STREAM_REC_STATS (STREAM_REC_OPTIONAL | 0x58430005u) /* optional */
+#define STREAM_REC_COMPRESSED_PAGES 0x58430007u /* zstd pages: compress.h */
 
 /* PAGE_DATA pfn entry: type in bits 60..63, pfn in bits 0..51, rest zero. */
 #define STREAM_PFN_MASK 0x000FFFFFFFFFFFFFull
@@ -338,6 +339,17 @@ uint64_t stream_reader_offset(const struct stream_reader *r);
 /* The last error message logged by this reader or its parsers ("" if none). */
 const char *stream_reader_error(const struct stream_reader *r);
 
+/* For parsers outside stream.c (compress.c): logs one error about rec
+ * (name, hex type, offset, then fmt), keeps it as the reader's error and
+ * sets errno to err. Returns -1. */
+int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
+                    int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A slot for compress.c's decoder state, freed with the reader
+ * (compress_dec_free). */
+void **stream_reader_zdec(struct stream_reader *r);
+
 /* ---- Body parsers ---------------------------------------------------------
  *
  * Each validates the whole body BEFORE returning anything: counts against
@@ -358,6 +370,13 @@ struct stream_page_data {
 int stream_parse_page_data(struct stream_reader *r,
                            const struct stream_record *rec, uint64_t nr_pfns,
                            uint32_t page_size, struct stream_page_data *out);
+/* The same rules for a PAGE_DATA body that rec does not hold (a
+ * COMPRESSED_PAGES record, decompressed); errors name rec. */
+int stream_parse_page_body(struct stream_reader *r,
+                           const struct stream_record *rec,
+                           const uint8_t *body, uint32_t length,
+                           uint64_t nr_pfns, uint32_t page_size,
+                           struct stream_page_data *out);
 
 struct stream_pfn_list {
     uint32_t count;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "compress.h"
 #include "stream.h"
 #include "xen_pt.h"
 
@@ -17,6 +18,7 @@ static int record_kind(uint32_t type)
 {
     switch (type) {
     case STREAM_REC_PAGE_DATA:
+    case STREAM_REC_COMPRESSED_PAGES: /* whole pages, compressed */
         return XCC_INSPECT_KPAGE_DATA;
     case STREAM_REC_ZERO_PAGES:
         return XCC_INSPECT_KZERO_PAGES;
@@ -97,6 +99,15 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
             ir->by_type[i] = pc.by_type[i];
         ir->pages_data = pc.with_data;
         ir->pages_nodata = pc.count - pc.with_data;
+        *page_records_seen = true;
+        break;
+    }
+    case STREAM_REC_COMPRESSED_PAGES: {
+        /* Decompressed (bounded) and checked as PAGE_DATA is. */
+        struct stream_page_data pd;
+        if (compress_parse_pages(r, rec, nr, h->page_size, &pd))
+            return -1;
+        ir->pages_data = pd.count;
         *page_records_seen = true;
         break;
     }

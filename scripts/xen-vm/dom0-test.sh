@@ -746,4 +746,5 @@ else
     xl destroy guest-pvh 2>/dev/null
 fi
 run_part pagetypes
+run_part wire
 echo "XENVM_TESTS_DONE"

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "stream.h"
 
 /* The target's size: pfns at or above it must be rejected. */
@@ -66,10 +67,11 @@ static void parse_stream(int fd, xentoollog_logger *log,
         if (stream_read_record(r, &rec))
             break;
         switch (rec.type) {
-        case STREAM_REC_PAGE_DATA: {
+        case STREAM_REC_PAGE_DATA:
+        case STREAM_REC_COMPRESSED_PAGES: {
             struct stream_page_data pd;
             volatile uint8_t sink = 0;
-            rc = stream_parse_page_data(r, &rec, nr_pfns, h.page_size, &pd);
+            rc = compress_parse_pages(r, &rec, nr_pfns, h.page_size, &pd);
             /* Touch what a restore would copy, so ASan sees any overrun. */
             for (uint32_t i = 0; !rc && i < pd.count; i++) {
                 if (pd.pfns[i] >= nr_pfns)

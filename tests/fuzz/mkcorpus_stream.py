@@ -53,6 +53,30 @@ def xbzrle(items):
     return rec(0x58430003, body)
 
 
+def zstd_frame(blocks):
+    """A zstd frame written by hand (RFC 8878): single segment, content
+    size in the header, then blocks: ("raw", bytes) or ("rle", byte, n)."""
+    size = sum(len(b[1]) if b[0] == "raw" else b[2] for b in blocks)
+    if 256 <= size < 65536 + 256:
+        fhd, fcs = 0x60, struct.pack("<H", size - 256)
+    else:
+        fhd, fcs = 0xA0, struct.pack("<I", size)
+    out = struct.pack("<I", 0xFD2FB528) + bytes([fhd]) + fcs
+    for i, b in enumerate(blocks):
+        last = 1 if i == len(blocks) - 1 else 0
+        if b[0] == "raw":
+            out += struct.pack("<I", last | 0 << 1 | len(b[1]) << 3)[:3] + b[1]
+        else:
+            out += struct.pack("<I", last | 1 << 1 | b[2] << 3)[:3] + b[1]
+    return out
+
+
+def compressed(entries, frame):
+    """COMPRESSED_PAGES: entries (pfn, type), one zstd frame of the pages."""
+    body = struct.pack("<II", len(entries), len(frame))
+    body += b"".join(struct.pack("<Q", pfn | t << 60) for pfn, t in entries)
+    return rec(0x58430007, body + frame)
+
 # Format 2: GUEST_INFO flag 0x1, typed ZERO_PAGES / XBZRLE_PAGES entries.
 GUEST = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 1))
 GUEST_V1 = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 0))
@@ -106,11 +130,16 @@ seeds = {
         rec(0x0A, struct.pack("<IIQQQQ", 2, 0, 0, 1, 2, 3)) +
         rec(0x09, b"\x42" * 1000) + rec(0x80000042, b"future optional") +
         page_data([(0x100000, 0, small)]) + rec(0x0D) + rec(0x0B, b"toolstack") + END,
+    "compressed": headers() + GUEST +
+        compressed([(1, 0), (9, 0)], zstd_frame([("rle", b"\x5a", PAGE), ("raw", small)])) +
+        page_data([(2, 0xF, None)]) + END,
+    "compressed-checkpoint": headers() + GUEST + compressed([(0, 0)], zstd_frame([("raw", small)])) +
+        rec(0x0E) + compressed([(0, 0), (3, 0)], zstd_frame([("rle", b"\1", 2 * PAGE)])) +
+        rec(0x0E) + END,
     "version2": headers(version=2) + GUEST + pfn_batch(0x58430002, [1]) + END,
     "bigpage": headers(shift=16) + rec(0x58430001, struct.pack("<QII", 16, 65536, 0)) +
         pfn_batch(0x58430002, [3]) + END,
 }
-
 
 def xl_image(stream, config=b'{"c_info":{"name":"guest"}}\0', tail=b""):
     """An xl save image around a libxc stream (stream-format.md, section 7)."""
@@ -119,7 +148,6 @@ def xl_image(stream, config=b'{"c_info":{"name":"guest"}}\0', tail=b""):
            struct.pack("<IIII", 0x01020304, 3 if config else 2, 0, len(opt)))
     return (hdr + opt + b"LibxlFmt" + struct.pack(">II", 2, 0) + rec(0x01) +
             stream + tail + rec(0x00))
-
 
 seeds["xl-pv"] = xl_image(seeds["xen-pv"])
 seeds["xl-hvm-emulator"] = xl_image(
@@ -153,6 +181,13 @@ bad["pv-pt-not-normalised"] = (headers(1, 12, 4, 17) + GUEST +
                                page_data([(3, 1, struct.pack("<Q", 0x123456 << 12 | 0x67) +
                                            b"\0" * (PAGE - 8))]) + END)
 bad["guest-info-flags"] = headers() + rec(0x58430001, struct.pack("<QII", 4096, PAGE, 2)) + END
+# COMPRESSED_PAGES: a bomb (more pages than counted), short, trailing bytes,
+# a hole entry (no data), a frame cut short.
+bad["zstd-bomb"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("rle", b"\0", 64 * PAGE)])) + END
+bad["zstd-short"] = headers() + GUEST + compressed([(1, 0), (2, 0)], zstd_frame([("raw", small)])) + END
+bad["zstd-trailing"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("raw", small)]) + b"\0") + END
+bad["zstd-hole"] = headers() + GUEST + compressed([(1, 0xF)], zstd_frame([("raw", small)])) + END
+bad["zstd-cut"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("raw", small)])[:-100]) + END
 seeds.update(bad)
 
 os.makedirs(OUT, exist_ok=True)

@@ -109,6 +109,18 @@ struct xcc_domain_ops {
      * is in *holder, 0 when unknown). NULL: the backend has no lock.
      */
     int (*lock)(xcc_domain *d, pid_t *holder);
+
+    /*
+     * Optional (NULL): sets bit p of bitmap (nr_pfns bits) for the pfns p
+     * of [first, first + count) written since the previous clean, WITHOUT
+     * re-arming the tracking (Xen's SHADOW_OP_PEEK): the next clean still
+     * reports them. Bits outside the range may be set too. It only feeds a
+     * prediction (hot pages cached during the first pass), so it may
+     * under-report; a failure costs the prediction, not the save. Returns
+     * the number of bits it set, or -1 with errno.
+     */
+    int64_t (*logdirty_peek)(xcc_domain *d, uint64_t *bitmap, uint64_t first,
+                             uint64_t count);
 };
 
 /*

@@ -211,14 +211,18 @@ static int open_pagemap(xcc_domain *d)
     return 0;
 }
 
-static int64_t clean_pagemap(xcc_domain *d, uint64_t *bitmap)
+/* Pages [first, first + count) written since the last write-protect; with
+ * rearm, write-protected again in the same walk (a clean), else a peek. */
+static int64_t scan_pagemap(xcc_domain *d, uint64_t *bitmap, uint64_t first,
+                            uint64_t count, bool rearm)
 {
     struct sim_dom *s = priv(d);
-    uint64_t end = s->ram_addr + s->mem_bytes;
+    uint64_t end = s->ram_addr + (first + count) * s->psz;
     struct sim_pm_scan_arg arg = {
         .size = sizeof(arg),
-        .flags = SIM_PM_SCAN_WP_MATCHING | SIM_PM_SCAN_CHECK_WPASYNC,
-        .start = s->ram_addr,
+        .flags = (rearm ? SIM_PM_SCAN_WP_MATCHING : 0) |
+                 SIM_PM_SCAN_CHECK_WPASYNC,
+        .start = s->ram_addr + first * s->psz,
         .end = end,
         .vec = (uintptr_t)s->vec,
         .vec_len = SCAN_VEC_LEN,
@@ -281,7 +285,7 @@ static int64_t do_clean(xcc_domain *d, uint64_t *bitmap)
     if (s->tracking == TRACK_BITMAP) {
         n = clean_bitmap(s, all ? NULL : bitmap);
     } else if (live && s->tracking == TRACK_PAGEMAP) {
-        n = clean_pagemap(d, all ? NULL : bitmap);
+        n = scan_pagemap(d, all ? NULL : bitmap, 0, s->nr_pfns, true);
         if (n < 0) {
             if (process_live(s)) {
                 XCC_PERR(d->log, "sim", "PAGEMAP_SCAN of guest '%s' (pid %d)",
@@ -299,6 +303,38 @@ static int64_t do_clean(xcc_domain *d, uint64_t *bitmap)
     if (all)
         return bitmap ? report_everything(s, bitmap) : 0;
     return n;
+}
+
+/*
+ * The peek: the written bits of [first, first + count), left as they are.
+ * Only while the process the last clean tracked still runs; otherwise
+ * nothing is known and nothing is reported (a peek only feeds a guess).
+ */
+static int64_t sim_logdirty_peek(xcc_domain *d, uint64_t *bitmap,
+                                 uint64_t first, uint64_t count)
+{
+    struct sim_dom *s = priv(d);
+
+    if (first >= s->nr_pfns || !count)
+        return 0;
+    if (count > s->nr_pfns - first)
+        count = s->nr_pfns - first;
+    if (s->tracking == TRACK_BITMAP) {
+        _Atomic uint64_t *w = sim_dirty_words(s->dirty);
+        int64_t n = 0;
+
+        for (uint64_t i = first / 64; i <= (first + count - 1) / 64; i++) {
+            uint64_t v = atomic_load_explicit(&w[i], memory_order_relaxed);
+            bitmap[i] |= v;
+            n += __builtin_popcountll(v);
+        }
+        return n;
+    }
+    if (s->tracking != TRACK_PAGEMAP || !s->tracked_pid ||
+        s->tracked_pid != s->pid || s->tracked_start != s->pid_start ||
+        s->report_all)
+        return 0;
+    return scan_pagemap(d, bitmap, first, count, false);
 }
 
 static int sim_logdirty_enable(xcc_domain *d)
@@ -475,6 +511,7 @@ static const struct xcc_domain_ops sim_ops = {
     .populate = sim_populate,
     .close = sim_close,
     .lock = sim_lock,
+    .logdirty_peek = sim_logdirty_peek,
 };
 
 int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags)

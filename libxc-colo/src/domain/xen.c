@@ -309,6 +309,43 @@ static void xen_page_sent(xcc_domain *d, uint64_t pfn, const void *page)
     xen_softdirty_sent(priv(d), pfn, page);
 }
 
+/*
+ * SHADOW_OP_PEEK: Xen's log-dirty bitmap read without clearing it, for pfns
+ * [0, first + count) (the domctl has no start). Bits below first are
+ * reported as well, which the interface allows. The soft-dirty fallback has
+ * no peek: nothing is reported.
+ */
+static int64_t xen_logdirty_peek(xcc_domain *d, uint64_t *bitmap,
+                                 uint64_t first, uint64_t count)
+{
+    struct xen_dom *x = priv(d);
+    xc_shadow_op_stats_t stats;
+    uint64_t pages, words;
+    int64_t n = 0;
+
+    if (x->soft_on || !x->logdirty_on || !x->dirty_hbuf.hbuf ||
+        first >= x->nr_pfns || !count)
+        return 0;
+    pages = count > x->nr_pfns - first ? x->nr_pfns : first + count;
+    words = XCC_DIV_ROUND_UP(pages, BITS_PER_WORD);
+    memset(x->dirty_hbuf.hbuf, 0, words * 8);
+    if (xc_logdirty_control(x->xch, x->domid, XEN_DOMCTL_SHADOW_OP_PEEK,
+                            &x->dirty_hbuf, pages, 0, &stats) < 0) {
+        XCC_PERR(d->log, "xen", "dom%u: cannot peek at the dirty bitmap",
+                 x->domid);
+        return -1;
+    }
+    const unsigned long *src = x->dirty_hbuf.hbuf;
+    for (uint64_t w = first / BITS_PER_WORD; w < words; w++) {
+        uint64_t v = src[w];
+        if (w == words - 1 && pages % BITS_PER_WORD)
+            v &= (1ull << (pages % BITS_PER_WORD)) - 1;
+        bitmap[w] |= v;
+        n += __builtin_popcountll(v);
+    }
+    return n;
+}
+
 static int64_t xen_logdirty_clean(xcc_domain *d, uint64_t *bitmap, bool final)
 {
     struct xen_dom *x = priv(d);
@@ -730,6 +767,7 @@ static const struct xcc_domain_ops xen_ops = {
     .populate = xen_populate,
     .close = xen_close,
     .lock = xen_lock,
+    .logdirty_peek = xen_logdirty_peek,
 };
 
 /* Parses a domid: decimal, below Xen's reserved ids. */
