@@ -665,6 +665,8 @@ if [ "$XENVM_XEN" != security ]; then
     fi
 fi
 
+run_part receiver
+
 ###########################################################################
 echo "=== domU console (tail)"
 tail -n 5 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
