@@ -123,7 +123,7 @@ fi
 recv_ensure_guest
 rm -f /tmp/recv_img
 
-echo "=== step receiver_paused: xl save -c, then restore -p (no -e: xc-colo waits) under another name"
+echo "=== step receiver_paused: xl save -c, then restore -p --config guest.cfg (xl syntax) --name (no -e: xc-colo waits)"
 xl save -c "$D" /tmp/recv_img2 > /tmp/recv_save2.out 2>&1
 rc=$?
 show "xl save -c" /tmp/recv_save2.out
@@ -131,7 +131,8 @@ if [ $rc != 0 ]; then
     step receiver_paused FAIL "xl save -c exit $rc"
 else
     rm -f /tmp/recv_p.dom
-    timeout "$CMD_TIMEOUT" xc-colo restore -p --name guest-recvp /tmp/recv_img2 xen: \
+    timeout "$CMD_TIMEOUT" xc-colo restore -p --config /etc/xen/guest.cfg \
+        --name guest-recvp /tmp/recv_img2 xen: \
         > /tmp/recv_p.dom 2> /tmp/recv_p.out &
     WP=$!
     i=0
