@@ -105,12 +105,13 @@ else
     if [ $rc = 0 ] && [ -n "$N" ] && [ "$printed" = "$N" ] &&
         hb_wait_running "$N" "$since"; then
         set -- $(selfcheck_advances "$N")
+        SC="$1 -> $2"
         kv receiver_selfcheck "checks $1 -> $2, failures $3"
         set -- $(hb_window "$N" "$since")
         kv receiver_hb_max_gap_ms "$2"
         set -- $(hb_selfcheck "$N")
         if [ "${2:-x}" = 0 ] && [ "$1" -ge 2 ]; then
-            step receiver_xl_image PASS "dom$N runs: heartbeat advances, self-check $1 passes, 0 failures"
+            step receiver_xl_image PASS "dom$N runs: heartbeat advances, self-check passes (checks $SC), 0 failures"
         else
             step receiver_xl_image FAIL "dom$N: self-check checks '$1' failures '$2'"
         fi
@@ -157,3 +158,39 @@ else
 fi
 rm -f /tmp/recv_img2
 recv_ensure_guest
+
+echo "=== step receiver_vs_xl: the same domU, xl save then xl restore -e or xc-colo restore -e, alternately"
+# Time from the restore command's start to its return (the domain runs);
+# the guest's stop as its heartbeat saw it (xl save's suspend to running).
+ok=1
+for round in 1 2; do
+    for tool in xl xcc; do
+        label=receiver_vs_${tool}_$round
+        since=$(hb_now "$D")
+        xl save "$D" /tmp/recv_img3 > /tmp/recv_save3.out 2>&1 ||
+            { show "xl save" /tmp/recv_save3.out; ok=0; break 2; }
+        t0=$(now)
+        if [ $tool = xl ]; then
+            timeout "$CMD_TIMEOUT" xl restore -e /tmp/recv_img3 > "/tmp/$label.out" 2>&1
+        else
+            timeout "$CMD_TIMEOUT" xc-colo restore -e --stats-json "/tmp/$label.json" \
+                /tmp/recv_img3 xen: > /dev/null 2> "/tmp/$label.out"
+        fi
+        rc=$?
+        kv "${label}_seconds" "$(dt "$t0" "$(now)")"
+        [ $rc = 0 ] || { show "$label" "/tmp/$label.out"; ok=0; }
+        emit_json "$label" "/tmp/$label.json"
+        rm -f "/tmp/$label.json"
+        D=$(xl domid guest 2>/dev/null)
+        if [ -n "$D" ] && hb_wait_running "$D" "$since"; then
+            set -- $(hb_window "$D" "$since")
+            kv "${label}_guest_stop_ms" "$2"
+        else
+            ok=0; recv_ensure_guest
+        fi
+    done
+done
+rm -f /tmp/recv_img3
+recv_ensure_guest
+[ $ok = 1 ] && step receiver_vs_xl PASS "2 rounds each; figures in receiver_vs_*" ||
+    step receiver_vs_xl FAIL "a save or restore failed"
