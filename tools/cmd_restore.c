@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "save_opts.h"
+#include "xen_receive.h"
 
 /* restore's own options; the output ones are in save_opts.h. */
 enum {
@@ -28,6 +29,8 @@ enum {
     OPT_AUTH_KEY_FILE,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_LISTEN_TIMEOUT,
+    OPT_CONFIG,
+    OPT_NAME,
 };
 
 /* Largest --handshake-timeout and --listen-timeout: a day. */
@@ -37,7 +40,8 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
             "usage: xc-colo restore [options] FILE|- DOMAIN\n"
-            "       xc-colo restore --listen tcp:[HOST:]PORT [options] [-] DOMAIN\n\n"
+            "       xc-colo restore --listen tcp:[HOST:]PORT [options] [-] DOMAIN\n"
+            "       xc-colo restore [-p] [-e] [--config FILE] [--name NAME] FILE|- xen:\n\n"
             "Reads a stream (from FILE, '-' for standard input, fd:N,\n"
             "exec:COMMAND or tcp:HOST:PORT; or the first connection accepted\n"
             "with --listen) and rebuilds DOMAIN's memory; an xl save image's\n"
@@ -73,6 +77,15 @@ static void restore_usage(FILE *out)
             "                        checkpoints and send its dirty pages back\n"
             "  --workload SPEC       with --colo: the sim guest's workload (default:\n"
             "                        the one in the target's meta)\n"
+            "  xen: (no id): create a new Xen domain that runs, from an `xl save`\n"
+            "  image (or `xc-colo save --xen-compat`), as `xl restore` does:\n"
+            "  libxl creates it from the stream, which xc-colo checks on the way\n"
+            "  --config FILE         the domain's config (xl syntax or libxl\n"
+            "                        JSON), instead of the one in the image\n"
+            "  --name NAME           the new domain's name, instead of the config's\n"
+            "  -p                    leave the new domain paused\n"
+            "  -e                    do not wait for the domain to die (without\n"
+            "                        it xc-colo stays, as xl restore does)\n"
             "  --stats-json FILE     write the figures as JSON\n"
             "  --progress            progress lines (default: on a terminal)\n"
             "  --no-progress         none\n"
@@ -192,6 +205,8 @@ int cmd_restore(int argc, char **argv)
         {"auth-key-file", required_argument, NULL, OPT_AUTH_KEY_FILE},
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
         {"listen-timeout", required_argument, NULL, OPT_LISTEN_TIMEOUT},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"name", required_argument, NULL, OPT_NAME},
         OUT_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -213,11 +228,13 @@ int cmd_restore(int argc, char **argv)
     xentoollog_logger *log = NULL;
     xcc_restorer *r = NULL;
     xcc_domain *d = NULL;
+    struct xen_receive_opts xo = {0};
+    bool xen_new_opts = false;
 
     xcc_restore_params_init(&p);
     out_opts_init(&out);
     transport_opts_init(&topts);
-    while ((opt = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "qvhpe", opts, NULL)) != -1) {
         if (out_opts_parse(&out, opt, optarg))
             continue;
         switch (opt) {
@@ -252,6 +269,17 @@ int cmd_restore(int argc, char **argv)
             timeouts_given = true;
             break;
         }
+        case OPT_CONFIG: xo.config_file = optarg; xen_new_opts = true; break;
+        case OPT_NAME:
+            if (!*optarg) {
+                cli_error("--name: an empty name");
+                return EXIT_USAGE;
+            }
+            xo.name = optarg;
+            xen_new_opts = true;
+            break;
+        case 'p': xo.paused = true; xen_new_opts = true; break;
+        case 'e': xo.no_wait = true; xen_new_opts = true; break;
         case 'h': restore_usage(stdout); return EXIT_OK;
         default: restore_usage(stderr); return EXIT_USAGE;
         }
@@ -290,6 +318,25 @@ int cmd_restore(int argc, char **argv)
         topts.key = &key;
     }
     dom = argv[optind];
+    if (!strcmp(dom, XEN_RECEIVE_NEW_DOMAIN)) {
+        if (listen || into_existing || checkpointed || mem || !p.verify ||
+            p.no_map_cache) {
+            cli_error("restore into a new Xen domain (xen:) takes none of "
+                      "--listen, --into-existing, --checkpointed, --mem, "
+                      "--no-verify, --no-map-cache yet");
+            return EXIT_USAGE;
+        }
+        out_opts_finish(&out);
+        xo.stats_json = out.stats_json;
+        xo.verbosity = out.verbosity;
+        signal(SIGPIPE, SIG_IGN);
+        return xen_receive_cmd(src, &xo, out.progress);
+    }
+    if (xen_new_opts) {
+        cli_error("restore: -p, -e, --config and --name are for a new Xen "
+                  "domain (DOMAIN xen:), not %s", dom);
+        return EXIT_USAGE;
+    }
     if (!strncmp(dom, "sim:", 4))
         simname = dom + 4;
     out_opts_finish(&out);

@@ -678,6 +678,7 @@ fi
 run_part suspend
 # Parts' own steps that need the running domU $D (destroyed below).
 run_part compat
+run_part receiver
 
 ###########################################################################
 echo "=== domU console (tail)"

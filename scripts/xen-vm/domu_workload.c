@@ -13,6 +13,13 @@
  *    CLOCK_BOOTTIME (which, unlike CLOCK_MONOTONIC, also counts the time a
  *    cooperative suspend such as xl migrate's or xl remus's keeps the guest
  *    frozen) and records each gap longer than HB_GAP_NS in a ring.
+ *  - ledger and selfcheck: the ledger appends a record every LEDGER_TICK_NS
+ *    (its index and a hash of it) to a ring of LEDGER_PAGES pages; the
+ *    self-check re-reads, every CHECK_TICK_NS, the ledger's records, every
+ *    hot and idle page's mark and every idle page's bytes, and counts its
+ *    passes and the faults found in the heartbeat page. A restored guest
+ *    whose memory is not what it wrote shows failures; one that does not
+ *    run shows no new passes.
  * Two ranges let dom0 check log-dirty against known behaviour: every hot
  * page carries HOT_MAGIC at byte 16 (the increments never touch it), and
  * IDLE_PAGES pages carrying IDLE_MAGIC are written once at start and never
@@ -33,6 +40,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +60,15 @@
 #define BG_BYTES_PER_PAGE 64    /* a partial rewrite, as most dirtying is */
 #define IDLE_PAGES 1024         /* 4 MiB written once, never again */
 #define HB_TICK_NS 1000000L     /* 1 ms */
+#define LEDGER_PAGES 64         /* 256 KiB: 16384 records */
+#define LEDGER_TICK_NS 5000000L /* 5 ms: the ring wraps in ~80 s */
+#define CHECK_TICK_NS 200000000L /* 200 ms */
+
+struct ledger_record {
+    uint64_t index;
+    uint64_t hash;
+};
+#define LEDGER_CAP (LEDGER_PAGES * PAGE / sizeof(struct ledger_record))
 
 static struct heartbeat hb __attribute__((aligned(PAGE)));
 
@@ -83,6 +100,81 @@ static void *heartbeat(void *arg)
         hb.now_ns = now;
         __atomic_store_n(&hb.seq, hb.seq + 1, __ATOMIC_RELEASE);
         last = now;
+    }
+    return NULL;
+}
+
+static uint64_t ledger_hash(uint64_t x)
+{
+    x ^= 0x58434c4544474552ull; /* splitmix64's finaliser on a salted index */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void *ledger(void *arg)
+{
+    struct ledger_record *ring = arg;
+    struct timespec tick = {0, LEDGER_TICK_NS};
+
+    for (uint64_t r = 0;; r++) {
+        ring[r % LEDGER_CAP].index = r;
+        ring[r % LEDGER_CAP].hash = ledger_hash(r);
+        __atomic_store_n(&hb.ledger, r + 1, __ATOMIC_RELEASE);
+        nanosleep(&tick, NULL);
+    }
+    return NULL;
+}
+
+struct check_args {
+    const struct ledger_record *ring;
+    const char *hot;
+    const uint8_t *idle;
+};
+
+/* Faults in one pass: ledger records, page marks, idle page bytes. */
+static uint64_t check_once(const struct check_args *a)
+{
+    uint64_t bad = 0, n = __atomic_load_n(&hb.ledger, __ATOMIC_ACQUIRE);
+
+    for (uint64_t r = n > LEDGER_CAP ? n - LEDGER_CAP : 0; r < n; r++) {
+        const struct ledger_record *e = &a->ring[r % LEDGER_CAP];
+        if (e->index == r && e->hash == ledger_hash(r))
+            continue;
+        /* Record r + LEDGER_CAP takes r's slot once the ledger holds
+         * r + LEDGER_CAP records: a mismatch then (we may have been
+         * preempted for a while) is that write, not a fault. */
+        if (r + LEDGER_CAP <= __atomic_load_n(&hb.ledger, __ATOMIC_ACQUIRE) + 1)
+            continue;
+        bad++;
+    }
+    for (uint64_t i = 0; i < HOT_PAGES; i++) {
+        const char *m = a->hot + i * PAGE + MARK_OFFSET;
+        bad += memcmp(m, HOT_MAGIC, 8) || memcmp(m + 8, &i, 8);
+    }
+    for (uint64_t i = 0; i < IDLE_PAGES; i++) {
+        const uint8_t *pg = a->idle + i * PAGE;
+        bool ok = !memcmp(pg + MARK_OFFSET, IDLE_MAGIC, 8) &&
+                  !memcmp(pg + MARK_OFFSET + 8, &i, 8);
+        for (size_t b = 0; ok && b < PAGE; b++)
+            ok = (b >= MARK_OFFSET && b < MARK_OFFSET + 16) || pg[b] == 0xc3;
+        bad += !ok;
+    }
+    return bad;
+}
+
+static void *selfcheck(void *arg)
+{
+    struct timespec tick = {0, CHECK_TICK_NS};
+
+    for (;;) {
+        uint64_t bad = check_once(arg);
+
+        if (bad && !hb.check_failures)
+            printf("XCC_SELFCHECK FAIL %llu faults\n", (unsigned long long)bad);
+        hb.check_failures += bad;
+        __atomic_store_n(&hb.checks, hb.checks + 1, __ATOMIC_RELEASE);
+        nanosleep(&tick, NULL);
     }
     return NULL;
 }
@@ -145,9 +237,11 @@ int main(void)
     char *hot = alloc_pages(HOT_PAGES);
     uint8_t *bg = alloc_pages(BG_PAGES);
     uint8_t *idle = alloc_pages(IDLE_PAGES);
-    pthread_t t1, t2, t3;
+    struct ledger_record *ring = alloc_pages(LEDGER_PAGES);
+    static struct check_args ca;
+    pthread_t t1, t2, t3, t4, t5;
 
-    if (!hot || !bg || !idle) {
+    if (!hot || !bg || !idle || !ring) {
         puts("XCC_WORKLOAD out of memory");
         return 1;
     }
@@ -156,6 +250,7 @@ int main(void)
      * memory, and init cannot be OOM-killed.) */
     memset(hot, 0, (size_t)HOT_PAGES * PAGE);
     memset(bg, 0x5a, (size_t)BG_PAGES * PAGE);
+    memset(ring, 0xff, (size_t)LEDGER_PAGES * PAGE);
     for (uint64_t i = 0; i < HOT_PAGES; i++) {
         memcpy(hot + i * PAGE + MARK_OFFSET, HOT_MAGIC, 8);
         memcpy(hot + i * PAGE + MARK_OFFSET + 8, &i, 8);
@@ -173,6 +268,12 @@ int main(void)
     if (pthread_create(&t1, NULL, hotpages, hot) ||
         pthread_create(&t2, NULL, background, bg) ||
         pthread_create(&t3, NULL, heartbeat, NULL)) {
+        puts("XCC_WORKLOAD cannot start threads");
+        return 1;
+    }
+    ca = (struct check_args){.ring = ring, .hot = hot, .idle = idle};
+    if (pthread_create(&t4, NULL, ledger, ring) ||
+        pthread_create(&t5, NULL, selfcheck, &ca)) {
         puts("XCC_WORKLOAD cannot start threads");
         return 1;
     }

@@ -28,6 +28,13 @@ struct heartbeat {
         uint64_t end_ns;       /* CLOCK_BOOTTIME when the gap ended */
         uint64_t gap_ns;
     } gaps[HB_RING];
+    /* The workload's self-check (domu_workload.c): passes so far, the
+     * faults found (a page whose contents the workload did not write), and
+     * the ledger's length. A restored guest must keep counting checks with
+     * no new failures. */
+    uint64_t checks;
+    uint64_t check_failures;
+    uint64_t ledger;
 };
 
 _Static_assert(sizeof(struct heartbeat) <= 4096, "one page");

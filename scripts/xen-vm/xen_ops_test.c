@@ -371,6 +371,8 @@ static int heartbeat_read(xcc_domain *d, uint64_t pfn, uint64_t since,
     printf("HB window gaps %zu max_ms %.1f median_ms %.1f sum_ms %.1f\n", n,
            max, n ? (n % 2 ? gaps[n / 2] : (gaps[n / 2 - 1] + gaps[n / 2]) / 2)
                   : 0.0, sum);
+    printf("HB selfcheck checks %" PRIu64 " failures %" PRIu64 " ledger %"
+           PRIu64 "\n", hb.checks, hb.check_failures, hb.ledger);
     return 0;
 }
 

@@ -1,0 +1,196 @@
+# dom0-receiver-test.sh - the receiver part (issue 15): `xc-colo restore
+# IMG xen:` makes a new domain from a stock `xl save` image, through libxl,
+# and the guest runs in it: its heartbeat advances and its self-check passes.
+# Sourced by dom0-test.sh (run_part receiver): uses its helpers and $D, and
+# leaves a running domU named guest in $D.
+
+# hb_selfcheck DOMID: "CHECKS FAILURES LEDGER" from the workload's page.
+hb_selfcheck() {
+    xen-ops-test --heartbeat "$1" "$HB_PFN" 2>/dev/null |
+        awk '$2 == "selfcheck" { print $4, $6, $8 }'
+}
+# selfcheck_advances DOMID: until the self-check has passed twice more, with
+# no failure (60 s at most); prints "CHECKS0 CHECKS1 FAILURES".
+selfcheck_advances() {
+    set -- "$1" $(hb_selfcheck "$1")
+    c0=${2:-0}; i=0
+    while :; do
+        set -- "$1" $(hb_selfcheck "$1")
+        [ -n "$2" ] && [ "$2" -ge $((c0 + 2)) ] && break
+        i=$((i + 1)); [ $i -gt 120 ] && break
+        sleep 0.5
+    done
+    echo "$c0 ${2:-0} ${3:-?}"
+}
+ndomains() { xl list | awk 'NR > 1' | wc -l; }
+# recv_restore LABEL ARGS...: one xc-colo restore into a new domain.
+recv_restore() {
+    label=$1; shift
+    rm -f "/tmp/$label.json"
+    t0=$(now)
+    timeout "$CMD_TIMEOUT" xc-colo restore --stats-json "/tmp/$label.json" "$@" \
+        > "/tmp/$label.dom" 2> "/tmp/$label.out"
+    rc=$?
+    kv "${label}_seconds" "$(dt "$t0" "$(now)")"
+    kv "${label}_rc" $rc
+    show "$label" "/tmp/$label.out"
+    emit_json "$label" "/tmp/$label.json"
+    return $rc
+}
+# Makes sure a domU named guest runs at the end, whatever happened.
+recv_ensure_guest() {
+    D=$(xl domid guest 2>/dev/null)
+    [ -n "$D" ] && { xl unpause "$D" 2>/dev/null; return 0; }
+    echo "    [receiver] no domU named guest: xl create /etc/xen/guest.cfg"
+    xl create /etc/xen/guest.cfg > /tmp/recv_create.out 2>&1
+    D=$(xl domid guest 2>/dev/null)
+    wait_console guest XCC_WORKLOAD 120
+    HB_PFN=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
+        "$CONLOG_DIR/guest-guest.log" | tail -n1)
+}
+
+echo "=== step receiver_xl_save: xl save of the running domU (destroys it)"
+set -- $(hb_selfcheck "$D")
+kv receiver_selfcheck_before "checks=$1 failures=$2 ledger=$3"
+since=$(hb_now "$D")
+t0=$(now)
+xl save "$D" /tmp/recv_img > /tmp/recv_save.out 2>&1
+rc=$?
+kv receiver_xl_save_seconds "$(dt "$t0" "$(now)")"
+kv receiver_xl_save_bytes "$(stat -c %s /tmp/recv_img 2>/dev/null || echo 0)"
+show "xl save" /tmp/recv_save.out
+if [ $rc != 0 ] || [ -n "$(xl domid guest 2>/dev/null)" ]; then
+    step receiver_xl_save FAIL "xl save exit $rc"
+    recv_ensure_guest
+else
+    step receiver_xl_save PASS "$(stat -c %s /tmp/recv_img) bytes, source destroyed"
+
+    echo "=== step receiver_bad_input: truncated header, refused config, truncated stream"
+    n0=$(ndomains)
+    ok=1; why=""
+    head -c 40 /tmp/recv_img > /tmp/recv_trunc_hdr
+    recv_restore recv_bad_header -e /tmp/recv_trunc_hdr xen:
+    rc=$?
+    { [ $rc = 1 ] && grep -q "truncated xl header" /tmp/recv_bad_header.out; } ||
+        { ok=0; why="$why header:rc=$rc"; }
+    echo '{"c_info": {"type": "no-such-type", "name": "recv-bad"}}' > /tmp/recv_bad.json
+    recv_restore recv_bad_config -e --config /tmp/recv_bad.json /tmp/recv_img xen:
+    rc=$?
+    { [ $rc = 1 ] && grep -q "not one libxl takes" /tmp/recv_bad_config.out; } ||
+        { ok=0; why="$why config:rc=$rc"; }
+    # Half the image: libxl makes the domain, the stream ends in its memory.
+    half=$(($(stat -c %s /tmp/recv_img) / 2))
+    head -c "$half" /tmp/recv_img > /tmp/recv_half
+    recv_restore recv_truncated -e --name recv-half /tmp/recv_half xen:
+    rc=$?
+    left=$(xl domid recv-half 2>/dev/null)
+    { [ $rc = 1 ] && grep -q "truncated stream" /tmp/recv_truncated.out &&
+        [ -z "$left" ] && [ "$(ndomains)" = "$n0" ]; } ||
+        { ok=0; why="$why truncated:rc=$rc,left='$left'"; }
+    [ -n "$left" ] && xl destroy "$left"
+    rm -f /tmp/recv_half /tmp/recv_trunc_hdr
+    xl list
+    if [ $ok = 1 ]; then
+        step receiver_bad_input PASS "3 bad inputs: exit 1, named, no domain left"
+    else
+        step receiver_bad_input FAIL "$why"
+    fi
+
+    echo "=== step receiver_xl_image: xc-colo restore IMG xen: makes a domain that runs"
+    recv_restore receiver_restore -e /tmp/recv_img xen:
+    rc=$?
+    N=$(xl domid guest 2>/dev/null)
+    printed=$(cat /tmp/receiver_restore.dom)
+    kv receiver_domid "$N"
+    if [ $rc = 0 ] && [ -n "$N" ] && [ "$printed" = "$N" ] &&
+        hb_wait_running "$N" "$since"; then
+        set -- $(selfcheck_advances "$N")
+        SC="$1 -> $2"
+        kv receiver_selfcheck "checks $1 -> $2, failures $3"
+        set -- $(hb_window "$N" "$since")
+        kv receiver_hb_max_gap_ms "$2"
+        set -- $(hb_selfcheck "$N")
+        if [ "${2:-x}" = 0 ] && [ "$1" -ge 2 ]; then
+            step receiver_xl_image PASS "dom$N runs: heartbeat advances, self-check passes (checks $SC), 0 failures"
+        else
+            step receiver_xl_image FAIL "dom$N: self-check checks '$1' failures '$2'"
+        fi
+        D=$N
+    else
+        step receiver_xl_image FAIL "exit $rc, domain '$N' (printed '$printed')"
+        tail -n 20 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
+    fi
+fi
+recv_ensure_guest
+rm -f /tmp/recv_img
+
+echo "=== step receiver_paused: xl save -c, then restore -p --config guest.cfg (xl syntax) --name (no -e: xc-colo waits)"
+xl save -c "$D" /tmp/recv_img2 > /tmp/recv_save2.out 2>&1
+rc=$?
+show "xl save -c" /tmp/recv_save2.out
+if [ $rc != 0 ]; then
+    step receiver_paused FAIL "xl save -c exit $rc"
+else
+    rm -f /tmp/recv_p.dom
+    timeout "$CMD_TIMEOUT" xc-colo restore -p --config /etc/xen/guest.cfg \
+        --name guest-recvp /tmp/recv_img2 xen: \
+        > /tmp/recv_p.dom 2> /tmp/recv_p.out &
+    WP=$!
+    i=0
+    while [ ! -s /tmp/recv_p.dom ] && kill -0 $WP 2>/dev/null && [ $i -lt 600 ]; do
+        i=$((i + 1)); sleep 0.5
+    done
+    P=$(xl domid guest-recvp 2>/dev/null)
+    st=$(domstate guest-recvp)
+    alive=0; kill -0 $WP 2>/dev/null && alive=1
+    [ -n "$P" ] && xl destroy "$P"
+    wait $WP
+    wrc=$?
+    show "restore -p" /tmp/recv_p.out
+    kv receiver_paused_state "$st"
+    kv receiver_paused_wait_rc "$wrc"
+    if [ -n "$P" ] && echo "$st" | grep -q p && [ $alive = 1 ] && [ $wrc = 0 ] &&
+        grep -q "was destroyed" /tmp/recv_p.out; then
+        step receiver_paused PASS "dom$P paused ($st); xc-colo waited and exited 0 when it was destroyed"
+    else
+        step receiver_paused FAIL "dom'$P' state '$st', waiting $alive, exit $wrc"
+    fi
+fi
+rm -f /tmp/recv_img2
+recv_ensure_guest
+
+echo "=== step receiver_vs_xl: the same domU, xl save then xl restore -e or xc-colo restore -e, alternately"
+# Time from the restore command's start to its return (the domain runs);
+# the guest's stop as its heartbeat saw it (xl save's suspend to running).
+ok=1
+for round in 1 2; do
+    for tool in xl xcc; do
+        label=receiver_vs_${tool}_$round
+        since=$(hb_now "$D")
+        xl save "$D" /tmp/recv_img3 > /tmp/recv_save3.out 2>&1 ||
+            { show "xl save" /tmp/recv_save3.out; ok=0; break 2; }
+        t0=$(now)
+        if [ $tool = xl ]; then
+            timeout "$CMD_TIMEOUT" xl restore -e /tmp/recv_img3 > "/tmp/$label.out" 2>&1
+        else
+            timeout "$CMD_TIMEOUT" xc-colo restore -e --stats-json "/tmp/$label.json" \
+                /tmp/recv_img3 xen: > /dev/null 2> "/tmp/$label.out"
+        fi
+        rc=$?
+        kv "${label}_seconds" "$(dt "$t0" "$(now)")"
+        [ $rc = 0 ] || { show "$label" "/tmp/$label.out"; ok=0; }
+        emit_json "$label" "/tmp/$label.json"
+        rm -f "/tmp/$label.json"
+        D=$(xl domid guest 2>/dev/null)
+        if [ -n "$D" ] && hb_wait_running "$D" "$since"; then
+            set -- $(hb_window "$D" "$since")
+            kv "${label}_guest_stop_ms" "$2"
+        else
+            ok=0; recv_ensure_guest
+        fi
+    done
+done
+rm -f /tmp/recv_img3
+recv_ensure_guest
+[ $ok = 1 ] && step receiver_vs_xl PASS "2 rounds each; figures in receiver_vs_*" ||
+    step receiver_vs_xl FAIL "a save or restore failed"
