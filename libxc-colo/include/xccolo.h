@@ -549,6 +549,11 @@ struct xcc_inspect_record {
     const uint8_t *digest; /* DIGEST: 16-byte whole-memory digest */
     const char *text;      /* STATS: the JSON text (not NUL-terminated) */
     size_t text_len;
+    /* Xen's domain-state records (X86_PV_INFO, vCPU, TSC, ...) and
+     * XL_CONFIG: their decoded fields as one JSON object, NUL-terminated,
+     * valid during the callback; NULL for other records. Added in 1.1 at
+     * the end: the library fills this struct, callers only read it. */
+    const char *fields_json;
 };
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */

@@ -16,6 +16,7 @@
 #include "domain/domain.h"
 #include "stats.h"
 #include "stream.h"
+#include "xen_records.h"
 
 struct xcc_restorer {
     int fd;
@@ -29,6 +30,7 @@ struct xcc_restorer {
     struct stream_record pending;
     struct stream_record gi_rec; /* GUEST_INFO's header (body not kept) */
     struct stream_order order;   /* record-order rules, as inspect's */
+    struct xrec_state xs;        /* Xen domain-state checks, as inspect's */
 
     xcc_domain *d;               /* set by run() */
     xcc_map_cache *mc;           /* writable */

@@ -159,6 +159,8 @@ const char *stream_record_name(uint32_t type)
         return "DIGEST";
     case STREAM_REC_STATS:
         return "STATS";
+    case STREAM_REC_XL_CONFIG:
+        return "XL_CONFIG";
     default:
         return "UNKNOWN";
     }
@@ -781,7 +783,17 @@ struct stream_reader {
     size_t bits_cap;   /* words */
     bool use_bits;
     char err[512];
+    /* Told every PAGE_DATA entry's pfn and type (xen_records.c). */
+    stream_type_hook *type_hook;
+    void *type_hook_opaque;
 };
+
+void stream_reader_set_type_hook(struct stream_reader *r,
+                                 stream_type_hook *fn, void *opaque)
+{
+    r->type_hook = fn;
+    r->type_hook_opaque = opaque;
+}
 
 struct stream_reader *stream_reader_new(int fd, xentoollog_logger *log)
 {
@@ -848,6 +860,18 @@ rec_fail(struct stream_reader *r, const struct stream_record *rec, int err,
     va_end(ap);
     return reader_fail(r, err, REC_FMT "%s", REC_ARGS(rec->type, rec->offset),
                        what);
+}
+
+int stream_record_fail(struct stream_reader *r, const struct stream_record *rec,
+                       int err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return rec_fail(r, rec, err, "%s", what);
 }
 
 /*
@@ -1450,6 +1474,9 @@ int stream_parse_page_data(struct stream_reader *r,
             r->ptrs[i] = NULL;
         }
     }
+    if (r->type_hook)
+        for (uint32_t i = 0; i < count; i++)
+            r->type_hook(r->type_hook_opaque, r->pfns[i], r->types[i]);
     out->count = count;
     out->pfns = r->pfns;
     out->types = r->types;
@@ -1792,6 +1819,8 @@ int stream_check_page_data(struct stream_reader *r,
                                 " appears twice",
                                 i, pfn);
             ndata += stream_pfn_type_has_data(type);
+            if (r->type_hook)
+                r->type_hook(r->type_hook_opaque, pfn, type);
         }
     }
     expect = 8 + 8 * (uint64_t)count + (uint64_t)ndata * r->page_size;

@@ -87,6 +87,8 @@
 #define STREAM_REC_XBZRLE_PAGES 0x58430003u
 #define STREAM_REC_DIGEST 0x58430004u
 #define STREAM_REC_STATS (STREAM_REC_OPTIONAL | 0x58430005u) /* optional */
+/* The domain's libxl configuration (JSON); xen_records.h. */
+#define STREAM_REC_XL_CONFIG 0x58430006u
 
 /* PAGE_DATA pfn entry: type in bits 60..63, pfn in bits 0..51, rest zero. */
 #define STREAM_PFN_MASK 0x000FFFFFFFFFFFFFull
@@ -288,6 +290,23 @@ uint64_t stream_reader_offset(const struct stream_reader *r);
 
 /* The last error message logged by this reader or its parsers ("" if none). */
 const char *stream_reader_error(const struct stream_reader *r);
+
+/*
+ * Fails rec as the parsers do: logs "NAME record (type 0x...) at offset N:
+ * <fmt>" once, keeps it as the reader's error, sets errno = err and
+ * returns -1. For checks made outside stream.c (xen_records.c's).
+ */
+int stream_record_fail(struct stream_reader *r, const struct stream_record *rec,
+                       int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* fn(opaque, pfn, type) for every entry of every PAGE_DATA record that
+ * stream_parse_page_data() or stream_check_page_data() validates, in
+ * stream order (the checker of Xen's vCPU records wants each pfn's last
+ * page-table type). NULL: none. */
+typedef void stream_type_hook(void *opaque, uint64_t pfn, unsigned type);
+void stream_reader_set_type_hook(struct stream_reader *r,
+                                 stream_type_hook *fn, void *opaque);
 
 /* ---- Body parsers ---------------------------------------------------------
  *

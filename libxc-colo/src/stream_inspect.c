@@ -6,9 +6,11 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stream.h"
+#include "xen_records.h"
 
 #define CTX "inspect"
 
@@ -37,6 +39,11 @@ static int record_kind(uint32_t type)
     }
 }
 
+static void inspect_note_page(void *opaque, uint64_t pfn, unsigned type)
+{
+    xrec_note_page(opaque, pfn, type);
+}
+
 /* True for the records inspect checks from a streamed body. */
 static bool streamed(uint32_t type)
 {
@@ -50,9 +57,21 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
                         const struct stream_record *rec,
                         const struct xcc_inspect_headers *h,
                         struct xcc_inspect_totals *t, bool *page_records_seen,
-                        struct xcc_inspect_record *ir)
+                        struct xcc_inspect_record *ir, struct xrec_state *xs,
+                        char **fields)
 {
     uint64_t nr = t->nr_pfns ? t->nr_pfns : STREAM_PFN_LIMIT;
+
+    if (xrec_checked(rec->type)) {
+        /* Xen's domain state and XL_CONFIG: validated and decoded. */
+        char err[400];
+
+        if (xrec_check(xs, rec->type, rec->body, rec->length, err,
+                       sizeof(err), fields))
+            return stream_record_fail(r, rec, XCC_EBADSTREAM, "%s", err);
+        ir->fields_json = *fields;
+        return 0;
+    }
 
     switch (rec->type) {
     case STREAM_REC_PAGE_DATA: {
@@ -97,6 +116,7 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
             return -1;
         ir->nr_pfns = gi.nr_pfns;
         t->nr_pfns = gi.nr_pfns;
+        xs->nr_pfns = gi.nr_pfns;
         break;
     }
     case STREAM_REC_DIGEST: {
@@ -131,6 +151,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     struct stream_headers sh;
     bool page_records_seen = false;
     struct stream_order order;
+    struct xrec_state xs;
     int rc = -1, saved;
 
     stream_order_init(&order, STREAM_ORDER_ANY);
@@ -147,8 +168,11 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         snprintf(t->error, sizeof(t->error), "out of memory");
         return -1;
     }
+    xrec_state_init(&xs, 0, 0);
     if (stream_read_headers(r, &sh))
         goto out;
+    xrec_state_init(&xs, sh.dhdr_type, 0);
+    stream_reader_set_type_hook(r, inspect_note_page, &xs);
     h->version = sh.version;
     h->options = sh.options;
     h->domain_type = sh.dhdr_type;
@@ -167,6 +191,7 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
     for (;;) {
         struct stream_record rec;
         struct xcc_inspect_record ir;
+        char *fields = NULL;
         int kind;
 
         if (stream_read_record_head(r, &rec))
@@ -181,8 +206,11 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         /* The same record-order rules as restore's. */
         if (stream_order_check(r, &order, &rec) ||
             (!streamed(rec.type) && stream_read_record_body(r, &rec)) ||
-            inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
+            inspect_body(log, r, &rec, h, t, &page_records_seen, &ir, &xs,
+                         &fields)) {
+            free(fields);
             goto out;
+        }
         kind = record_kind(rec.type);
         t->bytes = stream_reader_offset(r);
         t->records++;
@@ -198,9 +226,11 @@ int xcc_stream_inspect(int fd, xentoollog_logger *log, unsigned flags,
         if (rec.type == STREAM_REC_END)
             t->end_seen = 1;
         if (cb && cb(opaque, h, &ir)) {
+            free(fields);
             errno = ECANCELED;
             goto out;
         }
+        free(fields);
         if (rec.type == STREAM_REC_END)
             break;
     }
@@ -214,6 +244,7 @@ out:
     if (rc && !t->error[0])
         snprintf(t->error, sizeof(t->error), "%s", xcc_strerror(saved));
     stream_reader_free(r);
+    xrec_state_free(&xs);
     errno = saved;
     return rc;
 }
