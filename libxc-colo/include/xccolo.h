@@ -647,6 +647,10 @@ struct xcc_save_params {
     uint64_t max_bandwidth; /* bytes per second on the fd, on average (a
                                token bucket, as QEMU's max-bandwidth); the
                                --max-downtime estimate uses it; 0: none */
+    const char *domain_config_json; /* libxl JSON config of the domain, or
+                               NULL; sent as an XL_CONFIG record (not with
+                               xen_compat); must stay valid until the
+                               saver is freed */
 };
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,

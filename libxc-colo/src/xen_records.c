@@ -149,8 +149,8 @@ static uint64_t frame_to_cr3(uint64_t frame, unsigned width)
 
 int xrec_vcpu_basic_to_pfns(uint8_t *ctx, size_t len, unsigned guest_width,
                             unsigned pt_levels, uint32_t vcpu_id,
-                            xrec_m2p_fn *m2p, void *opaque, char *err,
-                            size_t errlen)
+                            bool start_info, xrec_m2p_fn *m2p, void *opaque,
+                            char *err, size_t errlen)
 {
     struct ctx_layout l;
     uint64_t ents, frames, mfn, pfn;
@@ -159,7 +159,7 @@ int xrec_vcpu_basic_to_pfns(uint8_t *ctx, size_t len, unsigned guest_width,
         return fail(err, errlen, "vCPU %" PRIu32 ": context of %zu bytes for "
                     "a %u-byte guest", vcpu_id, len, guest_width);
     /* vCPU 0 carries the start_info frame in edx on suspend. */
-    if (vcpu_id == 0) {
+    if (vcpu_id == 0 && start_info) {
         mfn = ldw(ctx + l.edx, guest_width);
         pfn = m2p(opaque, mfn);
         if (pfn == UINT64_MAX)

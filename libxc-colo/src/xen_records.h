@@ -109,7 +109,8 @@ uint64_t xrec_p2m_frames(uint32_t start_pfn, uint32_t end_pfn,
 /*
  * Turns the machine frames of a vCPU context from xc_vcpu_getcontext (ctx,
  * len bytes, guest_width 4 or 8, pt_levels 3 or 4) into pfns, in place, as
- * libxenguest's saver does: start_info in edx (vCPU 0 only), the GDT
+ * libxenguest's saver does: start_info in edx (vCPU 0 of a suspended
+ * guest: start_info set; otherwise edx is left alone), the GDT
  * frames in use, cr3, and for 64-bit guests cr1 (the user page table,
  * when set). m2p(opaque, mfn) gives the pfn, or UINT64_MAX for a frame the
  * domain does not own. Returns 0, or -1 with a message in err naming the
@@ -118,8 +119,8 @@ uint64_t xrec_p2m_frames(uint32_t start_pfn, uint32_t end_pfn,
 typedef uint64_t xrec_m2p_fn(void *opaque, uint64_t mfn);
 int xrec_vcpu_basic_to_pfns(uint8_t *ctx, size_t len, unsigned guest_width,
                             unsigned pt_levels, uint32_t vcpu_id,
-                            xrec_m2p_fn *m2p, void *opaque, char *err,
-                            size_t errlen);
+                            bool start_info, xrec_m2p_fn *m2p, void *opaque,
+                            char *err, size_t errlen);
 
 /* ---- Decoders ----------------------------------------------------------- */
 

@@ -46,6 +46,10 @@ struct xen_dom {
     pthread_mutex_t p2m_lock;
     uint64_t *p2m;
     const char *p2m_source; /* "frame-list" or "m2p", for the log */
+    /* The mfns of the guest's p2m pages (frame-list source only; NULL
+     * otherwise): X86_PV_P2M_FRAMES (xen_state.c). */
+    uint64_t *p2m_leaves;
+    uint64_t nr_p2m_leaves;
     unsigned p2m_refreshes;
     uint64_t pagetable_writes_dropped; /* see xen.c, writable PV maps */
 
@@ -120,6 +124,16 @@ static inline uint64_t xen_p2m_lookup(const struct xen_dom *x, uint64_t pfn)
  */
 int xen_frame_types(struct xen_dom *x, const uint64_t *frames, uint8_t *types,
                     size_t n);
+
+/*
+ * mfn -> pfn for a PV domain (xen_m2p.c): 0 with *pfn when mfn backs a pfn
+ * of the domain, -1 with errno ERANGE when it does not. Takes p2m_lock.
+ */
+int xen_mfn_to_pfn(struct xen_dom *x, uint64_t mfn, uint64_t *pfn);
+
+/* The state_records op (xen_state.c). */
+int xen_state_records(xcc_domain *d, enum domain_state_phase phase,
+                      domain_record_fn *emit, void *opaque);
 
 /*
  * Dirty tracking by page digests, for PV guests when Xen has no log-dirty
