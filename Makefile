@@ -86,7 +86,8 @@ $(BUILD)/lib/pkgconfig/xccolo.pc: libxc-colo/xccolo.pc.in libxc-colo/include/xcc
 $(CLI): $(TOOL_OBJS) $(BUILD)/lib/libxccolo.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) -L$(BUILD)/lib -lxccolo \
-	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -ljson-c -lsodium -lm
+	    -Wl,-rpath,'$$ORIGIN/../lib' -lxentoollog -lxxhash -ljson-c -lsodium -lm \
+	    -lxenlight
 
 # Static: the helper runs library internals that the .so does not export.
 $(HELPER): libxc-colo/libexec/xcc-sim-guest.c $(BUILD)/lib/libxccolo.a
