@@ -665,6 +665,8 @@ if [ "$XENVM_XEN" != security ]; then
     fi
 fi
 
+run_part pvstate
+
 ###########################################################################
 echo "=== domU console (tail)"
 tail -n 5 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
@@ -731,5 +733,4 @@ else
     fi
     xl destroy guest-pvh 2>/dev/null
 fi
-run_part pvstate
 echo "XENVM_TESTS_DONE"
