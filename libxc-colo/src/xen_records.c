@@ -324,12 +324,12 @@ static bool pt_grow(struct xrec_state *s)
     return true;
 }
 
+/* L3 or L4, pinned or not (the types are 4 bits wide). */
 static bool is_toplevel(unsigned type)
 {
     unsigned base = type & ~XREC_TYPE_PIN;
 
-    return type >= XREC_TYPE_L3 && type <= (XREC_TYPE_PIN | XREC_TYPE_L4) &&
-           (base == XREC_TYPE_L3 || base == XREC_TYPE_L4);
+    return base == XREC_TYPE_L3 || base == XREC_TYPE_L4;
 }
 
 void xrec_note_page(struct xrec_state *s, uint64_t pfn, unsigned type)

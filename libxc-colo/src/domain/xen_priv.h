@@ -50,6 +50,7 @@ struct xen_dom {
      * otherwise): X86_PV_P2M_FRAMES (xen_state.c). */
     uint64_t *p2m_leaves;
     uint64_t nr_p2m_leaves;
+    bool said_not_suspended; /* xen_state.c warned once */
     unsigned p2m_refreshes;
     uint64_t pagetable_writes_dropped; /* see xen.c, writable PV maps */
 

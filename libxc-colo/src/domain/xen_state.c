@@ -217,8 +217,11 @@ static int emit_vcpu_basic(struct xen_dom *x, uint32_t id, bool suspended,
      * edx is sent as 0, and libxenguest will not restore such a stream.
      */
     if (id == 0 && !suspended) {
-        XCC_WARN(x->log, "xen", "dom%u is paused, not suspended: vCPU 0 "
-                 "carries no start_info frame (sent as 0)", x->domid);
+        if (!x->said_not_suspended)
+            XCC_WARN(x->log, "xen", "dom%u is paused, not suspended: vCPU 0 "
+                     "carries no start_info frame (sent as 0); libxenguest "
+                     "will not restore this stream", x->domid);
+        x->said_not_suspended = true;
         if (x->guest_width == 8)
             ctx.x64.user_regs.rdx = 0;
         else
