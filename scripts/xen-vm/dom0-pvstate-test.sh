@@ -18,6 +18,9 @@
 #                    `xl domname`
 #   pvstate_live     the same for save --live -c: accepted by inspect, state
 #                    records present once, after the last pages
+#   pvstate_2vcpu    a second PV domU with 2 vCPUs (guest-2vcpu): its save
+#                    carries a BASIC record for vCPU 0 and vCPU 1, each cr3
+#                    typed L4 (inspect accepts it) and below nr_pfns
 
 # pv_records FILE: the record names of an inspect --json output, in order.
 pv_records() {
@@ -133,3 +136,36 @@ else
     step pvstate_live FAIL "save rc $rc, inspect rc $irc, missing:$missing, order: $order, X86_PV_INFO x$n_info, TSC x$n_tsc"
 fi
 rm -f /tmp/img_pvstate_live
+
+echo "=== step pvstate_2vcpu: a domU with 2 vCPUs"
+xl create /etc/xen/guest-2vcpu.cfg > /tmp/create2.out 2>&1
+rc=$?
+show "xl create guest-2vcpu" /tmp/create2.out
+D2V=$(xl domid guest-2vcpu 2>/dev/null)
+if [ $rc != 0 ] || [ -z "$D2V" ] || ! wait_console 2vcpu XCC_WORKLOAD 180; then
+    step pvstate_2vcpu FAIL "the 2-vCPU domU did not start its workload (create rc $rc)"
+    tail -n 40 "$CONLOG_DIR/guest-guest-2vcpu.log" 2>/dev/null
+else
+    timed_save pvstate_2vcpu /tmp/img_pvstate_2v -c "xen:$D2V"
+    rc=$?
+    pv_check_image pvstate_2vcpu /tmp/img_pvstate_2v
+    ids=$(pv_field /tmp/pvstate_2vcpu.json X86_PV_VCPU_BASIC vcpu | tr '\n' ' ')
+    cr3s=$(pv_field /tmp/pvstate_2vcpu.json X86_PV_VCPU_BASIC cr3_pfn | tr '\n' ' ')
+    nr=$(sed -n 's/.*"name":"GUEST_INFO".*"nr_pfns":\([0-9]*\).*/\1/p' /tmp/pvstate_2vcpu.json)
+    vcpus_xl=$(xl vcpu-list "$D2V" 2>/dev/null | awk 'NR > 1 && $4 != "-" { n++ } END { print n + 0 }')
+    cfg_vcpus=$(pv_field /tmp/pvstate_2vcpu.json XL_CONFIG max_vcpus)
+    kv pvstate_2vcpu_ids "$ids"
+    kv pvstate_2vcpu_cr3_pfns "$cr3s"
+    kv pvstate_2vcpu_xl_vcpus "$vcpus_xl"
+    cr3_ok=1
+    for c in $cr3s; do [ -n "$nr" ] && [ "$c" -lt "$nr" ] || cr3_ok=0; done
+    if [ $rc = 0 ] && [ "$irc" = 0 ] && [ -z "$missing" ] && [ "$order" = ok ] &&
+        [ "$ids" = "0 1 " ] && [ "$vcpus_xl" = 2 ] && [ "$cfg_vcpus" = 2 ] &&
+        [ $cr3_ok = 1 ]; then
+        step pvstate_2vcpu PASS "vCPUs $ids(xl: $vcpus_xl, XL_CONFIG max_vcpus $cfg_vcpus), cr3 pfns $cr3s< $nr"
+    else
+        step pvstate_2vcpu FAIL "save rc $rc, inspect rc $irc, missing:$missing, order: $order, vCPU ids [$ids] (xl $vcpus_xl, config $cfg_vcpus), cr3 [$cr3s] nr $nr"
+    fi
+fi
+xl destroy guest-2vcpu 2>/dev/null
+rm -f /tmp/img_pvstate_2v
