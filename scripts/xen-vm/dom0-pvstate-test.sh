@@ -142,7 +142,7 @@ xl create /etc/xen/guest-2vcpu.cfg > /tmp/create2.out 2>&1
 rc=$?
 show "xl create guest-2vcpu" /tmp/create2.out
 D2V=$(xl domid guest-2vcpu 2>/dev/null)
-if [ $rc != 0 ] || [ -z "$D2V" ] || ! wait_console 2vcpu XCC_WORKLOAD 180; then
+if [ $rc != 0 ] || [ -z "$D2V" ] || ! wait_console guest-2vcpu XCC_WORKLOAD 180; then
     step pvstate_2vcpu FAIL "the 2-vCPU domU did not start its workload (create rc $rc)"
     tail -n 40 "$CONLOG_DIR/guest-guest-2vcpu.log" 2>/dev/null
 else
