@@ -54,7 +54,7 @@ Test(xen_state, basic_context_frames_become_pfns)
     struct xrec_vcpu_basic vb;
     char err[256] = "";
 
-    build_ctx64(ctx, MFN_BASE + 10, MFN_BASE + 11, 600, MFN_BASE + 6,
+    build_ctx64(ctx, MFN_BASE + 10, MFN_BASE + 11, 500, MFN_BASE + 6,
                 MFN_BASE + 7);
     cr_assert_eq(xrec_vcpu_basic_to_pfns(ctx, sizeof(ctx), 8, 4, 0, true,
                                          fake_m2p, NULL, err, sizeof(err)),
@@ -67,9 +67,11 @@ Test(xen_state, basic_context_frames_become_pfns)
     cr_expect_eq(vb.cr1_pfn, 11);
     /* cr1 keeps its valid bit, as libxenguest writes it. */
     cr_expect_eq(get64(ctx + XREC_CTX64_CTRLREG + 8), 1 | (11u << 12));
-    cr_expect_eq(vb.gdt_ents, 600);
-    cr_expect_eq(vb.gdt_frames, 2); /* 600 entries: 2 frames of 512 */
+    cr_expect_eq(vb.gdt_ents, 500);
+    cr_expect_eq(vb.gdt_frames, 1); /* 500 entries: 1 frame of 512 */
     cr_expect_eq(vb.gdt_pfn[0], 6);
+    /* The second slot is beyond the GDT in use: left as it was. */
+    cr_expect_eq(get64(ctx + XREC_CTX64_GDT_FRAMES + 8), 0xA5A5A5A5A5A5A5A5ull);
     cr_expect_eq(vb.start_info_pfn, 7);
     /* Untouched registers stay as they were. */
     cr_expect_eq(ctx[0], 0xA5);
