@@ -79,9 +79,9 @@ s += rec(0)
 open(os.path.join(out, "sim.stream"), "wb").write(s)
 
 x = headers(1, 4, 17) + rec(2, bytes([8, 4]) + b"\0" * 6)
-x += rec(3, struct.pack("<IIQ", 0, 1023, 0x123))
+x += rec(3, struct.pack("<IIQ", 0, 511, 0x123))
 x += page_data([(5, 0, os.urandom(PAGE)), (6, 0xC, os.urandom(PAGE)), (9, 0xF, None)])
-x += rec(4, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10) + rec(0x11, b"cpuid") + rec(0)
+x += rec(5, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10) + rec(0x11, b"cpuid-leaf".ljust(24, b".")) + rec(0)
 open(os.path.join(out, "xen-pv.stream"), "wb").write(x)
 EOF
 [ -s "$tmp/sim.stream" ] || { echo "FAIL: could not build the test streams"; exit 1; }
