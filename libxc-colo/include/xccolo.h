@@ -598,7 +598,10 @@ typedef int xcc_inspect_fn(void *opaque, const struct xcc_inspect_headers *h,
  * framing, padding, every count and pfn (PAGE_DATA, ZERO_PAGES and
  * XBZRLE_PAGES pfns against GUEST_INFO's nr_pfns when present, else 2^52),
  * each XBZRLE delta's run grammar, END last and nothing after it. Stock Xen
- * streams are accepted: Xen records are named and their bodies skipped.
+ * streams are accepted. Xen's x86 PV domain-state records and XL_CONFIG are
+ * checked (vCPU ids, cr3 typed L4 in PAGE_DATA, P2M_FRAMES against
+ * X86_PV_INFO, sizes) and decoded into fields_json; other Xen records are
+ * named and their bodies skipped.
  * flags: 0. totals (may be NULL) receives the counts. Returns 0, or -1 with
  * errno XCC_EBADSTREAM / XCC_ETRUNCATED at the first invalid record (the
  * message, naming the record and its offset, is logged and copied to
