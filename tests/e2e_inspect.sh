@@ -79,13 +79,13 @@ s += rec(0)
 open(os.path.join(out, "sim.stream"), "wb").write(s)
 
 x = headers(1, 4, 17) + rec(2, bytes([8, 4]) + b"\0" * 6)
-x += rec(3, struct.pack("<IIQ", 0, 1023, 0x123))
+x += rec(3, struct.pack("<IIQ", 0, 511, 0x123))
 # A pinned L4 as Xen's saver writes it: normalised (entries name pfns below
 # the guest's size, Xen's slots 256..272 zero); inspect checks that.
 l4 = struct.pack("<Q", 5 << 12 | 0x67) + b"\0" * (273 * 8 - 8) + \
     struct.pack("<Q", 9 << 12 | 0x67) + b"\0" * (PAGE - 274 * 8)
 x += page_data([(5, 0, os.urandom(PAGE)), (6, 0xC, l4), (9, 0xF, None)])
-x += rec(4, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10) + rec(0x11, b"cpuid") + rec(0)
+x += rec(5, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10) + rec(0x11, b"cpuid-leaf".ljust(24, b".")) + rec(0)
 open(os.path.join(out, "xen-pv.stream"), "wb").write(x)
 EOF
 [ -s "$tmp/sim.stream" ] || { echo "FAIL: could not build the test streams"; exit 1; }

@@ -218,9 +218,9 @@ entries = [(5, 0, p5), (6, 0, p6), (9, 0xF, None)]
 pd = struct.pack("<II", len(entries), 0)
 pd += b"".join(struct.pack("<Q", p | t << 60) for p, t, _ in entries)
 pd += b"".join(d for _, _, d in entries if d)
-x = hdr + rec(2, bytes([8, 4]) + b"\0" * 6) + rec(3, struct.pack("<IIQ", 0, 1023, 0x123))
-x += rec(1, pd) + rec(4, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10)
-x += rec(0x11, b"cpuid") + rec(0)
+x = hdr + rec(2, bytes([8, 4]) + b"\0" * 6) + rec(3, struct.pack("<IIQ", 0, 511, 0x123))
+x += rec(1, pd) + rec(5, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10)
+x += rec(0x11, b"cpuid-leaf".ljust(24, b".")) + rec(0)
 open(sys.argv[1], "wb").write(x)
 open(sys.argv[2], "wb").write(p5 + p6)
 XEN

@@ -663,7 +663,7 @@ static void build_xen_pv(struct bb *b)
     bb_headers(b, 1, 12, 4, 17);
     bb_record(b, STREAM_REC_X86_PV_INFO, pv_info, sizeof(pv_info));
     bb_u32(&body, 0);     /* p2m start pfn */
-    bb_u32(&body, 1023);  /* p2m end pfn */
+    bb_u32(&body, 511);   /* p2m end pfn: one frame of 512 entries */
     bb_u64(&body, 0x123); /* one p2m frame */
     bb_record(b, STREAM_REC_X86_PV_P2M_FRAMES, body.p, (uint32_t)body.len);
     body.len = 0;
@@ -684,16 +684,18 @@ static void build_xen_pv(struct bb *b)
     bb_put(&body, page_a, PAGE);
     bb_put(&body, page_b, PAGE);
     bb_record(b, STREAM_REC_PAGE_DATA, body.p, (uint32_t)body.len);
-    /* VCPU_BASIC: vcpu id, reserved, an odd-sized context blob. */
+    /* VCPU_BASIC: vcpu id, reserved, no context (libxenguest tolerates
+     * an empty one); EXTENDED: an odd-sized blob (at most 128 bytes). */
     body.len = 0;
     bb_u32(&body, 0);
     bb_u32(&body, 0);
-    bb_put(&body, "context-blob", 13);
     bb_record(b, STREAM_REC_X86_PV_VCPU_BASIC, body.p, (uint32_t)body.len);
+    bb_put(&body, "context-blob", 13);
     bb_record(b, STREAM_REC_X86_PV_VCPU_EXTENDED, body.p, (uint32_t)body.len);
     bb_record(b, STREAM_REC_STATIC_DATA_END, NULL, 0);
-    bb_record(b, STREAM_REC_X86_CPUID_POLICY, "cpuid-leaves....", 16);
-    bb_record(b, STREAM_REC_X86_MSR_POLICY, "msrs", 4);
+    /* One 24-byte CPUID leaf, one 16-byte MSR entry. */
+    bb_record(b, STREAM_REC_X86_CPUID_POLICY, "cpuid-leaf..............", 24);
+    bb_record(b, STREAM_REC_X86_MSR_POLICY, "msr-entry.......", 16);
     bb_record(b, STREAM_REC_END, NULL, 0);
     free(body.p);
 }
@@ -737,7 +739,12 @@ Test(stream, inspect_reads_stock_xen_hvm_stream)
     int err;
 
     bb_headers(&b, 2, 12, 4, 17);
-    bb_record(&b, STREAM_REC_X86_TSC_INFO, page_a, 24);
+    bb_u32(&body, 1); /* TSC mode always_emulate */
+    bb_u32(&body, 2400000);
+    bb_u64(&body, 12345678);
+    bb_u32(&body, 1);
+    bb_u32(&body, 0);
+    bb_record(&b, STREAM_REC_X86_TSC_INFO, body.p, (uint32_t)body.len);
     body.len = 0;
     bb_u32(&body, 2);
     bb_u32(&body, 0);

@@ -36,10 +36,14 @@ static void inspect_usage(FILE *out)
         "Reads a migration stream (a file, or stdin for '-') to its end,\n"
         "lists the headers and every record with its offset, type and\n"
         "length, counts pages by kind and validates every field. Stock Xen\n"
-        "streams are read too: Xen's records are named and skipped. An xl\n"
-        "save image (stock `xl save`, or `save --xen-compat` of a Xen\n"
-        "domain) is read whole: the xl header and its config (name, memory),\n"
-        "libxl's records, and the libxc stream inside.\n"
+        "streams are read too. Xen's domain-state records (X86_PV_INFO,\n"
+        "P2M_FRAMES, vCPU, TSC_INFO, SHARED_INFO, CPU policy) and XL_CONFIG\n"
+        "are validated and their fields decoded (vCPU ids, cr3 pfn, TSC\n"
+        "mode, guest width, the config's name and memory); other Xen\n"
+        "records are named and skipped. An xl save image (stock `xl save`,\n"
+        "or `save --xen-compat` of a Xen domain) is read whole: the xl\n"
+        "header and its config (name, memory), libxl's records, and the\n"
+        "libxc stream inside.\n"
         "Exits 1 at the first invalid record, naming it and its offset.\n\n"
         "  --json      one JSON object: headers, records, totals, error\n"
         "  -v          more detail per record (digests, STATS text)\n"
@@ -209,8 +213,31 @@ static void print_record_json(struct inspect_out *o,
     if (r->text && o->verbosity > 0)
         json_object_object_add(j, "stats",
                                latin1_string(r->text, r->text_len));
+    if (r->fields_json)
+        json_object_object_add(j, "fields",
+                               json_tokener_parse(r->fields_json));
     fputs(o->shown ? ",\n" : "\n", stdout);
     print_json(j);
+}
+
+/* Decoded fields of a Xen state or XL_CONFIG record: " key value" each,
+ * pfns and registers in hex. */
+static void print_fields_text(const char *fields_json)
+{
+    jobj *f = json_tokener_parse(fields_json);
+
+    if (!f)
+        return;
+    json_object_object_foreach(f, key, val)
+    {
+        if (json_object_is_type(val, json_type_string))
+            printf(" %s '%s'", key, json_object_get_string(val));
+        else if (strstr(key, "pfn") || strstr(key, "xcr0"))
+            printf(" %s %#" PRIx64, key, json_object_get_uint64(val));
+        else
+            printf(" %s %" PRIu64, key, json_object_get_uint64(val));
+    }
+    json_object_put(f);
 }
 
 static void print_record_text(struct inspect_out *o,
@@ -246,6 +273,8 @@ static void print_record_text(struct inspect_out *o,
             printf(", memory %s", hex);
         }
     }
+    if (r->fields_json)
+        print_fields_text(r->fields_json);
     if (r->optional && !r->known)
         printf(" (optional, skipped)");
     putchar('\n');

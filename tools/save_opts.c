@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "save_opts.h"
+#include "xl_config.h"
 
 /* A libxl config is a few KiB; xl's header takes at most 16 MiB. */
 #define XL_CONFIG_MAX (16u << 20)
@@ -278,6 +279,10 @@ xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
     if (o->verify < 0)
         o->verify = !o->p.xen_compat && !strncmp(dom, "sim:", 4);
     o->p.verify = o->verify;
+    /* A Xen domain's libxl config goes in the stream (XL_CONFIG); it lives
+     * as long as the program. */
+    if (!o->p.domain_config_json)
+        o->p.domain_config_json = xl_config_fetch(dom, log);
     o->p.progress = o->out.progress;
     return d;
 }

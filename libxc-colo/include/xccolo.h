@@ -572,6 +572,11 @@ struct xcc_inspect_record {
     /* PAGE_DATA page-table pages of an x86 PV stream checked normalised:
      * every present entry a pfn below nr_pfns, Xen's slots zero. */
     uint64_t pagetables_checked;
+    /* Xen's domain-state records (X86_PV_INFO, vCPU, TSC, ...) and
+     * XL_CONFIG: their decoded fields as one JSON object, NUL-terminated,
+     * valid during the callback; NULL for other records. Added in 1.1 at
+     * the end: the library fills this struct, callers only read it. */
+    const char *fields_json;
 };
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */
@@ -616,7 +621,10 @@ typedef int xcc_inspect_fn(void *opaque, const struct xcc_inspect_headers *h,
  * framing, padding, every count and pfn (PAGE_DATA, ZERO_PAGES and
  * XBZRLE_PAGES pfns against GUEST_INFO's nr_pfns when present, else 2^52),
  * each XBZRLE delta's run grammar, END last and nothing after it. Stock Xen
- * streams are accepted: Xen records are named and their bodies skipped.
+ * streams are accepted. Xen's x86 PV domain-state records and XL_CONFIG are
+ * checked (vCPU ids, cr3 typed L4 in PAGE_DATA, P2M_FRAMES against
+ * X86_PV_INFO, sizes) and decoded into fields_json; other Xen records are
+ * named and their bodies skipped.
  * flags: 0. totals (may be NULL) receives the counts. Returns 0, or -1 with
  * errno XCC_EBADSTREAM / XCC_ETRUNCATED at the first invalid record (the
  * message, naming the record and its offset, is logged and copied to
@@ -727,7 +735,10 @@ struct xcc_save_params {
                                     suspend itself for the final pass (or a
                                     checkpoint) before the save fails and it
                                     runs on; 0: 30000 */
-    const char *domain_config_json; /* libxl JSON config of the domain, or NULL */
+    const char *domain_config_json; /* libxl JSON config of the domain, or
+                               NULL; sent as an XL_CONFIG record (not with
+                               xen_compat: there it goes in the xl header);
+                               must stay valid until the saver is freed */
     int compress_level;   /* zstd level 1..19 for whole pages (the pages
                              XBZRLE does not cover), as COMPRESSED_PAGES
                              records; 0: off. Refused with xen_compat */

@@ -474,6 +474,9 @@ static int checkpoint_once(xcc_checkpointer *c, struct ckpt_entry *e,
     pass = save_last_pass(s);
     e->pages = pass->pages;
     e->dirty = pass->dirty_pages;
+    /* The domain state again, as libxenguest sends it every checkpoint. */
+    if (save_send_state(s, DOMAIN_STATE_TAIL) < 0)
+        goto out;
     if (c->verify && save_send_digest(s) < 0)
         goto out;
     e->digest_chunks = save_chunks_hashed(s) - hashed0;

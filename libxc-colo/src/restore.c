@@ -90,6 +90,7 @@ void xcc_restorer_free(xcc_restorer *r)
     xcc_map_cache_free(r->mc);
     stream_reader_free(r->rd);
     xl_reader_release(&r->xl);
+    xrec_state_free(&r->xs);
     free(r->populated);
     free(r->pfns);
     free(r->pages);
@@ -155,6 +156,11 @@ int restore_read_tail(xcc_restorer *r)
     return 0;
 }
 
+static void restore_note_page(void *opaque, uint64_t pfn, unsigned type)
+{
+    xrec_note_page(opaque, pfn, type);
+}
+
 int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info)
 {
     struct stream_record rec;
@@ -163,6 +169,8 @@ int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info)
         r->st.t_start = lib_now_ns();
         if (restore_read_headers(r) < 0)
             return -1;
+        xrec_state_init(&r->xs, r->h.dhdr_type, 0);
+        stream_reader_set_type_hook(r->rd, restore_note_page, &r->xs);
         r->info.domain_type = r->h.dhdr_type;
         r->info.page_size = r->h.page_size;
         r->info.version = r->h.version;
@@ -173,6 +181,7 @@ int xcc_restorer_begin(xcc_restorer *r, struct xcc_restore_stream_info *info)
             if (stream_parse_guest_info(r->rd, &rec, &gi) < 0)
                 return -1;
             r->info.nr_pfns = gi.nr_pfns;
+            r->xs.nr_pfns = gi.nr_pfns;
             r->guest_info_seen = true;
             r->gi_rec = rec;
             r->gi_rec.body = NULL;
@@ -534,7 +543,17 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
     default:
         /* STATS, STATIC_DATA_END, VERIFY and Xen's CPU/device state:
          * xc-colo restores memory only. restore_order() refused unknown
-         * mandatory types already. */
+         * mandatory types already. The PV state and XL_CONFIG are checked
+         * as inspect checks them (a bad one fails the restore), then
+         * skipped. */
+        if (xrec_checked(rec->type)) {
+            char err[400];
+
+            if (xrec_check(&r->xs, rec->type, rec->body, rec->length, err,
+                           sizeof(err), NULL))
+                return stream_rec_fail(r->rd, rec, XCC_EBADSTREAM, "%s",
+                                       err);
+        }
         XCC_DBG(r->log, CTX, "skipping %s record at offset %" PRIu64,
                 stream_record_name(rec->type), rec->offset);
         return 0;

@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "stream.h"
 #include "xl_format.h"
+#include "xen_records.h"
 
 struct xcc_restorer {
     int fd;
@@ -31,6 +32,7 @@ struct xcc_restorer {
     struct stream_record gi_rec; /* GUEST_INFO's header (body not kept) */
     struct stream_order order;   /* record-order rules, as inspect's */
     struct xl_reader xl;         /* an xl image's framing (xl.present) */
+    struct xrec_state xs;        /* Xen domain-state checks, as inspect's */
 
     xcc_domain *d;               /* set by run() */
     xcc_map_cache *mc;           /* writable */

@@ -324,10 +324,43 @@ void xcc_saver_free(xcc_saver *s)
     free(s);
 }
 
+static int emit_state_record(void *opaque, uint32_t type,
+                             const struct iovec *iov, int iovcnt)
+{
+    xcc_saver *s = opaque;
+
+    return stream_write_record(s->w, type, iov, iovcnt);
+}
+
+int save_send_state(xcc_saver *s, enum domain_state_phase phase)
+{
+    int n;
+
+    if (!s->d->ops->state_records)
+        return 0;
+    n = s->d->ops->state_records(s->d, phase, emit_state_record, s);
+    if (n < 0)
+        XCC_PERR(s->log, CTX, "cannot send the domain state of '%s'",
+                 s->d->name);
+    return n;
+}
+
+/* XL_CONFIG: the libxl configuration the caller fetched, as it is. */
+static int write_domain_config(xcc_saver *s)
+{
+    struct iovec iov = {
+        .iov_base = (void *)s->p.domain_config_json,
+        .iov_len = strlen(s->p.domain_config_json),
+    };
+
+    return stream_write_record(s->w, STREAM_REC_XL_CONFIG, &iov, 1);
+}
+
 int save_write_headers(xcc_saver *s)
 {
     struct xcc_domain_info *info = &s->d->info;
     uint32_t type = info->stream_type;
+    int n;
 
     /* Xen has no sim domain type: a Xen-only stream calls the guest HVM. */
     if (s->p.xen_compat && type == XCC_DHDR_TYPE_SIM)
@@ -337,10 +370,20 @@ int save_write_headers(xcc_saver *s)
     if (stream_write_headers(s->w, type, s->page_shift, info->xen_major,
                              info->xen_minor) < 0)
         return -1;
-    if (s->p.xen_compat)
-        return stream_write_static_data_end(s->w);
-    return stream_write_guest_info(s->w, s->nr_pfns, s->page_size,
-                                   STREAM_GUEST_INFO_TYPED_PFNS);
+    if (!s->p.xen_compat) {
+        if (stream_write_guest_info(s->w, s->nr_pfns, s->page_size,
+                                    STREAM_GUEST_INFO_TYPED_PFNS) < 0)
+            return -1;
+        /* Early, so that a reader knows the vCPU count before any vCPU. */
+        if (s->p.domain_config_json && write_domain_config(s) < 0)
+            return -1;
+    }
+    n = save_send_state(s, DOMAIN_STATE_STATIC);
+    if (n < 0)
+        return -1;
+    if ((s->p.xen_compat || n > 0) && stream_write_static_data_end(s->w) < 0)
+        return -1;
+    return save_send_state(s, DOMAIN_STATE_START) < 0 ? -1 : 0;
 }
 
 static void digest_mark_dirty(xcc_saver *s);
@@ -951,6 +994,9 @@ void xcc_saver_cancel(xcc_saver *s)
 
 static int finish(xcc_saver *s)
 {
+    /* The vCPUs, TSC and shared info, with the guest stopped. */
+    if (save_send_state(s, DOMAIN_STATE_TAIL) < 0)
+        return -1;
     if (s->p.verify && save_send_digest(s) < 0)
         return -1;
     /* The last chance to notice a cancel or a destroyed guest before the

@@ -193,4 +193,11 @@ int64_t save_harvest(xcc_saver *s, bool final);
  */
 int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed);
 
+/*
+ * The backend's domain-state records of one phase (ops->state_records;
+ * none when the backend has no such op), written to the current writer.
+ * Returns the number of records, or -1 with errno (logged).
+ */
+int save_send_state(xcc_saver *s, enum domain_state_phase phase);
+
 #endif /* XCC_SAVE_H */

@@ -162,6 +162,8 @@ const char *stream_record_name(uint32_t type)
         return "STATS";
     case STREAM_REC_COMPRESSED_PAGES:
         return "COMPRESSED_PAGES";
+    case STREAM_REC_XL_CONFIG:
+        return "XL_CONFIG";
     default:
         return "UNKNOWN";
     }
@@ -863,7 +865,17 @@ struct stream_reader {
     bool use_bits;
     void *zdec; /* compress.c's decoder */
     char err[512];
+    /* Told every PAGE_DATA entry's pfn and type (xen_records.c). */
+    stream_type_hook *type_hook;
+    void *type_hook_opaque;
 };
+
+void stream_reader_set_type_hook(struct stream_reader *r,
+                                 stream_type_hook *fn, void *opaque)
+{
+    r->type_hook = fn;
+    r->type_hook_opaque = opaque;
+}
 
 struct stream_reader *stream_reader_new(int fd, xentoollog_logger *log)
 {
@@ -1652,6 +1664,9 @@ static int parse_page_data(struct stream_reader *r,
             r->ptrs[i] = NULL;
         }
     }
+    if (r->type_hook)
+        for (uint32_t i = 0; i < count; i++)
+            r->type_hook(r->type_hook_opaque, r->pfns[i], r->types[i]);
     out->count = count;
     out->pfns = r->pfns;
     out->types = r->types;
@@ -2046,6 +2061,8 @@ int stream_check_page_data(struct stream_reader *r,
                 }
                 ndata++;
             }
+            if (r->type_hook)
+                r->type_hook(r->type_hook_opaque, pfn, type);
         }
     }
     expect = 8 + 8 * (uint64_t)count + (uint64_t)ndata * r->page_size;

@@ -88,6 +88,8 @@
 #define STREAM_REC_DIGEST 0x58430004u
 #define STREAM_REC_STATS (STREAM_REC_OPTIONAL | 0x58430005u) /* optional */
 #define STREAM_REC_COMPRESSED_PAGES 0x58430007u /* zstd pages: compress.h */
+/* The domain's libxl configuration (JSON); xen_records.h. */
+#define STREAM_REC_XL_CONFIG 0x58430006u
 
 /* PAGE_DATA pfn entry: type in bits 60..63, pfn in bits 0..51, rest zero. */
 #define STREAM_PFN_MASK 0x000FFFFFFFFFFFFFull
@@ -339,9 +341,10 @@ uint64_t stream_reader_offset(const struct stream_reader *r);
 /* The last error message logged by this reader or its parsers ("" if none). */
 const char *stream_reader_error(const struct stream_reader *r);
 
-/* For parsers outside stream.c (compress.c): logs one error about rec
- * (name, hex type, offset, then fmt), keeps it as the reader's error and
- * sets errno to err. Returns -1. */
+/* For parsers and checks outside stream.c (compress.c, the Xen state
+ * checks of xen_records.c run by inspect and restore): logs one error
+ * about rec (name, hex type, offset, then fmt), keeps it as the reader's
+ * error and sets errno to err. Returns -1. */
 int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
                     int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -349,6 +352,13 @@ int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
 /* A slot for compress.c's decoder state, freed with the reader
  * (compress_dec_free). */
 void **stream_reader_zdec(struct stream_reader *r);
+/* fn(opaque, pfn, type) for every entry of every PAGE_DATA record that
+ * stream_parse_page_data() or stream_check_page_data() validates, in
+ * stream order (the checker of Xen's vCPU records wants each pfn's last
+ * page-table type). NULL: none. */
+typedef void stream_type_hook(void *opaque, uint64_t pfn, unsigned type);
+void stream_reader_set_type_hook(struct stream_reader *r,
+                                 stream_type_hook *fn, void *opaque);
 
 /* ---- Body parsers ---------------------------------------------------------
  *

@@ -6,11 +6,13 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compress.h"
 #include "stream.h"
 #include "xen_pt.h"
+#include "xen_records.h"
 
 #define CTX "inspect"
 
@@ -72,6 +74,11 @@ static int check_pagetable(void *opaque, uint64_t pfn, unsigned type,
     return 0;
 }
 
+static void inspect_note_page(void *opaque, uint64_t pfn, unsigned type)
+{
+    xrec_note_page(opaque, pfn, type);
+}
+
 /* True for the records inspect checks from a streamed body. */
 static bool streamed(uint32_t type)
 {
@@ -85,9 +92,21 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
                         const struct stream_record *rec,
                         const struct xcc_inspect_headers *h,
                         struct xcc_inspect_totals *t, bool *page_records_seen,
-                        struct xcc_inspect_record *ir)
+                        struct xcc_inspect_record *ir, struct xrec_state *xs,
+                        char **fields)
 {
     uint64_t nr = t->nr_pfns ? t->nr_pfns : STREAM_PFN_LIMIT;
+
+    if (xrec_checked(rec->type)) {
+        /* Xen's domain state and XL_CONFIG: validated and decoded. */
+        char err[400];
+
+        if (xrec_check(xs, rec->type, rec->body, rec->length, err,
+                       sizeof(err), fields))
+            return stream_rec_fail(r, rec, XCC_EBADSTREAM, "%s", err);
+        ir->fields_json = *fields;
+        return 0;
+    }
 
     switch (rec->type) {
     case STREAM_REC_PAGE_DATA: {
@@ -147,6 +166,7 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
             return -1;
         ir->nr_pfns = gi.nr_pfns;
         t->nr_pfns = gi.nr_pfns;
+        xs->nr_pfns = gi.nr_pfns;
         break;
     }
     case STREAM_REC_DIGEST: {
@@ -198,6 +218,7 @@ int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
     bool page_records_seen = false;
     struct stream_order order;
     struct pt_check ptc = {.t = t};
+    struct xrec_state xs;
     int rc = -1, saved;
 
     stream_order_init(&order, STREAM_ORDER_ANY);
@@ -206,9 +227,12 @@ int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
         snprintf(t->error, sizeof(t->error), "out of memory");
         return -1;
     }
+    xrec_state_init(&xs, 0, 0);
     stream_reader_set_offset(r, offset);
     if (stream_read_headers_prefixed(r, prefix, prefix_len, &sh))
         goto out;
+    xrec_state_init(&xs, sh.dhdr_type, 0);
+    stream_reader_set_type_hook(r, inspect_note_page, &xs);
     h->version = sh.version;
     h->options = sh.options;
     h->domain_type = sh.dhdr_type;
@@ -230,6 +254,7 @@ int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
         struct stream_record rec;
         struct xcc_inspect_record ir;
         uint64_t checked0 = ptc.checked;
+        char *fields = NULL;
         int kind;
 
         if (stream_read_record_head(r, &rec))
@@ -244,8 +269,11 @@ int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
         /* The same record-order rules as restore's. */
         if (stream_order_check(r, &order, &rec) ||
             (!streamed(rec.type) && stream_read_record_body(r, &rec)) ||
-            inspect_body(log, r, &rec, h, t, &page_records_seen, &ir))
+            inspect_body(log, r, &rec, h, t, &page_records_seen, &ir, &xs,
+                         &fields)) {
+            free(fields);
             goto out;
+        }
         ir.pagetables_checked = ptc.checked - checked0;
         kind = record_kind(rec.type);
         t->bytes = stream_reader_offset(r);
@@ -262,9 +290,11 @@ int stream_inspect_at(int fd, xentoollog_logger *log, const uint8_t *prefix,
         if (rec.type == STREAM_REC_END)
             t->end_seen = 1;
         if (cb && cb(opaque, h, &ir)) {
+            free(fields);
             errno = ECANCELED;
             goto out;
         }
+        free(fields);
         if (rec.type == STREAM_REC_END)
             break;
         if (wrapped && rec.type == STREAM_REC_CHECKPOINT) {
@@ -289,6 +319,7 @@ out:
     if (rc && !t->error[0])
         snprintf(t->error, sizeof(t->error), "%s", xcc_strerror(saved));
     stream_reader_free(r);
+    xrec_state_free(&xs);
     errno = saved;
     return rc;
 }

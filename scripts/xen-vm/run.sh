@@ -251,10 +251,11 @@ while [ -n "$todo" ]; do
     todo=$next
 done
 
-for n in guest guest-target guest-fresh guest-ckpt guest-tcp guest-mig guest-pvh guest-pvh-target; do
+for n in guest guest-target guest-fresh guest-ckpt guest-tcp guest-mig guest-pvh guest-pvh-target guest-2vcpu; do
     case $n in *pvh*) ty=pvh ;; *) ty=pv ;; esac
+    case $n in *2vcpu*) nv=2 ;; *) nv=1 ;; esac
     sed -e "s/@NAME@/$n/" -e "s/@MEM@/$GUEST_MB/" -e "s/@TYPE@/$ty/" \
-        "$HERE/guest.cfg.in" > "$O/etc/xen/$n.cfg"
+        -e "s/@VCPUS@/$nv/" "$HERE/guest.cfg.in" > "$O/etc/xen/$n.cfg"
 done
 install -m 755 "$HERE/dom0-init.sh" "$O/init"
 install -m 644 "$HERE/dom0-test.sh" "$O/test.sh"

@@ -24,6 +24,18 @@ struct xcc_domain_info {
     uint32_t xen_minor;
 };
 
+/* The phases of a save that carry domain-state records (state_records). */
+enum domain_state_phase {
+    DOMAIN_STATE_STATIC = 1,
+    DOMAIN_STATE_START = 2,
+    DOMAIN_STATE_TAIL = 3,
+};
+
+struct iovec;
+/* Takes one record: 0, or -1 with errno (the write failed, logged). */
+typedef int domain_record_fn(void *opaque, uint32_t type,
+                             const struct iovec *iov, int iovcnt);
+
 struct xcc_domain_ops {
     const char *kind; /* "sim" or "xen" */
 
@@ -94,6 +106,20 @@ struct xcc_domain_ops {
      */
     int (*suspend)(xcc_domain *d, uint32_t timeout_ms);
     int (*resume)(xcc_domain *d);
+
+    /*
+     * Optional (NULL: none, as for sim): the backend's domain-state records
+     * for one phase of a save, in Xen's record format (xen_records.h),
+     * handed to emit(opaque, type, iov, iovcnt) one record at a time, the
+     * body as the concatenation of iov[]. STATIC: before STATIC_DATA_END
+     * (X86_PV_INFO, CPU policy); START: after it, before the first page
+     * (X86_PV_P2M_FRAMES); TAIL: after the last pages of a save or of a
+     * checkpoint, with the guest paused or suspended (TSC, shared info,
+     * every online vCPU). Returns the number of records emitted, or -1
+     * with errno after logging (or emit's -1).
+     */
+    int (*state_records)(xcc_domain *d, enum domain_state_phase phase,
+                         domain_record_fn *emit, void *opaque);
 
     /* Restore side: make pfns exist (allocate their memory). */
     int (*populate)(xcc_domain *d, const uint64_t *pfns, size_t n);

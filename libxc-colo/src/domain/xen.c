@@ -705,6 +705,7 @@ static void xen_close(xcc_domain *d)
         xc_interface_close(x->xch);
     pthread_mutex_destroy(&x->p2m_lock);
     free(x->p2m);
+    free(x->p2m_leaves);
     free(x->last_class);
     free(x->moved);
     free(x);
@@ -764,6 +765,7 @@ static const struct xcc_domain_ops xen_ops = {
     .normalise = xen_normalise,
     .suspend = xen_suspend,
     .resume = xen_resume,
+    .state_records = xen_state_records,
     .populate = xen_populate,
     .close = xen_close,
     .lock = xen_lock,

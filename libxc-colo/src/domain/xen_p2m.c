@@ -240,6 +240,11 @@ static int p2m_from_frame_lists(struct xen_dom *x, uint64_t max_mfn,
     *out = p2m;
     *out_n = max_pfn;
     p2m = NULL;
+    /* Kept for X86_PV_P2M_FRAMES. */
+    free(x->p2m_leaves);
+    x->p2m_leaves = (uint64_t *)p2m_frames;
+    x->nr_p2m_leaves = n_p2m;
+    p2m_frames = NULL;
     ret = 1;
 out:
     free(fl_frames);
@@ -385,6 +390,9 @@ int xen_p2m_build(struct xen_dom *x)
     if (rc == 1) {
         x->p2m_source = "frame-list";
     } else {
+        free(x->p2m_leaves);
+        x->p2m_leaves = NULL;
+        x->nr_p2m_leaves = 0;
         if (p2m_from_m2p(x, max_mfn, &p2m, &n) < 0)
             return -1;
         x->p2m_source = "m2p";

@@ -47,6 +47,11 @@ struct xen_dom {
     pthread_mutex_t p2m_lock;
     uint64_t *p2m;
     const char *p2m_source; /* "frame-list" or "m2p", for the log */
+    /* The mfns of the guest's p2m pages (frame-list source only; NULL
+     * otherwise): X86_PV_P2M_FRAMES (xen_state.c). */
+    uint64_t *p2m_leaves;
+    uint64_t nr_p2m_leaves;
+    bool said_not_suspended; /* xen_state.c warned once */
     unsigned p2m_refreshes;
     uint64_t pagetable_writes_dropped; /* see xen.c, writable PV maps */
 
@@ -158,6 +163,10 @@ int xen_normalise_page(struct xen_dom *x, uint64_t pfn, unsigned type,
 
 /* Unmaps the M2P if xen_m2p.c mapped it. */
 void xen_m2p_unmap(struct xen_dom *x);
+
+/* The state_records op (xen_state.c). */
+int xen_state_records(xcc_domain *d, enum domain_state_phase phase,
+                      domain_record_fn *emit, void *opaque);
 
 /*
  * Dirty tracking by page digests, for PV guests when Xen has no log-dirty
