@@ -60,9 +60,18 @@ target() {
     echo "$tag-$1"
 }
 
+# The sim guests' directory, as sim_paths.c picks it.
+if [ -n "${XCC_SIM_ROOT:-}" ]; then
+    simroot=$XCC_SIM_ROOT
+elif [ "$(id -u)" = 0 ]; then
+    simroot=/dev/shm/xc-colo
+else
+    simroot=/dev/shm/xc-colo-$(id -u)
+fi
+
 # allocated NAME: KiB of the sim guest's RAM file that hold blocks.
 allocated() {
-    du -k "/dev/shm/xc-colo/$1/ram" 2>/dev/null | cut -f1
+    du -k "$simroot/$1/ram" 2>/dev/null | cut -f1
 }
 
 # ---- The streams ----------------------------------------------------------
@@ -216,7 +225,7 @@ t=$(target z0)
     bad "restore of 64 MiB of ZERO_PAGES: $(cat "$tmp/out")"
 kib=$(allocated "$t")
 if [ -z "$kib" ]; then
-    bad "cannot find the RAM file of sim:$t under /dev/shm/xc-colo"
+    bad "cannot find the RAM file of sim:$t under $simroot"
 elif [ "$kib" -le 1024 ]; then
     ok "64 MiB of ZERO_PAGES into a fresh target: $kib KiB of /dev/shm"
 else
