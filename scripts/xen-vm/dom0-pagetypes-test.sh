@@ -76,7 +76,7 @@ mem=$(xl list "$D" 2>/dev/null | awk 'NR == 2 { print $3 }')
 if [ -n "$mem" ] && xl mem-set "$D" "$((mem - 32))m" 2>/tmp/pt_memset.err; then
     i=0
     while [ "$(xl list "$D" | awk 'NR == 2 { print $3 }')" -gt "$((mem - 32))" ]; do
-        i=$((i + 1)); [ $i -gt 30 ] && break
+        i=$((i + 1)); [ $i -gt 90 ] && break
         sleep 1
     done
     kv pagetypes_balloon_mem "$(xl list "$D" | awk 'NR == 2 { print $3 }')"
