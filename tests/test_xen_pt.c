@@ -263,6 +263,23 @@ Test(xen_m2p, normalise_op_defers_then_fails_paused, .init = setup,
     cr_expect_eq(xen_normalise_page(&x, 7, XCC_PFN_L1TAB, page, true), -1);
     cr_expect_neq(errno, EAGAIN);
 
+    /*
+     * A frame in no pfn of the guest (M2P invalid: Xen's shared_info or a
+     * grant frame). Live: deferred. Paused and not suspended: the entry
+     * is dropped, the rest normalised.
+     */
+    memset(page, 0, sizeof(page));
+    page[0] = pte(MFN(2), 0x67);
+    page[9] = pte(0x10f0, 0x8000000000000067ull);
+    errno = 0;
+    cr_expect_eq(xen_normalise_page(&x, 7, XCC_PFN_L1TAB, page, false), -1);
+    cr_expect_eq(errno, EAGAIN);
+    page[0] = pte(MFN(2), 0x67);
+    page[9] = pte(0x10f0, 0x8000000000000067ull);
+    cr_assert_eq(xen_normalise_page(&x, 7, XCC_PFN_L1TAB, page, true), 0);
+    cr_expect_eq(page[0], pte(2, 0x67));
+    cr_expect_eq(page[9], 0);
+
     /* Not a page table: refused (the saver never asks). */
     cr_expect_eq(xen_normalise_page(&x, 7, XCC_PFN_NORMAL, page, false), -1);
     cr_expect_eq(errno, EINVAL);

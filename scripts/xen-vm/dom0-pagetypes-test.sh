@@ -30,8 +30,8 @@ if timed_save pagetypes_save "$PT_IMG" --live --xbzrle -c "xen:$D"; then
     # Page-table entries of PAGE_DATA, summed over the types listed.
     sent=$(echo "$pd" | tr ',' '\n' | awk '{ n += $2 } END { print n + 0 }')
     # Per pass, then the total: page tables left for a later pass.
-    deferred=$(grep -o '"pagetables-deferred":[0-9]*' /tmp/pagetypes_save.json |
-        cut -d: -f2 | tr '\n' ' ')
+    deferred=$(grep -o '"pagetables-deferred": *[0-9]*' /tmp/pagetypes_save.json |
+        cut -d: -f2 | tr -d ' ' | tr '\n' ' ')
     kv pagetypes_page_data "\"$pd\""
     kv pagetypes_zero_pages "\"$zp\""
     kv pagetypes_xbzrle_pages "\"$xb\""
@@ -53,8 +53,9 @@ if timed_save pagetypes_save "$PT_IMG" --live --xbzrle -c "xen:$D"; then
     # (normal RAM is type 0; page tables show up when one was all zero or
     # re-sent as a delta, which a quiet guest may not do: see the balloon
     # step below).
-    ztypes=$(grep -o '"zero_pages":{[^}]*}' /tmp/pt_totals.json)
-    xtypes=$(grep -o '"xbzrle_pages":{[^}]*}' /tmp/pt_totals.json)
+    bytype=$(grep -o '"pages_by_type":.*' /tmp/pt_totals.json)
+    ztypes=$(echo "$bytype" | grep -o '"zero_pages":{[^}]*}')
+    xtypes=$(echo "$bytype" | grep -o '"xbzrle_pages":{[^}]*}')
     if [ $irc = 0 ] && [ -n "$ztypes" ] && [ -n "$xtypes" ]; then
         step pagetypes_typed_zero_xbzrle PASS "$ztypes $xtypes; page tables: ZERO_PAGES ${zp:-none}, XBZRLE_PAGES ${xb:-none}"
     else
@@ -76,7 +77,7 @@ mem=$(xl list "$D" 2>/dev/null | awk 'NR == 2 { print $3 }')
 if [ -n "$mem" ] && xl mem-set "$D" "$((mem - 32))m" 2>/tmp/pt_memset.err; then
     i=0
     while [ "$(xl list "$D" | awk 'NR == 2 { print $3 }')" -gt "$((mem - 32))" ]; do
-        i=$((i + 1)); [ $i -gt 30 ] && break
+        i=$((i + 1)); [ $i -gt 90 ] && break
         sleep 1
     done
     kv pagetypes_balloon_mem "$(xl list "$D" | awk 'NR == 2 { print $3 }')"

@@ -12,14 +12,17 @@
  * does not link libxenguest for it.
  *
  * Xen's own pages shared with a PV guest (shared_info, the grant-table
- * frames) are owned by the domain but in no pfn: Xen writes their M2P
- * entry invalid. A Linux guest maps them and unmaps them itself when it
- * suspends, so libxenguest, which saves only suspended guests, treats
- * such an entry as an error. A guest that was only paused still maps them:
- * in a paused pass of a guest that is not suspended, an entry naming a
- * frame the domain owns whose M2P entry is no pfn of the guest is dropped
- * (written as 0, counted and logged once per table); the guest maps them
- * again when it resumes. Every other foreign frame is an error there.
+ * frames) are in no pfn of the guest: Xen writes their M2P entry invalid
+ * (and its type query calls them XTAB, as "special" pages). A Linux guest
+ * maps them and unmaps them itself when it suspends, so libxenguest, which
+ * saves only suspended guests, treats such an entry as an error. A guest
+ * that was only paused still maps them: in a paused pass of a guest that
+ * is not suspended, an entry naming a frame whose M2P entry is no pfn of
+ * the guest is dropped (written as 0, counted and logged per table); the
+ * guest maps those pages again when it resumes. (A paused guest cannot map
+ * a frame it gave back: its mapping holds a reference.) A frame whose M2P
+ * entry names a pfn of the guest that the p2m maps elsewhere stays an
+ * error there.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -124,17 +127,13 @@ struct lookup_ctx {
 static int lookup_cb(void *opaque, uint64_t mfn, uint64_t *pfn)
 {
     struct lookup_ctx *c = opaque;
-    uint8_t type;
 
     if (lookup_locked(c->x, mfn, pfn) == 0)
         return 0;
     if (!c->drop_shared || (mfn < c->x->m2p_entries &&
                             c->x->m2p[mfn] < c->x->nr_pfns))
         return -1;
-    /* Owned by the domain (not XTAB), in none of its pfns: Xen's. */
-    if (xen_frame_types(c->x, &mfn, &type, 1) < 0 || type == XCC_PFN_XTAB)
-        return -1;
-    return 1;
+    return 1; /* in no pfn of the guest: Xen's page, mapped by a paused guest */
 }
 
 /* True when the domain is shut down for a suspend (not merely paused). */
