@@ -156,9 +156,10 @@ for mode in nolive live; do
         cmp -s /tmp/compat_xl.rec "/tmp/compat_ours_$mode.rec"; then
         same=$((same + 1))
     else
-        echo "    [compat $mode] save exit $src, inspect exit $irc; xl save (<) vs ours (>):"
-        diff /tmp/compat_xl.rec "/tmp/compat_ours_$mode.rec" | grep '^[<>]' |
-            sed 's/^/    /' | head -n 20
+        echo "    [compat $mode] save exit $src, inspect exit $irc; ours: $(tr '\n' ' ' < "/tmp/compat_ours_$mode.rec")"
+        # busybox diff is unified: '-' xl save's, '+' ours.
+        diff /tmp/compat_xl.rec "/tmp/compat_ours_$mode.rec" | grep '^[-+][^-+]' |
+            sed 's/^/    [xl save - ours +] /' | head -n 20
     fi
     case "$(domstate guest)" in *p*) xl unpause guest ;; esac
 done
@@ -197,6 +198,7 @@ for mode in nolive live; do
     D=$(xl domid guest 2>/dev/null)
     if [ $rrc != 0 ] || [ -z "$D" ]; then
         echo "    [compat $mode] xl restore failed"
+        tail -n 20 /var/log/xen/xl-guest.log 2>/dev/null | sed 's/^/    [xl-guest.log] /'
         compat_recreate
         continue
     fi
