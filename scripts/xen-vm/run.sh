@@ -208,7 +208,7 @@ gcc -static -O2 -Wall -Wextra -Werror -o "$RUN/xcc-count" "$HERE/xcc_count.c"
 gcc -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
     -I"$TOP/libxc-colo/include" -I"$TOP/libxc-colo/src" -pthread \
     -o "$RUN/xen-ops-test" "$HERE/xen_ops_test.c" "$BUILD/lib/libxccolo.a" \
-    -lxenctrl -lxenforeignmemory -lxenstore -lxenguest -lxentoollog -lxxhash -ljson-c -lpthread -lm
+    -lxenctrl -lxenforeignmemory -lxenstore -lxenguest -lxentoollog -lxxhash -ljson-c -lzstd -lpthread -lm
 
 cp -a "$BASE/domuroot/." "$RUN/domuroot/"
 install -m 755 "$HERE/domu-init.sh" "$RUN/domuroot/init"
