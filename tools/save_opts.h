@@ -31,6 +31,7 @@ enum {
     SAVE_OPT_MODE,
     SAVE_OPT_AUTH_KEY_FILE,
     SAVE_OPT_MAX_BANDWIDTH,
+    SAVE_OPT_THREADS,
     SAVE_OPT_END,
 };
 
@@ -56,6 +57,7 @@ enum {
         {"mode", required_argument, NULL, SAVE_OPT_MODE},                      \
         {"auth-key-file", required_argument, NULL, SAVE_OPT_AUTH_KEY_FILE},    \
         {"max-bandwidth", required_argument, NULL, SAVE_OPT_MAX_BANDWIDTH},    \
+        {"threads", required_argument, NULL, SAVE_OPT_THREADS},                \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* struct option entries of the live phase's other stop conditions

@@ -26,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "digest.h"
+#include "page_cache.h"
 #include "save.h"
 
 #define CTX "save"
@@ -66,6 +68,10 @@ static void *xalloc(xcc_saver *s, size_t n, const char *what)
     return p;
 }
 
+static unsigned lanes_wanted(uint32_t threads);
+static int lanes_new(xcc_saver *s);
+static void lanes_free(xcc_saver *s);
+
 xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
                          const struct xcc_save_params *p,
                          xentoollog_logger *log)
@@ -100,6 +106,12 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         errno = EINVAL;
         return NULL;
     }
+    if (p->threads > XCC_SAVE_MAX_THREADS) {
+        XCC_ERR(log, CTX, "%" PRIu32 " encoding threads: at most %u",
+                p->threads, XCC_SAVE_MAX_THREADS);
+        errno = EINVAL;
+        return NULL;
+    }
     if (p->batch_pages > SAVE_MAX_BATCH) {
         XCC_ERR(log, CTX, "batch of %" PRIu32 " pages: at most %u",
                 p->batch_pages, SAVE_MAX_BATCH);
@@ -129,6 +141,7 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->page_size = info.page_size;
     s->page_shift = log2_u32(info.page_size);
     s->batch = s->p.batch_pages ? s->p.batch_pages : SAVE_DEFAULT_BATCH;
+    s->nlanes = lanes_wanted(s->p.threads);
 
     s->st.live = s->p.live;
     s->st.use_xbzrle = s->p.xbzrle;
@@ -172,7 +185,9 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
             errno = EINVAL;
             goto fail;
         }
-        s->pc = xcc_page_cache_new((size_t)budget, s->page_size);
+        s->pc = page_cache_new_sharded(
+            (size_t)budget, s->page_size,
+            page_cache_max_shards((size_t)budget, s->page_size, s->nlanes));
         if (!s->pc) {
             XCC_PERR(log, CTX, "cannot create an XBZRLE cache of %" PRIu64
                      " bytes", budget);
@@ -186,6 +201,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         if (!s->xb_pfns || !s->xb_lens || !s->xb_data || !s->copies)
             goto fail;
     }
+    if (lanes_new(s) < 0)
+        goto fail;
 
     if (s->p.verify) {
         s->nchunks = digest_nchunks(s->nr_pfns, s->page_size);
@@ -224,6 +241,7 @@ void xcc_saver_free(xcc_saver *s)
     if (!s)
         return;
     xcc_map_cache_free(s->mc);
+    lanes_free(s);
     xcc_page_cache_free(s->pc);
     stream_writer_free(s->w);
     free(s->dirty);
@@ -305,31 +323,36 @@ static void map_cache_delta(const struct xcc_map_cache_stats *a,
     out->evictions = b->evictions - a->evictions;
 }
 
-/* Writes the records of one classified slice. */
+/* Writes the records of one classified slice, lane by lane. */
 static int flush_slice(xcc_saver *s)
 {
-    if (s->n_zero && stream_write_zero_pages(s->w, s->zero_pfns, s->n_zero) < 0)
-        return -1;
-    if (s->n_xb && stream_write_xbzrle_pages(s->w, s->xb_pfns, s->xb_lens,
-                                             s->n_xb, s->xb_data) < 0)
-        return -1;
-    if (s->n_out &&
-        stream_write_page_data(s->w, s->out_pfns, s->out_types, s->n_out,
-                               s->out_pages, s->page_size) < 0)
-        return -1;
-    s->n_zero = s->n_xb = s->n_out = s->n_out_data = 0;
-    s->xb_used = 0;
-    s->n_copies = 0;
+    for (unsigned k = 0; k < s->nlanes; k++) {
+        struct save_lane *l = &s->lanes[k];
+
+        if (l->n_zero &&
+            stream_write_zero_pages(s->w, l->zero_pfns, l->n_zero) < 0)
+            return -1;
+        if (l->n_xb && stream_write_xbzrle_pages(s->w, l->xb_pfns, l->xb_lens,
+                                                 l->n_xb, l->xb_data) < 0)
+            return -1;
+        if (l->n_out &&
+            stream_write_page_data(s->w, l->out_pfns, l->out_types, l->n_out,
+                                   l->out_pages, s->page_size) < 0)
+            return -1;
+        l->n_zero = l->n_xb = l->n_out = 0;
+        l->xb_used = 0;
+        l->n_copies = 0;
+    }
     return 0;
 }
 
-static void add_page_data(xcc_saver *s, uint64_t pfn, uint8_t type,
+static void add_page_data(struct save_lane *l, uint64_t pfn, uint8_t type,
                           const uint8_t *page)
 {
-    s->out_pfns[s->n_out] = pfn;
-    s->out_types[s->n_out] = type;
-    s->out_pages[s->n_out] = page;
-    s->n_out++;
+    l->out_pfns[l->n_out] = pfn;
+    l->out_types[l->n_out] = type;
+    l->out_pages[l->n_out] = page;
+    l->n_out++;
 }
 
 /* pfn goes out as exactly page's bytes: tell a content-tracking backend. */
@@ -343,11 +366,12 @@ static void note_sent(xcc_saver *s, uint64_t pfn, const uint8_t *page)
  * A page in a delta pass: copy it once into the cache's stage buffer and
  * send, encode and cache that copy only.
  */
-static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
+static void classify_xbzrle(xcc_saver *s, struct save_lane *l, uint64_t pfn,
+                            const uint8_t *guest)
 {
-    struct stats_iteration *it = s->cur;
+    struct stats_iteration *it = &l->n;
     const size_t psz = s->page_size;
-    uint8_t *buf = xcc_page_cache_stage(s->pc);
+    uint8_t *buf = xcc_page_cache_stage(l->pc);
     const uint8_t *old, *kept;
     int len;
 
@@ -356,15 +380,15 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
     note_sent(s, pfn, buf);
     if (lib_page_is_zero(buf, psz)) {
         /* The receiver will hold zeros; the cache may not hold old bytes. */
-        xcc_page_cache_drop(s->pc, pfn);
-        s->zero_pfns[s->n_zero++] = pfn;
+        xcc_page_cache_drop(l->pc, pfn);
+        l->zero_pfns[l->n_zero++] = pfn;
         it->zero++;
         return;
     }
-    old = xcc_page_cache_lookup(s->pc, pfn);
+    old = xcc_page_cache_lookup(l->pc, pfn);
     if (old) {
         it->cache_hit++;
-        len = xcc_xbzrle_encode(old, buf, psz, s->xb_data + s->xb_used, psz);
+        len = xcc_xbzrle_encode(old, buf, psz, l->xb_data + l->xb_used, psz);
         if (len == 0) {
             /* Dirtied but rewritten with the same bytes: the receiver and
              * the cache already hold them. */
@@ -372,15 +396,15 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
             return;
         }
         if (len > 0) {
-            s->xb_pfns[s->n_xb] = pfn;
-            s->xb_lens[s->n_xb] = (uint32_t)len;
-            s->n_xb++;
-            s->xb_used += (size_t)len;
+            l->xb_pfns[l->n_xb] = pfn;
+            l->xb_lens[l->n_xb] = (uint32_t)len;
+            l->n_xb++;
+            l->xb_used += (size_t)len;
             it->xbzrle++;
             it->xbzrle_bytes += (uint64_t)len;
             /* The copy just encoded becomes the entry (replacing in place
              * is always kept; a refusal leaves no entry, also true). */
-            xcc_page_cache_commit(s->pc, pfn);
+            xcc_page_cache_commit(l->pc, pfn);
             return;
         }
         it->overflow++;
@@ -390,14 +414,14 @@ static void classify_xbzrle(xcc_saver *s, uint64_t pfn, const uint8_t *guest)
     /* Sent whole: the copy goes out and becomes the entry. Committed
      * entries touched in this generation are never evicted, so the pointer
      * stays good until the slice is written. */
-    kept = xcc_page_cache_commit(s->pc, pfn);
+    kept = xcc_page_cache_commit(l->pc, pfn);
     if (!kept) {
         /* Declined: the stage buffer will be reused by the next page. */
-        uint8_t *copy = s->copies + s->n_copies++ * psz;
+        uint8_t *copy = l->copies + l->n_copies++ * psz;
         memcpy(copy, buf, psz);
         kept = copy;
     }
-    add_page_data(s, pfn, XCC_PFN_NORMAL, kept);
+    add_page_data(l, pfn, XCC_PFN_NORMAL, kept);
     it->normal++;
 }
 
@@ -422,6 +446,172 @@ static void prefault_step(xcc_saver *s, size_t n)
     }
     if (n)
         page_cache_prefault(s->pc, n);
+}
+
+/* Page i of the batch (s->bpfns, resolved), in lane l. */
+static void classify_page(xcc_saver *s, struct save_lane *l, size_t i)
+{
+    const uint64_t pfn = s->bpfns[i];
+    const uint8_t type = s->btypes[i];
+    const uint8_t *page = s->bpages[i];
+
+    if (s->use_xbzrle_now) {
+        if (type == XCC_PFN_NORMAL) {
+            classify_xbzrle(s, l, pfn, page);
+            return;
+        }
+        /* Page tables go whole, from the mapping: forget them. */
+        xcc_page_cache_drop(l->pc, pfn);
+    }
+    if (s->by_content) {
+        /*
+         * Send a copy, not the live mapping, so that the bytes
+         * reported to the backend are the bytes on the wire.
+         */
+        uint8_t *copy = s->bounce + (i - s->slice_first) * s->page_size;
+
+        memcpy(copy, page, s->page_size);
+        page = copy;
+        note_sent(s, pfn, copy);
+    }
+    if (!s->p.xen_compat && lib_page_is_zero(page, s->page_size)) {
+        l->zero_pfns[l->n_zero++] = pfn;
+        l->n.zero++;
+        return;
+    }
+    /* Zero copy: the iovec points into the guest mapping. */
+    add_page_data(l, pfn, type, page);
+    l->n.normal++;
+}
+
+/* ---- Lanes (--threads) ---------------------------------------------------- */
+
+/* Lanes for p.threads: 0 is the online CPUs, at most the default cap. */
+static unsigned lanes_wanted(uint32_t threads)
+{
+    long cpus;
+
+    if (threads)
+        return threads;
+    cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        return 1;
+    return cpus > XCC_SAVE_DEFAULT_MAX_THREADS ? XCC_SAVE_DEFAULT_MAX_THREADS
+                                               : (unsigned)cpus;
+}
+
+static int lanes_new(xcc_saver *s)
+{
+    s->lanes = aligned_alloc(64, s->nlanes * sizeof(*s->lanes));
+    if (!s->lanes) {
+        XCC_PERR(s->log, CTX, "cannot allocate %u encoding lanes", s->nlanes);
+        return -1;
+    }
+    memset(s->lanes, 0, s->nlanes * sizeof(*s->lanes));
+    for (unsigned k = 0; k < s->nlanes; k++)
+        s->lanes[k].pc = k < page_cache_nshards(s->pc)
+                             ? page_cache_shard(s->pc, k) : NULL;
+    /* Lane 0 alone spans the whole arrays (holes go there first). */
+    s->lanes[0].zero_pfns = s->zero_pfns;
+    s->lanes[0].out_pfns = s->out_pfns;
+    s->lanes[0].out_types = s->out_types;
+    s->lanes[0].out_pages = s->out_pages;
+    s->st.threads = s->nlanes;
+    if (s->nlanes == 1)
+        return 0;
+    s->order = xalloc(s, s->batch * sizeof(*s->order), "a batch");
+    s->lane_of = xalloc(s, s->batch, "a batch");
+    if (!s->order || !s->lane_of)
+        return -1;
+    s->pool = save_workers_new(s->nlanes, s->log);
+    return s->pool ? 0 : -1;
+}
+
+static void lanes_free(xcc_saver *s)
+{
+    save_workers_free(s->pool);
+    free(s->lanes);
+    free(s->order);
+    free(s->lane_of);
+}
+
+/* Runs lane k over its pages of the slice (a save_work_fn). */
+static void lane_run(void *arg, unsigned k)
+{
+    xcc_saver *s = arg;
+    struct save_lane *l = &s->lanes[k];
+
+    for (size_t j = 0; j < l->npages; j++)
+        classify_page(s, l, s->slice_first + (l->order ? l->order[j] : j));
+}
+
+/*
+ * Gives each lane its pages of the slice s->bpfns[first .. first + k): the
+ * pages of its cache shard (any even share without a cache), and output
+ * ranges sized for them. Lane 0 keeps what it already holds (the batch's
+ * holes); the others start after it.
+ */
+static void lanes_split(xcc_saver *s, size_t first, size_t k)
+{
+    const size_t held = s->lanes[0].n_out, psz = s->page_size;
+    size_t start[XCC_SAVE_MAX_THREADS + 1];
+
+    for (size_t j = 0; j < k; j++)
+        s->lane_of[j] = (uint8_t)(s->pc ? page_cache_shard_of(
+                                              s->pc, s->bpfns[first + j])
+                                        : j * s->nlanes / k);
+    save_workers_partition(s->lane_of, k, s->nlanes, s->order, start);
+    for (unsigned w = 0; w < s->nlanes; w++) {
+        struct save_lane *l = &s->lanes[w];
+        const size_t at = start[w], out_at = w ? held + at : 0;
+
+        l->order = s->order + at;
+        l->npages = start[w + 1] - at;
+        l->zero_pfns = s->zero_pfns + at;
+        l->out_pfns = s->out_pfns + out_at;
+        l->out_types = s->out_types + out_at;
+        l->out_pages = s->out_pages + out_at;
+        if (s->xb_pfns) {
+            l->xb_pfns = s->xb_pfns + at;
+            l->xb_lens = s->xb_lens + at;
+            l->xb_data = s->xb_data + at * psz;
+            l->copies = s->copies + at * psz;
+        }
+    }
+}
+
+/* Classifies the resolved slice s->bpfns[first .. first + k) into the
+ * lanes: on the saver's thread alone, or on every worker at once. */
+static void classify_slice(xcc_saver *s, size_t first, size_t k)
+{
+    const uint64_t t0 = lib_now_ns();
+    uint64_t dt;
+
+    s->slice_first = first;
+    if (!s->pool) {
+        s->lanes[0].npages = k;
+        if (s->xb_pfns) {
+            s->lanes[0].xb_pfns = s->xb_pfns;
+            s->lanes[0].xb_lens = s->xb_lens;
+            s->lanes[0].xb_data = s->xb_data;
+            s->lanes[0].copies = s->copies;
+        }
+        lane_run(s, 0);
+    } else {
+        lanes_split(s, first, k);
+        save_workers_run(s->pool, lane_run, s);
+    }
+    dt = lib_now_ns() - t0;
+    for (unsigned w = 0; w < s->nlanes; w++) {
+        stats_iteration_add_pages(s->cur, &s->lanes[w].n);
+        memset(&s->lanes[w].n, 0, sizeof(s->lanes[w].n));
+        s->st.thread_busy_ns[w] =
+            s->pool ? save_workers_busy_ns(s->pool, w)
+                    : s->st.thread_busy_ns[w] + dt;
+    }
+    s->cur->encode_ns += dt;
+    s->st.encode_ns += dt;
+    s->st.encode_pages += k;
 }
 
 /*
@@ -456,7 +646,7 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         /* A hole: announced so the receiver knows, no data. */
         if (s->pc && deltas)
             xcc_page_cache_drop(s->pc, pfns[i]);
-        add_page_data(s, pfns[i], s->btypes[i], NULL);
+        add_page_data(&s->lanes[0], pfns[i], s->btypes[i], NULL);
         it->nodata++;
     }
     n = with_data;
@@ -473,44 +663,14 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
             return -1;
         }
         for (size_t i = done; i < done + (size_t)k; i++) {
-            const uint64_t pfn = pfns[i];
-            const uint8_t type = s->btypes[i];
-            const uint8_t *page = s->bpages[i];
-
-            if (!page || s->berr[i]) {
+            if (!s->bpages[i] || s->berr[i]) {
                 errno = s->berr[i] ? -s->berr[i] : EIO;
                 XCC_PERR(s->log, CTX, "pfn %#" PRIx64 " of '%s' cannot be "
-                         "mapped", pfn, s->d->name);
+                         "mapped", pfns[i], s->d->name);
                 return -1;
             }
-            if (deltas) {
-                if (type == XCC_PFN_NORMAL) {
-                    classify_xbzrle(s, pfn, page);
-                    continue;
-                }
-                /* Page tables go whole, from the mapping: forget them. */
-                xcc_page_cache_drop(s->pc, pfn);
-            }
-            if (s->by_content) {
-                /*
-                 * Send a copy, not the live mapping, so that the bytes
-                 * reported to the backend are the bytes on the wire.
-                 */
-                uint8_t *copy = s->bounce + (i - done) * s->page_size;
-
-                memcpy(copy, page, s->page_size);
-                page = copy;
-                note_sent(s, pfn, copy);
-            }
-            if (!s->p.xen_compat && lib_page_is_zero(page, s->page_size)) {
-                s->zero_pfns[s->n_zero++] = pfn;
-                it->zero++;
-                continue;
-            }
-            /* Zero copy: the iovec points into the guest mapping. */
-            add_page_data(s, pfn, type, page);
-            it->normal++;
         }
+        classify_slice(s, done, (size_t)k);
         if (flush_slice(s) < 0)
             return -1;
         done += (size_t)k;
@@ -576,7 +736,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     if (rc) {
         /* Leave nothing half-listed for a later pass to trust. */
         memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));
-        s->n_zero = s->n_xb = s->n_out = 0;
+        for (unsigned k = 0; k < s->nlanes; k++)
+            s->lanes[k].n_zero = s->lanes[k].n_xb = s->lanes[k].n_out = 0;
     }
 
     xcc_map_cache_get_stats(s->mc, &mc1);
