@@ -535,7 +535,8 @@ static void lanes_free(xcc_saver *s)
     free(s->lane_of);
 }
 
-/* Runs lane k over its pages of the slice (a save_work_fn). */
+/* Runs lane k over its pages of the slice (a save_work_fn: on whichever
+ * thread claims it). */
 static void lane_run(void *arg, unsigned k)
 {
     xcc_saver *s = arg;
@@ -599,7 +600,7 @@ static void classify_slice(xcc_saver *s, size_t first, size_t k)
         lane_run(s, 0);
     } else {
         lanes_split(s, first, k);
-        save_workers_run(s->pool, lane_run, s);
+        save_workers_run(s->pool, lane_run, s, s->nlanes);
     }
     dt = lib_now_ns() - t0;
     for (unsigned w = 0; w < s->nlanes; w++) {

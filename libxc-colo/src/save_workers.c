@@ -1,17 +1,20 @@
 /*
  * save_workers.c - the save loop's thread pool (see save_workers.h).
  *
- * One mutex and two condition variables: `go` wakes the parked threads for
- * a run (a run counter tells a new run from a spurious wake-up), `done`
- * wakes the caller when the last of them has finished. A run costs two
- * wake-ups per thread; the save loop makes one run per resolved slice of up
- * to a batch (1024 pages by default), which takes a millisecond or more to
- * encode, so the hand-over stays a small fraction.
+ * Tasks are handed out by one atomic word (below); the threads sleep on a
+ * condition variable between runs. `go` wakes them for a run (a run
+ * counter tells a new run from a spurious wake-up), `done` wakes the caller
+ * when the last task has returned. The save loop makes one run per
+ * resolved slice of up to a batch (1024 pages by default), a millisecond or
+ * more of encoding, so the two wake-ups stay a small fraction; and since
+ * the caller claims tasks too, a thread that wakes late costs nothing but
+ * its own share of the parallelism.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,34 +22,79 @@
 
 #define CTX "save"
 
+/*
+ * The claim word: the run's number (bits 32..63), its task count (16..31)
+ * and the next task nobody has claimed (0..15). A worker claims a task
+ * with one compare-and-swap of the whole word, so a thread that wakes late
+ * and still holds an old run's word can never take a task of the next run:
+ * its swap fails, and an old run's word has no task left (next == count).
+ */
+#define CLAIM_WORD(run, ntasks, next)                                          \
+    (((uint64_t)(run) << 32) | ((uint64_t)(ntasks) << 16) | (uint64_t)(next))
+#define CLAIM_NTASKS(c) ((unsigned)((c) >> 16) & 0xffffu)
+#define CLAIM_NEXT(c) ((unsigned)(c)&0xffffu)
+
 /* Per-worker figures on a cache line of their own: written by the worker on
- * every run, they would otherwise bounce between the cores. */
+ * every task, they would otherwise bounce between the cores. */
 struct worker {
     _Alignas(64) struct save_workers *pool;
-    unsigned k;
     pthread_t thread;
     uint64_t busy_ns;
 };
 
 struct save_workers {
     unsigned n;
-    pthread_mutex_t lock;
-    pthread_cond_t go;   /* a run began, or quit */
-    pthread_cond_t done; /* the last pool thread finished its part */
-    uint64_t run;        /* runs begun; a thread works once per value */
-    unsigned pending;    /* pool threads still in the current run */
-    bool quit;
+    _Atomic uint64_t claim;
+    /* Set by the caller before it publishes the run's claim word; read by
+     * a worker only after a claim of that run succeeded. */
     save_work_fn *fn;
     void *arg;
+
+    pthread_mutex_t lock;
+    pthread_cond_t go;   /* a run began, or quit */
+    pthread_cond_t done; /* the run's last task finished */
+    uint32_t run;        /* runs begun; a thread looks once per value */
+    unsigned ntasks;     /* of the current run */
+    unsigned finished;   /* its tasks that have returned */
+    bool quit;
     unsigned started; /* threads running, for free after a failed new */
     struct worker *workers;
 };
+
+/* Claims and runs tasks of the current run until none is left; returns
+ * how many this worker ran. */
+static unsigned work(struct save_workers *w, struct worker *me)
+{
+    uint64_t c = atomic_load_explicit(&w->claim, memory_order_acquire);
+    unsigned ran = 0;
+
+    while (CLAIM_NEXT(c) < CLAIM_NTASKS(c)) {
+        if (!atomic_compare_exchange_weak_explicit(&w->claim, &c, c + 1,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue; /* c now holds the word as it is */
+        uint64_t t0 = lib_now_ns();
+        w->fn(w->arg, CLAIM_NEXT(c));
+        me->busy_ns += lib_now_ns() - t0;
+        ran++;
+        c = atomic_load_explicit(&w->claim, memory_order_acquire);
+    }
+    return ran;
+}
+
+/* Adds a worker's finished tasks to the run's count (lock held). */
+static void count_finished(struct save_workers *w, unsigned ran)
+{
+    w->finished += ran;
+    if (ran && w->finished == w->ntasks)
+        pthread_cond_signal(&w->done);
+}
 
 static void *worker_main(void *p)
 {
     struct worker *me = p;
     struct save_workers *w = me->pool;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
@@ -55,17 +103,10 @@ static void *worker_main(void *p)
         if (w->quit)
             break;
         seen = w->run;
-        save_work_fn *fn = w->fn;
-        void *arg = w->arg;
         pthread_mutex_unlock(&w->lock);
-
-        uint64_t t0 = lib_now_ns();
-        fn(arg, me->k);
-        me->busy_ns += lib_now_ns() - t0;
-
+        unsigned ran = work(w, me);
         pthread_mutex_lock(&w->lock);
-        if (--w->pending == 0)
-            pthread_cond_signal(&w->done);
+        count_finished(w, ran);
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -97,10 +138,8 @@ struct save_workers *save_workers_new(unsigned n, xentoollog_logger *log)
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->go, NULL);
     pthread_cond_init(&w->done, NULL);
-    for (unsigned k = 0; k < n; k++) {
+    for (unsigned k = 0; k < n; k++)
         w->workers[k].pool = w;
-        w->workers[k].k = k;
-    }
 
     /* The threads inherit the mask: every signal stays with the caller. */
     sigfillset(&all);
@@ -145,25 +184,30 @@ unsigned save_workers_count(const struct save_workers *w)
     return w->n;
 }
 
-void save_workers_run(struct save_workers *w, save_work_fn *fn, void *arg)
+void save_workers_run(struct save_workers *w, save_work_fn *fn, void *arg,
+                      unsigned ntasks)
 {
-    uint64_t t0;
+    unsigned ran;
 
+    if (!ntasks)
+        return;
     pthread_mutex_lock(&w->lock);
     w->fn = fn;
     w->arg = arg;
-    w->pending = w->n - 1;
+    w->ntasks = ntasks;
+    w->finished = 0;
     w->run++;
+    atomic_store_explicit(&w->claim, CLAIM_WORD(w->run, ntasks, 0),
+                          memory_order_release);
     pthread_cond_broadcast(&w->go);
     pthread_mutex_unlock(&w->lock);
 
-    t0 = lib_now_ns();
-    fn(arg, 0);
-    w->workers[0].busy_ns += lib_now_ns() - t0;
+    ran = work(w, &w->workers[0]);
 
-    /* The mutex also orders the threads' writes before our reads. */
+    /* The mutex also orders the tasks' writes before our reads. */
     pthread_mutex_lock(&w->lock);
-    while (w->pending)
+    count_finished(w, ran);
+    while (w->finished < ntasks)
         pthread_cond_wait(&w->done, &w->lock);
     pthread_mutex_unlock(&w->lock);
 }

@@ -4,12 +4,16 @@
  *
  * The pool has n workers: worker 0 is the calling thread, workers 1..n-1
  * are threads started once, in save_workers_new, and parked on a condition
- * variable between runs. save_workers_run(fn, arg) calls fn(arg, k) on
- * every worker k at once and returns when all have returned: a fork and a
- * join per call, nothing queued, nothing left running. What each worker
- * does is the caller's business; the save loop gives each one the pages of
- * one page-cache shard (save.c, page_cache.h), so the workers share no
- * mutable state and take no lock while they work.
+ * variable between runs. save_workers_run(fn, arg, ntasks) calls
+ * fn(arg, task) once for every task 0..ntasks-1, on whichever worker claims
+ * it first, and returns when every task has returned: a fork and a join per
+ * call, nothing left running. The caller works too, so a run never waits
+ * for a thread that has not been scheduled yet: if the machine is busy and
+ * a thread wakes late, the caller has claimed its tasks and the late thread
+ * finds none (the run is then no slower than one thread). What a task does
+ * is the caller's business; the save loop makes one task per page-cache
+ * shard (save.c, page_cache.h), so tasks share no mutable state and take no
+ * lock while they work.
  *
  * The pool threads block every signal: a SIGINT meant to cancel a save
  * must land on a thread whose blocking write it can interrupt.
@@ -28,8 +32,8 @@
 
 struct save_workers;
 
-/* What every worker runs: k is the worker, 0..n-1. */
-typedef void save_work_fn(void *arg, unsigned k);
+/* One task of a run, task in 0..ntasks-1. */
+typedef void save_work_fn(void *arg, unsigned task);
 
 /*
  * A pool of n workers (2..XCC_SAVE_MAX_THREADS; the caller counts as one):
@@ -45,13 +49,17 @@ void save_workers_free(struct save_workers *w);
 unsigned save_workers_count(const struct save_workers *w);
 
 /*
- * Calls fn(arg, k) for every worker k at once (k 0 on the calling thread)
- * and returns when every call has returned. Everything the workers wrote is
- * visible to the caller afterwards. One run at a time, from one thread.
+ * Calls fn(arg, task) once for each task 0..ntasks-1 (at most
+ * SAVE_WORKERS_MAX_TASKS), spread over the workers as they claim them, the
+ * caller included, and returns when every call has returned. Everything
+ * the tasks wrote is visible to the caller afterwards. One run at a time,
+ * from one thread.
  */
-void save_workers_run(struct save_workers *w, save_work_fn *fn, void *arg);
+#define SAVE_WORKERS_MAX_TASKS 65535u
+void save_workers_run(struct save_workers *w, save_work_fn *fn, void *arg,
+                      unsigned ntasks);
 
-/* Nanoseconds worker k has spent inside fn, over all runs. */
+/* Nanoseconds worker k (0: the caller) has spent in tasks, over all runs. */
 uint64_t save_workers_busy_ns(const struct save_workers *w, unsigned k);
 
 /*
