@@ -6,7 +6,9 @@
  * Each pass goes through one path (save_send_pass): the dirty bitmap is cut
  * into batches, each batch resolved through the map cache, each page
  * classified as hole, zero, XBZRLE delta or normal, and the batch written
- * as at most one record of each kind.
+ * as at most one record of each kind (of each kind per lane: with
+ * --threads N, N lanes classify a slice at once, lane k on the pfns of
+ * cache shard k, see "Lanes" below and save_workers.h).
  *
  * Invariant 1 (DESIGN.md), the cache mirrors the receiver: in a pass that
  * may use deltas, a page is copied out of the guest exactly once, into the
