@@ -731,4 +731,5 @@ else
     fi
     xl destroy guest-pvh 2>/dev/null
 fi
+run_part threads
 echo "XENVM_TESTS_DONE"
