@@ -13,7 +13,9 @@
  *   encode  pages per second of the wall time spent classifying and
  *           encoding (the part the threads share);
  *   pass    pages per second of the whole passes (also mapping and the
- *           one writer thread).
+ *           one writer thread);
+ *   bytes per page and cache misses per page of those passes, to show
+ *           that cutting the cache into shards costs no hits.
  * Thread counts are interleaved within each rep, so a slower stretch of a
  * loaded machine hits them all. Medians of the reps; the ratio is to the
  * first count of --threads (1 by default).
@@ -87,7 +89,7 @@ static int parse_counts(const char *arg, unsigned *counts, unsigned *n)
 }
 
 struct pass_figures {
-    double pages, encode_s, pass_s;
+    double pages, encode_s, pass_s, bytes, misses;
 };
 
 /* Sums the paused passes of a checkpointer's statistics. */
@@ -111,6 +113,10 @@ static int paused_passes(const char *json, struct pass_figures *f)
             f->encode_s += json_object_get_double(v);
         if (json_object_object_get_ex(it, "seconds", &v))
             f->pass_s += json_object_get_double(v);
+        if (json_object_object_get_ex(it, "bytes", &v))
+            f->bytes += json_object_get_double(v);
+        if (json_object_object_get_ex(it, "cache-miss", &v))
+            f->misses += json_object_get_double(v);
     }
     rc = f->pages > 0 && f->encode_s > 0 && f->pass_s > 0 ? 0 : -1;
 out:
@@ -175,7 +181,7 @@ int bench_threads(int argc, char **argv)
     bool json = false;
     int opt, rc, verbosity = 0, ret = EXIT_FAIL, fd = -1;
     char name[64], dname[80], path[128] = "";
-    double *enc = NULL, *pass = NULL;
+    double *enc = NULL, *pass = NULL, *bpp = NULL, *mpp = NULL;
     xentoollog_logger *log = NULL;
 
     optind = 1;
@@ -219,10 +225,12 @@ int bench_threads(int argc, char **argv)
     log = cli_logger(verbosity, false);
     enc = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
     pass = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
+    bpp = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
+    mpp = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
     snprintf(path, sizeof(path), "/dev/shm/xc-colo-bench-threads-%d.img",
              (int)getpid());
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (!enc || !pass || fd < 0) {
+    if (!enc || !pass || !bpp || !mpp || fd < 0) {
         cli_error("bench threads: cannot set up (%s): %s", path,
                   strerror(errno));
         goto out;
@@ -269,6 +277,8 @@ int bench_threads(int argc, char **argv)
                 }
                 enc[at] = f.pages / f.encode_s;
                 pass[at] = f.pages / f.pass_s;
+                bpp[at] = f.bytes / f.pages;
+                mpp[at] = f.misses / f.pages;
             }
         }
         xcc_domain_close(d);
@@ -288,6 +298,8 @@ int bench_threads(int argc, char **argv)
             size_t at = (cell * MAX_COUNTS + k) * reps;
             double e = bench_median(enc + at, (unsigned)reps);
             double p = bench_median(pass + at, (unsigned)reps);
+            double b = bench_median(bpp + at, (unsigned)reps);
+            double m = bench_median(mpp + at, (unsigned)reps);
 
             if (k == 0) {
                 base_enc = e;
@@ -296,12 +308,14 @@ int bench_threads(int argc, char **argv)
             if (json)
                 printf("%s{\"threads\": %u, \"encode-pages-per-s\": %.0f, "
                        "\"pass-pages-per-s\": %.0f, \"encode-ratio\": %.3f, "
-                       "\"pass-ratio\": %.3f}", k ? ", " : "", counts[k], e,
-                       p, e / base_enc, p / base_pass);
+                       "\"pass-ratio\": %.3f, \"bytes-per-page\": %.1f, "
+                       "\"misses-per-page\": %.4f}", k ? ", " : "", counts[k],
+                       e, p, e / base_enc, p / base_pass, b, m);
             else
                 printf("    --threads %-2u  encode %9.0f pages/s (%.2fx)  "
-                       "pass %9.0f pages/s (%.2fx)\n", counts[k], e,
-                       e / base_enc, p, p / base_pass);
+                       "pass %9.0f pages/s (%.2fx)  %6.1f B/page  %.3f "
+                       "misses/page\n", counts[k], e, e / base_enc, p,
+                       p / base_pass, b, m);
         }
         if (json)
             printf("]}");
@@ -316,6 +330,8 @@ out:
         unlink(path);
     free(enc);
     free(pass);
+    free(bpp);
+    free(mpp);
     if (log)
         xtl_logger_destroy(log);
     return ret;
