@@ -17,8 +17,9 @@
  *   bytes per page and cache misses per page of those passes, to show
  *           that cutting the cache into shards costs no hits.
  * Thread counts are interleaved within each rep, so a slower stretch of a
- * loaded machine hits them all. Medians of the reps; the ratio is to the
- * first count of --threads (1 by default).
+ * loaded machine hits them all. Each figure is the median over every paused
+ * pass of every rep (passes under 64 pages, timer noise, left out); the
+ * ratio is to the first count of --threads (1 by default).
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -88,47 +89,55 @@ static int parse_counts(const char *arg, unsigned *counts, unsigned *n)
     return 0;
 }
 
-struct pass_figures {
-    double pages, encode_s, pass_s, bytes, misses;
+/* The figures of every paused pass of one (cell, thread count). */
+struct samples {
+    double *encode, *pass, *bytes, *misses; /* per page or pages per s */
+    size_t n, cap;
 };
 
-/* Sums the paused passes of a checkpointer's statistics. */
-static int paused_passes(const char *json, struct pass_figures *f)
+/* Appends the paused passes of a checkpointer's statistics with at least
+ * MIN_PASS_PAGES pages (fewer are timer noise). -1 when there was none. */
+#define MIN_PASS_PAGES 64.0
+static int paused_passes(const char *json, struct samples *sm)
 {
     json_object *root = json ? json_tokener_parse(json) : NULL, *iters, *v;
-    int rc = -1;
+    size_t n0 = sm->n;
 
-    memset(f, 0, sizeof(*f));
-    if (!root || !json_object_object_get_ex(root, "iterations", &iters))
-        goto out;
-    for (size_t i = 0; i < json_object_array_length(iters); i++) {
+    if (!root || !json_object_object_get_ex(root, "iterations", &iters)) {
+        json_object_put(root);
+        return -1;
+    }
+    for (size_t i = 0; i < json_object_array_length(iters) && sm->n < sm->cap;
+         i++) {
         json_object *it = json_object_array_get_idx(iters, i);
+        double f[5] = {0};
+        static const char *const keys[5] = {"pages", "encode-ms",
+                                            "duration-ms", "bytes",
+                                            "cache-miss"};
 
         if (!json_object_object_get_ex(it, "paused", &v) ||
             !json_object_get_boolean(v))
             continue;
-        if (json_object_object_get_ex(it, "pages", &v))
-            f->pages += json_object_get_double(v);
-        if (json_object_object_get_ex(it, "encode-seconds", &v))
-            f->encode_s += json_object_get_double(v);
-        if (json_object_object_get_ex(it, "seconds", &v))
-            f->pass_s += json_object_get_double(v);
-        if (json_object_object_get_ex(it, "bytes", &v))
-            f->bytes += json_object_get_double(v);
-        if (json_object_object_get_ex(it, "cache-miss", &v))
-            f->misses += json_object_get_double(v);
+        for (int k = 0; k < 5; k++)
+            if (json_object_object_get_ex(it, keys[k], &v))
+                f[k] = json_object_get_double(v);
+        if (f[0] < MIN_PASS_PAGES || f[1] <= 0 || f[2] <= 0)
+            continue;
+        sm->encode[sm->n] = f[0] / (f[1] / 1e3);
+        sm->pass[sm->n] = f[0] / (f[2] / 1e3);
+        sm->bytes[sm->n] = f[3] / f[0];
+        sm->misses[sm->n] = f[4] / f[0];
+        sm->n++;
     }
-    rc = f->pages > 0 && f->encode_s > 0 && f->pass_s > 0 ? 0 : -1;
-out:
     json_object_put(root);
-    return rc;
+    return sm->n > n0 ? 0 : -1;
 }
 
 /* One checkpoint run of d into fd with `threads`; its paused passes. */
 static int checkpoint_run(xcc_domain *d, int fd, uint64_t mem,
                           unsigned threads, unsigned epochs,
                           unsigned interval_ms, xentoollog_logger *log,
-                          struct pass_figures *f)
+                          struct samples *sm)
 {
     struct xcc_save_params sp;
     struct xcc_checkpoint_params cp;
@@ -151,7 +160,7 @@ static int checkpoint_run(xcc_domain *d, int fd, uint64_t mem,
     if (!c)
         return -1;
     rc = xcc_checkpointer_run(c);
-    if (rc == 0 && paused_passes(xcc_checkpointer_stats_json(c), f) < 0) {
+    if (rc == 0 && paused_passes(xcc_checkpointer_stats_json(c), sm) < 0) {
         errno = EPROTO;
         rc = -1;
     }
@@ -181,7 +190,8 @@ int bench_threads(int argc, char **argv)
     bool json = false;
     int opt, rc, verbosity = 0, ret = EXIT_FAIL, fd = -1;
     char name[64], dname[80], path[128] = "";
-    double *enc = NULL, *pass = NULL, *bpp = NULL, *mpp = NULL;
+    struct samples sm[NCELLS][MAX_COUNTS];
+    bool alloc_ok = true;
     xentoollog_logger *log = NULL;
 
     optind = 1;
@@ -223,14 +233,24 @@ int bench_threads(int argc, char **argv)
     }
 
     log = cli_logger(verbosity, false);
-    enc = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
-    pass = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
-    bpp = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
-    mpp = calloc(NCELLS * MAX_COUNTS * reps, sizeof(double));
+    memset(sm, 0, sizeof(sm));
+    for (size_t c = 0; c < NCELLS; c++)
+        for (unsigned k = 0; k < MAX_COUNTS; k++) {
+            struct samples *x = &sm[c][k];
+
+            /* Every epoch's pass, and the closing one, of every rep. */
+            x->cap = reps * (epochs + 2);
+            x->encode = calloc(x->cap, sizeof(double));
+            x->pass = calloc(x->cap, sizeof(double));
+            x->bytes = calloc(x->cap, sizeof(double));
+            x->misses = calloc(x->cap, sizeof(double));
+            if (!x->encode || !x->pass || !x->bytes || !x->misses)
+                alloc_ok = false;
+        }
     snprintf(path, sizeof(path), "/dev/shm/xc-colo-bench-threads-%d.img",
              (int)getpid());
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (!enc || !pass || !bpp || !mpp || fd < 0) {
+    if (!alloc_ok || fd < 0) {
         cli_error("bench threads: cannot set up (%s): %s", path,
                   strerror(errno));
         goto out;
@@ -265,20 +285,13 @@ int bench_threads(int argc, char **argv)
             for (unsigned j = 0; j < ncounts; j++) {
                 /* A different count first in each rep. */
                 unsigned k = (unsigned)((j + r) % ncounts);
-                struct pass_figures f = {0};
-                size_t at = (cell * MAX_COUNTS + k) * reps + r;
-
                 if (checkpoint_run(d, fd, mem, counts[k], epochs, interval_ms,
-                                   log, &f) < 0) {
+                                   log, &sm[cell][k]) < 0) {
                     cli_error("bench threads: %s, --threads %u: %s",
                               cells[cell], counts[k], xcc_strerror(errno));
                     rc = -1;
                     break;
                 }
-                enc[at] = f.pages / f.encode_s;
-                pass[at] = f.pages / f.pass_s;
-                bpp[at] = f.bytes / f.pages;
-                mpp[at] = f.misses / f.pages;
             }
         }
         xcc_domain_close(d);
@@ -295,11 +308,12 @@ int bench_threads(int argc, char **argv)
         else
             printf("  %s\n", cells[cell]);
         for (unsigned k = 0; k < ncounts; k++) {
-            size_t at = (cell * MAX_COUNTS + k) * reps;
-            double e = bench_median(enc + at, (unsigned)reps);
-            double p = bench_median(pass + at, (unsigned)reps);
-            double b = bench_median(bpp + at, (unsigned)reps);
-            double m = bench_median(mpp + at, (unsigned)reps);
+            struct samples *x = &sm[cell][k];
+            unsigned n = (unsigned)x->n;
+            double e = bench_median(x->encode, n);
+            double p = bench_median(x->pass, n);
+            double b = bench_median(x->bytes, n);
+            double m = bench_median(x->misses, n);
 
             if (k == 0) {
                 base_enc = e;
@@ -309,13 +323,14 @@ int bench_threads(int argc, char **argv)
                 printf("%s{\"threads\": %u, \"encode-pages-per-s\": %.0f, "
                        "\"pass-pages-per-s\": %.0f, \"encode-ratio\": %.3f, "
                        "\"pass-ratio\": %.3f, \"bytes-per-page\": %.1f, "
-                       "\"misses-per-page\": %.4f}", k ? ", " : "", counts[k],
-                       e, p, e / base_enc, p / base_pass, b, m);
+                       "\"misses-per-page\": %.4f, \"passes\": %u}",
+                       k ? ", " : "", counts[k], e, p, e / base_enc,
+                       p / base_pass, b, m, n);
             else
                 printf("    --threads %-2u  encode %9.0f pages/s (%.2fx)  "
                        "pass %9.0f pages/s (%.2fx)  %6.1f B/page  %.3f "
-                       "misses/page\n", counts[k], e, e / base_enc, p,
-                       p / base_pass, b, m);
+                       "misses/page  (%u passes)\n", counts[k], e,
+                       e / base_enc, p, p / base_pass, b, m, n);
         }
         if (json)
             printf("]}");
@@ -328,10 +343,13 @@ out:
         close(fd);
     if (path[0])
         unlink(path);
-    free(enc);
-    free(pass);
-    free(bpp);
-    free(mpp);
+    for (size_t c = 0; c < NCELLS; c++)
+        for (unsigned k = 0; k < MAX_COUNTS; k++) {
+            free(sm[c][k].encode);
+            free(sm[c][k].pass);
+            free(sm[c][k].bytes);
+            free(sm[c][k].misses);
+        }
     if (log)
         xtl_logger_destroy(log);
     return ret;
