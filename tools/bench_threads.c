@@ -31,7 +31,7 @@
 #include "bench_util.h"
 #include "cli.h"
 
-#define DEFAULT_MEM (256ull << 20)
+#define DEFAULT_MEM (64ull << 20)
 #define MIN_MEM (32ull << 20)
 #define DEFAULT_REPS 5u
 #define MAX_REPS 50u
