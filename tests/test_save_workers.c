@@ -152,6 +152,28 @@ Test(save_workers, tasks_overlap_and_time_counts, .timeout = 120)
     save_workers_free(w);
 }
 
+/* Task 1 outlasts the caller's spin: the caller must sleep, and the thread
+ * that finishes the run's last task must wake it. A lost wake-up hangs
+ * here until the timeout fails the test. */
+static void sleepy_task(void *p, unsigned task)
+{
+    (void)p;
+    if (task == 1)
+        nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+}
+
+Test(save_workers, caller_sleeps_and_is_woken, .timeout = 60)
+{
+    for (unsigned n = 2; n <= 4; n += 2) {
+        struct save_workers *w = save_workers_new(n, NULL);
+
+        cr_assert_not_null(w);
+        for (unsigned r = 0; r < 200; r++)
+            save_workers_run(w, sleepy_task, NULL, 2 + r % 3);
+        save_workers_free(w);
+    }
+}
+
 Test(save_workers, partition_is_a_stable_grouping)
 {
     enum { N = 5000 };

@@ -488,6 +488,10 @@ static void classify_page(xcc_saver *s, struct save_lane *l, size_t i)
 
 /* ---- Lanes (--threads) ---------------------------------------------------- */
 
+/* A slice this small is classified lane after lane on the saver's thread:
+ * waking the pool would cost about what the pages do. */
+#define LANES_MIN_PAGES 128u
+
 /* Lanes for p.threads: 0 is the online CPUs, at most the default cap. */
 static unsigned lanes_wanted(uint32_t threads)
 {
@@ -602,14 +606,21 @@ static void classify_slice(xcc_saver *s, size_t first, size_t k)
         lane_run(s, 0);
     } else {
         lanes_split(s, first, k);
-        save_workers_run(s->pool, lane_run, s, s->nlanes);
+        if (k >= LANES_MIN_PAGES) {
+            save_workers_run(s->pool, lane_run, s, s->nlanes);
+        } else {
+            for (unsigned w = 0; w < s->nlanes; w++)
+                lane_run(s, w);
+            s->lanes_alone_ns += lib_now_ns() - t0;
+        }
     }
     dt = lib_now_ns() - t0;
     for (unsigned w = 0; w < s->nlanes; w++) {
         stats_iteration_add_pages(s->cur, &s->lanes[w].n);
         memset(&s->lanes[w].n, 0, sizeof(s->lanes[w].n));
         s->st.thread_busy_ns[w] =
-            s->pool ? save_workers_busy_ns(s->pool, w)
+            s->pool ? save_workers_busy_ns(s->pool, w) +
+                          (w ? 0 : s->lanes_alone_ns)
                     : s->st.thread_busy_ns[w] + dt;
     }
     s->cur->encode_ns += dt;

@@ -98,6 +98,8 @@ struct xcc_saver {
     uint32_t *order;
     uint8_t *lane_of;
     size_t slice_first;         /* the slice being classified: bpfns[first..] */
+    uint64_t lanes_alone_ns;    /* small slices' lanes run on the saver's
+                                   thread, outside the pool */
     size_t prefaulted;          /* pages of xb_data, then copies, touched */
     const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
 

@@ -1,14 +1,14 @@
 /*
  * save_workers.c - the save loop's thread pool (see save_workers.h).
  *
- * Tasks are handed out by one atomic word (below); the threads sleep on a
- * condition variable between runs. `go` wakes them for a run (a run
- * counter tells a new run from a spurious wake-up), `done` wakes the caller
- * when the last task has returned. The save loop makes one run per
+ * Tasks are handed out by one atomic word (below) and counted back in
+ * another. Between runs the threads spin briefly, then sleep on a
+ * condition variable: `go` wakes them for a run (a run counter tells a new
+ * run from a spurious wake-up), `done` wakes the caller when the last task
+ * has returned, if it had to sleep. The save loop makes one run per
  * resolved slice of up to a batch (1024 pages by default), a millisecond or
- * more of encoding, so the two wake-ups stay a small fraction; and since
- * the caller claims tasks too, a thread that wakes late costs nothing but
- * its own share of the parallelism.
+ * less of encoding; since the caller claims tasks too, a thread that wakes
+ * late costs nothing but its own share of the parallelism.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -45,6 +45,7 @@ struct worker {
 struct save_workers {
     unsigned n;
     _Atomic uint64_t claim;
+    _Atomic unsigned finished; /* tasks of the current run that returned */
     /* Set by the caller before it publishes the run's claim word; read by
      * a worker only after a claim of that run succeeded. */
     save_work_fn *fn;
@@ -53,26 +54,51 @@ struct save_workers {
     pthread_mutex_t lock;
     pthread_cond_t go;   /* a run began, or quit */
     pthread_cond_t done; /* the run's last task finished */
-    uint32_t run;        /* runs begun; a thread looks once per value */
-    unsigned ntasks;     /* of the current run */
-    unsigned finished;   /* its tasks that have returned */
+    uint32_t run;        /* runs begun (also in the claim word) */
     bool quit;
     unsigned started; /* threads running, for free after a failed new */
     struct worker *workers;
 };
 
+/*
+ * How long a thread spins before it sleeps, waiting for the next run (a
+ * pool thread) or for the run's last task (the caller). Runs follow each
+ * other within microseconds while a pass goes on, and on a busy machine a
+ * sleeping thread can wait milliseconds for its wake-up to be scheduled:
+ * that latency, not the work, decided the speed of small runs. Bounded, so
+ * an idle pool costs nothing.
+ */
+#define SPIN_NS 50000u
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* The run number in the claim word. */
+static uint32_t claim_run(struct save_workers *w)
+{
+    return (uint32_t)(atomic_load_explicit(&w->claim, memory_order_acquire) >>
+                      32);
+}
+
 /* Claims and runs tasks of the current run until none is left; returns
- * how many this worker ran. */
-static unsigned work(struct save_workers *w, struct worker *me)
+ * how many this worker ran (and the run's task count in *ntasks). */
+static unsigned work(struct save_workers *w, struct worker *me,
+                     unsigned *ntasks)
 {
     uint64_t c = atomic_load_explicit(&w->claim, memory_order_acquire);
     unsigned ran = 0;
 
+    *ntasks = CLAIM_NTASKS(c);
     while (CLAIM_NEXT(c) < CLAIM_NTASKS(c)) {
         if (!atomic_compare_exchange_weak_explicit(&w->claim, &c, c + 1,
                                                    memory_order_acq_rel,
                                                    memory_order_acquire))
             continue; /* c now holds the word as it is */
+        *ntasks = CLAIM_NTASKS(c);
         uint64_t t0 = lib_now_ns();
         w->fn(w->arg, CLAIM_NEXT(c));
         me->busy_ns += lib_now_ns() - t0;
@@ -82,12 +108,20 @@ static unsigned work(struct save_workers *w, struct worker *me)
     return ran;
 }
 
-/* Adds a worker's finished tasks to the run's count (lock held). */
-static void count_finished(struct save_workers *w, unsigned ran)
+/* Counts a worker's finished tasks; the one that completes the run wakes
+ * the caller, in case it sleeps. */
+static void count_finished(struct save_workers *w, unsigned ran,
+                           unsigned ntasks)
 {
-    w->finished += ran;
-    if (ran && w->finished == w->ntasks)
+    if (!ran)
+        return;
+    if (atomic_fetch_add_explicit(&w->finished, ran, memory_order_acq_rel) +
+            ran ==
+        ntasks) {
+        pthread_mutex_lock(&w->lock);
         pthread_cond_signal(&w->done);
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 static void *worker_main(void *p)
@@ -95,20 +129,28 @@ static void *worker_main(void *p)
     struct worker *me = p;
     struct save_workers *w = me->pool;
     uint32_t seen = 0;
+    unsigned ntasks;
 
-    pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (w->run == seen && !w->quit)
-            pthread_cond_wait(&w->go, &w->lock);
-        if (w->quit)
-            break;
-        seen = w->run;
-        pthread_mutex_unlock(&w->lock);
-        unsigned ran = work(w, me);
-        pthread_mutex_lock(&w->lock);
-        count_finished(w, ran);
+        const uint64_t t0 = lib_now_ns();
+        uint32_t run;
+
+        while ((run = claim_run(w)) == seen && lib_now_ns() - t0 < SPIN_NS)
+            cpu_relax();
+        if (run == seen) {
+            pthread_mutex_lock(&w->lock);
+            while (w->run == seen && !w->quit)
+                pthread_cond_wait(&w->go, &w->lock);
+            bool quit = w->quit;
+            run = w->run;
+            pthread_mutex_unlock(&w->lock);
+            if (quit)
+                break;
+        }
+        seen = run;
+        unsigned ran = work(w, me, &ntasks); /* sets ntasks: not inline */
+        count_finished(w, ran, ntasks);
     }
-    pthread_mutex_unlock(&w->lock);
     return NULL;
 }
 
@@ -187,29 +229,37 @@ unsigned save_workers_count(const struct save_workers *w)
 void save_workers_run(struct save_workers *w, save_work_fn *fn, void *arg,
                       unsigned ntasks)
 {
-    unsigned ran;
+    unsigned ran, n;
+    uint64_t t0;
 
     if (!ntasks)
         return;
     pthread_mutex_lock(&w->lock);
     w->fn = fn;
     w->arg = arg;
-    w->ntasks = ntasks;
-    w->finished = 0;
+    atomic_store_explicit(&w->finished, 0, memory_order_relaxed);
     w->run++;
     atomic_store_explicit(&w->claim, CLAIM_WORD(w->run, ntasks, 0),
                           memory_order_release);
     pthread_cond_broadcast(&w->go);
     pthread_mutex_unlock(&w->lock);
 
-    ran = work(w, &w->workers[0]);
+    ran = work(w, &w->workers[0], &n);
+    if (ran)
+        atomic_fetch_add_explicit(&w->finished, ran, memory_order_acq_rel);
 
-    /* The mutex also orders the tasks' writes before our reads. */
-    pthread_mutex_lock(&w->lock);
-    count_finished(w, ran);
-    while (w->finished < ntasks)
-        pthread_cond_wait(&w->done, &w->lock);
-    pthread_mutex_unlock(&w->lock);
+    /* The acquire pairs with the tasks' release: their writes are ours. */
+    t0 = lib_now_ns();
+    while (atomic_load_explicit(&w->finished, memory_order_acquire) < ntasks &&
+           lib_now_ns() - t0 < SPIN_NS)
+        cpu_relax();
+    if (atomic_load_explicit(&w->finished, memory_order_acquire) < ntasks) {
+        pthread_mutex_lock(&w->lock);
+        while (atomic_load_explicit(&w->finished, memory_order_acquire) <
+               ntasks)
+            pthread_cond_wait(&w->done, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 uint64_t save_workers_busy_ns(const struct save_workers *w, unsigned k)
