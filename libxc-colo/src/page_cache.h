@@ -30,8 +30,9 @@
 
 #include "xccolo.h"
 
-/* Shards a cache may have: the save loop's thread limit. */
-#define PAGE_CACHE_MAX_SHARDS 64u
+/* Shards a cache may have: the save loop's lane limit (a lane index fits
+ * a byte). */
+#define PAGE_CACHE_MAX_SHARDS 256u
 
 /*
  * A cache of budget_bytes cut into nshards shards (1: a plain cache, as

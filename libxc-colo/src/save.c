@@ -70,7 +70,7 @@ static void *xalloc(xcc_saver *s, size_t n, const char *what)
     return p;
 }
 
-static unsigned lanes_wanted(uint32_t threads);
+static unsigned threads_wanted(uint32_t threads);
 static int lanes_new(xcc_saver *s);
 static void lanes_free(xcc_saver *s);
 
@@ -143,7 +143,11 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->page_size = info.page_size;
     s->page_shift = log2_u32(info.page_size);
     s->batch = s->p.batch_pages ? s->p.batch_pages : SAVE_DEFAULT_BATCH;
-    s->nlanes = lanes_wanted(s->p.threads);
+    s->nthreads = threads_wanted(s->p.threads);
+    s->nlanes = s->nthreads == 1 ? 1
+                                 : s->nthreads * SAVE_LANES_PER_THREAD;
+    if (s->nlanes > SAVE_MAX_LANES)
+        s->nlanes = SAVE_MAX_LANES;
 
     s->st.live = s->p.live;
     s->st.use_xbzrle = s->p.xbzrle;
@@ -492,8 +496,8 @@ static void classify_page(xcc_saver *s, struct save_lane *l, size_t i)
  * waking the pool would cost about what the pages do. */
 #define LANES_MIN_PAGES 128u
 
-/* Lanes for p.threads: 0 is the online CPUs, at most the default cap. */
-static unsigned lanes_wanted(uint32_t threads)
+/* Threads for p.threads: 0 is the online CPUs, at most the default cap. */
+static unsigned threads_wanted(uint32_t threads)
 {
     long cpus;
 
@@ -522,14 +526,14 @@ static int lanes_new(xcc_saver *s)
     s->lanes[0].out_pfns = s->out_pfns;
     s->lanes[0].out_types = s->out_types;
     s->lanes[0].out_pages = s->out_pages;
-    s->st.threads = s->nlanes;
+    s->st.threads = s->nthreads;
     if (s->nlanes == 1)
         return 0;
     s->order = xalloc(s, s->batch * sizeof(*s->order), "a batch");
     s->lane_of = xalloc(s, s->batch, "a batch");
     if (!s->order || !s->lane_of)
         return -1;
-    s->pool = save_workers_new(s->nlanes, s->log);
+    s->pool = save_workers_new(s->nthreads, s->log);
     return s->pool ? 0 : -1;
 }
 
@@ -561,7 +565,7 @@ static void lane_run(void *arg, unsigned k)
 static void lanes_split(xcc_saver *s, size_t first, size_t k)
 {
     const size_t held = s->lanes[0].n_out, psz = s->page_size;
-    size_t start[XCC_SAVE_MAX_THREADS + 1];
+    size_t start[SAVE_MAX_LANES + 1];
 
     for (size_t j = 0; j < k; j++)
         s->lane_of[j] = (uint8_t)(s->pc ? page_cache_shard_of(
@@ -618,11 +622,12 @@ static void classify_slice(xcc_saver *s, size_t first, size_t k)
     for (unsigned w = 0; w < s->nlanes; w++) {
         stats_iteration_add_pages(s->cur, &s->lanes[w].n);
         memset(&s->lanes[w].n, 0, sizeof(s->lanes[w].n));
+    }
+    for (unsigned w = 0; w < s->nthreads; w++)
         s->st.thread_busy_ns[w] =
             s->pool ? save_workers_busy_ns(s->pool, w) +
                           (w ? 0 : s->lanes_alone_ns)
                     : s->st.thread_busy_ns[w] + dt;
-    }
     s->cur->encode_ns += dt;
     s->st.encode_ns += dt;
     s->st.encode_pages += k;

@@ -28,6 +28,16 @@
 /* Xen's MAX_BATCH_SIZE: pages per batch, and per PAGE_DATA record. */
 #define SAVE_DEFAULT_BATCH 1024u
 #define SAVE_MAX_BATCH 8192u
+/*
+ * Lanes (cache shards) per encoding thread. More lanes than threads cut a
+ * slice's work into pieces the threads claim as they go, so a thread the
+ * scheduler preempts in the middle of its lane holds back less; the cost
+ * is up to three records per lane and slice (about 0.3 bytes a page at 4
+ * lanes of 1024-page slices). 4 showed no gain on a 2-CPU machine at load
+ * 10 (notes/threads.md), so one lane per thread.
+ */
+#define SAVE_LANES_PER_THREAD 1u
+#define SAVE_MAX_LANES 256u
 
 /*
  * One classifier's share of a resolved slice: the cache shard it alone
@@ -95,6 +105,7 @@ struct xcc_saver {
     struct save_workers *pool;  /* NULL with one thread */
     struct save_lane *lanes;
     unsigned nlanes;
+    unsigned nthreads;          /* the pool's workers, caller included */
     uint32_t *order;
     uint8_t *lane_of;
     size_t slice_first;         /* the slice being classified: bpfns[first..] */
