@@ -43,8 +43,10 @@
  * One classifier's share of a resolved slice: the cache shard it alone
  * touches, and where its records go (ranges of the saver's batch arrays
  * that no other lane writes). With --threads 1 there is one lane, run by
- * the saver's thread over the whole slice; with N, lane k runs on worker k
- * over the pages of shard k. Each lane's records are written separately.
+ * the saver's thread over the whole slice; with N threads there are
+ * N * SAVE_LANES_PER_THREAD lanes, lane k over the pages of shard k, each
+ * run by whichever thread claims it. Each lane's records are written
+ * separately, by the saver's thread.
  */
 struct save_lane {
     _Alignas(64) xcc_page_cache *pc; /* shard k of s->pc; NULL: none */
