@@ -89,9 +89,10 @@ Test(save_workers, every_task_once_and_visible)
             for (unsigned t = 0; t < MAX_TASKS; t++) {
                 unsigned want = t < ntasks;
                 if (a.runs[t] != want || a.stamp[t] != (want ? r : 0))
-                    cr_assert_fail("%u workers, run %u of %u tasks: task %u ran %u "
-                             "times (stamp %" PRIu64 ")", n, r, ntasks, t,
-                             a.runs[t], a.stamp[t]);
+                    cr_assert_fail(
+                        "%u workers, run %u of %u tasks: task %u ran %u "
+                        "times (stamp %" PRIu64 ")",
+                        n, r, ntasks, t, a.runs[t], a.stamp[t]);
             }
         }
         save_workers_free(w);
@@ -197,8 +198,8 @@ Test(save_workers, partition_is_a_stable_grouping)
             cr_assert_leq(start[b], start[b + 1]);
             for (size_t j = start[b]; j < start[b + 1]; j++) {
                 cr_assert_lt(order[j], n);
-                cr_assert_eq(key[order[j]], b, "item %u in group %u",
-                             order[j], b);
+                cr_assert_eq(key[order[j]], b, "item %u in group %u", order[j],
+                             b);
                 cr_assert(!seen[order[j]], "item %u twice", order[j]);
                 seen[order[j]] = 1;
                 if (j > start[b])
@@ -296,8 +297,8 @@ static int step(xcc_page_cache *c, uint64_t pfn, unsigned op, uint64_t version,
 Test(page_cache_shards, a_sharded_cache_is_independent_caches)
 {
     enum { SHARDS = 3, SLOTS = 40, OPS = 60000, PFNS = 400 };
-    xcc_page_cache *c = page_cache_new_sharded(SHARDS * SLOTS * PAGE, PAGE,
-                                               SHARDS);
+    xcc_page_cache *c =
+        page_cache_new_sharded(SHARDS * SLOTS * PAGE, PAGE, SHARDS);
     xcc_page_cache *alone[SHARDS];
     static uint8_t scratch[PAGE];
 

@@ -75,8 +75,8 @@ static int parse_counts(const char *arg, unsigned *counts, unsigned *n)
         if (end == p || v < 1 || v > XCC_SAVE_MAX_THREADS ||
             (*end && *end != ',') || *n == MAX_COUNTS) {
             cli_error("bench threads: --threads: expected up to %u counts "
-                      "1..%u separated by commas, got '%s'", MAX_COUNTS,
-                      XCC_SAVE_MAX_THREADS, arg);
+                      "1..%u separated by commas, got '%s'",
+                      MAX_COUNTS, XCC_SAVE_MAX_THREADS, arg);
             return -1;
         }
         counts[(*n)++] = (unsigned)v;
@@ -111,9 +111,8 @@ static int paused_passes(const char *json, struct samples *sm)
          i++) {
         json_object *it = json_object_array_get_idx(iters, i);
         double f[5] = {0};
-        static const char *const keys[5] = {"pages", "encode-ms",
-                                            "duration-ms", "bytes",
-                                            "cache-miss"};
+        static const char *const keys[5] = {"pages", "encode-ms", "duration-ms",
+                                            "bytes", "cache-miss"};
 
         if (!json_object_object_get_ex(it, "paused", &v) ||
             !json_object_get_boolean(v))
@@ -134,10 +133,9 @@ static int paused_passes(const char *json, struct samples *sm)
 }
 
 /* One checkpoint run of d into fd with `threads`; its paused passes. */
-static int checkpoint_run(xcc_domain *d, int fd, uint64_t mem,
-                          unsigned threads, unsigned epochs,
-                          unsigned interval_ms, xentoollog_logger *log,
-                          struct samples *sm)
+static int checkpoint_run(xcc_domain *d, int fd, uint64_t mem, unsigned threads,
+                          unsigned epochs, unsigned interval_ms,
+                          xentoollog_logger *log, struct samples *sm)
 {
     struct xcc_save_params sp;
     struct xcc_checkpoint_params cp;
@@ -218,9 +216,15 @@ int bench_threads(int argc, char **argv)
             }
             *(opt == 'e' ? &epochs : &interval_ms) = (unsigned)v;
             break;
-        case 'v': verbosity++; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'v':
+            verbosity++;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -261,10 +265,12 @@ int bench_threads(int argc, char **argv)
                " \"cpus\": %ld, \"cells\": [",
                mem, reps, epochs, interval_ms, sysconf(_SC_NPROCESSORS_ONLN));
     else
-        printf("paused XBZRLE passes of a %" PRIu64 " MiB sim guest, %u "
-               "checkpoints %u ms apart into tmpfs, %ld CPUs, median of %"
-               PRIu64 " reps\n", mem >> 20, epochs, interval_ms,
-               sysconf(_SC_NPROCESSORS_ONLN), reps);
+        printf(
+            "paused XBZRLE passes of a %" PRIu64 " MiB sim guest, %u "
+            "checkpoints %u ms apart into tmpfs, %ld CPUs, median of %" PRIu64
+            " reps\n",
+            mem >> 20, epochs, interval_ms, sysconf(_SC_NPROCESSORS_ONLN),
+            reps);
     for (size_t cell = 0; cell < NCELLS; cell++) {
         xcc_domain *d = NULL;
 
@@ -272,8 +278,8 @@ int bench_threads(int argc, char **argv)
                  cell);
         snprintf(dname, sizeof(dname), "sim:%s", name);
         if (xcc_sim_start(name, mem, cells[cell], 1, NULL, NULL, log) < 0) {
-            cli_error("bench threads: cannot start sim guest %s (%s): %s",
-                      name, cells[cell], xcc_strerror(errno));
+            cli_error("bench threads: cannot start sim guest %s (%s): %s", name,
+                      cells[cell], xcc_strerror(errno));
             goto out;
         }
         d = xcc_domain_open(dname, log, 0);
@@ -329,8 +335,8 @@ int bench_threads(int argc, char **argv)
             else
                 printf("    --threads %-2u  encode %9.0f pages/s (%.2fx)  "
                        "pass %9.0f pages/s (%.2fx)  %6.1f B/page  %.3f "
-                       "misses/page  (%u passes)\n", counts[k], e,
-                       e / base_enc, p, p / base_pass, b, m, n);
+                       "misses/page  (%u passes)\n",
+                       counts[k], e, e / base_enc, p, p / base_pass, b, m, n);
         }
         if (json)
             printf("]}");
