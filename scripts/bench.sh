@@ -37,6 +37,7 @@ run_micro mapcache --mem 1G
 run_micro dirty --mem 1G
 run_micro save --mem 1G
 run_micro cache --mem 64M
+run_micro threads --reps 3
 
 # Live migration (issue 5's table) and checkpoint rate/latency (issue 6's).
 echo "bench.sh: scripts/bench-migrate.sh" >&2

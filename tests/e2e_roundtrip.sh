@@ -227,7 +227,9 @@ XEN
 if "$X" restore -q "$tmp/xen.str" "sim:$dst" 2>"$tmp/err"; then
     bad "a Xen stream (no GUEST_INFO) restored into a new sim guest without --mem"
 elif "$X" restore -q --mem 4M "$tmp/xen.str" "sim:$dst" 2>"$tmp/err"; then
-    ram=${XCC_SIM_ROOT:-/dev/shm/xc-colo}/$dst/ram
+    root=${XCC_SIM_ROOT:-/dev/shm/xc-colo}
+    [ -n "${XCC_SIM_ROOT:-}" ] || [ "$(id -u)" = 0 ] || root="$root-$(id -u)"
+    ram=$root/$dst/ram
     if [ -f "$ram" ] &&
        "$PY" -c 'import sys; r=open(sys.argv[1],"rb").read(); e=open(sys.argv[2],"rb").read(); sys.exit(0 if r[5*4096:7*4096] == e and r[9*4096:10*4096] == bytes(4096) else 1)' "$ram" "$tmp/xen.pages"; then
         ok "a stock Xen PV stream restores (pages 5 and 6; Xen's other records skipped)"

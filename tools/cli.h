@@ -35,6 +35,7 @@ int bench_mapcache(int argc, char **argv);
 int bench_dirty(int argc, char **argv);
 int bench_save(int argc, char **argv);
 int bench_cache(int argc, char **argv);
+int bench_threads(int argc, char **argv);
 
 /* Prints "xc-colo: " and the message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,7 +12,9 @@ static void bench_usage(FILE *out)
             "       xc-colo bench mapcache [--json] [--mem SIZE]\n"
             "       xc-colo bench dirty [--json] [--mem SIZE]\n"
             "       xc-colo bench save [--json] [--mem SIZE]\n"
-            "       xc-colo bench cache [--json] [--mem SIZE] [--reps N]\n\n"
+            "       xc-colo bench cache [--json] [--mem SIZE] [--reps N]\n"
+            "       xc-colo bench threads [--json] [--mem SIZE] [--reps N]\n"
+            "                             [--threads LIST]\n\n"
             "codec     XBZRLE encode/decode throughput against memcmp/memcpy\n"
             "mapcache  page reads through the map cache against per-batch\n"
             "          mapping and a persistent mapping\n"
@@ -20,6 +22,8 @@ static void bench_usage(FILE *out)
             "cache     XBZRLE cache miss + insert per page against memcpy\n"
             "save      non-live save of a paused sim guest into tmpfs and a pipe\n"
             "          (and /dev/null, labelled) vs memcpy\n"
+            "threads   paused XBZRLE passes (checkpoints) per --threads count, "
+            "vs 1\n"
             "'xc-colo bench PART --help' lists a part's options.\n");
 }
 
@@ -43,8 +47,10 @@ int cmd_bench(int argc, char **argv)
         return bench_save(argc - 1, argv + 1);
     if (!strcmp(argv[1], "cache"))
         return bench_cache(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "threads"))
+        return bench_threads(argc - 1, argv + 1);
     cli_error("bench: unknown part '%s' (codec, mapcache, dirty, save, "
-              "cache)",
+              "cache, threads)",
               argv[1]);
     return EXIT_USAGE;
 }

@@ -153,6 +153,16 @@ int save_opts_parse(struct save_opts *o, int opt, const char *arg)
         if (cli_parse_compress(arg, &o->p.compress_level) < 0)
             return -1;
         break;
+    case SAVE_OPT_THREADS:
+        if (cli_parse_u64(arg, "--threads", &v) < 0)
+            return -1;
+        if (v < 1 || v > XCC_SAVE_MAX_THREADS) {
+            cli_error("--threads: expected 1..%u, got %s",
+                      XCC_SAVE_MAX_THREADS, arg);
+            return -1;
+        }
+        o->p.threads = (uint32_t)v;
+        break;
     case 'c': o->resume = true; break;
     case SAVE_OPT_MODE:
         if (cli_parse_mode(arg, "--mode", &o->dest.file_mode) < 0)

@@ -35,6 +35,7 @@ enum {
     SAVE_OPT_XL_CONFIG_JSON,
     SAVE_OPT_COMPRESS,
     SAVE_OPT_NO_HOT_PREDICT,
+    SAVE_OPT_THREADS,
     SAVE_OPT_END,
 };
 
@@ -65,6 +66,7 @@ enum {
         {"xl-config-json", required_argument, NULL, SAVE_OPT_XL_CONFIG_JSON},  \
         {"compress", required_argument, NULL, SAVE_OPT_COMPRESS},              \
         {"no-hot-predict", no_argument, NULL, SAVE_OPT_NO_HOT_PREDICT},        \
+        {"threads", required_argument, NULL, SAVE_OPT_THREADS},                \
         {"continue", no_argument, NULL, 'c'}, OUT_LONG_OPTIONS
 
 /* struct option entries of the live phase's other stop conditions

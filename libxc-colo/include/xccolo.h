@@ -745,7 +745,16 @@ struct xcc_save_params {
     int no_hot_predict;   /* live XBZRLE: do not cache, during iteration 0,
                              the pages already dirtied when it reaches them
                              (on by default; off for comparisons) */
+    uint32_t threads;     /* threads that classify and encode a batch's pages
+                             (1..XCC_SAVE_MAX_THREADS; 1: the caller's only);
+                             0: the online CPUs, at most
+                             XCC_SAVE_DEFAULT_MAX_THREADS. The stream's
+                             content does not depend on it. */
 };
+
+/* Encoding threads of a saver: at most, and at most by default. */
+#define XCC_SAVE_MAX_THREADS 64u
+#define XCC_SAVE_DEFAULT_MAX_THREADS 8u
 
 /* Fills *p with the defaults: not live, no XBZRLE, map cache on, verify on,
  * Xen's convergence defaults, progress on; sets p->size. */

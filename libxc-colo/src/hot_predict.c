@@ -32,9 +32,15 @@ static bool bit(const uint64_t *bm, uint64_t p)
     return bm[p / 64] >> (p % 64) & 1;
 }
 
-static void set_bit(uint64_t *bm, uint64_t p)
+/* set_bit for encoding threads: neighbouring pfns share a word. */
+static void set_bit_atomic(uint64_t *bm, uint64_t p)
 {
-    bm[p / 64] |= 1ull << (p % 64);
+    __atomic_fetch_or(&bm[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+static void count(uint64_t *v)
+{
+    __atomic_fetch_add(v, 1, __ATOMIC_RELAXED);
 }
 
 /* Clears bit p; returns whether it was set. */
@@ -134,8 +140,8 @@ const uint8_t *hot_predict_send(struct hot_predict *hp, xcc_page_cache *pc,
     uint8_t *buf = xcc_page_cache_stage(pc);
     const uint8_t *kept;
 
-    hp->st->predicted++;
-    set_bit(hp->predicted, pfn);
+    count(&hp->st->predicted);
+    set_bit_atomic(hp->predicted, pfn);
     memcpy(buf, guest, psz);
     /* A zero page goes as ZERO_PAGES: nothing worth a cache slot. */
     if (lib_page_is_zero(buf, psz))
@@ -143,8 +149,8 @@ const uint8_t *hot_predict_send(struct hot_predict *hp, xcc_page_cache *pc,
     kept = xcc_page_cache_commit(pc, pfn);
     if (!kept)
         return guest;
-    hp->st->cached++;
-    set_bit(hp->cached, pfn);
+    count(&hp->st->cached);
+    set_bit_atomic(hp->cached, pfn);
     return kept;
 }
 

@@ -93,6 +93,9 @@ bool hot_predict_is_hot(const struct hot_predict *hp, uint64_t pfn);
  * the slice is written: entries touched in this generation are never
  * evicted), or guest itself when the copy is a zero page or the cache
  * declined it (sent from the mapping, as without the prediction).
+ * --threads: called from several encoding threads at once, for different
+ * pfns, each with pc = the cache shard of its pfn (the one thread that
+ * touches that shard); the bitmaps and counters it updates are atomic.
  */
 const uint8_t *hot_predict_send(struct hot_predict *hp, xcc_page_cache *pc,
                                 uint64_t pfn, const uint8_t *guest);

@@ -30,6 +30,9 @@
  * never spins over a fully hot table. See the header for the amortised cost
  * argument.
  *
+ * For threads, a cache can be cut into shards (page_cache.h): independent
+ * caches behind one handle, every pfn in the shard its hash picks.
+ *
  * Depends on nothing else in the project, so it can be fuzzed and benchmarked
  * alone.
  *
@@ -42,6 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "page_cache.h"
 #include "xccolo.h"
 
 /* The codec's limit: XBZRLE lengths are 14-bit ULEB128, pages <= 64 KiB. */
@@ -112,7 +116,41 @@ struct xcc_page_cache {
     uint32_t gen_count[AGE_RING]; /* entries by used_gen, recent ones */
     uint64_t hits, misses, inserts, declined, evictions;
     uint32_t prefault_next;       /* buffers [0, prefault_next) touched */
+    /* A sharded handle (page_cache.h) holds no pages itself: it routes. */
+    uint32_t nshards;             /* 0: a plain cache */
+    xcc_page_cache **shards;
 };
+
+/* A shard's header on its own cache lines: the threads write them all the
+ * time (counters, clock hand), and a shared line would bounce. */
+#define SHARD_ALIGN 64u
+
+/* A zeroed header, alone on its cache lines. */
+static xcc_page_cache *header_alloc(void)
+{
+    size_t n = (sizeof(xcc_page_cache) + SHARD_ALIGN - 1) / SHARD_ALIGN *
+               SHARD_ALIGN;
+    xcc_page_cache *c = aligned_alloc(SHARD_ALIGN, n);
+
+    if (c)
+        memset(c, 0, n);
+    return c;
+}
+
+/* The shard of a pfn. A multiplicative hash of its own, not pfn_hash: the
+ * shard's pfns must spread over all of that shard's buckets and history
+ * sets, which pfn_hash's bits choose. */
+static uint32_t shard_index(uint32_t nshards, uint64_t pfn)
+{
+    uint32_t h = (uint32_t)(((pfn + 1) * UINT64_C(0xD1B54A32D192ED03)) >> 32);
+    return (uint32_t)(((uint64_t)h * nshards) >> 32);
+}
+
+/* The cache that holds pfn: c itself, or c's shard for pfn. */
+static xcc_page_cache *route(xcc_page_cache *c, uint64_t pfn)
+{
+    return c->nshards ? c->shards[shard_index(c->nshards, pfn)] : c;
+}
 
 /* A 64-bit mix (multiply, xor-shift) so that both contiguous and strided
  * pfns spread over buckets and history sets. */
@@ -388,7 +426,7 @@ xcc_page_cache *xcc_page_cache_new(size_t budget_bytes, size_t page_size)
         return NULL;
     }
 
-    xcc_page_cache *c = calloc(1, sizeof(*c));
+    xcc_page_cache *c = header_alloc();
     if (!c)
         return NULL;
     c->page_size = page_size;
@@ -436,6 +474,11 @@ void xcc_page_cache_free(xcc_page_cache *c)
 {
     if (!c)
         return;
+    if (c->shards) {
+        for (uint32_t k = 0; k < c->nshards; k++)
+            xcc_page_cache_free(c->shards[k]);
+        free(c->shards);
+    }
     free(c->buckets);
     free(c->slots);
     free(c->history);
@@ -448,6 +491,7 @@ const uint8_t *xcc_page_cache_lookup(xcc_page_cache *c, uint64_t pfn)
 {
     if (!c)
         return NULL;
+    c = route(c, pfn);
     uint32_t idx = *find_link(c, pfn_hash(pfn), pfn);
     if (idx == NO_SLOT) {
         c->misses++;
@@ -470,6 +514,7 @@ const uint8_t *xcc_page_cache_update(xcc_page_cache *c, uint64_t pfn,
         errno = EINVAL;
         return NULL;
     }
+    c = route(c, pfn);
     uint32_t idx = claim_slot(c, pfn);
     if (idx == NO_SLOT)
         return NULL;
@@ -492,7 +537,7 @@ int xcc_page_cache_insert(xcc_page_cache *c, uint64_t pfn, const uint8_t *page)
 
 uint8_t *xcc_page_cache_stage(xcc_page_cache *c)
 {
-    if (!c) {
+    if (!c || c->nshards) { /* a sharded handle: stage on the shard */
         errno = EINVAL;
         return NULL;
     }
@@ -505,6 +550,7 @@ const uint8_t *xcc_page_cache_commit(xcc_page_cache *c, uint64_t pfn)
         errno = EINVAL;
         return NULL;
     }
+    c = route(c, pfn);
     uint32_t idx = claim_slot(c, pfn);
     if (idx == NO_SLOT)
         return NULL;
@@ -522,6 +568,11 @@ size_t page_cache_prefault(xcc_page_cache *c, size_t n)
 {
     size_t done = 0;
 
+    if (c && c->nshards) {
+        for (uint32_t k = 0; k < c->nshards && done < n; k++)
+            done += page_cache_prefault(c->shards[k], n - done);
+        return done;
+    }
     while (c && done < n && c->prefault_next <= c->nslots) {
         /* Rewrites one byte with itself: the contents stay as they are. */
         volatile uint8_t *p = buf_ptr(c, c->prefault_next++);
@@ -535,6 +586,7 @@ void xcc_page_cache_drop(xcc_page_cache *c, uint64_t pfn)
 {
     if (!c)
         return;
+    c = route(c, pfn);
     uint32_t idx = *find_link(c, pfn_hash(pfn), pfn);
     if (idx == NO_SLOT)
         return;
@@ -548,6 +600,11 @@ void xcc_page_cache_next_generation(xcc_page_cache *c)
 {
     if (!c)
         return;
+    if (c->nshards) {
+        for (uint32_t k = 0; k < c->nshards; k++)
+            xcc_page_cache_next_generation(c->shards[k]);
+        return;
+    }
     if (c->gen == UINT32_MAX)
         rebase(c, AGE_RING); /* once per 2^32 harvests: O(n) is fine */
     c->gen++;
@@ -561,6 +618,25 @@ void xcc_page_cache_get_stats(const xcc_page_cache *c,
 {
     if (!c || !st)
         return;
+    if (c->nshards) {
+        struct xcc_page_cache_stats one;
+        *st = (struct xcc_page_cache_stats){
+            .overhead_bytes = sizeof(*c) + c->nshards * sizeof(*c->shards),
+        };
+        for (uint32_t k = 0; k < c->nshards; k++) {
+            xcc_page_cache_get_stats(c->shards[k], &one);
+            st->hits += one.hits;
+            st->misses += one.misses;
+            st->inserts += one.inserts;
+            st->declined += one.declined;
+            st->evictions += one.evictions;
+            st->entries += one.entries;
+            st->capacity_pages += one.capacity_pages;
+            st->budget_bytes += one.budget_bytes;
+            st->overhead_bytes += one.overhead_bytes;
+        }
+        return;
+    }
     size_t nbuckets = (size_t)c->bucket_mask + 1;
     *st = (struct xcc_page_cache_stats){
         .hits = c->hits,
@@ -576,4 +652,70 @@ void xcc_page_cache_get_stats(const xcc_page_cache *c,
                           (size_t)c->nhistory * sizeof(*c->history) +
                           c->page_size,
     };
+}
+
+/* ---- shards (page_cache.h) ---- */
+
+unsigned page_cache_max_shards(size_t budget_bytes, size_t page_size,
+                               unsigned want)
+{
+    size_t pages = page_size ? budget_bytes / page_size : 0;
+
+    if (want > PAGE_CACHE_MAX_SHARDS)
+        want = PAGE_CACHE_MAX_SHARDS;
+    return pages < want ? (unsigned)pages : want;
+}
+
+xcc_page_cache *page_cache_new_sharded(size_t budget_bytes, size_t page_size,
+                                       unsigned nshards)
+{
+    if (nshards == 1)
+        return xcc_page_cache_new(budget_bytes, page_size);
+    if (nshards < 1 || nshards > PAGE_CACHE_MAX_SHARDS ||
+        page_cache_max_shards(budget_bytes, page_size, nshards) < nshards) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* Rounded down to whole pages per shard: never above the budget. */
+    size_t per = budget_bytes / page_size / nshards * page_size;
+    xcc_page_cache *c = header_alloc();
+
+    if (!c)
+        return NULL;
+    c->page_size = page_size;
+    c->budget = per * nshards;
+    c->shards = calloc(nshards, sizeof(*c->shards));
+    if (!c->shards) {
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->nshards = nshards;
+    for (unsigned k = 0; k < nshards; k++) {
+        c->shards[k] = xcc_page_cache_new(per, page_size);
+        if (!c->shards[k]) {
+            int saved = errno;
+            xcc_page_cache_free(c);
+            errno = saved;
+            return NULL;
+        }
+    }
+    return c;
+}
+
+unsigned page_cache_nshards(const xcc_page_cache *c)
+{
+    return c && c->nshards ? c->nshards : 1;
+}
+
+unsigned page_cache_shard_of(const xcc_page_cache *c, uint64_t pfn)
+{
+    return c && c->nshards ? shard_index(c->nshards, pfn) : 0;
+}
+
+xcc_page_cache *page_cache_shard(xcc_page_cache *c, unsigned k)
+{
+    if (!c || !c->nshards)
+        return c;
+    return k < c->nshards ? c->shards[k] : NULL;
 }

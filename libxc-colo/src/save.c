@@ -6,7 +6,9 @@
  * Each pass goes through one path (save_send_pass): the dirty bitmap is cut
  * into batches, each batch resolved through the map cache, each page
  * classified as hole, zero, XBZRLE delta or normal, and the batch written
- * as at most one record of each kind.
+ * as at most one record of each kind (of each kind per lane: with
+ * --threads N, N lanes classify a slice at once, lane k on the pfns of
+ * cache shard k, see "Lanes" below and save_workers.h).
  *
  * Invariant 1 (DESIGN.md), the cache mirrors the receiver: in a pass that
  * may use deltas, a page is copied out of the guest exactly once, into the
@@ -26,10 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compress.h"
 #include "digest.h"
 #include "hot_predict.h"
+#include "page_cache.h"
 #include "save.h"
 #include "save_pagetable.h"
 #include "xl_format.h"
@@ -112,6 +116,10 @@ static int save_compat_setup(xcc_saver *s, const struct xcc_domain_info *info)
     return 0;
 }
 
+static unsigned threads_wanted(uint32_t threads);
+static int lanes_new(xcc_saver *s);
+static void lanes_free(xcc_saver *s);
+
 xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
                          const struct xcc_save_params *p,
                          xentoollog_logger *log)
@@ -143,6 +151,12 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         XCC_ERR(log, CTX, "domain '%s': unusable size (%" PRIu64
                 " pfns of %" PRIu32 " bytes)", d->name, info.nr_pfns,
                 info.page_size);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (p->threads > XCC_SAVE_MAX_THREADS) {
+        XCC_ERR(log, CTX, "%" PRIu32 " encoding threads: at most %u",
+                p->threads, XCC_SAVE_MAX_THREADS);
         errno = EINVAL;
         return NULL;
     }
@@ -184,6 +198,11 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
     s->page_size = info.page_size;
     s->page_shift = log2_u32(info.page_size);
     s->batch = s->p.batch_pages ? s->p.batch_pages : SAVE_DEFAULT_BATCH;
+    s->nthreads = threads_wanted(s->p.threads);
+    s->nlanes = s->nthreads == 1 ? 1
+                                 : s->nthreads * SAVE_LANES_PER_THREAD;
+    if (s->nlanes > SAVE_MAX_LANES)
+        s->nlanes = SAVE_MAX_LANES;
 
     s->st.live = s->p.live;
     s->st.use_xbzrle = s->p.xbzrle;
@@ -238,7 +257,9 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
             errno = EINVAL;
             goto fail;
         }
-        s->pc = xcc_page_cache_new((size_t)budget, s->page_size);
+        s->pc = page_cache_new_sharded(
+            (size_t)budget, s->page_size,
+            page_cache_max_shards((size_t)budget, s->page_size, s->nlanes));
         if (!s->pc) {
             XCC_PERR(log, CTX, "cannot create an XBZRLE cache of %" PRIu64
                      " bytes", budget);
@@ -257,6 +278,8 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
             !(s->hp = hot_predict_new(s->nr_pfns, s->page_size, &s->st.hot)))
             goto fail;
     }
+    if (lanes_new(s) < 0)
+        goto fail;
 
     if (s->p.verify) {
         s->nchunks = digest_nchunks(s->nr_pfns, s->page_size);
@@ -295,6 +318,7 @@ void xcc_saver_free(xcc_saver *s)
     if (!s)
         return;
     xcc_map_cache_free(s->mc);
+    lanes_free(s);
     xcc_page_cache_free(s->pc);
     hot_predict_free(s->hp);
     compress_enc_free(s->zc);
@@ -427,36 +451,53 @@ static void map_cache_delta(const struct xcc_map_cache_stats *a,
     out->evictions = b->evictions - a->evictions;
 }
 
-/* Writes the records of one classified slice. */
+/*
+ * Writes the records of one classified slice, lane by lane, from the
+ * saver's thread: the one writer, and the one user of the compressor.
+ */
 static int flush_slice(xcc_saver *s)
 {
-    if (s->n_zero && stream_write_zero_pages_typed(s->w, s->zero_pfns,
-                                                   s->zero_types, s->n_zero) < 0)
-        return -1;
-    if (s->n_xb && stream_write_xbzrle_pages_typed(s->w, s->xb_pfns,
-                                                   s->xb_types, s->xb_lens,
-                                                   s->n_xb, s->xb_data) < 0)
-        return -1;
-    if (s->n_out &&
-        (s->zc ? compress_write_pages(s->zc, s->w, s->out_pfns, s->out_types,
-                                      s->n_out, s->out_pages, s->page_size)
-               : stream_write_page_data(s->w, s->out_pfns, s->out_types,
-                                        s->n_out, s->out_pages,
-                                        s->page_size)) < 0)
-        return -1;
-    s->n_zero = s->n_xb = s->n_out = s->n_out_data = 0;
-    s->xb_used = 0;
-    s->n_copies = 0;
+    for (unsigned k = 0; k < s->nlanes; k++) {
+        struct save_lane *l = &s->lanes[k];
+
+        if (l->n_zero &&
+            stream_write_zero_pages_typed(s->w, l->zero_pfns, l->zero_types,
+                                          l->n_zero) < 0)
+            return -1;
+        if (l->n_xb &&
+            stream_write_xbzrle_pages_typed(s->w, l->xb_pfns, l->xb_types,
+                                            l->xb_lens, l->n_xb,
+                                            l->xb_data) < 0)
+            return -1;
+        if (l->n_out &&
+            (s->zc ? compress_write_pages(s->zc, s->w, l->out_pfns,
+                                          l->out_types, l->n_out,
+                                          l->out_pages, s->page_size)
+                   : stream_write_page_data(s->w, l->out_pfns, l->out_types,
+                                            l->n_out, l->out_pages,
+                                            s->page_size)) < 0)
+            return -1;
+        l->n_zero = l->n_xb = l->n_out = 0;
+        l->xb_used = 0;
+        l->n_copies = 0;
+    }
     return 0;
 }
 
-static void add_page_data(xcc_saver *s, uint64_t pfn, uint8_t type,
+static void add_page_data(struct save_lane *l, uint64_t pfn, uint8_t type,
                           const uint8_t *page)
 {
-    s->out_pfns[s->n_out] = pfn;
-    s->out_types[s->n_out] = type;
-    s->out_pages[s->n_out] = page;
-    s->n_out++;
+    l->out_pfns[l->n_out] = pfn;
+    l->out_types[l->n_out] = type;
+    l->out_pages[l->n_out] = page;
+    l->n_out++;
+}
+
+static void add_zero(struct save_lane *l, uint64_t pfn, uint8_t type)
+{
+    l->zero_types[l->n_zero] = type;
+    l->zero_pfns[l->n_zero++] = pfn;
+    l->n.zero++;
 }
 
 /* pfn goes out as exactly page's bytes: tell a content-tracking backend. */
@@ -467,15 +508,16 @@ static void note_sent(xcc_saver *s, uint64_t pfn, const uint8_t *page)
 }
 
 /*
- * A page in a delta pass: copy it once into the cache's stage buffer and
- * send, encode and cache that copy only.
+ * A page in a delta pass: copy it once into the cache's stage buffer (of
+ * the lane's shard) and send, encode and cache that copy only. Page tables
+ * come here on the saver's thread only (classify_page).
  */
-static int classify_xbzrle(xcc_saver *s, uint64_t pfn, uint8_t type,
-                           const uint8_t *guest)
+static int classify_xbzrle(xcc_saver *s, struct save_lane *l, uint64_t pfn,
+                           uint8_t type, const uint8_t *guest)
 {
-    struct stats_iteration *it = s->cur;
+    struct stats_iteration *it = &l->n;
     const size_t psz = s->page_size;
-    uint8_t *buf = xcc_page_cache_stage(s->pc);
+    uint8_t *buf = xcc_page_cache_stage(l->pc);
     const uint8_t *old, *kept;
     int len, rc;
 
@@ -489,16 +531,14 @@ static int classify_xbzrle(xcc_saver *s, uint64_t pfn, uint8_t type,
         return rc < 0 ? -1 : 0; /* 1: deferred, the cache stays as sent */
     if (lib_page_is_zero(buf, psz)) {
         /* The receiver will hold zeros; the cache may not hold old bytes. */
-        xcc_page_cache_drop(s->pc, pfn);
-        s->zero_types[s->n_zero] = type;
-        s->zero_pfns[s->n_zero++] = pfn;
-        it->zero++;
+        xcc_page_cache_drop(l->pc, pfn);
+        add_zero(l, pfn, type);
         return 0;
     }
-    old = xcc_page_cache_lookup(s->pc, pfn);
+    old = xcc_page_cache_lookup(l->pc, pfn);
     if (old) {
         it->cache_hit++;
-        len = xcc_xbzrle_encode(old, buf, psz, s->xb_data + s->xb_used, psz);
+        len = xcc_xbzrle_encode(old, buf, psz, l->xb_data + l->xb_used, psz);
         if (len == 0) {
             /* Dirtied but rewritten with the same bytes: the receiver and
              * the cache already hold them. */
@@ -506,16 +546,16 @@ static int classify_xbzrle(xcc_saver *s, uint64_t pfn, uint8_t type,
             return 0;
         }
         if (len > 0) {
-            s->xb_types[s->n_xb] = type;
-            s->xb_pfns[s->n_xb] = pfn;
-            s->xb_lens[s->n_xb] = (uint32_t)len;
-            s->n_xb++;
-            s->xb_used += (size_t)len;
+            l->xb_types[l->n_xb] = type;
+            l->xb_pfns[l->n_xb] = pfn;
+            l->xb_lens[l->n_xb] = (uint32_t)len;
+            l->n_xb++;
+            l->xb_used += (size_t)len;
             it->xbzrle++;
             it->xbzrle_bytes += (uint64_t)len;
             /* The copy just encoded becomes the entry (replacing in place
              * is always kept; a refusal leaves no entry, also true). */
-            xcc_page_cache_commit(s->pc, pfn);
+            xcc_page_cache_commit(l->pc, pfn);
             return 0;
         }
         it->overflow++;
@@ -525,14 +565,14 @@ static int classify_xbzrle(xcc_saver *s, uint64_t pfn, uint8_t type,
     /* Sent whole: the copy goes out and becomes the entry. Committed
      * entries touched in this generation are never evicted, so the pointer
      * stays good until the slice is written. */
-    kept = xcc_page_cache_commit(s->pc, pfn);
+    kept = xcc_page_cache_commit(l->pc, pfn);
     if (!kept) {
         /* Declined: the stage buffer will be reused by the next page. */
-        uint8_t *copy = s->copies + s->n_copies++ * psz;
+        uint8_t *copy = l->copies + l->n_copies++ * psz;
         memcpy(copy, buf, psz);
         kept = copy;
     }
-    add_page_data(s, pfn, type, kept);
+    add_page_data(l, pfn, type, kept);
     it->normal++;
     return 0;
 }
@@ -558,6 +598,233 @@ static void prefault_step(xcc_saver *s, size_t n)
     }
     if (n)
         page_cache_prefault(s->pc, n);
+}
+
+/*
+ * Page i of the batch (s->bpfns, resolved), in lane l. Page tables to
+ * normalise are the saver thread's alone (their normalisation may defer
+ * them, which sets their bit in s->dirty and counts in s->cur, and asks
+ * the backend's M2P): with pt_later a lane run by the pool leaves them for
+ * classify_slice to do once the pool is done. Returns 0, or -1/errno
+ * (only for a page table).
+ */
+static int classify_page(xcc_saver *s, struct save_lane *l, size_t i,
+                         bool pt_later)
+{
+    const uint64_t pfn = s->bpfns[i];
+    const uint8_t type = s->btypes[i];
+    const uint8_t *page = s->bpages[i];
+    const bool pt = save_pagetable_wanted(s, type);
+
+    if (pt && pt_later)
+        return 0;
+    if (s->use_xbzrle_now)
+        return classify_xbzrle(s, l, pfn, type, page);
+    if (s->predict_now && type == XCC_PFN_NORMAL && !s->by_content &&
+        hot_predict_is_hot(s->hp, pfn)) {
+        /* Dirtied before we got here: likely hot, sent from the copy the
+         * cache (the lane's shard: only this lane touches pfn's entry)
+         * keeps. */
+        page = hot_predict_send(s->hp, l->pc, pfn, page);
+    }
+    if (s->by_content || pt) {
+        /*
+         * Send a copy, not the live mapping, so that the bytes reported to
+         * the backend are the bytes on the wire (a page table's copy is
+         * normalised for the wire).
+         */
+        uint8_t *copy = s->bounce + (i - s->slice_first) * s->page_size;
+        int rc;
+
+        memcpy(copy, page, s->page_size);
+        page = copy;
+        note_sent(s, pfn, copy);
+        rc = save_pagetable_normalise(s, pfn, type, copy);
+        if (rc)
+            return rc < 0 ? -1 : 0; /* 1: deferred to the next pass */
+    }
+    if (!s->p.xen_compat && lib_page_is_zero(page, s->page_size)) {
+        add_zero(l, pfn, type);
+        return 0;
+    }
+    /* Zero copy: the iovec points into the guest mapping. */
+    add_page_data(l, pfn, type, page);
+    l->n.normal++;
+    return 0;
+}
+
+/* ---- Lanes (--threads) ---------------------------------------------------- */
+
+/* A slice this small is classified lane after lane on the saver's thread:
+ * waking the pool would cost about what the pages do. */
+#define LANES_MIN_PAGES 128u
+
+/* Threads for p.threads: 0 is the online CPUs, at most the default cap. */
+static unsigned threads_wanted(uint32_t threads)
+{
+    long cpus;
+
+    if (threads)
+        return threads;
+    cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        return 1;
+    return cpus > XCC_SAVE_DEFAULT_MAX_THREADS ? XCC_SAVE_DEFAULT_MAX_THREADS
+                                               : (unsigned)cpus;
+}
+
+static int lanes_new(xcc_saver *s)
+{
+    s->lanes = aligned_alloc(64, s->nlanes * sizeof(*s->lanes));
+    if (!s->lanes) {
+        XCC_PERR(s->log, CTX, "cannot allocate %u encoding lanes", s->nlanes);
+        return -1;
+    }
+    memset(s->lanes, 0, s->nlanes * sizeof(*s->lanes));
+    for (unsigned k = 0; k < s->nlanes; k++)
+        s->lanes[k].pc = k < page_cache_nshards(s->pc)
+                             ? page_cache_shard(s->pc, k) : NULL;
+    /* Lane 0 alone spans the whole arrays (holes go there first). */
+    s->lanes[0].zero_pfns = s->zero_pfns;
+    s->lanes[0].zero_types = s->zero_types;
+    s->lanes[0].out_pfns = s->out_pfns;
+    s->lanes[0].out_types = s->out_types;
+    s->lanes[0].out_pages = s->out_pages;
+    s->st.threads = s->nthreads;
+    if (s->nlanes == 1)
+        return 0;
+    s->order = xalloc(s, s->batch * sizeof(*s->order), "a batch");
+    s->lane_of = xalloc(s, s->batch, "a batch");
+    if (!s->order || !s->lane_of)
+        return -1;
+    s->pool = save_workers_new(s->nthreads, s->log);
+    return s->pool ? 0 : -1;
+}
+
+static void lanes_free(xcc_saver *s)
+{
+    save_workers_free(s->pool);
+    free(s->lanes);
+    free(s->order);
+    free(s->lane_of);
+}
+
+/* Runs lane k over its pages of the slice (a save_work_fn: on whichever
+ * thread claims it). Page tables to normalise are left for lane_run_here:
+ * so nothing here can fail. */
+static void lane_run(void *arg, unsigned k)
+{
+    xcc_saver *s = arg;
+    struct save_lane *l = &s->lanes[k];
+
+    for (size_t j = 0; j < l->npages; j++)
+        (void)classify_page(s, l, s->slice_first + l->order[j], true);
+}
+
+/* Runs lane k over its pages of the slice on the saver's thread; only_pt:
+ * only the page tables lane_run left. 0 or -1/errno. */
+static int lane_run_here(xcc_saver *s, unsigned k, bool only_pt)
+{
+    struct save_lane *l = &s->lanes[k];
+
+    for (size_t j = 0; j < l->npages; j++) {
+        const size_t i = s->slice_first + (l->order ? l->order[j] : j);
+
+        if (only_pt && !save_pagetable_wanted(s, s->btypes[i]))
+            continue;
+        if (classify_page(s, l, i, false) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Gives each lane its pages of the slice s->bpfns[first .. first + k): the
+ * pages of its cache shard (any even share without a cache), and output
+ * ranges sized for them. Lane 0 keeps what it already holds (the batch's
+ * holes); the others start after it.
+ */
+static void lanes_split(xcc_saver *s, size_t first, size_t k)
+{
+    const size_t held = s->lanes[0].n_out, psz = s->page_size;
+    size_t start[SAVE_MAX_LANES + 1];
+
+    for (size_t j = 0; j < k; j++)
+        s->lane_of[j] = (uint8_t)(s->pc ? page_cache_shard_of(
+                                              s->pc, s->bpfns[first + j])
+                                        : j * s->nlanes / k);
+    save_workers_partition(s->lane_of, k, s->nlanes, s->order, start);
+    for (unsigned w = 0; w < s->nlanes; w++) {
+        struct save_lane *l = &s->lanes[w];
+        const size_t at = start[w], out_at = w ? held + at : 0;
+
+        l->order = s->order + at;
+        l->npages = start[w + 1] - at;
+        l->zero_pfns = s->zero_pfns + at;
+        l->zero_types = s->zero_types + at;
+        l->out_pfns = s->out_pfns + out_at;
+        l->out_types = s->out_types + out_at;
+        l->out_pages = s->out_pages + out_at;
+        if (s->xb_pfns) {
+            l->xb_pfns = s->xb_pfns + at;
+            l->xb_types = s->xb_types + at;
+            l->xb_lens = s->xb_lens + at;
+            l->xb_data = s->xb_data + at * psz;
+            l->copies = s->copies + at * psz;
+        }
+    }
+}
+
+/*
+ * Classifies the resolved slice s->bpfns[first .. first + k) into the
+ * lanes: on the saver's thread alone, or on every worker at once (then the
+ * page tables to normalise after them, on the saver's thread, each in its
+ * lane). Returns 0 or -1/errno.
+ */
+static int classify_slice(xcc_saver *s, size_t first, size_t k)
+{
+    const uint64_t t0 = lib_now_ns();
+    uint64_t dt;
+    int rc = 0;
+
+    s->slice_first = first;
+    if (!s->pool) {
+        s->lanes[0].npages = k;
+        if (s->xb_pfns) {
+            s->lanes[0].xb_pfns = s->xb_pfns;
+            s->lanes[0].xb_types = s->xb_types;
+            s->lanes[0].xb_lens = s->xb_lens;
+            s->lanes[0].xb_data = s->xb_data;
+            s->lanes[0].copies = s->copies;
+        }
+        rc = lane_run_here(s, 0, false);
+    } else {
+        lanes_split(s, first, k);
+        if (k >= LANES_MIN_PAGES) {
+            save_workers_run(s->pool, lane_run, s, s->nlanes);
+            for (unsigned w = 0; w < s->nlanes && rc == 0 &&
+                                 s->d->ops->normalise; w++)
+                rc = lane_run_here(s, w, true);
+        } else {
+            for (unsigned w = 0; w < s->nlanes && rc == 0; w++)
+                rc = lane_run_here(s, w, false);
+            s->lanes_alone_ns += lib_now_ns() - t0;
+        }
+    }
+    dt = lib_now_ns() - t0;
+    for (unsigned w = 0; w < s->nlanes; w++) {
+        stats_iteration_add_pages(s->cur, &s->lanes[w].n);
+        memset(&s->lanes[w].n, 0, sizeof(s->lanes[w].n));
+    }
+    for (unsigned w = 0; w < s->nthreads; w++)
+        s->st.thread_busy_ns[w] =
+            s->pool ? save_workers_busy_ns(s->pool, w) +
+                          (w ? 0 : s->lanes_alone_ns)
+                    : s->st.thread_busy_ns[w] + dt;
+    s->cur->encode_ns += dt;
+    s->st.encode_ns += dt;
+    s->st.encode_pages += k;
+    return rc;
 }
 
 /*
@@ -599,7 +866,7 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
         /* A hole: announced so the receiver knows, no data. */
         if (s->pc && deltas)
             xcc_page_cache_drop(s->pc, pfns[i]);
-        add_page_data(s, pfns[i], s->btypes[i], NULL);
+        add_page_data(&s->lanes[0], pfns[i], s->btypes[i], NULL);
         it->nodata++;
     }
     n = with_data;
@@ -616,55 +883,14 @@ static int send_batch(xcc_saver *s, uint64_t *pfns, size_t n)
             return -1;
         }
         for (size_t i = done; i < done + (size_t)k; i++) {
-            const uint64_t pfn = pfns[i];
-            const uint8_t type = s->btypes[i];
-            const uint8_t *page = s->bpages[i];
-
-            if (!page || s->berr[i]) {
+            if (!s->bpages[i] || s->berr[i]) {
                 errno = s->berr[i] ? -s->berr[i] : EIO;
                 XCC_PERR(s->log, CTX, "pfn %#" PRIx64 " of '%s' cannot be "
-                         "mapped", pfn, s->d->name);
+                         "mapped", pfns[i], s->d->name);
                 return -1;
             }
-            if (deltas) {
-                if (classify_xbzrle(s, pfn, type, page) < 0)
-                    return -1;
-                continue;
-            } else if (s->predict_now && type == XCC_PFN_NORMAL &&
-                       !s->by_content && hot_predict_is_hot(s->hp, pfn)) {
-                /* Dirtied before we got here: likely hot, sent from the
-                 * copy the cache keeps. */
-                page = hot_predict_send(s->hp, s->pc, pfn, page);
-            }
-            if (s->by_content || save_pagetable_wanted(s, type)) {
-                /*
-                 * Send a copy, not the live mapping, so that the bytes
-                 * reported to the backend are the bytes on the wire (a
-                 * page table's copy is normalised for the wire).
-                 */
-                uint8_t *copy = s->bounce + (i - done) * s->page_size;
-                int rc;
-
-                memcpy(copy, page, s->page_size);
-                page = copy;
-                note_sent(s, pfn, copy);
-                rc = save_pagetable_normalise(s, pfn, type, copy);
-                if (rc < 0)
-                    return -1;
-                if (rc > 0)
-                    continue; /* deferred to the next pass */
-            }
-            if (!s->p.xen_compat && lib_page_is_zero(page, s->page_size)) {
-                s->zero_types[s->n_zero] = type;
-                s->zero_pfns[s->n_zero++] = pfn;
-                it->zero++;
-                continue;
-            }
-            /* Zero copy: the iovec points into the guest mapping. */
-            add_page_data(s, pfn, type, page);
-            it->normal++;
         }
-        if (flush_slice(s) < 0)
+        if (classify_slice(s, done, (size_t)k) < 0 || flush_slice(s) < 0)
             return -1;
         done += (size_t)k;
     }
@@ -749,7 +975,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     if (rc) {
         /* Leave nothing half-listed for a later pass to trust. */
         memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));
-        s->n_zero = s->n_xb = s->n_out = 0;
+        for (unsigned k = 0; k < s->nlanes; k++)
+            s->lanes[k].n_zero = s->lanes[k].n_xb = s->lanes[k].n_out = 0;
     }
 
     xcc_map_cache_get_stats(s->mc, &mc1);

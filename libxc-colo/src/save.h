@@ -22,11 +22,52 @@
 
 #include "domain/domain.h"
 #include "stats.h"
+#include "save_workers.h"
 #include "stream.h"
 
 /* Xen's MAX_BATCH_SIZE: pages per batch, and per PAGE_DATA record. */
 #define SAVE_DEFAULT_BATCH 1024u
 #define SAVE_MAX_BATCH 8192u
+/*
+ * Lanes (cache shards) per encoding thread. More lanes than threads cut a
+ * slice's work into pieces the threads claim as they go, so a thread the
+ * scheduler preempts in the middle of its lane holds back less; the cost
+ * is up to three records per lane and slice (about 0.3 bytes a page at 4
+ * lanes of 1024-page slices). 4 showed no gain on a 2-CPU machine at load
+ * 10 (notes/threads.md), so one lane per thread.
+ */
+#define SAVE_LANES_PER_THREAD 1u
+#define SAVE_MAX_LANES 256u
+
+/*
+ * One classifier's share of a resolved slice: the cache shard it alone
+ * touches, and where its records go (ranges of the saver's batch arrays
+ * that no other lane writes). With --threads 1 there is one lane, run by
+ * the saver's thread over the whole slice; with N threads there are
+ * N * SAVE_LANES_PER_THREAD lanes, lane k over the pages of shard k, each
+ * run by whichever thread claims it. Each lane's records are written
+ * separately, by the saver's thread.
+ */
+struct save_lane {
+    _Alignas(64) xcc_page_cache *pc; /* shard k of s->pc; NULL: none */
+    const uint32_t *order; /* its pages: slice positions order[0..npages) */
+    size_t npages;
+    struct stats_iteration n; /* page counts, added to the pass's */
+    uint64_t *zero_pfns;
+    uint8_t *zero_types;
+    size_t n_zero;
+    uint64_t *xb_pfns;
+    uint8_t *xb_types;
+    uint32_t *xb_lens;
+    uint8_t *xb_data;           /* deltas, concatenated */
+    size_t n_xb, xb_used;
+    uint64_t *out_pfns;         /* PAGE_DATA entries */
+    uint8_t *out_types;
+    const uint8_t **out_pages;
+    size_t n_out;
+    uint8_t *copies;            /* pages whose cache insert was declined */
+    size_t n_copies;
+};
 
 struct xcc_saver {
     xcc_domain *d;
@@ -56,21 +97,29 @@ struct xcc_saver {
     uint8_t *bounce;            /* batch copies, for dirty_by_content backends */
     bool by_content;            /* this batch: ops->dirty_by_content() */
     int *berr;
-    /* Classified output of one resolved slice. */
+    /* Classified output of one resolved slice: batch-long arrays the
+     * lanes share out (the lanes' own pointers point into them). */
     uint64_t *out_pfns;         /* PAGE_DATA entries */
     uint8_t *out_types;
     const uint8_t **out_pages;
-    size_t n_out, n_out_data;
     uint64_t *zero_pfns;
     uint8_t *zero_types;
-    size_t n_zero;
     uint64_t *xb_pfns;
     uint8_t *xb_types;
     uint32_t *xb_lens;
-    uint8_t *xb_data;           /* batch deltas, concatenated */
-    size_t n_xb, xb_used;
+    uint8_t *xb_data;           /* batch deltas */
     uint8_t *copies;            /* pages whose cache insert was declined */
-    size_t n_copies;
+    /* --threads: nlanes lanes (1 without a pool), the slice's positions
+     * grouped by lane, and each position's lane. */
+    struct save_workers *pool;  /* NULL with one thread */
+    struct save_lane *lanes;
+    unsigned nlanes;
+    unsigned nthreads;          /* the pool's workers, caller included */
+    uint32_t *order;
+    uint8_t *lane_of;
+    size_t slice_first;         /* the slice being classified: bpfns[first..] */
+    uint64_t lanes_alone_ns;    /* small slices' lanes run on the saver's
+                                   thread, outside the pool */
     size_t prefaulted;          /* pages of xb_data, then copies, touched */
     const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
 

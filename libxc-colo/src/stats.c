@@ -199,6 +199,9 @@ static jobj *iteration_json(const struct stats_iteration *it)
     put_u64(o, "pagetables-deferred", it->pt_deferred);
     put_u64(o, "bytes", it->bytes);
     put_dbl(o, "seconds", (double)it->ns / NS_PER_S);
+    /* Milliseconds to the microsecond: a paused pass can take 1 ms. */
+    put_dbl(o, "duration-ms", (double)it->ns / NS_PER_MS);
+    put_dbl(o, "encode-ms", (double)it->encode_ns / NS_PER_MS);
     mc = put_obj(o, "map-cache");
     if (mc)
         map_cache_counters_json(mc, &it->mc);
@@ -284,6 +287,20 @@ static jobj *save_json(const struct stats_save *s)
         put_u64(o, "evictions", s->pc.evictions);
     }
 
+    if ((o = put_obj(root, "encode"))) {
+        jobj *busy = json_object_new_array();
+
+        put_u64(o, "threads", s->threads);
+        put_u64(o, "pages", s->encode_pages);
+        put_dbl(o, "wall-ms", (double)s->encode_ns / NS_PER_MS);
+        put_dbl(o, "pages-per-second",
+                ratio((double)s->encode_pages, (double)s->encode_ns / NS_PER_S));
+        put(o, "thread-busy-ms", busy);
+        for (uint32_t k = 0; busy && k < s->threads; k++)
+            json_object_array_add(
+                busy, dbl3((double)s->thread_busy_ns[k] / NS_PER_MS));
+    }
+
     map_cache_total_json(root, &s->mc);
     hot_predict_json(root, &s->hot);
     compress_json(root, &s->zc);
@@ -293,6 +310,20 @@ static jobj *save_json(const struct stats_save *s)
     for (size_t i = 0; arr && i < s->nr_iters; i++)
         json_object_array_add(arr, iteration_json(&s->iters[i]));
     return root;
+}
+
+void stats_iteration_add_pages(struct stats_iteration *dst,
+                               const struct stats_iteration *src)
+{
+    dst->normal += src->normal;
+    dst->zero += src->zero;
+    dst->xbzrle += src->xbzrle;
+    dst->nodata += src->nodata;
+    dst->unchanged += src->unchanged;
+    dst->xbzrle_bytes += src->xbzrle_bytes;
+    dst->cache_miss += src->cache_miss;
+    dst->cache_hit += src->cache_hit;
+    dst->overflow += src->overflow;
 }
 
 char *stats_save_json(const struct stats_save *s)

@@ -51,6 +51,7 @@ struct stats_iteration {
     uint64_t pt_deferred; /* page tables left for a later pass */
     uint64_t bytes;       /* stream bytes written during the pass */
     uint64_t ns;          /* duration */
+    uint64_t encode_ns;   /* of which classifying and encoding (--threads) */
     struct stats_map_cache mc;
 };
 
@@ -93,6 +94,11 @@ struct stats_save {
     struct hot_predict_stats hot;
     /* Whole pages compressed (compress.h). */
     struct compress_stats zc;
+    /* --threads: how many classified and encoded, the wall time that took
+     * (the pages of all passes), and each thread's time inside it. */
+    uint32_t threads;
+    uint64_t encode_ns, encode_pages;
+    uint64_t thread_busy_ns[XCC_SAVE_MAX_THREADS];
 
     struct stats_iteration *iters;
     size_t nr_iters, iters_cap;
@@ -142,6 +148,10 @@ double stats_percentile(double *v, size_t n, double pct);
 double stats_checkpoint_pause_ms(const struct stats_checkpoint_entry *e);
 double stats_checkpoint_commit_ms(const struct stats_checkpoint_entry *e);
 double stats_checkpoint_rate(const struct stats_checkpoint *c);
+
+/* Adds src's page counts (normal .. overflow, not bytes or times) to dst. */
+void stats_iteration_add_pages(struct stats_iteration *dst,
+                               const struct stats_iteration *src);
 
 /* A new iteration record, zeroed, at the end of s->iters (NULL: ENOMEM). */
 struct stats_iteration *stats_save_new_iteration(struct stats_save *s);

@@ -750,4 +750,5 @@ else
 fi
 run_part pagetypes
 run_part wire
+run_part threads
 echo "XENVM_TESTS_DONE"

@@ -80,6 +80,8 @@ struct xcc_domain_ops {
      * bytes the receiver will hold, so that the next clean compares the
      * guest against what was sent rather than against an earlier scan: a
      * transient state caught by a copy is then always sent again.
+     * page_sent is called from the saver's encoding threads (--threads),
+     * several at once but never twice at once for the same pfn.
      */
     bool (*dirty_by_content)(xcc_domain *d);
     void (*page_sent)(xcc_domain *d, uint64_t pfn, const void *page);

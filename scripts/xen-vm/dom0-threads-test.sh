@@ -1,0 +1,60 @@
+# dom0-threads-test.sh - the threads part (issue 16 item 3), sourced by
+# dom0-test.sh with its helpers; $D is the running PV domU.
+#
+# Live XBZRLE saves of $D under its workload with --threads 1, 2 and 4,
+# each piped into a memory-only restore of a paused copy (xl restore -p of
+# an xl save image, so page-table pages sit at the source's pfns); the
+# source stays paused after each save, and the digests of source and
+# target (page tables excluded) must be equal for every N.
+echo "=== step threads: live --xbzrle saves with --threads 1, 2, 4 into restore"
+thr_ok=1
+thr_equal=0
+if [ -z "$(domstate guest)" ]; then
+    step threads FAIL "the domU is not running"
+    thr_ok=0
+fi
+if [ $thr_ok = 1 ] && [ ! -s /tmp/img_xl ]; then
+    xl save -c guest /tmp/img_xl > /tmp/thr_xls.out 2>&1 ||
+        { show "xl save" /tmp/thr_xls.out; step threads FAIL "xl save -c failed"; thr_ok=0; }
+fi
+if [ $thr_ok = 1 ]; then
+    xl destroy guest-target 2>/dev/null
+    TH=$(restore_paused guest-target)
+    [ -n "$TH" ] || { step threads FAIL "xl restore -p of the target failed"; thr_ok=0; }
+fi
+if [ $thr_ok = 1 ]; then
+    for n in 1 2 4; do
+        label="threads_$n"
+        rm -f "/tmp/$label.json"
+        t0=$(now)
+        { timeout "$CMD_TIMEOUT" xc-colo save --live --xbzrle --threads "$n" \
+            --stats-json "/tmp/$label.json" "xen:$D" - 2> "/tmp/$label.out"; } |
+            timeout "$CMD_TIMEOUT" xc-colo restore --into-existing --no-progress - \
+                "xen:$TH" > "/tmp/$label.rout" 2>&1
+        rrc=$?
+        kv "${label}_seconds" "$(dt "$t0" "$(now)")"
+        show "$label" "/tmp/$label.out"
+        show "$label restore" "/tmp/$label.rout"
+        emit_json "$label" "/tmp/$label.json"
+        src=0
+        grep -q "saved xen" "/tmp/$label.out" || src=1
+        case "$(domstate guest)" in *p*) ;; *) xl pause "$D" ;; esac
+        ds=$(digest_of --exclude-pagetables "xen:$D")
+        dtg=$(digest_of --exclude-pagetables "xen:$TH")
+        xl unpause "$D"
+        kv "${label}_rc" "$src"
+        kv "${label}_restore_rc" "$rrc"
+        kv "${label}_digest_source" "$ds"
+        kv "${label}_digest_target" "$dtg"
+        if [ $src = 0 ] && [ $rrc = 0 ] && [ -n "$ds" ] && [ "$ds" = "$dtg" ]; then
+            thr_equal=$((thr_equal + 1))
+        fi
+        sleep 1     # the workload dirties pages again
+    done
+    xl destroy "$TH"
+    if [ $thr_equal = 3 ]; then
+        step threads PASS "--threads 1, 2, 4: 3/3 live XBZRLE saves restored byte-exact"
+    else
+        step threads FAIL "$thr_equal/3 live XBZRLE saves restored byte-exact"
+    fi
+fi
