@@ -75,6 +75,11 @@ digest_of() { xc-colo digest "$@" 2>/tmp/digest.err | head -n1; }
 # unpauses a paused one).
 continue_guest() {
     xen-ops-test --continue "$1" > /tmp/continue.out 2>&1 || show continue /tmp/continue.out
+    # A guest that was also paused by xl (a digest taken while it stood)
+    # is resumed but still paused: let it run.
+    case "$(xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }')" in
+    *p*) xl unpause "$1" ;;
+    esac
 }
 
 # wait_listen PORT: until a TCP listener is up on it (30 s at most).
@@ -381,8 +386,9 @@ else
             kv "${label}_seconds" "$(dt "$t0" "$t1")"
             emit_json "$label" "/tmp/$label.json"
             [ $src = 0 ] && [ $rrc = 0 ] || restores_ok=0
-            case "$(domstate guest)" in *p*) ;; *)
-                echo "    source not paused after the save; pausing it"; xl pause "$D" ;;
+            case "$(domstate guest)" in *p*|*s*) ;; *)
+                echo "    source neither paused nor suspended after the save; pausing it"
+                xl pause "$D" ;;
             esac
             ds=$(digest_of --exclude-pagetables "xen:$D")
             dtg=$(digest_of --exclude-pagetables "xen:$T")
