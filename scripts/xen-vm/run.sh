@@ -6,7 +6,7 @@
 #   XENVM_WORK     cache and work directory (default /var/tmp/xc-colo-xen-vm);
 #                  downloaded packages and the unpacked base images stay
 #                  there, so later runs download nothing
-#   XENVM_TIMEOUT  seconds before QEMU is stopped (default 2400)
+#   XENVM_TIMEOUT  seconds before QEMU is stopped (default 3600: the parts add about 20 min under TCG)
 #   XENVM_GUEST_MB domU memory in MiB (default 128)
 #   XENVM_XEN      which hypervisor boots: logdirty (default) is Debian
 #                  bookworm's point release 4.17.5+72-g01140da4e8-1, built
@@ -33,7 +33,7 @@ TOP=$(cd "$HERE/../.." && pwd)
 BUILD=${XCC_BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
 W=${XENVM_WORK:-/var/tmp/xc-colo-xen-vm}
-TMO=${XENVM_TIMEOUT:-2400}
+TMO=${XENVM_TIMEOUT:-3600}
 GUEST_MB=${XENVM_GUEST_MB:-128}
 XENVER=4.17
 ARCHLIB=x86_64-linux-gnu
