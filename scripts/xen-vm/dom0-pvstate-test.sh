@@ -71,7 +71,7 @@ echo "=== step pvstate_save: xc-colo save -c of the PV domU (not live)"
 timed_save pvstate_save /tmp/img_pvstate -c "xen:$D"
 rc=$?
 st=$(domstate "$D")
-if [ $rc = 0 ] && [ -s /tmp/img_pvstate ] && case "$st" in *r*|*b*) true ;; *) false ;; esac; then
+if [ $rc = 0 ] && [ -s /tmp/img_pvstate ] && case "$st" in *p*|*s*|*c*|*d*|"") false ;; *) true ;; esac; then
     step pvstate_save PASS "$(wc -c < /tmp/img_pvstate) bytes, domU state '$st'"
 else
     step pvstate_save FAIL "save rc $rc, domU state '$st'"
