@@ -701,7 +701,7 @@ run_part suspend
 # Parts' own steps that need the running domU $D (destroyed below).
 # pvstate only saves $D; compat and receiver replace it by a restored one.
 run_part pvstate
-run_pending_part compat
+run_part compat
 run_part receiver
 
 ###########################################################################
