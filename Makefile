@@ -99,7 +99,7 @@ $(BUILD)/obj/libxc-colo/src/domain/sim_admin.o: \
 
 # Each public header must compile on its own.
 header-check: $(BUILD)/obj/header-check.o
-$(BUILD)/obj/header-check.o: libxc-colo/include/xccolo.h
+$(BUILD)/obj/header-check.o: libxc-colo/include/xccolo.h | deps
 	@mkdir -p $(dir $@)
 	echo '#include "xccolo.h"' | $(CC) $(CPPFLAGS) $(CFLAGS) -x c -c - -o $@
 
