@@ -319,13 +319,14 @@ int cmd_restore(int argc, char **argv)
     }
     dom = argv[optind];
     if (!strcmp(dom, XEN_RECEIVE_NEW_DOMAIN)) {
-        if (listen || into_existing || checkpointed || mem || !p.verify ||
+        if (listen || into_existing || checkpointed || mem ||
             p.no_map_cache) {
             cli_error("restore into a new Xen domain (xen:) takes none of "
                       "--listen, --into-existing, --checkpointed, --mem, "
-                      "--no-verify, --no-map-cache yet");
+                      "--no-map-cache yet");
             return EXIT_USAGE;
         }
+        xo.verify = p.verify;
         out_opts_finish(&out);
         xo.stats_json = out.stats_json;
         xo.verbosity = out.verbosity;

@@ -9,8 +9,10 @@
  * domain, runs libxenguest's restore (in libxl-save-helper) on the libxc
  * stream, introduces the domain to xenstore and attaches its devices; then
  * unpause. The difference: libxl reads the libxl v2 stream from a pipe that
- * a feeding thread here writes (xen_feed.c), so xc-colo checks every record
- * first, and can later write a stream it translated from its own.
+ * a feeding thread here writes with the library's translator
+ * (xcc_xen_translator_*): an xc-colo stream, its ZERO_PAGES, XBZRLE_PAGES
+ * and COMPRESSED_PAGES decoded into whole pages, or a stock xl image, every
+ * record checked first as `restore` checks it.
  *
  * Only this file (with xl_config.c) makes the CLI link libxenlight.
  */
@@ -34,7 +36,6 @@
 #include "progress.h"
 #include "save_opts.h"
 #include "transport.h"
-#include "xen_feed.h"
 #include "xen_receive.h"
 
 extern char **environ;
@@ -47,155 +48,6 @@ extern char **environ;
 /* A pipe of 1 MiB lets the feeder run a few batches ahead of libxenguest. */
 #define FEED_PIPE_SIZE (1 << 20)
 
-/* ======================================================================
- * The xl header. MERGE: compat's libxc-colo/src/xl_format.[ch]
- * (xl_parse_header, xl_parse_optdata) is the full reader; it lives in the
- * library, which exports only xcc_*. At merge, replace this block with a
- * call to it once it is reachable from the CLI (an exported xcc_xl_*), so
- * that one parser remains. Layout (tools/xl/xl.h, host byte order):
- *   +0 char magic[32], +32 u32 byteorder 0x01020304, +36 u32
- *   mandatory_flags (bit 0 JSON config, bit 1 libxl v2 stream), +40 u32
- *   optional_flags, +44 u32 optional_data_len; then the optional data:
- *   u32 config_len, config_len bytes of config.
- * ====================================================================== */
-#define XLH_SIZE 48u
-#define XLH_MAGIC_LEN 32u
-#define XLH_BYTEORDER 0x01020304u
-#define XLH_FLAG_JSON 0x1u
-#define XLH_FLAG_STREAMV2 0x2u
-/* A JSON config is a few KiB: this bounds a hostile optional_data_len. */
-#define XLH_OPTDATA_MAX (16u << 20)
-
-static const char xlh_magic[XLH_MAGIC_LEN] = "Xen saved domain, xl format\n \0 \r";
-
-struct xl_image {
-    uint32_t mandatory_flags;
-    char *config;      /* malloc'ed, NUL-terminated; NULL: none */
-    size_t config_len; /* bytes before the NUL */
-    uint64_t offset;   /* where the libxl stream starts */
-};
-
-/* Reads n bytes; returns the count read (short only at the end). */
-static ssize_t read_upto(int fd, void *p, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = read(fd, (char *)p + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
-/* Reads and checks the xl header and its optional data. -1 after a message. */
-static int xl_image_read(int fd, const char *desc, struct xl_image *img)
-{
-    uint8_t h[XLH_SIZE];
-    uint32_t byteorder, optional_len, config_len;
-    uint8_t *opt = NULL;
-    ssize_t n = read_upto(fd, h, sizeof(h));
-
-    memset(img, 0, sizeof(*img));
-    if (n < 0) {
-        cli_error("cannot read %s: %s", desc, strerror(errno));
-        return -1;
-    }
-    if ((size_t)n >= 8 && !memcmp(h, "\xff\xff\xff\xff\xff\xff\xff\xff", 8)) {
-        cli_error("%s is an xc-colo (libxc) stream, not an xl image: a new "
-                  "Xen domain is made from an xl image for now (the "
-                  "translator of xc-colo streams is not built yet); restore "
-                  "into an existing domain with xen:ID --into-existing", desc);
-        return -1;
-    }
-    if ((size_t)n < XLH_MAGIC_LEN || memcmp(h, xlh_magic, XLH_MAGIC_LEN)) {
-        cli_error("%s: %s at offset 0: not an xl save image (no \"Xen saved "
-                  "domain, xl format\" magic)", desc,
-                  (size_t)n < XLH_MAGIC_LEN ? "truncated xl header" : "bad magic");
-        return -1;
-    }
-    if ((size_t)n < XLH_SIZE) {
-        cli_error("%s: truncated xl header: %zd of its %u bytes", desc, n,
-                  XLH_SIZE);
-        return -1;
-    }
-    memcpy(&byteorder, h + 32, 4);
-    memcpy(&img->mandatory_flags, h + 36, 4);
-    memcpy(&optional_len, h + 44, 4);
-    if (byteorder != XLH_BYTEORDER) {
-        cli_error("%s: xl header at offset 32: byte order %#x, not this "
-                  "host's", desc, byteorder);
-        return -1;
-    }
-    if (img->mandatory_flags & ~(XLH_FLAG_JSON | XLH_FLAG_STREAMV2)) {
-        cli_error("%s: xl header at offset 36: unknown mandatory flags %#x",
-                  desc, img->mandatory_flags);
-        return -1;
-    }
-    if (!(img->mandatory_flags & XLH_FLAG_STREAMV2)) {
-        cli_error("%s: xl header at offset 36: no STREAMv2 flag (a legacy "
-                  "pre-4.6 image, which xc-colo does not read)", desc);
-        return -1;
-    }
-    if (optional_len > XLH_OPTDATA_MAX) {
-        cli_error("%s: xl header at offset 44: optional data of %u bytes "
-                  "(more than %u)", desc, optional_len, XLH_OPTDATA_MAX);
-        return -1;
-    }
-    img->offset = XLH_SIZE + (uint64_t)optional_len;
-    if (!optional_len)
-        return 0;
-    opt = malloc(optional_len);
-    if (!opt) {
-        cli_error("cannot hold %u bytes of xl optional data", optional_len);
-        return -1;
-    }
-    n = read_upto(fd, opt, optional_len);
-    if (n != (ssize_t)optional_len) {
-        cli_error("%s: truncated xl optional data at offset %u: %zd of %u "
-                  "bytes", desc, XLH_SIZE, n < 0 ? 0 : n, optional_len);
-        goto fail;
-    }
-    if (optional_len < 4) {
-        cli_error("%s: xl optional data at offset %u: %u bytes, too short for "
-                  "the config length", desc, XLH_SIZE, optional_len);
-        goto fail;
-    }
-    memcpy(&config_len, opt, 4);
-    if (config_len > optional_len - 4) {
-        cli_error("%s: xl config at offset %u: %u bytes, more than the %u of "
-                  "optional data left", desc, XLH_SIZE + 4, config_len,
-                  optional_len - 4);
-        goto fail;
-    }
-    if (config_len) {
-        /* JSON ends in its NUL; a legacy text config may not. */
-        img->config = malloc(config_len + 1);
-        if (!img->config)
-            goto fail;
-        memcpy(img->config, opt + 4, config_len);
-        img->config[config_len] = 0;
-        img->config_len = strlen(img->config);
-        if (img->config_len + 1 < config_len) {
-            cli_error("%s: xl config at offset %u: a NUL at byte %zu of %u",
-                      desc, XLH_SIZE + 4, img->config_len, config_len);
-            goto fail;
-        }
-    }
-    free(opt);
-    return 0;
-fail:
-    free(opt);
-    free(img->config);
-    img->config = NULL;
-    return -1;
-}
-/* ==================== end of the block compat's reader replaces ======== */
 
 static double now_s(void)
 {
@@ -342,21 +194,37 @@ static int xl_lock(void)
     return fd;
 }
 
-/* The feeding thread: the stream, checked, into libxl's pipe. */
+/* The feeding thread: the stream, checked and translated, into libxl's
+ * pipe. */
 struct feeder {
-    struct xen_feed feed;
-    int rc;
+    xcc_xen_translator *t;
+    int out_fd;
+    int rc, err;
 };
 
 static void *feeder_main(void *arg)
 {
     struct feeder *fd = arg;
 
-    fd->rc = xen_feed_forward_libxl(&fd->feed);
+    fd->rc = xcc_xen_translator_run(fd->t, fd->out_fd);
+    fd->err = fd->rc < 0 ? errno : 0;
     /* libxl sees the end of the stream now, whatever happened. */
-    close(fd->feed.out_fd);
-    fd->feed.out_fd = -1;
+    close(fd->out_fd);
+    fd->out_fd = -1;
     return NULL;
+}
+
+/* Pages that reached libxl, from the translator's figures. */
+static unsigned long long feeder_pages(xcc_xen_translator *t)
+{
+    json_object *j = json_tokener_parse(xcc_xen_translator_stats_json(t)), *o, *v;
+    unsigned long long n = 0;
+
+    if (j && json_object_object_get_ex(j, "out", &o) &&
+        json_object_object_get_ex(o, "pages", &v))
+        n = (unsigned long long)json_object_get_int64(v);
+    json_object_put(j);
+    return n;
 }
 
 static const char *shutdown_reason_name(int r)
@@ -441,7 +309,7 @@ static int wait_for_domain(libxl_ctx *ctx, uint32_t domid,
 
 static int write_stats(const char *path, uint32_t domid, const char *name,
                        const struct xen_receive_opts *o,
-                       const struct xen_feed *feed, double t_created,
+                       xcc_xen_translator *t, double t_created,
                        double t_running)
 {
     struct rusage self, children;
@@ -453,19 +321,15 @@ static int write_stats(const char *path, uint32_t domid, const char *name,
     json_object_object_add(j, "target", json_object_new_string("xen-new"));
     json_object_object_add(j, "domid", json_object_new_int64(domid));
     json_object_object_add(j, "name", json_object_new_string(name ? name : ""));
-    json_object_object_add(j, "source", json_object_new_string("xl-image"));
     json_object_object_add(j, "paused", json_object_new_boolean(o->paused));
     json_object_object_add(j, "seconds_to_created",
                            json_object_new_double(t_created));
     json_object_object_add(j, "seconds_to_running",
                            o->paused ? NULL : json_object_new_double(t_running));
-    json_object_object_add(j, "bytes_read",
-                           json_object_new_int64((int64_t)feed->in_off));
-    json_object_object_add(j, "bytes_to_libxl",
-                           json_object_new_int64((int64_t)feed->out_bytes));
-    json_object_object_add(j, "libxc_records",
-                           json_object_new_int64((int64_t)feed->libxc_records));
-    json_object_object_add(j, "pages", json_object_new_int64((int64_t)feed->pages));
+    /* The translator's figures: bytes in and out, pages by kind, the
+     * decode copy's size. */
+    json_object_object_add(j, "stream",
+                           json_tokener_parse(xcc_xen_translator_stats_json(t)));
     /* ru_maxrss is in KiB on Linux. The children are libxl's: the
      * libxl-save-helper that ran libxenguest's restore, and hotplug
      * scripts; their figure is the largest of them. */
@@ -482,7 +346,6 @@ static int write_stats(const char *path, uint32_t domid, const char *name,
 int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
                 xentoollog_logger *log)
 {
-    struct xl_image img;
     libxl_ctx *ctx = NULL;
     libxl_domain_config cfg;
     libxl_domain_restore_params params;
@@ -498,9 +361,27 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
 
     libxl_domain_config_init(&cfg);
     libxl_domain_restore_params_init(&params);
-    xen_feed_init(&feeder.feed, -1, 0, -1);
-    if (xl_image_read(src_fd, desc, &img) < 0)
+    const char *stream_config = NULL;
+    int stream_config_json = 0;
+    struct xcc_restore_params rp;
+
+    memset(&feeder, 0, sizeof(feeder));
+    feeder.out_fd = -1;
+    xcc_restore_params_init(&rp);
+    rp.verify = o->verify;
+    rp.progress = 0;
+    feeder.t = xcc_xen_translator_new(src_fd, &rp, log);
+    if (!feeder.t) {
+        cli_error("cannot start reading %s: %s", desc, strerror(errno));
         goto out;
+    }
+    /* The headers, and the config the stream carries (xl header or
+     * XL_CONFIG): the domain is made from it. */
+    if (xcc_xen_translator_begin(feeder.t, &stream_config,
+                                 &stream_config_json) < 0) {
+        cli_error("%s: %s", desc, xcc_xen_translator_error(feeder.t));
+        goto out;
+    }
 
     /* The config: --config overrides the image's, as for xl restore. */
     if (o->config_file) {
@@ -514,13 +395,11 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
             json = xl_cfg_to_json(o->config_file);
         }
         config_from = o->config_file;
-    } else if (img.config) {
-        if (img.mandatory_flags & XLH_FLAG_JSON) {
-            json = img.config;
-            img.config = NULL;
-        } else {
-            json = xl_text_to_json(img.config);
-        }
+    } else if (stream_config) {
+        if (stream_config_json)
+            json = strdup(stream_config);
+        else
+            json = xl_text_to_json(stream_config);
         config_from = desc;
     } else {
         cli_error("%s carries no domain config: give --config FILE", desc);
@@ -563,7 +442,7 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
         goto out;
     }
     (void)fcntl(p[1], F_SETPIPE_SZ, FEED_PIPE_SIZE); /* only a speed-up */
-    xen_feed_init(&feeder.feed, src_fd, img.offset, p[1]);
+    feeder.out_fd = p[1];
     /* libxl owns SIGCHLD while its children run: keep it off the feeder. */
     sigemptyset(&block);
     sigaddset(&block, SIGCHLD);
@@ -595,8 +474,9 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
         libxl_dominfo info;
         bool exists;
 
-        if (feeder.rc && !feeder.feed.reader_gone)
-            cli_error("%s: %s", desc, feeder.feed.err);
+        /* EPIPE: libxl stopped reading, and says why above. */
+        if (feeder.rc && feeder.err != EPIPE)
+            cli_error("%s: %s", desc, xcc_xen_translator_error(feeder.t));
         if (lrc)
             cli_error("libxl could not restore the domain '%s' from %s "
                       "(libxl error %d; its messages are above)",
@@ -633,13 +513,13 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
                 "%.2f s (%llu pages)\n", desc, domid, cfg.c_info.name,
                 o->paused ? ", paused" : ", running",
                 o->paused ? t_created : t_running,
-                (unsigned long long)feeder.feed.pages);
+                (unsigned long long)feeder_pages(feeder.t));
     /* The domid on stdout, for scripts (as `xl domid` prints it). */
     printf("%u\n", domid);
     fflush(stdout);
     rc = EXIT_OK;
     if (o->stats_json && write_stats(o->stats_json, domid, cfg.c_info.name, o,
-                                     &feeder.feed, t_created, t_running) < 0)
+                                     feeder.t, t_created, t_running) < 0)
         rc = EXIT_FAIL;
     if (rc == EXIT_OK && !o->no_wait)
         rc = wait_for_domain(ctx, domid, &cfg, o->verbosity < 0);
@@ -653,12 +533,11 @@ out:
         close(p[0]);
     if (p[1] >= 0)
         close(p[1]);
-    xen_feed_release(&feeder.feed);
+    xcc_xen_translator_free(feeder.t);
     libxl_domain_restore_params_dispose(&params);
     libxl_domain_config_dispose(&cfg);
     libxl_ctx_free(ctx);
     free(json);
-    free(img.config);
     return rc;
 }
 

@@ -23,6 +23,7 @@ struct xen_receive_opts {
     const char *name;        /* --name: the new domain's; NULL: the config's */
     bool paused;             /* -p: leave the domain paused */
     bool no_wait;            /* -e: return once it runs */
+    bool verify;             /* check DIGEST records (--no-verify: off) */
     const char *stats_json;  /* --stats-json FILE; NULL: none */
     int verbosity;           /* -1 quiet, 0 default, more with -v */
 };

@@ -887,6 +887,55 @@ const char *xcc_restorer_stats_json(xcc_restorer *r);
 void xcc_restorer_free(xcc_restorer *r);
 
 /* ------------------------------------------------------------------------ */
+/* Into a new Xen domain: the stream libxl restores from (since 1.2).        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A translator reads an xc-colo stream of an x86 PV guest (or a stock xl
+ * image) on fd and writes the stock libxl v2 stream (libxl header,
+ * LIBXC_CONTEXT, the libxc stream, END) that libxl_domain_create_restore
+ * reads with stream_version 2. Every record is checked as a restore checks
+ * it; ZERO_PAGES, XBZRLE_PAGES and COMPRESSED_PAGES are decoded against
+ * the translator's copy of the guest (a memfd of the guest's size) and
+ * leave as PAGE_DATA of at most 1024 pages; Xen's state records go
+ * through unchanged; xc-colo's own records never reach libxl. DIGEST
+ * records are checked against the copy when p->verify is set.
+ */
+typedef struct xcc_xen_translator xcc_xen_translator;
+
+/* p NULL: the defaults (verify on). NULL with errno (ENOMEM, EINVAL). */
+xcc_xen_translator *xcc_xen_translator_new(int fd,
+                                           const struct xcc_restore_params *p,
+                                           xentoollog_logger *log);
+
+/*
+ * Reads the headers, GUEST_INFO and XL_CONFIG (or the xl header), so the
+ * caller can create the domain: *config is the domain's configuration the
+ * stream carries (NULL: none), valid until xcc_xen_translator_free();
+ * *config_is_json is 1 for libxl JSON, 0 for xl's text syntax (an old xl
+ * image). Either pointer may be NULL. Refuses a stream that is not x86 PV.
+ * 0, or -1 with errno XCC_EBADSTREAM / XCC_ETRUNCATED / a read errno.
+ */
+int xcc_xen_translator_begin(xcc_xen_translator *t, const char **config,
+                             int *config_is_json);
+
+/*
+ * Translates everything up to END into out_fd (begin() first if the caller
+ * did not). 0 once END was read and nothing follows; -1 with errno as
+ * xcc_restorer_run(), or the write's errno (EPIPE: the reader went away).
+ * The message is in xcc_xen_translator_error(). Runs once.
+ */
+int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd);
+
+const char *xcc_xen_translator_error(const xcc_xen_translator *t);
+
+/* Figures as one JSON object (in{...}, out{...}, decode-copy-bytes),
+ * valid until the next call or free(); NULL with ENOMEM. */
+const char *xcc_xen_translator_stats_json(xcc_xen_translator *t);
+
+void xcc_xen_translator_free(xcc_xen_translator *t);
+
+/* ------------------------------------------------------------------------ */
 /* Continuous checkpoints (Remus/COLO replication).                          */
 /* ------------------------------------------------------------------------ */
 /* (section owned by checkpoint.c and restore_checkpoint.c) */

@@ -415,6 +415,9 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
         goto out;
     if (map_and_apply(r, rec, data_pfns, n, apply_copy, src) < 0)
         goto out;
+    if (r->pages_hook &&
+        r->pages_hook(r->hook_opaque, rec, pd.pfns, pd.types, pd.count) < 0)
+        goto out;
     r->st.normal += n;
     r->pages_applied += n;
     rc = 0;
@@ -437,6 +440,9 @@ static int handle_zero_pages(xcc_restorer *r, const struct stream_record *rec)
     /* populate() used the scratch pfns; zl.pfns belong to the reader. */
     if (map_and_apply(r, rec, zl.pfns, zl.count, apply_zero, NULL) < 0)
         return -1;
+    if (r->pages_hook &&
+        r->pages_hook(r->hook_opaque, rec, zl.pfns, zl.types, zl.count) < 0)
+        return -1;
     r->st.zero += zl.count;
     r->pages_applied += zl.count;
     return 0;
@@ -453,6 +459,9 @@ static int handle_xbzrle_pages(xcc_restorer *r, const struct stream_record *rec)
     if (populate(r, x.pfns, x.count) < 0)
         return -1;
     if (map_and_apply(r, rec, x.pfns, x.count, apply_delta, &x) < 0)
+        return -1;
+    if (r->pages_hook &&
+        r->pages_hook(r->hook_opaque, rec, x.pfns, x.types, x.count) < 0)
         return -1;
     r->st.xbzrle += x.count;
     for (size_t i = 0; i < x.count; i++)

@@ -19,6 +19,17 @@
 #include "xl_format.h"
 #include "xen_records.h"
 
+/*
+ * Called after a page record (PAGE_DATA, COMPRESSED_PAGES, ZERO_PAGES,
+ * XBZRLE_PAGES) was applied to the target, with its entries (the
+ * reader's arrays, valid during the call). The Xen translator
+ * (xen_translate.c) forwards the pages from there. 0, or -1 with errno
+ * after restore_fail().
+ */
+typedef int restore_pages_fn(void *opaque, const struct stream_record *rec,
+                             const uint64_t *pfns, const uint8_t *types,
+                             uint32_t count);
+
 struct xcc_restorer {
     int fd;
     xentoollog_logger *log;
@@ -48,6 +59,9 @@ struct xcc_restorer {
     uint8_t **pages;
     int *err;
     size_t scratch_cap;
+
+    restore_pages_fn *pages_hook; /* NULL: none */
+    void *hook_opaque;
 
     struct stats_restore st;
     char errmsg[512];

@@ -496,3 +496,35 @@ char *stats_restore_json(const struct stats_restore *s)
     map_cache_total_json(root, &s->mc);
     return finish(root);
 }
+
+char *stats_translate_json(const struct stats_translate *s)
+{
+    jobj *root = json_object_new_object(), *o;
+    const double total_ms = stats_ms(s->t_start, s->t_end);
+
+    if (!root) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    put_str(root, "status", s->status ? s->status : "setup");
+    put_dbl(root, "total-time-ms", total_ms);
+    put_u64(root, "guest-pages", s->nr_pfns);
+    put_u64(root, "page-size", s->page_size);
+    if ((o = put_obj(root, "in"))) {
+        put_u64(o, "bytes", s->bytes_in);
+        put_u64(o, "records", s->records_in);
+        put_u64(o, "page-data", s->page_data_in);
+        put_u64(o, "zero", s->zero_in);
+        put_u64(o, "xbzrle", s->xbzrle_in);
+        put_u64(o, "compressed", s->compressed_in);
+        put_u64(o, "digests-checked", s->digests_checked);
+    }
+    if ((o = put_obj(root, "out"))) {
+        put_u64(o, "bytes", s->bytes_out);
+        put_u64(o, "pages", s->pages_out);
+        put_u64(o, "page-data-records", s->page_records_out);
+        put_u64(o, "state-records", s->records_out);
+    }
+    put_u64(root, "decode-copy-bytes", s->copy_bytes);
+    return finish(root);
+}

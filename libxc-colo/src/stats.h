@@ -118,6 +118,21 @@ struct stats_restore {
     struct xcc_map_cache_stats mc;
 };
 
+/* The Xen translator's figures (xen_translate.c). */
+struct stats_translate {
+    uint64_t t_start, t_end;
+    uint64_t bytes_in, bytes_out;  /* stream read, libxl stream written */
+    uint64_t records_in, records_out; /* records_out: Xen's, forwarded */
+    uint64_t page_data_in, zero_in, xbzrle_in, compressed_in; /* entries */
+    uint64_t pages_out;            /* PAGE_DATA entries with data */
+    uint64_t page_records_out;
+    uint64_t digests_checked;
+    uint64_t copy_bytes;           /* the decode copy's memory */
+    uint64_t nr_pfns;
+    uint32_t page_size;
+    const char *status;
+};
+
 /* One checkpoint of a checkpoint run (checkpoint.c). */
 struct stats_checkpoint_entry {
     uint64_t pages;           /* pages sent in the checkpoint's pass */
@@ -163,6 +178,7 @@ void stats_save_free(struct stats_save *s);
  */
 char *stats_save_json(const struct stats_save *s);
 char *stats_restore_json(const struct stats_restore *s);
+char *stats_translate_json(const struct stats_translate *s);
 /* The save's figures plus a "checkpoint" object (xccolo.h). */
 char *stats_checkpoint_json(const struct stats_save *s,
                             const struct stats_checkpoint *c);

@@ -15,4 +15,8 @@
  * err (sim.c). */
 void sim_test_fail_maps(xcc_domain *d, unsigned count, int err);
 
+/* The translator takes a sim guest's stream as if it were x86 PV, so the
+ * decode path is tested without Xen (xen_translate.c). */
+void xen_translate_allow_sim(xcc_xen_translator *t);
+
 #endif /* XCC_TEST_HOOKS_H */

@@ -1,0 +1,560 @@
+/*
+ * xen_translate.c - an xc-colo stream (or a stock xl image) into the stock
+ * libxl v2 stream that libxl_domain_create_restore reads: the receiving
+ * half of a restore into a new Xen domain (issue 15, DESIGN.md "Xen: from a
+ * memory image to a running domain").
+ *
+ * The restorer (restore.c) reads and checks every record exactly as
+ * `restore` and `inspect` do, and applies the pages to the decode copy: a
+ * memfd of the guest's size, the "domain" of the copy backend below. Its
+ * pages hook then forwards each page record's entries as PAGE_DATA batches
+ * of at most XEN_TRANSLATE_BATCH pfns, read back from the copy: ZERO_PAGES,
+ * XBZRLE_PAGES and COMPRESSED_PAGES leave here as whole pages, with their
+ * page types. Xen's own records (the PV state) are forwarded unchanged
+ * after the restorer's checks; xc-colo's own (GUEST_INFO, XL_CONFIG,
+ * DIGEST, STATS) are used or dropped, never forwarded: the output writer's
+ * filter refuses them. DIGEST is checked against the copy.
+ *
+ * A stream without GUEST_INFO (a stock `xl save` image, or --xen-compat)
+ * carries PAGE_DATA only: it goes through without a copy.
+ *
+ * The copy costs dom0 memory: the guest's pages that the stream sent, as
+ * shmem. Its size is in the stats ("decode-copy-bytes").
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "compress.h"
+#include "restore.h"
+#include "stats.h"
+#include "stream.h"
+#include "test_hooks.h"
+#include "xl_format.h"
+
+#define CTX "xen-translate"
+
+/* libxenguest's MAX_BATCH_SIZE: it refuses a larger PAGE_DATA. */
+#define XEN_TRANSLATE_BATCH 1024u
+
+/* ---- The copy backend: the decode copy as a domain ------------------------ */
+
+struct copy_dom {
+    int fd;          /* memfd, nr_pfns pages */
+    uint8_t *base;   /* all of it, shared, writable */
+    uint8_t *types;  /* last type the stream gave each pfn */
+    uint64_t nr_pfns;
+    uint32_t psz;
+    uint32_t stream_type;
+};
+
+static struct copy_dom *copy_priv(xcc_domain *d)
+{
+    return d->priv;
+}
+
+static int copy_info(xcc_domain *d, struct xcc_domain_info *info)
+{
+    struct copy_dom *c = copy_priv(d);
+
+    memset(info, 0, sizeof(*info));
+    info->nr_pfns = c->nr_pfns;
+    info->page_size = c->psz;
+    info->stream_type = c->stream_type;
+    return 0;
+}
+
+static int copy_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
+                          size_t n)
+{
+    struct copy_dom *c = copy_priv(d);
+
+    for (size_t i = 0; i < n; i++) {
+        if (pfns[i] >= c->nr_pfns) {
+            errno = EINVAL;
+            return -1;
+        }
+        types[i] = c->types[pfns[i]];
+    }
+    return 0;
+}
+
+/* A run of consecutive pfns is a slice of the whole mapping; anything else
+ * gets a region of its own, each run mapped from the memfd into it. */
+static void *copy_map(xcc_domain *d, bool writable, const uint64_t *pfns,
+                      int *err, size_t n)
+{
+    struct copy_dom *c = copy_priv(d);
+    bool one_run = true;
+    uint8_t *base;
+
+    if (n == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        err[i] = pfns[i] < c->nr_pfns ? 0 : -EINVAL;
+        if (err[i] || pfns[i] != pfns[0] + i)
+            one_run = false;
+    }
+    if (one_run)
+        return c->base + pfns[0] * c->psz;
+    base = mmap(NULL, n * c->psz, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (err[i])
+            continue;
+        if (mmap(base + i * c->psz, c->psz, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, c->fd,
+                 (off_t)(pfns[i] * c->psz)) == MAP_FAILED)
+            err[i] = -errno;
+    }
+    return base;
+}
+
+static int copy_unmap(xcc_domain *d, void *addr, size_t n)
+{
+    struct copy_dom *c = copy_priv(d);
+    uint8_t *p = addr;
+
+    if (p >= c->base && p < c->base + c->nr_pfns * c->psz)
+        return 0; /* a slice of the whole mapping */
+    return munmap(addr, n * c->psz);
+}
+
+static int copy_populate(xcc_domain *d, const uint64_t *pfns, size_t n)
+{
+    return 0; /* the memfd holds every pfn, as zeros until written */
+}
+
+static void copy_close(xcc_domain *d)
+{
+    struct copy_dom *c = copy_priv(d);
+
+    if (!c)
+        return;
+    if (c->base)
+        munmap(c->base, c->nr_pfns * c->psz);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->types);
+    free(c);
+    d->priv = NULL;
+}
+
+static const struct xcc_domain_ops copy_ops = {
+    .kind = "decode-copy",
+    .info = copy_info,
+    .pfn_types = copy_pfn_types,
+    .map = copy_map,
+    .unmap = copy_unmap,
+    .populate = copy_populate,
+    .close = copy_close,
+};
+
+static int copy_open(xcc_domain *d, uint64_t nr_pfns, uint32_t psz,
+                     uint32_t stream_type, xentoollog_logger *log)
+{
+    struct copy_dom *c = calloc(1, sizeof(*c));
+    size_t bytes = (size_t)(nr_pfns * psz);
+
+    memset(d, 0, sizeof(*d));
+    d->ops = &copy_ops;
+    d->log = log;
+    d->name = (char *)"the decode copy";
+    d->lock_fd = -1;
+    if (!c)
+        return -1;
+    d->priv = c;
+    c->fd = -1;
+    c->nr_pfns = nr_pfns;
+    c->psz = psz;
+    c->stream_type = stream_type;
+    c->types = calloc(nr_pfns, 1);
+    c->fd = memfd_create("xc-colo-decode-copy", MFD_CLOEXEC);
+    if (!c->types || c->fd < 0 || ftruncate(c->fd, (off_t)bytes) < 0)
+        return -1;
+    c->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE, c->fd, 0);
+    if (c->base == MAP_FAILED) {
+        c->base = NULL;
+        return -1;
+    }
+    d->info.nr_pfns = nr_pfns;
+    d->info.page_size = psz;
+    d->info.stream_type = stream_type;
+    return 0;
+}
+
+/* ---- The translator ------------------------------------------------------- */
+
+struct xcc_xen_translator {
+    xcc_restorer *r;
+    xentoollog_logger *log;
+    struct xcc_restore_stream_info info;
+    bool begun, ran;
+    bool allow_sim;            /* tests: a sim stream stands in for PV */
+    bool decode;               /* GUEST_INFO seen: a copy is kept */
+    xcc_domain copy;
+    bool copy_open;
+    struct stream_writer *w;   /* the libxl v2 stream */
+
+    struct stream_record pending; /* read by begin(), not yet handled */
+    bool have_pending;
+
+    char *config;              /* XL_CONFIG's JSON, or the xl header's */
+    int config_is_json;
+
+    const uint8_t **pages;     /* XEN_TRANSLATE_BATCH page pointers */
+    struct stats_translate st;
+    char errmsg[512];
+    char *json;
+};
+
+static int tr_fail(xcc_xen_translator *t, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int tr_fail(xcc_xen_translator *t, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
+    va_end(ap);
+    XCC_ERR(t->log, CTX, "%s", t->errmsg);
+    errno = err;
+    return -1;
+}
+
+xcc_xen_translator *xcc_xen_translator_new(int fd,
+                                           const struct xcc_restore_params *p,
+                                           xentoollog_logger *log)
+{
+    xcc_xen_translator *t;
+    struct xcc_restore_params rp;
+
+    if (!log)
+        log = lib_default_logger();
+    if (p && !LIB_PARAMS_SIZE_OK(log, CTX, xcc_restore_params, p))
+        return NULL;
+    if (p)
+        rp = *p;
+    else
+        xcc_restore_params_init(&rp);
+    rp.no_map_cache = 0; /* the copy is mapped once */
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->log = log;
+    t->r = xcc_restorer_new(fd, &rp, log);
+    t->pages = calloc(XEN_TRANSLATE_BATCH, sizeof(*t->pages));
+    if (!t->r || !t->pages) {
+        xcc_restorer_free(t->r);
+        free(t->pages);
+        free(t);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return t;
+}
+
+void xcc_xen_translator_free(xcc_xen_translator *t)
+{
+    if (!t)
+        return;
+    xcc_restorer_free(t->r); /* before the copy its map cache maps */
+    if (t->copy_open)
+        copy_close(&t->copy);
+    stream_writer_free(t->w);
+    free(t->config);
+    free(t->pages);
+    free(t->json);
+    free(t);
+}
+
+const char *xcc_xen_translator_error(const xcc_xen_translator *t)
+{
+    if (t->errmsg[0])
+        return t->errmsg;
+    return xcc_restorer_error(t->r);
+}
+
+int xcc_xen_translator_begin(xcc_xen_translator *t, const char **config,
+                             int *config_is_json)
+{
+    xcc_restorer *r = t->r;
+    struct stream_record rec;
+
+    if (!t->begun) {
+        t->st.t_start = lib_now_ns();
+        if (xcc_restorer_begin(r, &t->info) < 0)
+            return -1;
+        if (t->info.domain_type != XCC_DHDR_TYPE_X86_PV &&
+            !(t->info.domain_type == XCC_DHDR_TYPE_SIM && t->allow_sim))
+            return tr_fail(t, XCC_EBADSTREAM, "the stream's domain header "
+                           "says type %#" PRIx32 " (%s): a new Xen domain is "
+                           "made from an x86 PV stream only",
+                           t->info.domain_type,
+                           t->info.domain_type == XCC_DHDR_TYPE_X86_HVM
+                               ? "x86 HVM" : "not a Xen guest");
+        t->decode = t->info.nr_pfns > 0;
+        restore_order_start(r, STREAM_ORDER_PLAIN);
+        if (r->xl.present && r->xl.hdr.config) {
+            t->config = strdup(r->xl.hdr.config);
+            t->config_is_json =
+                !!(r->xl.hdr.mandatory_flags & XL_FLAG_JSON);
+            if (!t->config)
+                return tr_fail(t, ENOMEM, "out of memory");
+        }
+        /* XL_CONFIG follows GUEST_INFO: the caller needs it before it
+         * creates the domain. */
+        if (restore_next(r, &rec) < 0 || restore_order(r, &rec) < 0)
+            return -1;
+        if (rec.type == STREAM_REC_XL_CONFIG) {
+            if (restore_apply(r, &rec) < 0) /* checked as inspect does */
+                return -1;
+            free(t->config);
+            t->config = strndup((const char *)rec.body, rec.length);
+            t->config_is_json = 1;
+            if (!t->config)
+                return tr_fail(t, ENOMEM, "out of memory");
+        } else {
+            t->pending = rec; /* its body stays valid until the next read */
+            t->have_pending = true;
+        }
+        t->begun = true;
+    }
+    if (config)
+        *config = t->config;
+    if (config_is_json)
+        *config_is_json = t->config_is_json;
+    return 0;
+}
+
+/* PAGE_DATA records of at most XEN_TRANSLATE_BATCH entries. */
+static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
+                      const uint8_t *types, uint32_t count,
+                      const uint8_t *const *src)
+{
+    struct copy_dom *c = t->decode ? copy_priv(&t->copy) : NULL;
+
+    for (uint32_t done = 0; done < count;) {
+        uint32_t n = count - done;
+
+        if (n > XEN_TRANSLATE_BATCH)
+            n = XEN_TRANSLATE_BATCH;
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t pfn = pfns[done + i];
+            unsigned type = types ? types[done + i] : XCC_PFN_NORMAL;
+
+            if (c) {
+                c->types[pfn] = (uint8_t)type;
+                t->pages[i] = c->base + pfn * c->psz;
+            } else {
+                t->pages[i] = src[done + i];
+            }
+            if (stream_pfn_type_has_data(type))
+                t->st.pages_out++;
+        }
+        if (stream_write_page_data(t->w, pfns + done,
+                                   types ? types + done : NULL, n,
+                                   t->pages, t->info.page_size) < 0)
+            return tr_fail(t, errno, "cannot write PAGE_DATA to libxl: %s",
+                           strerror(errno));
+        t->st.page_records_out++;
+        done += n;
+    }
+    return 0;
+}
+
+static int pages_hook(void *opaque, const struct stream_record *rec,
+                      const uint64_t *pfns, const uint8_t *types,
+                      uint32_t count)
+{
+    xcc_xen_translator *t = opaque;
+
+    switch (rec->type) {
+    case STREAM_REC_ZERO_PAGES: t->st.zero_in += count; break;
+    case STREAM_REC_XBZRLE_PAGES: t->st.xbzrle_in += count; break;
+    case STREAM_REC_COMPRESSED_PAGES: t->st.compressed_in += count; break;
+    default: t->st.page_data_in += count; break;
+    }
+    return emit_pages(t, pfns, types, count, NULL);
+}
+
+/* Without a copy (no GUEST_INFO): PAGE_DATA and COMPRESSED_PAGES only. */
+static int pass_pages(xcc_xen_translator *t, const struct stream_record *rec)
+{
+    struct stream_page_data pd;
+
+    if (rec->type != STREAM_REC_PAGE_DATA &&
+        rec->type != STREAM_REC_COMPRESSED_PAGES)
+        return tr_fail(t, XCC_EBADSTREAM, "%s record at offset %" PRIu64
+                       " in a stream without GUEST_INFO: its pages need a "
+                       "decode copy of a known size",
+                       stream_record_name(rec->type), rec->offset);
+    if (compress_parse_pages(t->r->rd, rec, STREAM_PFN_LIMIT,
+                             t->info.page_size, &pd) < 0)
+        return -1;
+    if (rec->type == STREAM_REC_COMPRESSED_PAGES)
+        t->st.compressed_in += pd.count;
+    else
+        t->st.page_data_in += pd.count;
+    return emit_pages(t, pd.pfns, pd.types, pd.count, pd.pages);
+}
+
+/* The libxl header and LIBXC_CONTEXT, then the libxc headers. */
+static int emit_prologue(xcc_xen_translator *t)
+{
+    uint8_t h[LIBXL_HEADER_SIZE + LIBXL_RHDR_SIZE];
+    uint64_t ident = htobe64(LIBXL_IDENT);
+    uint32_t version = htobe32(LIBXL_VERSION), options = 0;
+    const struct stream_headers *sh = &t->r->h;
+
+    memcpy(h, &ident, 8);
+    memcpy(h + 8, &version, 4);
+    memcpy(h + 12, &options, 4);
+    xl_encode_libxl_rhdr(h + LIBXL_HEADER_SIZE, LIBXL_REC_LIBXC_CONTEXT, 0);
+    if (stream_write_raw(t->w, h, sizeof(h), "the libxl stream header") < 0 ||
+        stream_write_headers(t->w, sh->dhdr_type, sh->page_shift,
+                             sh->xen_major, sh->xen_minor) < 0)
+        return tr_fail(t, errno, "cannot write the stream headers to libxl: "
+                       "%s", strerror(errno));
+    return 0;
+}
+
+static int forward(xcc_xen_translator *t, const struct stream_record *rec)
+{
+    struct iovec iov = {(void *)rec->body, rec->length};
+
+    if (stream_write_record(t->w, rec->type, &iov, rec->length ? 1 : 0) < 0)
+        return tr_fail(t, errno, "cannot forward %s (offset %" PRIu64 ") to "
+                       "libxl: %s", stream_record_name(rec->type),
+                       rec->offset, strerror(errno));
+    t->st.records_out++;
+    return 0;
+}
+
+int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd)
+{
+    xcc_restorer *r = t->r;
+    struct stream_record rec;
+    int rc = -1;
+
+    if (t->ran)
+        return tr_fail(t, EINVAL, "a translator runs once");
+    t->ran = true;
+    if (xcc_xen_translator_begin(t, NULL, NULL) < 0)
+        goto out;
+    t->w = stream_writer_new(out_fd, t->log);
+    if (!t->w) {
+        tr_fail(t, errno, "out of memory");
+        goto out;
+    }
+    /* Nothing of xc-colo's reaches libxl. */
+    stream_writer_set_filter(t->w, xl_compat_filter);
+    if (t->decode) {
+        if (t->info.nr_pfns > SIZE_MAX / t->info.page_size ||
+            copy_open(&t->copy, t->info.nr_pfns, t->info.page_size,
+                      t->info.domain_type, t->log) < 0) {
+            tr_fail(t, errno ? errno : ENOMEM, "cannot make a decode copy "
+                    "of %" PRIu64 " pages: %s", t->info.nr_pfns,
+                    strerror(errno ? errno : ENOMEM));
+            t->copy_open = true;
+            goto out;
+        }
+        t->copy_open = true;
+        if (restore_attach(r, &t->copy) < 0)
+            goto out;
+        r->pages_hook = pages_hook;
+        r->hook_opaque = t;
+    }
+    if (emit_prologue(t) < 0)
+        goto out;
+    for (;;) {
+        if (t->have_pending) {
+            rec = t->pending;
+            t->have_pending = false;
+        } else if (restore_next(r, &rec) < 0 || restore_order(r, &rec) < 0) {
+            goto out;
+        }
+        t->st.records_in++;
+        switch (rec.type) {
+        case STREAM_REC_END:
+            if (restore_read_tail(r) < 0)
+                goto out;
+            if (stream_write_end(t->w) < 0 || /* libxc's END */
+                stream_write_end(t->w) < 0) { /* libxl's END */
+                tr_fail(t, errno, "cannot write END to libxl: %s",
+                        strerror(errno));
+                goto out;
+            }
+            rc = 0;
+            goto out;
+        case STREAM_REC_PAGE_DATA:
+        case STREAM_REC_COMPRESSED_PAGES:
+        case STREAM_REC_ZERO_PAGES:
+        case STREAM_REC_XBZRLE_PAGES:
+            if (t->decode ? restore_apply(r, &rec) : pass_pages(t, &rec))
+                goto out;
+            break;
+        case STREAM_REC_DIGEST:
+            if (t->decode && restore_apply(r, &rec) < 0)
+                goto out; /* checked against the copy */
+            if (t->decode && r->p.verify)
+                t->st.digests_checked++;
+            break;
+        case STREAM_REC_VERIFY:
+        case STREAM_REC_STATS:
+        case STREAM_REC_XL_CONFIG:
+            if (restore_apply(r, &rec) < 0) /* checks, then skips */
+                goto out;
+            break;
+        default:
+            if ((rec.type & STREAM_REC_OPTIONAL) && !stream_record_known(rec.type))
+                break; /* an optional record Xen would skip */
+            /* Xen's state: checked as inspect checks it, then forwarded. */
+            if (restore_apply(r, &rec) < 0 || forward(t, &rec) < 0)
+                goto out;
+        }
+    }
+out:
+    t->st.t_end = lib_now_ns();
+    t->st.bytes_in = stream_reader_offset(r->rd);
+    t->st.bytes_out = t->w ? stream_writer_bytes(t->w) : 0;
+    if (t->copy_open && copy_priv(&t->copy)) {
+        struct stat sb;
+        if (fstat(copy_priv(&t->copy)->fd, &sb) == 0)
+            t->st.copy_bytes = (uint64_t)sb.st_blocks * 512;
+    }
+    t->st.nr_pfns = t->info.nr_pfns;
+    t->st.page_size = t->info.page_size;
+    t->st.status = rc == 0 ? "completed" : "failed";
+    if (rc < 0 && !errno)
+        errno = EIO;
+    return rc;
+}
+
+const char *xcc_xen_translator_stats_json(xcc_xen_translator *t)
+{
+    free(t->json);
+    t->json = stats_translate_json(&t->st);
+    return t->json;
+}
+
+void xen_translate_allow_sim(xcc_xen_translator *t)
+{
+    t->allow_sim = true;
+}

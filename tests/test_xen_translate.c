@@ -1,0 +1,271 @@
+/*
+ * test_xen_translate.c - the translator of an xc-colo stream into the stock
+ * libxl v2 stream that a restore into a new Xen domain hands to libxl
+ * (libxc-colo/src/xen_translate.c), without Xen: a sim guest's live XBZRLE
+ * save stands in for a PV guest's (test hook xen_translate_allow_sim).
+ *
+ * Proofs: the output passes the libxl/libxc stream checker that feeds libxl
+ * (tools/xen_feed.c); it holds PAGE_DATA of at most 1024 pages and nothing
+ * of xc-colo's; made into an xl image and restored into a fresh guest it
+ * gives the source's memory, digest for digest; a cut or corrupt stream
+ * fails with the record and offset named.
+ */
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../tools/xen_feed.c"
+#include "domain/domain.h"
+#include "domain/sim.h"
+#include "restore.h"
+#include "save.h"
+#include "stream.h"
+#include "test_hooks.h"
+#include "xl_format.h"
+
+#define MiB (1024ull * 1024)
+#define PAGE 4096u
+
+static char names[2][64];
+static xentoollog_logger *quiet;
+
+static void init(void)
+{
+    for (int i = 0; i < 2; i++)
+        snprintf(names[i], sizeof(names[i]), "trtest-%d-%d", (int)getpid(), i);
+    signal(SIGPIPE, SIG_IGN);
+    quiet = (xentoollog_logger *)xtl_createlogger_stdiostream(
+        stderr, XTL_NUM_LEVELS, 0);
+}
+
+static void fini(void)
+{
+    for (int i = 0; i < 2; i++)
+        xcc_sim_stop(names[i], quiet);
+    xtl_logger_destroy(quiet);
+}
+
+TestSuite(xen_translate, .init = init, .fini = fini, .timeout = 120);
+
+static xcc_domain *open_sim(const char *name)
+{
+    char d[96];
+
+    snprintf(d, sizeof(d), "sim:%s", name);
+    xcc_domain *dom = xcc_domain_open(d, NULL, 0);
+    cr_assert(dom, "open %s: %s", d, xcc_strerror(errno));
+    return dom;
+}
+
+static size_t fd_size(int fd)
+{
+    off_t n = lseek(fd, 0, SEEK_END);
+
+    cr_assert_geq(n, 0);
+    lseek(fd, 0, SEEK_SET);
+    return (size_t)n;
+}
+
+/* A live XBZRLE save (with DIGEST) of names[0], running a workload that
+ * dirties pages again, into a memfd; the source's digest after it. */
+static int save_stream(uint8_t digest[16])
+{
+    struct xcc_save_params p;
+    int fd = memfd_create("stream", 0);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(xcc_sim_start(names[0], 16 * MiB, "hotpages+random:2000",
+                               5, NULL, NULL, NULL), 0);
+    xcc_domain *src = open_sim(names[0]);
+    xcc_save_params_init(&p);
+    p.live = 1;
+    p.xbzrle = 1;
+    p.verify = 1;
+    p.progress = 0;
+    p.max_iters = 5;
+    p.target_dirty = 1;
+    xcc_saver *s = xcc_saver_new(src, fd, &p, quiet);
+    cr_assert(s);
+    cr_assert_eq(xcc_saver_run(s), 0, "save: %s", xcc_strerror(errno));
+    xcc_saver_free(s);
+    /* The saver leaves the guest paused: this is what it sent. */
+    cr_assert_geq(xcc_domain_digest(src, 0, digest, NULL, 0), 1);
+    xcc_domain_close(src);
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+/* Runs the translator over in_fd into a memfd; rc and message out. */
+static int translate(int in_fd, bool allow_sim, int *rc, char *err,
+                     size_t errlen, char **stats)
+{
+    struct xcc_restore_params rp;
+    int out = memfd_create("libxl", 0);
+
+    cr_assert_geq(out, 0);
+    xcc_restore_params_init(&rp);
+    rp.progress = 0;
+    xcc_xen_translator *t = xcc_xen_translator_new(in_fd, &rp, quiet);
+    cr_assert(t);
+    if (allow_sim)
+        xen_translate_allow_sim(t);
+    *rc = xcc_xen_translator_run(t, out);
+    snprintf(err, errlen, "%s", xcc_xen_translator_error(t));
+    if (stats)
+        *stats = strdup(xcc_xen_translator_stats_json(t));
+    xcc_xen_translator_free(t);
+    lseek(out, 0, SEEK_SET);
+    return out;
+}
+
+/* Walks the libxc records of a libxl v2 stream in memory. */
+static void check_records(const uint8_t *b, size_t n, uint64_t *page_records,
+                          uint64_t *pages)
+{
+    size_t off = XEN_FEED_LIBXL_HEADER + 8 + XEN_FEED_LIBXC_HEADERS;
+    bool end = false;
+
+    *page_records = *pages = 0;
+    while (!end) {
+        uint32_t type, len, count;
+
+        cr_assert_leq(off + 8, n, "record header past the end at %zu", off);
+        memcpy(&type, b + off, 4);
+        memcpy(&len, b + off + 4, 4);
+        cr_assert_neq(type & XEN_REC_XCCOLO_MASK, XEN_REC_XCCOLO,
+                      "xc-colo record %#x at %zu reached libxl", type, off);
+        if (type == XEN_LIBXC_PAGE_DATA) {
+            memcpy(&count, b + off + 8, 4);
+            cr_assert(count >= 1 && count <= XEN_FEED_BATCH,
+                      "PAGE_DATA of %u pages at %zu", count, off);
+            (*page_records)++;
+            *pages += count;
+        }
+        end = type == XEN_LIBXC_END;
+        off += 8 + ((len + 7u) & ~7u);
+    }
+    /* Then libxl's END, and nothing after it. */
+    cr_assert_eq(off + 8, n, "%zu bytes after the libxc END", n - off);
+}
+
+Test(xen_translate, live_xbzrle_save_becomes_a_stock_stream_of_the_same_memory)
+{
+    uint8_t src_digest[16], dst_digest[16];
+    char err[512], *stats;
+    int rc;
+    int in = save_stream(src_digest);
+    int out = translate(in, true, &rc, err, sizeof(err), &stats);
+
+    cr_assert_eq(rc, 0, "translate: %s", err);
+    /* The stream used what the translator exists for. */
+    cr_assert(strstr(stats, "\"xbzrle\": 0,") == NULL,
+              "no XBZRLE pages in the source stream: %s", stats);
+    cr_assert(strstr(stats, "\"digests-checked\": 1"), "%s", stats);
+    fprintf(stderr, "translator: %s\n", stats);
+
+    /* 1. The checker that feeds libxl takes it whole. */
+    struct xen_feed f;
+    int devnull = open("/dev/null", O_WRONLY);
+    xen_feed_init(&f, out, 0, devnull);
+    cr_assert_eq(xen_feed_forward_libxl(&f), 0, "xen_feed: %s", f.err);
+    cr_assert_gt(f.pages, 0);
+    xen_feed_release(&f);
+    close(devnull);
+
+    /* 2. Batches of at most 1024 pages, nothing of ours. */
+    size_t n = fd_size(out);
+    uint8_t *b = mmap(NULL, n, PROT_READ, MAP_SHARED, out, 0);
+    uint64_t recs, pages;
+    cr_assert_neq(b, MAP_FAILED);
+    check_records(b, n, &recs, &pages);
+    cr_assert_gt(recs, 1);
+
+    /* 3. As an xl image (xl header in front of the libxl stream), restored
+     * into a fresh guest: the source's memory. */
+    size_t pro = xl_prologue_size(0);
+    int img = memfd_create("img", 0);
+    uint8_t *hdr = malloc(pro);
+    cr_assert_eq(xl_encode_prologue(hdr, pro, NULL), pro);
+    cr_assert_eq(write(img, hdr, pro), (ssize_t)pro);
+    size_t skip = XEN_FEED_LIBXL_HEADER + 8; /* already in the prologue */
+    cr_assert_eq(write(img, b + skip, n - skip), (ssize_t)(n - skip));
+    lseek(img, 0, SEEK_SET);
+    cr_assert_eq(xcc_sim_create(names[1], 16 * MiB, NULL), 0);
+    xcc_domain *dst = open_sim(names[1]);
+    struct xcc_restore_params rp;
+    xcc_restore_params_init(&rp);
+    rp.progress = 0;
+    xcc_restorer *r = xcc_restorer_new(img, &rp, quiet);
+    cr_assert_eq(xcc_restorer_run(r, dst), 0, "restore: %s",
+                 xcc_restorer_error(r));
+    cr_assert_geq(xcc_domain_digest(dst, 0, dst_digest, NULL, 0), 1);
+    cr_assert_eq(memcmp(src_digest, dst_digest, 16), 0,
+                 "the translated stream restores other memory");
+    xcc_restorer_free(r);
+    xcc_domain_close(dst);
+    munmap(b, n);
+    free(hdr);
+    free(stats);
+    close(img);
+    close(out);
+    close(in);
+}
+
+Test(xen_translate, a_sim_stream_is_refused_for_xen)
+{
+    uint8_t d[16];
+    char err[512];
+    int rc;
+    int in = save_stream(d);
+    int out = translate(in, false, &rc, err, sizeof(err), NULL);
+
+    cr_assert_eq(rc, -1);
+    cr_assert(strstr(err, "x86 PV stream only"), "%s", err);
+    cr_assert_eq(fd_size(out), 0, "wrote to libxl before refusing");
+    close(out);
+    close(in);
+}
+
+/* Every cut of the stream fails, naming an offset; a cut never yields a
+ * complete libxl stream (libxl would build a domain from half a guest). */
+Test(xen_translate, a_cut_stream_fails_and_never_ends_the_libxl_stream)
+{
+    uint8_t d[16];
+    char err[512];
+    int rc;
+    int in = save_stream(d);
+    size_t n = fd_size(in);
+    uint8_t *b = mmap(NULL, n, PROT_READ, MAP_SHARED, in, 0);
+    unsigned seed = (unsigned)getpid();
+
+    cr_assert_neq(b, MAP_FAILED);
+    fprintf(stderr, "a_cut_stream: seed %u\n", seed);
+    srand(seed);
+    for (int i = 0; i < 12; i++) {
+        size_t cut = (size_t)rand() % n;
+        int part = memfd_create("cut", 0);
+        cr_assert_eq(write(part, b, cut), (ssize_t)cut);
+        lseek(part, 0, SEEK_SET);
+        int out = translate(part, true, &rc, err, sizeof(err), NULL);
+        cr_assert_eq(rc, -1, "a stream cut at %zu of %zu translated (seed %u)",
+                     cut, n, seed);
+        cr_assert(strstr(err, "offset") || strstr(err, "truncated") ||
+                  strstr(err, "ends"), "cut at %zu: message '%s'", cut, err);
+        /* What reached libxl is never a whole stream: its checker
+         * refuses it. */
+        struct xen_feed f;
+        int devnull = open("/dev/null", O_WRONLY);
+        xen_feed_init(&f, out, 0, devnull);
+        cr_assert_eq(xen_feed_forward_libxl(&f), -1,
+                     "cut at %zu: libxl would have got a whole stream", cut);
+        xen_feed_release(&f);
+        close(devnull);
+        close(out);
+        close(part);
+    }
+    munmap(b, n);
+    close(in);
+}
