@@ -319,10 +319,9 @@ int cmd_restore(int argc, char **argv)
     }
     dom = argv[optind];
     if (!strcmp(dom, XEN_RECEIVE_NEW_DOMAIN)) {
-        if (listen || into_existing || checkpointed || mem ||
-            p.no_map_cache) {
+        if (into_existing || checkpointed || mem || p.no_map_cache) {
             cli_error("restore into a new Xen domain (xen:) takes none of "
-                      "--listen, --into-existing, --checkpointed, --mem, "
+                      "--into-existing, --checkpointed, --mem, "
                       "--no-map-cache yet");
             return EXIT_USAGE;
         }
@@ -331,7 +330,8 @@ int cmd_restore(int argc, char **argv)
         xo.stats_json = out.stats_json;
         xo.verbosity = out.verbosity;
         signal(SIGPIPE, SIG_IGN);
-        return xen_receive_cmd(src, &xo, out.progress);
+        topts.quiet = out.verbosity < 0;
+        return xen_receive_cmd(src, listen, &topts, &xo, out.progress);
     }
     if (xen_new_opts) {
         cli_error("restore: -p, -e, --config and --name are for a new Xen "

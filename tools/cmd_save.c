@@ -2,18 +2,31 @@
  * cmd_save.c - `xc-colo save` and `xc-colo migrate`: parse the options,
  * open the domain and the destination, run the library's saver, report.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "progress.h"
 #include "save_opts.h"
+#include "xl_config.h"
 
 /* How long migrate keeps retrying a refused TCP connection. */
 #define CONNECT_TIMEOUT_MS 10000u
+/* How long migrate waits, after END, for the receiver to say that the
+ * guest runs in its new domain (libxl builds it and libxenguest restores
+ * it meanwhile: seconds on hardware, a minute under emulation). */
+#define HANDOVER_TIMEOUT_MS 600000
+/* xl's name for the source while a migration is under way, so that a
+ * receiver on the same host can create the guest under its own name. */
+#define MIGRATEDAWAY_SUFFIX "--migratedaway"
 
 /* save's own options; the shared ones are in save_opts.h. */
 enum {
@@ -215,6 +228,118 @@ static void print_summary(const char *dom, const struct xcc_save_summary *s,
                 s->cache_miss_rate, s->overflow);
 }
 
+/*
+ * Migration of a Xen domain into a new one (`xc-colo restore ... xen:` at
+ * the other end of a connection): the source's name is taken out of the
+ * way first, as xl migrate does, and given back if the migration fails.
+ */
+struct handover {
+    bool on;          /* a Xen source and a destination that can answer */
+    uint32_t domid;
+    char *name;       /* the source's name; NULL: none known */
+    char *away;       /* the name while migrating */
+    bool renamed;
+};
+
+static bool fd_is_socket(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Reads one line (at most len - 1 bytes) within timeout_ms. Returns its
+ * length, 0 at EOF before a newline, -1 with errno (ETIMEDOUT). */
+static ssize_t read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+
+    while (n + 1 < len) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, timeout_ms);
+        ssize_t r;
+
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            errno = ETIMEDOUT;
+        if (pr <= 0)
+            return -1;
+        r = read(fd, buf + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = 0;
+    return (ssize_t)n;
+}
+
+static int handover_begin(struct handover *h, const char *dom,
+                          const struct transport *t, xentoollog_logger *log)
+{
+    if (!h->on)
+        return 0;
+    h->name = xl_domain_name(h->domid, log);
+    if (!h->name)
+        return 0; /* nothing to move out of the way */
+    if (asprintf(&h->away, "%s" MIGRATEDAWAY_SUFFIX, h->name) < 0) {
+        h->away = NULL;
+        return -1;
+    }
+    if (xl_domain_rename(h->domid, h->name, h->away, log) < 0)
+        return -1;
+    h->renamed = true;
+    return 0;
+}
+
+/* After a failure: the source keeps its name (and runs: the saver
+ * continued it). */
+static void handover_abort(struct handover *h, xentoollog_logger *log)
+{
+    if (h->renamed && xl_domain_rename(h->domid, h->away, h->name, log) == 0)
+        h->renamed = false;
+}
+
+/*
+ * After END: the receiver answers "running DOMID" (or "paused DOMID" with
+ * -p) once libxl has built the guest; then the source is destroyed, as xl
+ * migrate does. Anything else, or nothing, resumes the source.
+ */
+static int handover_finish(struct handover *h, xcc_domain *d, const char *dom,
+                           struct transport *t, xentoollog_logger *log)
+{
+    char line[128];
+    unsigned newdom;
+    ssize_t n;
+
+    if (shutdown(t->fd, SHUT_WR) < 0) {
+        cli_error("cannot end the stream to %s: %s", t->desc, strerror(errno));
+        n = -1;
+    } else {
+        n = read_line(t->fd, line, sizeof(line), HANDOVER_TIMEOUT_MS);
+    }
+    if (n > 0 && (sscanf(line, "running %u", &newdom) == 1 ||
+                  sscanf(line, "paused %u", &newdom) == 1)) {
+        if (xl_domain_destroy(h->domid, log) < 0)
+            return EXIT_FAIL;
+        fprintf(stderr, "xc-colo: the guest is domain %u at %s (%s); %s "
+                "destroyed\n", newdom, t->desc, line, dom);
+        return EXIT_OK;
+    }
+    cli_error("the receiver at %s did not report a running domain (%s): "
+              "%s resumes", t->desc,
+              n > 0 ? line : n == 0 ? "it closed the connection"
+                                    : strerror(errno), dom);
+    handover_abort(h, log);
+    if (xcc_domain_unpause(d) < 0)
+        cli_error("cannot resume %s: %s", dom, xcc_strerror(errno));
+    return EXIT_FAIL;
+}
+
 static int run_save(int argc, char **argv, bool migrate)
 {
     struct save_opts c;
@@ -223,6 +348,7 @@ static int run_save(int argc, char **argv, bool migrate)
     xcc_domain *d = NULL;
     xcc_saver *s = NULL;
     const char *dom, *dest;
+    struct handover ho = {0};
     int rc = parse_save_args(argc, argv, migrate, &c);
 
     if (rc >= 0)
@@ -237,8 +363,16 @@ static int run_save(int argc, char **argv, bool migrate)
     log = progress_logger(c.out.verbosity, c.out.progress);
     if (!log)
         goto out;
+    /* migrate of a Xen domain to a peer that can answer (tcp:, exec:)
+     * hands the guest over: the source goes once the receiver runs it. */
+    ho.on = migrate && !c.resume && xl_domid(dom, &ho.domid) &&
+            (!strncmp(dest, "tcp:", 4) || !strncmp(dest, "exec:", 5));
+    c.dest.back_channel = ho.on;
     d = save_opts_open_domain(&c, dom, log);
     if (!d || save_opts_open_dest(&c, dest, CONNECT_TIMEOUT_MS, &t) < 0)
+        goto out;
+    ho.on = ho.on && fd_is_socket(t.fd);
+    if (handover_begin(&ho, dom, &t, log) < 0)
         goto out;
     s = xcc_saver_new(d, t.fd, &c.p, log);
     if (!s) {
@@ -266,6 +400,8 @@ static int run_save(int argc, char **argv, bool migrate)
         cli_error("cannot continue '%s': %s", dom, xcc_strerror(errno));
         rc = EXIT_FAIL;
     }
+    if (ho.on)
+        rc = handover_finish(&ho, d, dom, &t, log);
 stats:
     if (transport_close(&t) < 0 && rc == EXIT_OK)
         rc = EXIT_FAIL;
@@ -279,6 +415,10 @@ stats:
         print_summary(dom, &sum, c.p.xbzrle);
     }
 out:
+    if (rc != EXIT_OK)
+        handover_abort(&ho, log);
+    free(ho.name);
+    free(ho.away);
     transport_close(&t);
     cancel_saver = NULL;
     xcc_saver_free(s);

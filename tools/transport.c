@@ -764,7 +764,8 @@ int transport_listen(const char *spec, const struct transport_opts *opts,
 }
 
 /* /bin/sh -c cmd with one end of a pipe as its stdin (to_child) or stdout. */
-static int spawn(const char *spec, bool to_child, struct transport *t)
+static int spawn(const char *spec, bool to_child, bool both_ways,
+                 struct transport *t)
 {
     int p[2];
     pid_t pid;
@@ -773,8 +774,10 @@ static int spawn(const char *spec, bool to_child, struct transport *t)
         cli_error("%s: empty command", spec);
         return -1;
     }
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        cli_error("%s: pipe: %s", spec, strerror(errno));
+    if (both_ways ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0
+                  : pipe2(p, O_CLOEXEC) < 0) {
+        cli_error("%s: %s: %s", spec, both_ways ? "socketpair" : "pipe",
+                  strerror(errno));
         return -1;
     }
     pid = fork();
@@ -841,7 +844,7 @@ int transport_open_dest(const char *dest, unsigned connect_timeout_ms,
     if (!strncmp(dest, "tcp:", 4))
         return tcp_connect(dest, connect_timeout_ms, o, t);
     if (!strncmp(dest, "exec:", 5))
-        return spawn(dest, true, t);
+        return spawn(dest, true, o && o->back_channel, t);
     return open_file_dest(dest, o ? o->file_mode : TRANSPORT_FILE_MODE, t);
 }
 
@@ -858,7 +861,7 @@ int transport_open_src(const char *src, struct transport *t)
     if (!strncmp(src, "tcp:", 4))
         return tcp_connect(src, 0, NULL, t);
     if (!strncmp(src, "exec:", 5))
-        return spawn(src, false, t);
+        return spawn(src, false, false, t);
     t->fd = open(src, O_RDONLY | O_CLOEXEC);
     if (t->fd < 0) {
         cli_error("cannot open '%s': %s", src, strerror(errno));

@@ -39,6 +39,9 @@ struct transport_opts {
     unsigned listen_timeout_ms;      /* --listen: 0 waits for ever */
     unsigned file_mode;              /* FILE destination's permission bits */
     bool quiet;                      /* --listen: no "listening on" line */
+    bool back_channel;               /* exec: the command's stdin is a
+                                        socket it may answer on, not a
+                                        pipe (migrate's handover) */
 };
 
 /* What a spec is used for: each one allows a different form of port. */

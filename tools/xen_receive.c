@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,6 +216,23 @@ static void *feeder_main(void *arg)
     return NULL;
 }
 
+/* A migration's sender waits for one line on the connection (xen_receive.h).
+ * Returns true once told (or when there is nobody to tell). */
+static bool tell_sender(int fd, const char *what, uint32_t domid)
+{
+    struct stat st;
+    char line[64];
+    int n;
+
+    if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return true;
+    n = strcmp(what, "failed") ? snprintf(line, sizeof(line), "%s %u\n", what, domid)
+                               : snprintf(line, sizeof(line), "failed\n");
+    /* Best effort: a sender that went away learns nothing. */
+    (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL);
+    return true;
+}
+
 /* Pages that reached libxl, from the translator's figures. */
 static unsigned long long feeder_pages(xcc_xen_translator *t)
 {
@@ -355,6 +374,7 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     const char *config_from;
     uint32_t domid = INVALID_DOMID;
     int p[2] = {-1, -1}, lock = -1, lrc, rc = EXIT_FAIL;
+    bool told = false;
     double t0 = now_s(), t_created = 0, t_running = 0;
     pthread_t thread;
     sigset_t block, old;
@@ -379,7 +399,8 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
      * XL_CONFIG): the domain is made from it. */
     if (xcc_xen_translator_begin(feeder.t, &stream_config,
                                  &stream_config_json) < 0) {
-        cli_error("%s: %s", desc, xcc_xen_translator_error(feeder.t));
+        cli_error("%s cannot be restored into a new domain: %s", desc,
+                  xcc_strerror(errno));
         goto out;
     }
 
@@ -476,7 +497,8 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
 
         /* EPIPE: libxl stopped reading, and says why above. */
         if (feeder.rc && feeder.err != EPIPE)
-            cli_error("%s: %s", desc, xcc_xen_translator_error(feeder.t));
+            cli_error("the stream from %s broke off: %s (above)", desc,
+                      xcc_strerror(feeder.err));
         if (lrc)
             cli_error("libxl could not restore the domain '%s' from %s "
                       "(libxl error %d; its messages are above)",
@@ -517,6 +539,7 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     /* The domid on stdout, for scripts (as `xl domid` prints it). */
     printf("%u\n", domid);
     fflush(stdout);
+    told = tell_sender(src_fd, o->paused ? "paused" : "running", domid);
     rc = EXIT_OK;
     if (o->stats_json && write_stats(o->stats_json, domid, cfg.c_info.name, o,
                                      feeder.t, t_created, t_running) < 0)
@@ -524,6 +547,8 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     if (rc == EXIT_OK && !o->no_wait)
         rc = wait_for_domain(ctx, domid, &cfg, o->verbosity < 0);
 out:
+    if (!told)
+        tell_sender(src_fd, "failed", domid);
     if (feeder_started) {
         close(p[0]);
         p[0] = -1;
@@ -541,8 +566,9 @@ out:
     return rc;
 }
 
-int xen_receive_cmd(const char *src, const struct xen_receive_opts *o,
-                    bool progress)
+int xen_receive_cmd(const char *src, const char *listen,
+                    const struct transport_opts *topts,
+                    const struct xen_receive_opts *o, bool progress)
 {
     struct transport t = {.fd = -1};
     xentoollog_logger *log;
@@ -551,9 +577,10 @@ int xen_receive_cmd(const char *src, const struct xen_receive_opts *o,
     log = progress_logger(o->verbosity, progress);
     if (!log)
         return EXIT_FAIL;
-    if (transport_open_src(src, &t) < 0)
+    if (listen ? transport_listen(listen, topts, &t) < 0
+               : transport_open_src(src, &t) < 0)
         goto out;
-    if (!strcmp(src, "-") && isatty(STDIN_FILENO)) {
+    if (!listen && !strcmp(src, "-") && isatty(STDIN_FILENO)) {
         cli_error("refusing to read a stream from a terminal");
         goto out;
     }

@@ -29,6 +29,11 @@ struct xen_receive_opts {
 };
 
 /*
+ * When fd is a socket (a migration: restore --listen, or the stdin of
+ * migrate's exec: command), the sender is told how it ended, one line:
+ * "running DOMID" or "paused DOMID" once the domain is built, "failed"
+ * otherwise; the sender destroys its source only after "running"/"paused".
+ *
  * Reads the stream on fd (desc names it in messages), creates the domain
  * with libxl and unpauses it (unless o->paused). Without o->no_wait, then
  * stays until the domain shuts down or dies. A failed create leaves no
@@ -38,9 +43,12 @@ struct xen_receive_opts {
 int xen_receive(int fd, const char *desc, const struct xen_receive_opts *o,
                 xentoollog_logger *log);
 
-/* The command: opens src (FILE, '-', fd:N, exec:CMD), makes the logger
- * and runs xen_receive. Returns an exit code. */
-int xen_receive_cmd(const char *src, const struct xen_receive_opts *o,
-                    bool progress);
+/* The command: opens src (FILE, '-', fd:N, exec:CMD), or accepts a sender
+ * on listen (tcp:..., topts) when it is not NULL, makes the logger and runs
+ * xen_receive. Returns an exit code. */
+struct transport_opts;
+int xen_receive_cmd(const char *src, const char *listen,
+                    const struct transport_opts *topts,
+                    const struct xen_receive_opts *o, bool progress);
 
 #endif /* XCC_XEN_RECEIVE_H */

@@ -5,16 +5,18 @@
  * Only the CLI links libxenlight, for this file: the library takes the
  * JSON as a string and knows nothing of libxl (README, "Libraries").
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libxl.h>
+#include <libxl_utils.h>
 
 #include "cli.h"
 #include "xl_config.h"
 
-/* "xen:ID" or a bare ID -> domid; false for anything else (sim:...). */
-static bool xen_domid(const char *dom, uint32_t *domid)
+bool xl_domid(const char *dom, uint32_t *domid)
 {
     char *end;
     unsigned long v;
@@ -39,7 +41,7 @@ char *xl_config_fetch(const char *dom, xentoollog_logger *log)
     char *json = NULL;
     int rc;
 
-    if (!xen_domid(dom, &domid))
+    if (!xl_domid(dom, &domid))
         return NULL;
     if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, log) != 0) {
         cli_error("warning: cannot open libxl: the stream carries no "
@@ -57,4 +59,63 @@ char *xl_config_fetch(const char *dom, xentoollog_logger *log)
     libxl_domain_config_dispose(&cfg);
     libxl_ctx_free(ctx);
     return json;
+}
+
+/* A libxl context for one call; NULL after a message. */
+static libxl_ctx *ctx_open(xentoollog_logger *log, const char *why)
+{
+    libxl_ctx *ctx = NULL;
+
+    if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, log) != 0) {
+        cli_error("cannot open libxl to %s", why);
+        return NULL;
+    }
+    return ctx;
+}
+
+char *xl_domain_name(uint32_t domid, xentoollog_logger *log)
+{
+    libxl_ctx *ctx = ctx_open(log, "read a domain's name");
+    char *name;
+
+    if (!ctx)
+        return NULL;
+    name = libxl_domid_to_name(ctx, domid);
+    libxl_ctx_free(ctx);
+    return name;
+}
+
+int xl_domain_rename(uint32_t domid, const char *from, const char *to,
+                     xentoollog_logger *log)
+{
+    libxl_ctx *ctx = ctx_open(log, "rename a domain");
+    int rc;
+
+    if (!ctx)
+        return -1;
+    rc = libxl_domain_rename(ctx, domid, from, to);
+    libxl_ctx_free(ctx);
+    if (rc) {
+        cli_error("cannot rename domain %u from '%s' to '%s' (libxl error "
+                  "%d)", domid, from, to, rc);
+        return -1;
+    }
+    return 0;
+}
+
+int xl_domain_destroy(uint32_t domid, xentoollog_logger *log)
+{
+    libxl_ctx *ctx = ctx_open(log, "destroy a domain");
+    int rc;
+
+    if (!ctx)
+        return -1;
+    rc = libxl_domain_destroy(ctx, domid, NULL);
+    libxl_ctx_free(ctx);
+    if (rc) {
+        cli_error("cannot destroy domain %u (libxl error %d): 'xl destroy "
+                  "%u' it", domid, rc, domid);
+        return -1;
+    }
+    return 0;
 }

@@ -4,7 +4,21 @@
 #ifndef XCC_XL_CONFIG_H
 #define XCC_XL_CONFIG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <xentoollog.h>
+
+/* "xen:ID" or a bare ID -> *domid; false for anything else (sim:...). */
+bool xl_domid(const char *dom, uint32_t *domid);
+
+/* libxl's name of domid, malloc'ed; NULL after a message. */
+char *xl_domain_name(uint32_t domid, xentoollog_logger *log);
+
+/* libxl_domain_rename / libxl_domain_destroy: 0, or -1 after a message. */
+int xl_domain_rename(uint32_t domid, const char *from, const char *to,
+                     xentoollog_logger *log);
+int xl_domain_destroy(uint32_t domid, xentoollog_logger *log);
 
 /*
  * The libxl configuration of the Xen domain named dom ("xen:ID" or ID) as

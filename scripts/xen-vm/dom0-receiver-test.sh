@@ -1,6 +1,9 @@
 # dom0-receiver-test.sh - the receiver part (issue 15): `xc-colo restore
-# IMG xen:` makes a new domain from a stock `xl save` image, through libxl,
-# and the guest runs in it: its heartbeat advances and its self-check passes.
+# IMG xen:` makes a new domain, through libxl, from a stock `xl save` image
+# and from an xc-colo live XBZRLE stream (the translator); `xc-colo migrate`
+# hands a guest over to a new domain and destroys the source only after
+# the receiver runs it. In each the guest runs: its heartbeat advances and
+# its self-check passes.
 # Sourced by dom0-test.sh (run_part receiver): uses its helpers and $D, and
 # leaves a running domU named guest in $D.
 
@@ -71,7 +74,7 @@ else
     head -c 40 /tmp/recv_img > /tmp/recv_trunc_hdr
     recv_restore recv_bad_header -e /tmp/recv_trunc_hdr xen:
     rc=$?
-    { [ $rc = 1 ] && grep -q "truncated xl header" /tmp/recv_bad_header.out; } ||
+    { [ $rc = 1 ] && grep -q "ends at offset 40" /tmp/recv_bad_header.out; } ||
         { ok=0; why="$why header:rc=$rc"; }
     echo '{"c_info": {"type": "no-such-type", "name": "recv-bad"}}' > /tmp/recv_bad.json
     recv_restore recv_bad_config -e --config /tmp/recv_bad.json /tmp/recv_img xen:
@@ -84,7 +87,7 @@ else
     recv_restore recv_truncated -e --name recv-half /tmp/recv_half xen:
     rc=$?
     left=$(xl domid recv-half 2>/dev/null)
-    { [ $rc = 1 ] && grep -q "truncated stream" /tmp/recv_truncated.out &&
+    { [ $rc = 1 ] && grep -qE "offset [0-9]+" /tmp/recv_truncated.out &&
         [ -z "$left" ] && [ "$(ndomains)" = "$n0" ]; } ||
         { ok=0; why="$why truncated:rc=$rc,left='$left'"; }
     [ -n "$left" ] && xl destroy "$left"
@@ -194,3 +197,100 @@ rm -f /tmp/recv_img3
 recv_ensure_guest
 [ $ok = 1 ] && step receiver_vs_xl PASS "2 rounds each; figures in receiver_vs_*" ||
     step receiver_vs_xl FAIL "a save or restore failed"
+
+# recv_runs LABEL DOMID SINCE: the guest in DOMID runs (heartbeat advances
+# after SINCE) and its self-check passes; kv lines for the self-check and
+# the largest heartbeat gap; sets SC, GAP, and WHY when it does not run.
+# Returns 0 when it runs.
+recv_runs() {
+    label=$1; N=$2; since=$3; WHY=""
+    hb_wait_running "$N" "$since" || { WHY="no heartbeat in dom$N"; return 1; }
+    set -- $(selfcheck_advances "$N")
+    SC="$1 -> $2"
+    kv "${label}_selfcheck" "checks $1 -> $2, failures $3"
+    set -- $(hb_window "$N" "$since")
+    kv "${label}_hb_max_gap_ms" "$2"
+    GAP=$2
+    set -- $(hb_selfcheck "$N")
+    [ "${2:-x}" = 0 ] && [ "${1:-0}" -ge 2 ] ||
+        { WHY="self-check checks '$1' failures '$2'"; return 1; }
+    return 0
+}
+
+echo "=== step receiver_xcc_live: xc-colo save --live --xbzrle, xl destroy, xc-colo restore FILE xen: (the translator)"
+since=$(hb_now "$D")
+OLD=$D
+if ! timed_save recv_xcc_save /tmp/recv_xcc --live --xbzrle --verify "xen:$D"; then
+    step receiver_xcc_live FAIL "xc-colo save failed"
+    continue_guest "$D"
+else
+    xc-colo inspect /tmp/recv_xcc > /tmp/recv_xcc.inspect 2>&1
+    kv receiver_xcc_xbzrle_records "$(grep -c XBZRLE_PAGES /tmp/recv_xcc.inspect)"
+    xl destroy "$OLD"
+    n0=$(ndomains)
+    # A cut stream first: exit 1, named, no domain left behind.
+    half=$(($(stat -c %s /tmp/recv_xcc) / 2))
+    head -c "$half" /tmp/recv_xcc > /tmp/recv_xhalf
+    recv_restore recv_xcc_truncated -e --name recv-xhalf /tmp/recv_xhalf xen:
+    trc=$?
+    left=$(xl domid recv-xhalf 2>/dev/null)
+    [ -n "$left" ] && xl destroy "$left"
+    rm -f /tmp/recv_xhalf
+    recv_restore receiver_xcc_restore -e /tmp/recv_xcc xen:
+    rc=$?
+    N=$(xl domid guest 2>/dev/null)
+    if [ $trc != 1 ] || [ -n "$left" ] || ! grep -q "offset" /tmp/recv_xcc_truncated.out; then
+        step receiver_xcc_live FAIL "the cut stream: exit $trc, domain left '$left'"
+    elif [ $rc = 0 ] && [ -n "$N" ] && recv_runs receiver_xcc "$N" "$since"; then
+        step receiver_xcc_live PASS "dom$N runs from an xc-colo live XBZRLE stream ($(grep -c XBZRLE_PAGES /tmp/recv_xcc.inspect) XBZRLE records): heartbeat advances, self-check $SC, 0 failures; source destroyed first; a cut stream exits 1 and leaves no domain"
+        D=$N
+    else
+        step receiver_xcc_live FAIL "exit $rc, domain '$N': $WHY"
+    fi
+fi
+rm -f /tmp/recv_xcc
+recv_ensure_guest
+
+echo "=== step receiver_migrate: xc-colo migrate --live --xbzrle xen:D exec:'xc-colo restore - xen:' (same Xen, new domain)"
+since=$(hb_now "$D")
+OLD=$D
+rm -f /tmp/recv_mig.json /tmp/recv_mig_rx.json
+t0=$(now)
+timeout "$CMD_TIMEOUT" xc-colo migrate --live --xbzrle --stats-json /tmp/recv_mig.json \
+    "xen:$D" "exec:xc-colo restore -e --stats-json /tmp/recv_mig_rx.json - xen: > /tmp/recv_mig_rx.dom 2> /tmp/recv_mig_rx.out" \
+    > /tmp/recv_mig.out 2>&1
+rc=$?
+kv receiver_migrate_seconds "$(dt "$t0" "$(now)")"
+show "migrate" /tmp/recv_mig.out
+show "receiver" /tmp/recv_mig_rx.out
+emit_json receiver_migrate /tmp/recv_mig.json
+emit_json receiver_migrate_rx /tmp/recv_mig_rx.json
+kv receiver_migrate_bytes "$(sed -n 's/.*"transferred": *\([0-9]*\).*/\1/p' /tmp/recv_mig.json | head -n1)"
+N=$(xl domid guest 2>/dev/null)
+gone=1; xl list "$OLD" > /dev/null 2>&1 && gone=0
+away=$(xl domid guest--migratedaway 2>/dev/null)
+if [ $rc = 0 ] && [ -n "$N" ] && [ "$N" != "$OLD" ] && [ $gone = 1 ] && [ -z "$away" ] &&
+    recv_runs receiver_migrate "$N" "$since"; then
+    kv receiver_migrate_downtime_ms "$GAP"
+    step receiver_migrate PASS "dom$OLD -> dom$N: source destroyed after the receiver ran it; heartbeat advances (largest gap $GAP ms), self-check $SC, 0 failures"
+    D=$N
+else
+    step receiver_migrate FAIL "exit $rc, new '$N', source gone $gone, away '$away': $WHY"
+fi
+recv_ensure_guest
+
+echo "=== step receiver_migrate_fails: the receiver goes away mid-stream; the source runs on, under its name"
+since=$(hb_now "$D")
+OLD=$D
+timeout "$CMD_TIMEOUT" xc-colo migrate --live --xbzrle "xen:$D" \
+    "exec:head -c 20000000 > /dev/null" > /tmp/recv_migf.out 2>&1
+rc=$?
+show "migrate" /tmp/recv_migf.out
+N=$(xl domid guest 2>/dev/null)
+if [ $rc = 1 ] && [ "$N" = "$OLD" ] && hb_wait_running "$N" "$(hb_now "$N")"; then
+    step receiver_migrate_fails PASS "exit 1; dom$N keeps its name and its heartbeat advances"
+else
+    step receiver_migrate_fails FAIL "exit $rc, guest is '$N' (was $OLD)"
+    continue_guest "$OLD"
+fi
+recv_ensure_guest
