@@ -1,0 +1,77 @@
+/*
+ * fuzz_xen_translate.c - libFuzzer target for the translator of an xc-colo
+ * stream into the stock libxl v2 stream a restore into a new Xen domain
+ * hands to libxl (libxc-colo/src/xen_translate.c). Arbitrary bytes are the
+ * stream; a sim guest's stream type stands in for x86 PV (test hook), so
+ * that ZERO_PAGES, XBZRLE_PAGES and COMPRESSED_PAGES reach the decoder.
+ *
+ * Property (abort() when broken): whatever the translator emits, complete
+ * or cut off by an error, is a stream the checker that feeds libxl
+ * (tools/xen_feed.c) takes when the translation succeeded, and refuses
+ * when it failed (libxl never sees a whole stream from a bad one); and it
+ * never holds one of xc-colo's records. Crashes, leaks and sanitizer
+ * reports are the other failures.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../../tools/xen_feed.c"
+#include "test_hooks.h"
+#include "xccolo.h"
+
+static xentoollog_logger *quiet_logger(void)
+{
+    static xentoollog_logger *log;
+
+    if (!log)
+        log = (xentoollog_logger *)xtl_createlogger_stdiostream(
+            stderr, XTL_CRITICAL, XTL_STDIOSTREAM_HIDE_PROGRESS);
+    return log;
+}
+
+static int memfd_with(const uint8_t *p, size_t n)
+{
+    int fd = memfd_create("fuzz-xen-translate", 0);
+
+    if (fd < 0)
+        abort();
+    if (n && write(fd, p, n) != (ssize_t)n)
+        abort();
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int in = memfd_with(data, size), out = memfd_with(NULL, 0);
+    int devnull = memfd_with(NULL, 0);
+    struct xcc_restore_params p;
+    struct xen_feed f;
+    xcc_xen_translator *t;
+    int rc, checked;
+
+    xcc_restore_params_init(&p);
+    p.progress = 0;
+    t = xcc_xen_translator_new(in, &p, quiet_logger());
+    if (!t)
+        abort();
+    xen_translate_allow_sim(t);
+    rc = xcc_xen_translator_run(t, out);
+    xcc_xen_translator_free(t);
+
+    lseek(out, 0, SEEK_SET);
+    xen_feed_init(&f, out, 0, devnull);
+    checked = xen_feed_forward_libxl(&f);
+    xen_feed_release(&f);
+    if (rc == 0 && checked != 0)
+        abort(); /* a translation libxl's checker refuses */
+    if (rc != 0 && checked == 0)
+        abort(); /* a failed translation that still ends the stream */
+    close(in);
+    close(out);
+    close(devnull);
+    return 0;
+}
