@@ -93,8 +93,8 @@ expect "--name with xen:ID" 2 "are for a new Xen domain" \
     restore --name x "$tmp/good" xen:7
 expect "--listen with xen:, nobody comes" 1 "no valid" \
     restore --listen tcp:0 --listen-timeout 300 xen:
-expect "--checkpointed with xen:" 2 "takes none of" \
-    restore --checkpointed - xen:
+expect "--colo with xen:" 2 "libxl refuses COLO for PV" \
+    restore --checkpointed --colo - xen:
 expect "empty --name" 2 "--name: an empty name" \
     restore --name "" "$tmp/good" xen:
 if [ -e /dev/xen/privcmd ]; then

@@ -154,13 +154,26 @@ static void check_records(const uint8_t *b, size_t n, uint64_t *page_records,
 Test(xen_translate, live_xbzrle_save_becomes_a_stock_stream_of_the_same_memory)
 {
     uint8_t src_digest[16], dst_digest[16];
-    char err[512], *stats;
-    int rc;
-    int in = save_stream(src_digest);
-    int out = translate(in, true, &rc, err, sizeof(err), &stats);
+    char err[512], *stats = NULL;
+    int rc, in = -1, out = -1;
 
-    cr_assert_eq(rc, 0, "translate: %s", err);
-    /* The stream used what the translator exists for. */
+    /* The stream must use what the translator exists for: XBZRLE pages.
+     * A guest that was hardly scheduled during the save (a loaded machine)
+     * re-dirties nothing; then save again, a few times at most. */
+    for (int attempt = 1; attempt <= 5; attempt++) {
+        if (in >= 0) {
+            close(in);
+            close(out);
+            free(stats);
+            xcc_sim_stop(names[0], quiet);
+        }
+        in = save_stream(src_digest);
+        out = translate(in, true, &rc, err, sizeof(err), &stats);
+        cr_assert_eq(rc, 0, "translate: %s", err);
+        if (!strstr(stats, "\"xbzrle\": 0,"))
+            break;
+        fprintf(stderr, "attempt %d: no XBZRLE pages in the stream\n", attempt);
+    }
     cr_assert(strstr(stats, "\"xbzrle\": 0,") == NULL,
               "no XBZRLE pages in the source stream: %s", stats);
     cr_assert(strstr(stats, "\"digests-checked\": 1"), "%s", stats);
@@ -263,6 +276,140 @@ Test(xen_translate, a_cut_stream_fails_and_never_ends_the_libxl_stream)
                      "cut at %zu: libxl would have got a whole stream", cut);
         xen_feed_release(&f);
         close(devnull);
+        close(out);
+        close(part);
+    }
+    munmap(b, n);
+    close(in);
+}
+
+/* ---- Checkpoint mode (Remus) ---------------------------------------------- */
+
+/* A checkpoint run of names[0] (5 checkpoints, XBZRLE) into a memfd. */
+static int checkpoint_stream(uint64_t count)
+{
+    struct xcc_save_params sp;
+    struct xcc_checkpoint_params cp;
+    int fd = memfd_create("ckstream", 0);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(xcc_sim_start(names[0], 16 * MiB, "hotpages+random:2000", 5,
+                               NULL, NULL, NULL), 0);
+    xcc_domain *src = open_sim(names[0]);
+    xcc_save_params_init(&sp);
+    sp.live = 1;
+    sp.xbzrle = 1;
+    sp.verify = 1;
+    sp.progress = 0;
+    sp.max_iters = 2;
+    xcc_checkpoint_params_init(&cp);
+    cp.count = count;
+    cp.interval_ms = 5;
+    xcc_checkpointer *c = xcc_checkpointer_new(src, fd, &sp, &cp, quiet);
+    cr_assert(c);
+    cr_assert_eq(xcc_checkpointer_run(c), 0, "checkpoint: %s",
+                 xcc_strerror(errno));
+    xcc_checkpointer_free(c);
+    xcc_domain_close(src);
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+/* The libxc records of a checkpointed libxl stream: CHECKPOINT always
+ * followed by libxl's CHECKPOINT_END; counts them and says whether the
+ * stream ended (libxc END then libxl END). */
+static void walk_checkpointed(const uint8_t *b, size_t n, uint64_t *ckpts,
+                              bool *ended)
+{
+    size_t off = XEN_FEED_LIBXL_HEADER + 8 + XEN_FEED_LIBXC_HEADERS;
+
+    *ckpts = 0;
+    *ended = false;
+    while (off + 8 <= n) {
+        uint32_t type, len;
+
+        memcpy(&type, b + off, 4);
+        memcpy(&len, b + off + 4, 4);
+        cr_assert_neq(type & XEN_REC_XCCOLO_MASK, XEN_REC_XCCOLO,
+                      "xc-colo record %#x at %zu reached libxl", type, off);
+        off += 8 + ((len + 7u) & ~7u);
+        if (type == LIBXC_CHECKPOINT) {
+            (*ckpts)++;
+            cr_assert_leq(off + 8, n, "CHECKPOINT at the very end");
+            memcpy(&type, b + off, 4);
+            cr_assert_eq(type, XEN_LIBXL_CHECKPOINT_END,
+                         "CHECKPOINT without libxl's CHECKPOINT_END");
+            off += 8;
+        } else if (type == XEN_LIBXC_END) {
+            cr_assert_eq(off + 8, n, "bytes after the libxc END");
+            *ended = true;
+            return;
+        }
+    }
+    cr_assert_eq(off, n, "a record cut at %zu of %zu", off, n);
+}
+
+Test(xen_translate, checkpoints_reach_libxl_whole_and_a_broken_stream_keeps_the_last)
+{
+    char err[512];
+    struct xcc_restore_params rp;
+    uint64_t kept = 0, ck;
+    bool ended;
+    int in = checkpoint_stream(5);
+    size_t n = fd_size(in);
+    uint8_t *b = mmap(NULL, n, PROT_READ, MAP_SHARED, in, 0);
+    cr_assert_neq(b, MAP_FAILED);
+
+    /* Whole: every checkpoint, then END. */
+    for (int cut = 0; cut < 2; cut++) {
+        size_t len = n;
+        if (cut) {
+            /* Cut inside the last epoch: just before the last CHECKPOINT
+             * record's header, found from the stream itself. */
+            len = 0;
+            for (size_t off = STREAM_HEADERS_SIZE; off + 8 <= n;) {
+                uint32_t type, l;
+                memcpy(&type, b + off, 4);
+                memcpy(&l, b + off + 4, 4);
+                if (type == STREAM_REC_CHECKPOINT)
+                    len = off;
+                off += 8 + ((l + 7u) & ~7u);
+            }
+            cr_assert_gt(len, 0);
+            len -= 3; /* and into the record before it */
+        }
+        int part = memfd_create("part", 0);
+        cr_assert_eq(write(part, b, len), (ssize_t)len);
+        lseek(part, 0, SEEK_SET);
+        int out = memfd_create("libxl", 0);
+        xcc_restore_params_init(&rp);
+        rp.progress = 0;
+        xcc_xen_translator *t = xcc_xen_translator_new(part, &rp, quiet);
+        xen_translate_allow_sim(t);
+        cr_assert_eq(xcc_xen_translator_set_checkpointed(t), 0);
+        int rc = xcc_xen_translator_run_checkpointed(t, out, -1, &kept);
+        int e = errno;
+        snprintf(err, sizeof(err), "%s", xcc_xen_translator_error(t));
+        xcc_xen_translator_free(t);
+
+        size_t on = fd_size(out);
+        uint8_t *o = mmap(NULL, on, PROT_READ, MAP_SHARED, out, 0);
+        cr_assert_neq(o, MAP_FAILED);
+        walk_checkpointed(o, on, &ck, &ended);
+        if (!cut) {
+            cr_assert_eq(rc, 0, "translate: %s", err);
+            cr_assert_eq(kept, 5);
+            cr_assert_eq(ck, 5);
+            cr_assert(ended);
+        } else {
+            cr_assert_eq(rc, -1);
+            cr_assert_eq(e, XCC_EFAILOVER, "errno %d: %s", e, err);
+            cr_assert_eq(kept, 4, "kept %" PRIu64, kept);
+            /* libxl has checkpoints 1..4 whole, nothing of epoch 5. */
+            cr_assert_eq(ck, 4);
+            cr_assert(!ended, "a broken stream was ended for libxl");
+        }
+        munmap(o, on);
         close(out);
         close(part);
     }

@@ -77,9 +77,16 @@ static void restore_usage(FILE *out)
             "                        checkpoints and send its dirty pages back\n"
             "  --workload SPEC       with --colo: the sim guest's workload (default:\n"
             "                        the one in the target's meta)\n"
-            "  xen: (no id): create a new Xen domain that runs, from an `xl save`\n"
-            "  image (or `xc-colo save --xen-compat`), as `xl restore` does:\n"
-            "  libxl creates it from the stream, which xc-colo checks on the way\n"
+            "  xen: (no id): create a new Xen domain that runs, as `xl restore`\n"
+            "  does, from an xc-colo stream (its XBZRLE, zero and compressed\n"
+            "  pages decoded on the way), an `xl save` image or an\n"
+            "  `xc-colo save --xen-compat` one: libxl creates it from the\n"
+            "  stream, which xc-colo checks and translates. With --listen, the\n"
+            "  sender (xc-colo migrate) is told 'running DOMID' and destroys its\n"
+            "  source. With --checkpointed (Remus; libxl refuses COLO for PV)\n"
+            "  the domain stays paused while checkpoints come; when the stream\n"
+            "  breaks it runs from the last whole checkpoint: exit 3 and\n"
+            "  'failover: kept checkpoint K, domain D running'\n"
             "  --config FILE         the domain's config (xl syntax or libxl\n"
             "                        JSON), instead of the one in the image\n"
             "  --name NAME           the new domain's name, instead of the config's\n"
@@ -319,12 +326,13 @@ int cmd_restore(int argc, char **argv)
     }
     dom = argv[optind];
     if (!strcmp(dom, XEN_RECEIVE_NEW_DOMAIN)) {
-        if (into_existing || checkpointed || mem || p.no_map_cache) {
+        if (into_existing || colo || mem || p.no_map_cache) {
             cli_error("restore into a new Xen domain (xen:) takes none of "
-                      "--into-existing, --checkpointed, --mem, "
-                      "--no-map-cache yet");
+                      "--into-existing, --colo (libxl refuses COLO for PV), "
+                      "--mem, --no-map-cache");
             return EXIT_USAGE;
         }
+        xo.checkpointed = checkpointed;
         xo.verify = p.verify;
         out_opts_finish(&out);
         xo.stats_json = out.stats_json;

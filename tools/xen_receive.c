@@ -201,6 +201,9 @@ static int xl_lock(void)
 struct feeder {
     xcc_xen_translator *t;
     int out_fd;
+    bool checkpointed;
+    int back_fd;       /* checkpoint mode: acknowledgements; -1 none */
+    uint64_t kept;     /* checkpoint mode: checkpoints libxl has */
     int rc, err;
 };
 
@@ -208,7 +211,10 @@ static void *feeder_main(void *arg)
 {
     struct feeder *fd = arg;
 
-    fd->rc = xcc_xen_translator_run(fd->t, fd->out_fd);
+    fd->rc = fd->checkpointed
+                 ? xcc_xen_translator_run_checkpointed(fd->t, fd->out_fd,
+                                                       fd->back_fd, &fd->kept)
+                 : xcc_xen_translator_run(fd->t, fd->out_fd);
     fd->err = fd->rc < 0 ? errno : 0;
     /* libxl sees the end of the stream now, whatever happened. */
     close(fd->out_fd);
@@ -374,7 +380,7 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     const char *config_from;
     uint32_t domid = INVALID_DOMID;
     int p[2] = {-1, -1}, lock = -1, lrc, rc = EXIT_FAIL;
-    bool told = false;
+    bool told = false, failover = false;
     double t0 = now_s(), t_created = 0, t_running = 0;
     pthread_t thread;
     sigset_t block, old;
@@ -394,6 +400,15 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     if (!feeder.t) {
         cli_error("cannot start reading %s: %s", desc, strerror(errno));
         goto out;
+    }
+    feeder.checkpointed = o->checkpointed;
+    feeder.back_fd = -1;
+    if (o->checkpointed) {
+        struct stat st;
+        xcc_xen_translator_set_checkpointed(feeder.t);
+        /* The sender's acknowledgements go back on its connection. */
+        if (fstat(src_fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            feeder.back_fd = src_fd;
     }
     /* The headers, and the config the stream carries (xl header or
      * XL_CONFIG): the domain is made from it. */
@@ -478,7 +493,11 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     p[1] = -1; /* the feeder closes it */
 
     lock = xl_lock();
-    params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
+    /* Remus: libxl keeps the domain paused while checkpoints come, and
+     * builds it from the last whole one when the stream ends or breaks. */
+    params.checkpointed_stream = o->checkpointed
+                                     ? LIBXL_CHECKPOINTED_STREAM_REMUS
+                                     : LIBXL_CHECKPOINTED_STREAM_NONE;
     params.stream_version = 2;
     lrc = libxl_domain_create_restore(ctx, &cfg, &domid, p[0], -1, &params,
                                       NULL, NULL);
@@ -491,7 +510,9 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     pthread_join(thread, NULL);
     feeder_started = false;
 
-    if (lrc || feeder.rc) {
+    failover = o->checkpointed && feeder.rc && feeder.err == XCC_EFAILOVER &&
+               feeder.kept > 0;
+    if (lrc || (feeder.rc && !failover)) {
         libxl_dominfo info;
         bool exists;
 
@@ -539,13 +560,25 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     /* The domid on stdout, for scripts (as `xl domid` prints it). */
     printf("%u\n", domid);
     fflush(stdout);
-    told = tell_sender(src_fd, o->paused ? "paused" : "running", domid);
+    told = o->checkpointed ||
+           tell_sender(src_fd, o->paused ? "paused" : "running", domid);
     rc = EXIT_OK;
+    if (failover) {
+        /* The Remus secondary takes over. */
+        printf("failover: kept checkpoint %llu, domain %u %s\n",
+               (unsigned long long)feeder.kept, domid,
+               o->paused ? "paused" : "running");
+        fflush(stdout);
+        rc = EXIT_FAILOVER;
+    }
     if (o->stats_json && write_stats(o->stats_json, domid, cfg.c_info.name, o,
                                      feeder.t, t_created, t_running) < 0)
         rc = EXIT_FAIL;
-    if (rc == EXIT_OK && !o->no_wait)
-        rc = wait_for_domain(ctx, domid, &cfg, o->verbosity < 0);
+    if (rc != EXIT_FAIL && !o->no_wait) {
+        int wrc = wait_for_domain(ctx, domid, &cfg, o->verbosity < 0);
+        if (wrc != EXIT_OK)
+            rc = wrc;
+    }
 out:
     if (!told)
         tell_sender(src_fd, "failed", domid);

@@ -24,6 +24,7 @@ struct xen_receive_opts {
     bool paused;             /* -p: leave the domain paused */
     bool no_wait;            /* -e: return once it runs */
     bool verify;             /* check DIGEST records (--no-verify: off) */
+    bool checkpointed;       /* --checkpointed: a Remus secondary */
     const char *stats_json;  /* --stats-json FILE; NULL: none */
     int verbosity;           /* -1 quiet, 0 default, more with -v */
 };

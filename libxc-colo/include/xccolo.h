@@ -927,6 +927,23 @@ int xcc_xen_translator_begin(xcc_xen_translator *t, const char **config,
  */
 int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd);
 
+/*
+ * Checkpoint mode (Remus), chosen before begin(): the stream is an
+ * `xc-colo checkpoint` stream and the output libxl's checkpointed one
+ * (restore with checkpointed_stream REMUS). Before checkpoint 1 records go
+ * through as they come; after it, an epoch reaches out_fd only whole, with
+ * its CHECKPOINT (libxc's CHECKPOINT, then libxl's CHECKPOINT_END), so
+ * libxenguest never sees half an epoch. Each checkpoint is acknowledged on
+ * back_fd (-1: none) as `restore --checkpointed` does. When the stream
+ * breaks or goes bad after checkpoint 1, returns -1 with errno
+ * XCC_EFAILOVER and *kept the checkpoints libxl has: the caller ends
+ * libxl's stream there, and libxenguest completes the domain from the
+ * last of them. 0 at END (the domain is the last checkpoint).
+ */
+int xcc_xen_translator_set_checkpointed(xcc_xen_translator *t);
+int xcc_xen_translator_run_checkpointed(xcc_xen_translator *t, int out_fd,
+                                        int back_fd, uint64_t *kept);
+
 const char *xcc_xen_translator_error(const xcc_xen_translator *t);
 
 /* Figures as one JSON object (in{...}, out{...}, decode-copy-bytes),

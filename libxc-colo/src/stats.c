@@ -524,6 +524,7 @@ char *stats_translate_json(const struct stats_translate *s)
         put_u64(o, "pages", s->pages_out);
         put_u64(o, "page-data-records", s->page_records_out);
         put_u64(o, "state-records", s->records_out);
+        put_u64(o, "checkpoints", s->checkpoints);
     }
     put_u64(root, "decode-copy-bytes", s->copy_bytes);
     return finish(root);

@@ -127,6 +127,7 @@ struct stats_translate {
     uint64_t pages_out;            /* PAGE_DATA entries with data */
     uint64_t page_records_out;
     uint64_t digests_checked;
+    uint64_t checkpoints;          /* checkpoint mode: given to libxl */
     uint64_t copy_bytes;           /* the decode copy's memory */
     uint64_t nr_pfns;
     uint32_t page_size;

@@ -210,6 +210,14 @@ struct xcc_xen_translator {
     xcc_domain copy;
     bool copy_open;
     struct stream_writer *w;   /* the libxl v2 stream */
+    /* Checkpoint mode (Remus): after checkpoint 1, an epoch's records are
+     * translated into ew and reach w only with its CHECKPOINT, so libxl
+     * never sees half an epoch. cur is where records go now. */
+    bool checkpointed;
+    struct stream_writer *ew, *cur;
+    struct stream_writer *back; /* acknowledgements; NULL: none */
+    uint64_t committed;
+    bool failover;
 
     struct stream_record pending; /* read by begin(), not yet handled */
     bool have_pending;
@@ -278,6 +286,8 @@ void xcc_xen_translator_free(xcc_xen_translator *t)
     if (t->copy_open)
         copy_close(&t->copy);
     stream_writer_free(t->w);
+    stream_writer_free(t->ew);
+    stream_writer_free(t->back);
     free(t->config);
     free(t->pages);
     free(t->json);
@@ -310,7 +320,8 @@ int xcc_xen_translator_begin(xcc_xen_translator *t, const char **config,
                            t->info.domain_type == XCC_DHDR_TYPE_X86_HVM
                                ? "x86 HVM" : "not a Xen guest");
         t->decode = t->info.nr_pfns > 0;
-        restore_order_start(r, STREAM_ORDER_PLAIN);
+        restore_order_start(r, t->checkpointed ? STREAM_ORDER_CHECKPOINTED
+                                               : STREAM_ORDER_PLAIN);
         if (r->xl.present && r->xl.hdr.config) {
             t->config = strdup(r->xl.hdr.config);
             t->config_is_json =
@@ -368,7 +379,7 @@ static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
             if (stream_pfn_type_has_data(type))
                 t->st.pages_out++;
         }
-        if (stream_write_page_data(t->w, pfns + done,
+        if (stream_write_page_data(t->cur, pfns + done,
                                    types ? types + done : NULL, n,
                                    t->pages, t->info.page_size) < 0)
             return tr_fail(t, errno, "cannot write PAGE_DATA to libxl: %s",
@@ -439,7 +450,7 @@ static int forward(xcc_xen_translator *t, const struct stream_record *rec)
 {
     struct iovec iov = {(void *)rec->body, rec->length};
 
-    if (stream_write_record(t->w, rec->type, &iov, rec->length ? 1 : 0) < 0)
+    if (stream_write_record(t->cur, rec->type, &iov, rec->length ? 1 : 0) < 0)
         return tr_fail(t, errno, "cannot forward %s (offset %" PRIu64 ") to "
                        "libxl: %s", stream_record_name(rec->type),
                        rec->offset, strerror(errno));
@@ -447,10 +458,49 @@ static int forward(xcc_xen_translator *t, const struct stream_record *rec)
     return 0;
 }
 
-int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd)
+/* Checkpoint mode: an acknowledgement to the sender, as restore
+ * --checkpointed sends it (headers first, a CHECKPOINT per checkpoint,
+ * END at the end). A broken back channel ends the acknowledgements only. */
+static void ack(xcc_xen_translator *t, bool end)
+{
+    if (!t->back)
+        return;
+    if ((end ? stream_write_end(t->back) : stream_write_checkpoint(t->back)) < 0) {
+        XCC_WARN(t->log, CTX, "the back channel to the sender broke (%s); no "
+                 "more acknowledgements", xcc_strerror(errno));
+        stream_writer_free(t->back);
+        t->back = NULL;
+    }
+}
+
+/* CHECKPOINT: the epoch (held in ew after checkpoint 1) goes to libxl
+ * whole, then libxc's CHECKPOINT and libxl's CHECKPOINT_END. */
+static int commit(xcc_xen_translator *t)
+{
+    size_t len = 0;
+    const uint8_t *b = t->committed ? stream_writer_mem(t->ew, &len) : NULL;
+
+    if ((len && stream_write_raw(t->w, b, len, "an epoch") < 0) ||
+        stream_write_checkpoint(t->w) < 0 ||
+        stream_write_record(t->w, LIBXL_REC_CHECKPOINT_END, NULL, 0) < 0)
+        return tr_fail(t, errno, "cannot write checkpoint %" PRIu64 " to "
+                       "libxl: %s", t->committed + 1, strerror(errno));
+    if (t->committed)
+        stream_writer_mem_reset(t->ew, 1u << 20);
+    t->committed++;
+    t->st.checkpoints = t->committed;
+    t->cur = t->ew;
+    ack(t, false);
+    XCC_DBG(t->log, CTX, "checkpoint %" PRIu64 " to libxl", t->committed);
+    return 0;
+}
+
+static int translate(xcc_xen_translator *t, int out_fd, int back_fd,
+                     uint64_t *kept)
 {
     xcc_restorer *r = t->r;
     struct stream_record rec;
+    struct stream_pfn_list pl;
     int rc = -1;
 
     if (t->ran)
@@ -459,12 +509,26 @@ int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd)
     if (xcc_xen_translator_begin(t, NULL, NULL) < 0)
         goto out;
     t->w = stream_writer_new(out_fd, t->log);
-    if (!t->w) {
-        tr_fail(t, errno, "out of memory");
+    t->ew = t->checkpointed ? stream_writer_new_mem(1u << 20, t->log) : NULL;
+    if (!t->w || (t->checkpointed && !t->ew)) {
+        tr_fail(t, ENOMEM, "out of memory");
         goto out;
     }
     /* Nothing of xc-colo's reaches libxl. */
     stream_writer_set_filter(t->w, xl_compat_filter);
+    if (t->ew)
+        stream_writer_set_filter(t->ew, xl_compat_filter);
+    t->cur = t->w;
+    if (t->checkpointed && back_fd >= 0) {
+        const struct stream_headers *h = &r->h;
+        t->back = stream_writer_new(back_fd, t->log);
+        if (!t->back || stream_write_headers(t->back, h->dhdr_type,
+                                             h->page_shift, h->xen_major,
+                                             h->xen_minor) < 0) {
+            stream_writer_free(t->back);
+            t->back = NULL;
+        }
+    }
     if (t->decode) {
         if (t->info.nr_pfns > SIZE_MAX / t->info.page_size ||
             copy_open(&t->copy, t->info.nr_pfns, t->info.page_size,
@@ -488,31 +552,46 @@ int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd)
             rec = t->pending;
             t->have_pending = false;
         } else if (restore_next(r, &rec) < 0 || restore_order(r, &rec) < 0) {
-            goto out;
+            goto broken;
         }
         t->st.records_in++;
         switch (rec.type) {
         case STREAM_REC_END:
             if (restore_read_tail(r) < 0)
-                goto out;
+                goto broken;
+            /* COLO's closing epoch (after the last CHECKPOINT) is not
+             * given to libxl: the domain is the last checkpoint. */
+            if (t->ew)
+                stream_writer_mem_reset(t->ew, 0);
             if (stream_write_end(t->w) < 0 || /* libxc's END */
                 stream_write_end(t->w) < 0) { /* libxl's END */
                 tr_fail(t, errno, "cannot write END to libxl: %s",
                         strerror(errno));
                 goto out;
             }
+            ack(t, true);
             rc = 0;
             goto out;
+        case STREAM_REC_CHECKPOINT:
+            if (commit(t) < 0)
+                goto out;
+            break;
+        case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:
+            /* COLO's "epoch begins" marker: nothing for libxl. */
+            if (stream_parse_dirty_pfn_list(r->rd, &rec, STREAM_PFN_LIMIT,
+                                            &pl) < 0)
+                goto broken;
+            break;
         case STREAM_REC_PAGE_DATA:
         case STREAM_REC_COMPRESSED_PAGES:
         case STREAM_REC_ZERO_PAGES:
         case STREAM_REC_XBZRLE_PAGES:
             if (t->decode ? restore_apply(r, &rec) : pass_pages(t, &rec))
-                goto out;
+                goto broken;
             break;
         case STREAM_REC_DIGEST:
             if (t->decode && restore_apply(r, &rec) < 0)
-                goto out; /* checked against the copy */
+                goto broken; /* checked against the copy */
             if (t->decode && r->p.verify)
                 t->st.digests_checked++;
             break;
@@ -520,17 +599,32 @@ int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd)
         case STREAM_REC_STATS:
         case STREAM_REC_XL_CONFIG:
             if (restore_apply(r, &rec) < 0) /* checks, then skips */
-                goto out;
+                goto broken;
             break;
         default:
             if ((rec.type & STREAM_REC_OPTIONAL) && !stream_record_known(rec.type))
                 break; /* an optional record Xen would skip */
             /* Xen's state: checked as inspect checks it, then forwarded. */
-            if (restore_apply(r, &rec) < 0 || forward(t, &rec) < 0)
+            if (restore_apply(r, &rec) < 0)
+                goto broken;
+            if (forward(t, &rec) < 0)
                 goto out;
         }
     }
+broken:
+    /* A stream that broke or went bad after a checkpoint: libxl has every
+     * whole epoch and nothing of this one; the caller ends libxl's stream
+     * there, and libxenguest completes the domain from the last
+     * checkpoint (Remus failover). */
+    if (t->checkpointed && t->committed) {
+        XCC_ERR(t->log, CTX, "failover: the stream broke during epoch %"
+                PRIu64 " (%s); libxl keeps checkpoint %" PRIu64,
+                t->committed + 1, xcc_xen_translator_error(t), t->committed);
+        t->failover = true;
+    }
 out:
+    if (kept)
+        *kept = t->committed;
     t->st.t_end = lib_now_ns();
     t->st.bytes_in = stream_reader_offset(r->rd);
     t->st.bytes_out = t->w ? stream_writer_bytes(t->w) : 0;
@@ -541,10 +635,35 @@ out:
     }
     t->st.nr_pfns = t->info.nr_pfns;
     t->st.page_size = t->info.page_size;
-    t->st.status = rc == 0 ? "completed" : "failed";
-    if (rc < 0 && !errno)
+    t->st.status = rc == 0 ? "completed" : t->failover ? "failover" : "failed";
+    if (t->failover)
+        errno = XCC_EFAILOVER;
+    else if (rc < 0 && !errno)
         errno = EIO;
     return rc;
+}
+
+int xcc_xen_translator_run(xcc_xen_translator *t, int out_fd)
+{
+    return translate(t, out_fd, -1, NULL);
+}
+
+int xcc_xen_translator_set_checkpointed(xcc_xen_translator *t)
+{
+    if (t->begun)
+        return tr_fail(t, EINVAL, "checkpoint mode is chosen before "
+                       "xcc_xen_translator_begin()");
+    t->checkpointed = true;
+    return 0;
+}
+
+int xcc_xen_translator_run_checkpointed(xcc_xen_translator *t, int out_fd,
+                                        int back_fd, uint64_t *kept)
+{
+    if (!t->checkpointed)
+        return tr_fail(t, EINVAL, "call xcc_xen_translator_set_checkpointed() "
+                       "first");
+    return translate(t, out_fd, back_fd, kept);
 }
 
 const char *xcc_xen_translator_stats_json(xcc_xen_translator *t)
