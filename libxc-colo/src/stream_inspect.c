@@ -127,6 +127,8 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         if (compress_parse_pages(r, rec, nr, h->page_size, &pd))
             return -1;
         ir->pages_data = pd.count;
+        for (uint32_t i = 0; i < pd.count; i++)
+            ir->by_type[pd.types[i] & 0xf]++;
         *page_records_seen = true;
         break;
     }
