@@ -918,37 +918,9 @@ const char *stream_reader_error(const struct stream_reader *r)
     return r->err;
 }
 
-/* Logs one error, keeps its text and sets errno. */
-static int __attribute__((format(printf, 3, 4)))
-reader_fail(struct stream_reader *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(r->err, sizeof(r->err), fmt, ap);
-    va_end(ap);
-    XCC_ERR(r->log, CTX, "%s", r->err);
-    errno = err;
-    return -1;
-}
-
-/* The prefix every record error starts with. */
-#define REC_FMT "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64 ": "
-#define REC_ARGS(type, off) stream_record_name(type), (type), (uint64_t)(off)
-
-static int __attribute__((format(printf, 4, 5)))
-rec_fail(struct stream_reader *r, const struct stream_record *rec, int err,
-         const char *fmt, ...)
-{
-    char what[400];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    return reader_fail(r, err, REC_FMT "%s", REC_ARGS(rec->type, rec->offset),
-                       what);
-}
+/* Logs one error, keeps its text (stream_reader_error()) and sets errno. */
+#define reader_fail(r, e, ...)                                                 \
+    lib_fail((r)->log, CTX, (r)->err, sizeof((r)->err), (e), __VA_ARGS__)
 
 int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
                     int err, const char *fmt, ...)
@@ -959,8 +931,13 @@ int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    return rec_fail(r, rec, err, "%s", what);
+    return reader_fail(r, err, LIB_REC_FMT ": %s",
+                       stream_record_name(rec->type), rec->type, rec->offset,
+                       what);
 }
+
+/* The short name stream.c's own record checks use for it. */
+#define rec_fail stream_rec_fail
 
 /*
  * Reads up to len bytes, stopping early only at EOF. Returns the number of

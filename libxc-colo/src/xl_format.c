@@ -122,17 +122,9 @@ size_t xl_encode_prologue(uint8_t *buf, size_t cap, const char *json)
 
 /* ---- Decoders ------------------------------------------------------------ */
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    errno = XCC_EBADSTREAM;
-    return -1;
-}
+/* A parser's message, kept in err for its caller to log. */
+#define fail(err, errlen, ...)                                                 \
+    lib_fail(NULL, NULL, (err), (errlen), XCC_EBADSTREAM, __VA_ARGS__)
 
 int xl_parse_header(const uint8_t hdr[XL_HEADER_SIZE], struct xl_header *h,
                     char *err, size_t errlen)
@@ -302,18 +294,9 @@ void xl_reader_release(struct xl_reader *x)
     xl_header_release(&x->hdr);
 }
 
-static int __attribute__((format(printf, 3, 4)))
-reader_fail(struct xl_reader *x, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(x->err, sizeof(x->err), fmt, ap);
-    va_end(ap);
-    XCC_ERR(x->log, CTX, "%s", x->err);
-    errno = err;
-    return -1;
-}
+/* Logs one error, keeps its text in x->err and sets errno. */
+#define reader_fail(x, e, ...)                                                 \
+    lib_fail((x)->log, CTX, (x)->err, sizeof((x)->err), (e), __VA_ARGS__)
 
 /* The parsers' message, logged and kept. */
 static int parse_failed(struct xl_reader *x, const char *msg)
@@ -370,7 +353,7 @@ static int read_exact(struct xl_reader *x, uint8_t *buf, size_t len,
     return 0;
 }
 
-#define LREC_FMT "libxl %s record (type 0x%08" PRIx32 ") at offset %" PRIu64
+#define LREC_FMT "libxl " LIB_REC_FMT
 #define LREC_ARGS(rec) (rec)->name, (rec)->type, (rec)->offset
 
 /* Reads one libxl record header; its body is next. */
