@@ -1,6 +1,7 @@
 /*
  * bench_util.h - timing and statistics helpers shared by the `bench` parts
- * (bench_codec.c, bench_dirty.c, bench_mapcache.c, bench_save.c).
+ * (bench_cache.c, bench_codec.c, bench_dirty.c, bench_mapcache.c,
+ * bench_save.c, bench_threads.c).
  */
 #ifndef XCC_TOOLS_BENCH_UTIL_H
 #define XCC_TOOLS_BENCH_UTIL_H
@@ -16,6 +17,23 @@ double bench_now_s(void);
  * caller's order is lost; an even n gives the mean of the middle two.
  */
 double bench_median(double *v, unsigned n);
+
+/* One timed run of variant v (0..n-1) in rep r: 0, or -1 after a message. */
+typedef int bench_run_fn(void *opaque, unsigned rep, unsigned variant);
+/* What to do once rep r has run every variant: 0, or -1 after a message. */
+typedef int bench_rep_fn(void *opaque, unsigned rep);
+
+/*
+ * The timing loop of the parts that compare variants (map modes, sinks,
+ * thread counts): reps rounds, each calling run() once for every one of n
+ * variants, rep r starting with variant r % n. So no variant always runs
+ * first (on a cold cache) or after the same other (inheriting its cache),
+ * and a slower stretch of a loaded machine hits them all. rep_done (may be
+ * NULL) is called after each rep's variants, e.g. to compare their
+ * results. Returns 0, or -1 at the first call that returned < 0.
+ */
+int bench_interleave(unsigned reps, unsigned n, bench_run_fn *run,
+                     bench_rep_fn *rep_done, void *opaque);
 
 /*
  * The options the bench parts share, by getopt value: 'm' (--mem SIZE),
