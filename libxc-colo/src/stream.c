@@ -939,11 +939,7 @@ int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
 /* The short name stream.c's own record checks use for it. */
 #define rec_fail stream_rec_fail
 
-/*
- * Reads up to len bytes, stopping early only at EOF. Returns the number of
- * bytes read, or -1 with errno (never EINTR).
- */
-static ssize_t read_full(int fd, uint8_t *buf, size_t len)
+ssize_t stream_read_full(int fd, uint8_t *buf, size_t len)
 {
     size_t got = 0;
 
@@ -1006,7 +1002,7 @@ int stream_read_headers_prefixed(struct stream_reader *r,
     }
     if (prefix_len)
         memcpy(hdr, prefix, prefix_len);
-    got = read_full(r->fd, hdr + prefix_len, sizeof(hdr) - prefix_len);
+    got = stream_read_full(r->fd, hdr + prefix_len, sizeof(hdr) - prefix_len);
     if (got < 0)
         return reader_fail(r, errno, "reading the stream headers: %s",
                            strerror(errno));
@@ -1130,7 +1126,7 @@ static int read_head(struct stream_reader *r, struct stream_record *rec)
     }
     memset(rec, 0, sizeof(*rec));
     rec->offset = r->offset;
-    got = read_full(r->fd, rhdr, sizeof(rhdr));
+    got = stream_read_full(r->fd, rhdr, sizeof(rhdr));
     if (got < 0)
         return reader_fail(
             r, errno, "reading the record header at offset %" PRIu64 ": %s",
@@ -1200,7 +1196,7 @@ int stream_read_record_body(struct stream_reader *r,
     if (reader_grow(r, padded ? padded : 1) < 0)
         return rec_fail(r, rec, errno, "cannot allocate %zu bytes for the body",
                         padded);
-    got = read_full(r->fd, r->buf, padded);
+    got = stream_read_full(r->fd, r->buf, padded);
     if (got < 0)
         return rec_fail(r, rec, errno, "reading the body: %s", strerror(errno));
     if ((size_t)got < padded)
@@ -1230,7 +1226,7 @@ ssize_t stream_read_body_part(struct stream_reader *r,
     if (len > left)
         len = left;
     if (len) {
-        got = read_full(r->fd, buf, len);
+        got = stream_read_full(r->fd, buf, len);
         if (got < 0)
             return rec_fail(r, rec, errno, "reading the body: %s",
                             strerror(errno));
@@ -1244,7 +1240,7 @@ ssize_t stream_read_body_part(struct stream_reader *r,
     }
     if (r->body_pos == rec->length) {
         pad = rec_padded(rec->length) - rec->length;
-        got = pad ? read_full(r->fd, padding, pad) : 0;
+        got = pad ? stream_read_full(r->fd, padding, pad) : 0;
         if (got < 0)
             return rec_fail(r, rec, errno, "reading the padding: %s",
                             strerror(errno));
@@ -1270,7 +1266,7 @@ int stream_read_record(struct stream_reader *r, struct stream_record *rec)
 int stream_read_expect_eof(struct stream_reader *r)
 {
     uint8_t byte;
-    ssize_t got = read_full(r->fd, &byte, 1);
+    ssize_t got = stream_read_full(r->fd, &byte, 1);
 
     if (got < 0)
         return reader_fail(r, errno,

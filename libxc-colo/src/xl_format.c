@@ -7,7 +7,6 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <endian.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,37 +309,11 @@ static int parse_failed(struct xl_reader *x, const char *msg)
     return -1;
 }
 
-/* Reads up to len bytes, fewer only at EOF; the count, or -1/errno. */
-static ssize_t read_some(int fd, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* A non-blocking fd (a socket): wait for data. */
-                struct pollfd pfd = {.fd = fd, .events = POLLIN};
-                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-                    return -1;
-                continue;
-            }
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* Reads exactly len bytes of `what` at x->offset and advances it. */
 static int read_exact(struct xl_reader *x, uint8_t *buf, size_t len,
                       const char *what)
 {
-    ssize_t got = read_some(x->fd, buf, len);
+    ssize_t got = stream_read_full(x->fd, buf, len);
 
     if (got < 0)
         return reader_fail(x, errno, "reading %s at offset %" PRIu64 ": %s",
@@ -364,7 +337,7 @@ static int read_rhdr(struct xl_reader *x, struct xl_record *rec)
 
     memset(rec, 0, sizeof(*rec));
     rec->offset = x->offset;
-    got = read_some(x->fd, rhdr, sizeof(rhdr));
+    got = stream_read_full(x->fd, rhdr, sizeof(rhdr));
     if (got < 0)
         return reader_fail(x, errno, "reading the libxl record header at "
                            "offset %" PRIu64 ": %s", x->offset,
@@ -392,7 +365,7 @@ static int skip_body(struct xl_reader *x, struct xl_record *rec)
 
     while (left) {
         size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
-        ssize_t got = read_some(x->fd, buf, n);
+        ssize_t got = stream_read_full(x->fd, buf, n);
 
         if (got < 0)
             return reader_fail(x, errno, LREC_FMT ": reading the body: %s",
@@ -439,7 +412,7 @@ int xl_read_prologue(struct xl_reader *x, uint8_t prefix[XL_MAGIC_LEN],
     ssize_t got;
 
     *prefix_len = 0;
-    got = read_some(x->fd, hdr, XL_MAGIC_LEN);
+    got = stream_read_full(x->fd, hdr, XL_MAGIC_LEN);
     if (got < 0)
         return reader_fail(x, errno, "reading the first bytes: %s",
                            strerror(errno));
@@ -457,7 +430,8 @@ int xl_read_prologue(struct xl_reader *x, uint8_t prefix[XL_MAGIC_LEN],
     }
     x->present = true;
     x->offset = XL_MAGIC_LEN;
-    got = read_some(x->fd, hdr + XL_MAGIC_LEN, XL_HEADER_SIZE - XL_MAGIC_LEN);
+    got = stream_read_full(x->fd, hdr + XL_MAGIC_LEN,
+                           XL_HEADER_SIZE - XL_MAGIC_LEN);
     if (got < 0)
         return reader_fail(x, errno, "reading the xl header: %s",
                            strerror(errno));
@@ -555,7 +529,7 @@ int xl_read_epilogue(struct xl_reader *x, uint64_t offset, xl_record_fn *cb,
         if (rec.type == LIBXL_REC_END)
             break;
     }
-    got = read_some(x->fd, &byte, 1);
+    got = stream_read_full(x->fd, &byte, 1);
     if (got < 0)
         return reader_fail(x, errno, "reading after libxl's END at offset %"
                            PRIu64 ": %s", x->offset, strerror(errno));
