@@ -263,12 +263,9 @@ static void usage(FILE *out)
 int bench_mapcache(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},
+        BENCH_LONG_OPTIONS,
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t mem = DEFAULT_MEM, reps = DEFAULT_REPS;

@@ -231,14 +231,11 @@ static int run_baseline(void *opaque, unsigned rep)
 int bench_save(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
+        BENCH_LONG_OPTIONS,
         {"xbzrle", no_argument, NULL, 'x'},
         {"no-map-cache", no_argument, NULL, 'n'},
         {"verify", no_argument, NULL, 'V'},
-        {"json", no_argument, NULL, 'j'},
         {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
         {0},
     };
     uint64_t mem = DEFAULT_MEM, reps = DEFAULT_REPS, nr_pfns = 0;

@@ -197,14 +197,11 @@ static int run_count(void *opaque, unsigned rep, unsigned k)
 int bench_threads(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
+        BENCH_LONG_OPTIONS,
         {"threads", required_argument, NULL, 't'},
         {"epochs", required_argument, NULL, 'e'},
         {"interval", required_argument, NULL, 'i'},
         {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t mem = DEFAULT_MEM, reps = DEFAULT_REPS, v;

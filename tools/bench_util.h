@@ -6,6 +6,7 @@
 #ifndef XCC_TOOLS_BENCH_UTIL_H
 #define XCC_TOOLS_BENCH_UTIL_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,5 +44,12 @@ int bench_interleave(unsigned reps, unsigned n, bench_run_fn *run,
  */
 int bench_parse_common(int opt, const char *arg, const char *reps_opt,
                        uint64_t *mem, uint64_t *reps, bool *json);
+
+/* struct option entries of what bench_parse_common parses with reps_opt
+ * "--reps" (--mem, --reps, --json), and --help ('h'). */
+#define BENCH_LONG_OPTIONS                                                     \
+    {"mem", required_argument, NULL, 'm'},                                     \
+        {"reps", required_argument, NULL, 'r'},                                \
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}
 
 #endif
