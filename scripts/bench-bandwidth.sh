@@ -10,25 +10,12 @@
 # Env: XCC_BUILD (default build), BENCH_MEM (default 256M), BENCH_REPS
 # (default 3), BENCH_LIMITS (default "1G 10G"), BENCH_JSON (JSON lines out).
 set -u
-build=${XCC_BUILD:-build}
-xcc="$build/bin/xc-colo"
-case "$xcc" in /*) ;; *) xcc="$PWD/$xcc" ;; esac
-py=${PYTHON:-python3}
+bench_name=bench-bandwidth
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 mem=${BENCH_MEM:-256M}
 reps=${BENCH_REPS:-3}
 limits=${BENCH_LIMITS:-1G 10G}
-tmp=$(mktemp -d /tmp/xc-colo-bench-bw.XXXXXX) || exit 1
-guests=""
-status=0
-
-cleanup() {
-    for g in $guests; do "$xcc" sim stop "$g" >/dev/null 2>&1; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-[ -x "$xcc" ] || { echo "bench-bandwidth: $xcc not found" >&2; exit 2; }
 
 for workload in hotpages random:50000:0.1; do
     src="bb-$$-$(echo "$workload" | tr ':.' '__')"
@@ -43,22 +30,10 @@ for workload in hotpages random:50000:0.1; do
             [ "$mode" = xbzrle ] && opt="--xbzrle"
             r=1
             while [ "$r" -le "$reps" ]; do
-                dst="$src-t"
-                guests="$guests $dst"
-                j="$tmp/$src-$limit-$mode-$r.json"
                 # shellcheck disable=SC2086
-                if ! "$xcc" migrate -q $opt --max-bandwidth "$limit" \
-                        --stats-json "$j" "sim:$src" \
-                        "exec:'$xcc' restore -q - sim:$dst"; then
-                    echo "bench-bandwidth: $workload $limit $mode: failed" >&2
-                    status=1
-                elif [ "$("$xcc" sim digest "$src")" != \
-                       "$("$xcc" sim digest "$dst")" ]; then
-                    echo "bench-bandwidth: $workload $limit $mode: target" \
-                         "differs from source" >&2
-                    status=1
-                fi
-                "$xcc" sim stop "$dst" >/dev/null 2>&1
+                migrate_checked "$workload $limit $mode" "$src" "$src-t" \
+                    "$tmp/$src-$limit-$mode-$r.json" \
+                    $opt --max-bandwidth "$limit"
                 r=$((r + 1))
             done
         done

@@ -17,25 +17,12 @@
 # migrate options for every run), BENCH_JSON (a file to write the rows to as
 # JSON lines).
 set -u
-build=${XCC_BUILD:-build}
-xcc="$build/bin/xc-colo"
-case "$xcc" in /*) ;; *) xcc="$PWD/$xcc" ;; esac
-py=${PYTHON:-python3}
+bench_name=bench-migrate
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 mem=${BENCH_MEM:-1G}
 reps=${BENCH_REPS:-1}
 extra=${BENCH_ARGS:-}
-tmp=$(mktemp -d /tmp/xc-colo-bench-migrate.XXXXXX) || exit 1
-guests=""
-status=0
-
-cleanup() {
-    for g in $guests; do "$xcc" sim stop "$g" >/dev/null 2>&1; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-[ -x "$xcc" ] || { echo "bench-migrate: $xcc not found" >&2; exit 2; }
 
 for workload in hotpages sparse64; do
     src="bm-$$-$workload"
@@ -47,19 +34,9 @@ for workload in hotpages sparse64; do
         [ "$mode" = xbzrle ] && opt="--xbzrle"
         r=1
         while [ $r -le "$reps" ]; do
-            dst="$src-t"
-            guests="$guests $dst"
             # shellcheck disable=SC2086
-            if ! "$xcc" migrate -q $opt $extra --stats-json "$tmp/$workload-$mode-$r.json" \
-                    "sim:$src" "exec:'$xcc' restore -q - sim:$dst"; then
-                echo "bench-migrate: $workload $mode: migration failed" >&2
-                status=1
-            elif [ "$("$xcc" sim digest "$src")" != "$("$xcc" sim digest "$dst")" ]; then
-                echo "bench-migrate: $workload $mode: target differs from source" >&2
-                status=1
-            fi
-            "$xcc" sim stop "$dst" >/dev/null 2>&1
-            "$xcc" sim unpause "$src" >/dev/null 2>&1
+            migrate_checked "$workload $mode" "$src" "$src-t" \
+                "$tmp/$workload-$mode-$r.json" $opt $extra
             r=$((r + 1))
         done
     done

@@ -39,27 +39,29 @@ run_micro save --mem 1G
 run_micro cache --mem 64M
 run_micro threads --reps 3
 
+# run_script PART SCRIPT [VAR=VALUE...]: scripts/SCRIPT with the variables
+# set, its output in micro/PART.txt and PART.stderr; a failure is reported
+# and does not stop the others.
+run_script() {
+    part=$1 script=$2
+    shift 2
+    echo "bench.sh: scripts/$script" >&2
+    if ! env "$@" sh "$here/$script" >"$out/micro/$part.txt" \
+            2>"$out/micro/$part.stderr"; then
+        echo "bench.sh: $script failed: $(tail -n 1 "$out/micro/$part.stderr")" >&2
+        micro_failed="$micro_failed $part"
+    fi
+}
+
 # Live migration (issue 5's table) and checkpoint rate/latency (issue 6's).
-echo "bench.sh: scripts/bench-migrate.sh" >&2
-XCC_BUILD=$build BENCH_JSON="$out/micro/migrate.jsonl" sh "$here/bench-migrate.sh" \
-    >"$out/micro/migrate.txt" 2>"$out/micro/migrate.stderr" ||
-    { echo "bench.sh: bench-migrate.sh failed: $(tail -n 1 "$out/micro/migrate.stderr")" >&2
-      micro_failed="$micro_failed migrate"; }
-echo "bench.sh: scripts/bench-bandwidth.sh" >&2
-XCC_BUILD=$build BENCH_JSON="$out/micro/bandwidth.jsonl" sh "$here/bench-bandwidth.sh" \
-    >"$out/micro/bandwidth.txt" 2>"$out/micro/bandwidth.stderr" ||
-    { echo "bench.sh: bench-bandwidth.sh failed: $(tail -n 1 "$out/micro/bandwidth.stderr")" >&2
-      micro_failed="$micro_failed bandwidth"; }
-echo "bench.sh: scripts/bench-wire.sh" >&2
-XCC_BUILD=$build BENCH_JSON="$out/micro/wire.jsonl" sh "$here/bench-wire.sh" \
-    >"$out/micro/wire.txt" 2>"$out/micro/wire.stderr" ||
-    { echo "bench.sh: bench-wire.sh failed: $(tail -n 1 "$out/micro/wire.stderr")" >&2
-      micro_failed="$micro_failed wire"; }
-echo "bench.sh: scripts/bench-checkpoint.sh" >&2
-XCC_BIN=$xcc CK_OUT="$out/micro/checkpoint.json" sh "$here/bench-checkpoint.sh" \
-    >"$out/micro/checkpoint.txt" 2>"$out/micro/checkpoint.stderr" ||
-    { echo "bench.sh: bench-checkpoint.sh failed: $(tail -n 1 "$out/micro/checkpoint.stderr")" >&2
-      micro_failed="$micro_failed checkpoint"; }
+run_script migrate bench-migrate.sh XCC_BUILD="$build" \
+    BENCH_JSON="$out/micro/migrate.jsonl"
+run_script bandwidth bench-bandwidth.sh XCC_BUILD="$build" \
+    BENCH_JSON="$out/micro/bandwidth.jsonl"
+run_script wire bench-wire.sh XCC_BUILD="$build" \
+    BENCH_JSON="$out/micro/wire.jsonl"
+run_script checkpoint bench-checkpoint.sh XCC_BIN="$xcc" \
+    CK_OUT="$out/micro/checkpoint.json"
 
 "${PYTHON:-python3}" "$here/bench-run" --quick --xc-colo "$xcc" --out "$out"
 status=$?

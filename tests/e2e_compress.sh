@@ -77,6 +77,31 @@ else
     bad "save --compress to a file / inspect"
 fi
 
+# --threads 2 decides per batch as one thread does: the same paused guest
+# saved with 1 and 2 threads makes as many compression decisions (one per
+# batch, whatever the lanes), and the 2-thread image restores exact.
+guests="$guests ${tag}t2"
+if "$X" save -q --compress zstd --threads 1 --stats-json "$tmp/t1.json" \
+        "sim:${tag}l" "$tmp/img1" &&
+        "$X" save -q --compress zstd --threads 2 --stats-json "$tmp/t2.json" \
+            "sim:${tag}l" "$tmp/img2" &&
+        "$X" restore -q "$tmp/img2" "sim:${tag}t2" &&
+        [ "$("$X" sim digest "${tag}l")" = "$("$X" sim digest "${tag}t2")" ] &&
+        "$PY" - "$tmp/t1.json" "$tmp/t2.json" <<'PYEOF'
+import json, sys
+one, two = (json.load(open(f)) for f in sys.argv[1:3])
+assert two["encode"]["threads"] == 2, two["encode"]
+c1, c2 = one["compression"], two["compression"]
+assert c1["batches"] == c2["batches"] > 0, (c1, c2)
+print("    %d decisions with 1 thread and with 2 (%d and %d compressed)" % (
+    c2["batches"], c1["compressed-batches"], c2["compressed-batches"]))
+PYEOF
+then
+    ok "--compress --threads 2: one decision per batch, as one thread; exact"
+else
+    bad "--compress --threads 2: $(cat "$tmp/t1.json" "$tmp/t2.json" 2>/dev/null | head -c 900)"
+fi
+
 # Hostile: frame_len of the first COMPRESSED_PAGES record off by 8.
 "$PY" - "$tmp/img" "$tmp/bad" <<'PYEOF'
 import struct, sys

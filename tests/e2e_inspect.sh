@@ -26,27 +26,12 @@ die() {
 }
 
 # --- The streams, written by hand (Python's struct) from the spec. -------
-"$PY" - "$tmp" <<'EOF'
+PYTHONPATH="$(dirname "$0")" "$PY" - "$tmp" <<'EOF'
 import os, random, struct, sys
+from stream_build import headers, page_data, rec, zero_pages
 out = sys.argv[1]
 PAGE, NR = 4096, 4096                 # 16 MiB guest
 rnd = random.Random(7)
-
-def headers(dtype, major=0, minor=0):
-    return (struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, 3, 0, 0, 0) +
-            struct.pack("<IHHII", dtype, 12, 0, major, minor))
-
-def rec(t, body=b""):
-    return struct.pack("<II", t, len(body)) + body + b"\0" * ((8 - len(body) % 8) % 8)
-
-def page_data(entries):
-    body = struct.pack("<II", len(entries), 0)
-    body += b"".join(struct.pack("<Q", p | t << 60) for p, t, _ in entries)
-    return rec(1, body + b"".join(d for _, _, d in entries if d))
-
-def zero_pages(pfns):
-    return rec(0x58430002, struct.pack("<II", len(pfns), 0) +
-               b"".join(struct.pack("<Q", p) for p in pfns))
 
 def xbzrle(items):
     n = len(items)

@@ -203,23 +203,18 @@ fi
 
 # ---- a stock Xen stream (built by hand from the spec) restores -----------
 dst="${tag}-xen"; guests="$guests $dst"
-"$PY" - "$tmp/xen.str" "$tmp/xen.pages" "$e2e_seed" <<'XEN'
+PYTHONPATH="$(dirname "$0")" "$PY" - "$tmp/xen.str" "$tmp/xen.pages" "$e2e_seed" <<'XEN'
 import random, struct, sys
+from stream_build import PV, headers, page_data, rec
 PAGE = 4096
 rng = random.Random(int(sys.argv[3]))
-def rec(t, body=b""):
-    return struct.pack("<II", t, len(body)) + body + b"\0" * ((8 - len(body) % 8) % 8)
-hdr = (struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, 3, 0, 0, 0) +
-       struct.pack("<IHHII", 1, 12, 0, 4, 17))
 p5, p6 = rng.randbytes(PAGE), rng.randbytes(PAGE)
 # Normal pages and a hole: a sim target refuses page tables (see
 # e2e_security_stream.sh).
 entries = [(5, 0, p5), (6, 0, p6), (9, 0xF, None)]
-pd = struct.pack("<II", len(entries), 0)
-pd += b"".join(struct.pack("<Q", p | t << 60) for p, t, _ in entries)
-pd += b"".join(d for _, _, d in entries if d)
-x = hdr + rec(2, bytes([8, 4]) + b"\0" * 6) + rec(3, struct.pack("<IIQ", 0, 511, 0x123))
-x += rec(1, pd) + rec(5, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10)
+x = headers(PV, 4, 17) + rec(2, bytes([8, 4]) + b"\0" * 6)
+x += rec(3, struct.pack("<IIQ", 0, 511, 0x123))
+x += page_data(entries) + rec(5, struct.pack("<II", 0, 0) + b"vcpu-context!") + rec(0x10)
 x += rec(0x11, b"cpuid-leaf".ljust(24, b".")) + rec(0)
 open(sys.argv[1], "wb").write(x)
 open(sys.argv[2], "wb").write(p5 + p6)

@@ -12,20 +12,15 @@ set -u
 e2e_tmp=xlimg
 . "$(dirname "$0")/lib_e2e.sh"
 
-"$PY" - "$tmp" <<'EOF' || exit 1
+PYTHONPATH="$(dirname "$0")" "$PY" - "$tmp" <<'EOF' || exit 1
 import json, struct, sys
+from stream_build import HVM, headers, page_data, rec
 out = sys.argv[1]
 PAGE = 4096
 
-def rec(t, body=b""):
-    return struct.pack("<II", t, len(body)) + body + b"\0" * ((8 - len(body) % 8) % 8)
-
-ihdr = struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, 3, 0, 0, 0)
-dhdr = struct.pack("<IHHII", 2, 12, 0, 4, 17)          # x86 HVM, Xen 4.17
 pfns = [0, 3, 100]
-pd = struct.pack("<II", 3, 0) + b"".join(struct.pack("<Q", p) for p in pfns)
-pd += b"".join(bytes([0x40 + i]) * PAGE for i in range(3))
-libxc = ihdr + dhdr + rec(0x10) + rec(0x01, pd) + rec(0x00)
+pd = page_data([(p, 0, bytes([0x40 + i]) * PAGE) for i, p in enumerate(pfns)])
+libxc = headers(HVM, 4, 17) + rec(0x10) + pd + rec(0x00)  # x86 HVM, Xen 4.17
 
 config = json.dumps({"c_info": {"type": "hvm", "name": "xlguest"},
                      "b_info": {"max_vcpus": 2, "max_memkb": 65536,

@@ -20,14 +20,14 @@
 #include <xxhash.h>
 
 #include "domain/domain.h"
+#include "memfd_ram.h"
 
 #define PAGE 4096u
 #define NR_PFNS 256u
 #define HOT 37u
 
 struct cguest {
-    int fd;
-    uint8_t *mem;           /* the guest's RAM, shared with every mapping */
+    struct memfd_ram ram; /* the guest's RAM, shared with every mapping */
     uint64_t digest[NR_PFNS];
     uint8_t live[NR_PFNS];  /* a live clean reported the page */
     bool tracking, writer;  /* writer: write HOT transiently on first map */
@@ -60,7 +60,7 @@ static int c_enable(xcc_domain *d)
     struct cguest *g = d->priv;
 
     for (unsigned p = 0; p < NR_PFNS; p++)
-        g->digest[p] = page_hash(g->mem + (size_t)p * PAGE);
+        g->digest[p] = page_hash(g->ram.mem + (size_t)p * PAGE);
     memset(g->live, 0, sizeof(g->live));
     g->tracking = true;
     return 0;
@@ -79,11 +79,11 @@ static int64_t c_clean(xcc_domain *d, uint64_t *bitmap, bool final)
 
     if (g->transient == 1) {
         /* The lock is released: HOT holds its old bytes again. */
-        g->mem[(size_t)HOT * PAGE + 100] ^= 0x5a;
+        g->ram.mem[(size_t)HOT * PAGE + 100] ^= 0x5a;
         g->transient = 2;
     }
     for (unsigned p = 0; p < NR_PFNS; p++) {
-        uint64_t h = page_hash(g->mem + (size_t)p * PAGE);
+        uint64_t h = page_hash(g->ram.mem + (size_t)p * PAGE);
         bool dirty = h != g->digest[p];
 
         g->digest[p] = h;
@@ -105,23 +105,12 @@ static void *c_map(xcc_domain *d, bool writable, const uint64_t *pfns,
                    int *err, size_t n)
 {
     struct cguest *g = d->priv;
-    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-    uint8_t *base = mmap(NULL, n * PAGE, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *base = memfd_ram_map(&g->ram, writable, pfns, err, n);
 
-    if (base == MAP_FAILED)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        err[i] = 0;
-        if (pfns[i] >= NR_PFNS ||
-            mmap(base + i * PAGE, PAGE, prot, MAP_SHARED | MAP_FIXED, g->fd,
-                 (off_t)(pfns[i] * PAGE)) == MAP_FAILED) {
-            munmap(base, n * PAGE);
-            return NULL;
-        }
+    for (size_t i = 0; base && i < n; i++) {
         if (g->writer && g->tracking && pfns[i] == HOT && !g->transient) {
             /* The lock is taken while the first pass reads the page. */
-            g->mem[(size_t)HOT * PAGE + 100] ^= 0x5a;
+            g->ram.mem[(size_t)HOT * PAGE + 100] ^= 0x5a;
             g->transient = 1;
         }
     }
@@ -130,7 +119,7 @@ static void *c_map(xcc_domain *d, bool writable, const uint64_t *pfns,
 
 static int c_unmap(xcc_domain *d, void *addr, size_t n)
 {
-    return munmap(addr, n * PAGE);
+    return memfd_ram_unmap(&((struct cguest *)d->priv)->ram, addr, n);
 }
 
 static int c_nop(xcc_domain *d)
@@ -161,8 +150,7 @@ static void c_close(xcc_domain *d)
 {
     struct cguest *g = d->priv;
 
-    munmap(g->mem, (size_t)NR_PFNS * PAGE);
-    close(g->fd);
+    memfd_ram_close(&g->ram);
     free(g);
 }
 
@@ -189,14 +177,7 @@ static xcc_domain *cguest_open(bool writer, uint8_t fill)
     struct cguest *g = calloc(1, sizeof(*g));
 
     cr_assert(d && g);
-    g->fd = memfd_create("content-guest", 0);
-    cr_assert(g->fd >= 0);
-    cr_assert(ftruncate(g->fd, (off_t)NR_PFNS * PAGE) == 0);
-    g->mem = mmap(NULL, (size_t)NR_PFNS * PAGE, PROT_READ | PROT_WRITE,
-                  MAP_SHARED, g->fd, 0);
-    cr_assert(g->mem != MAP_FAILED);
-    for (size_t i = 0; i < (size_t)NR_PFNS * PAGE; i++)
-        g->mem[i] = (uint8_t)(fill + i * 7 + i / PAGE);
+    memfd_ram_open(&g->ram, "content-guest", NR_PFNS, PAGE, fill, 7);
     g->writer = writer;
     d->ops = &content_ops;
     d->priv = g;
@@ -238,8 +219,8 @@ static void save_and_restore(bool xbzrle)
                  xcc_restorer_error(r) ? xcc_restorer_error(r) : "?");
     xcc_restorer_free(r);
     for (unsigned p = 0; p < NR_PFNS; p++)
-        cr_assert(memcmp(gs->mem + (size_t)p * PAGE,
-                         gd->mem + (size_t)p * PAGE, PAGE) == 0,
+        cr_assert(memcmp(gs->ram.mem + (size_t)p * PAGE,
+                         gd->ram.mem + (size_t)p * PAGE, PAGE) == 0,
                   "pfn %u differs after the restore", p);
     cr_assert_gt(gs->sent_calls, 0, "the saver never called page_sent");
     close(fd);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "xccolo.h"
+#include "xorshift.h"
 
 /* Internal hook in page_cache.c (not exported). */
 void page_cache_set_generation(xcc_page_cache *c, uint32_t gen);
@@ -31,17 +32,6 @@ size_t page_cache_prefault(xcc_page_cache *c, size_t n);
 #define NEVER UINT32_MAX
 
 /* ---------------------------------------------------------------- helpers */
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    /* xorshift64*: reproducible traces from a fixed seed */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * UINT64_C(2685821657736338717);
-}
 
 static void fill_page(uint8_t *p, size_t len, uint64_t pfn, uint64_t version)
 {

@@ -19,20 +19,10 @@
 
 #include "page_cache.h"
 #include "save_workers.h"
+#include "xorshift.h"
 
 #define PAGE 4096u
 #define MAX_TASKS 64u
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    /* xorshift64*: reproducible from the printed seed */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * UINT64_C(2685821657736338717);
-}
 
 static void seed_rng(const char *test)
 {

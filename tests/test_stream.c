@@ -16,45 +16,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "capture_log.h"
 #include "stream.h"
 #include "xbzrle_impl.h"
 
 #define PAGE 4096u
-
-/* ---- A logger that captures errors, so tests can check "logged once". ---- */
-
-struct capture_logger {
-    xentoollog_logger vtable;
-    int errors;
-    char last[1024];
-};
-
-static void capture_vmessage(xentoollog_logger *l, xentoollog_level level,
-                             int errnoval, const char *context,
-                             const char *format, va_list al)
-{
-    struct capture_logger *c = (struct capture_logger *)l;
-
-    if (level >= XTL_ERROR) {
-        c->errors++;
-        vsnprintf(c->last, sizeof(c->last), format, al);
-    }
-}
-
-static void capture_destroy(xentoollog_logger *l)
-{
-}
-
-static struct capture_logger cap = {
-    .vtable = {.vmessage = capture_vmessage, .destroy = capture_destroy},
-};
-#define LOG (&cap.vtable)
-
-static void cap_reset(void)
-{
-    cap.errors = 0;
-    cap.last[0] = 0;
-}
 
 /* ---- Byte buffers and fds ---- */
 

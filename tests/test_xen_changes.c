@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "domain/xen_priv.h"
+#include "xen_dom_fake.h"
 
 #define NR 256u
 
@@ -19,14 +20,7 @@ static struct xen_dom x;
 
 static void setup(void)
 {
-    memset(&dom, 0, sizeof(dom));
-    memset(&x, 0, sizeof(x));
-    dom.name = "xen:test";
-    dom.log = lib_default_logger();
-    x.dom = &dom;
-    x.log = dom.log;
-    x.nr_pfns = NR;
-    pthread_mutex_init(&x.p2m_lock, NULL);
+    xen_dom_fake_init(&dom, &x, NR);
 }
 
 static void teardown(void)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "domain/xen_priv.h"
+#include "xen_dom_fake.h"
 #include "xen_pt.h"
 
 /* A guest of 16 pfns whose frames are 0x1000 + 3 * pfn (scattered). */
@@ -194,16 +195,9 @@ static xen_pfn_t m2p[0x1100];
 
 static void setup(void)
 {
-    memset(&dom, 0, sizeof(dom));
-    memset(&x, 0, sizeof(x));
-    dom.name = "xen:test";
-    dom.log = lib_default_logger();
-    x.dom = &dom;
-    x.log = dom.log;
-    x.nr_pfns = NR;
+    xen_dom_fake_init(&dom, &x, NR);
     x.pv = true;
     x.guest_width = 8;
-    pthread_mutex_init(&x.p2m_lock, NULL);
     for (unsigned i = 0; i < XCC_ARRAY_SIZE(m2p); i++)
         m2p[i] = ~(xen_pfn_t)0;
     for (unsigned p = 0; p < NR; p++) {

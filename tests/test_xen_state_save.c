@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "domain/domain.h"
+#include "memfd_ram.h"
 #include "stream.h"
 #include "xen_records.h"
 
@@ -27,8 +28,7 @@
 #define L4_PFN 10u
 
 struct fguest {
-    int fd;
-    uint8_t *mem;
+    struct memfd_ram ram;
     unsigned tails; /* TAIL phases asked for */
 };
 
@@ -63,28 +63,13 @@ static int64_t f_clean(xcc_domain *d, uint64_t *bitmap, bool final)
 static void *f_map(xcc_domain *d, bool writable, const uint64_t *pfns,
                    int *err, size_t n)
 {
-    struct fguest *g = d->priv;
-    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-    uint8_t *base = mmap(NULL, n * PAGE, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    if (base == MAP_FAILED)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        err[i] = 0;
-        if (pfns[i] >= NR_PFNS ||
-            mmap(base + i * PAGE, PAGE, prot, MAP_SHARED | MAP_FIXED, g->fd,
-                 (off_t)(pfns[i] * PAGE)) == MAP_FAILED) {
-            munmap(base, n * PAGE);
-            return NULL;
-        }
-    }
-    return base;
+    return memfd_ram_map(&((struct fguest *)d->priv)->ram, writable, pfns, err,
+                         n);
 }
 
 static int f_unmap(xcc_domain *d, void *addr, size_t n)
 {
-    return munmap(addr, n * PAGE);
+    return memfd_ram_unmap(&((struct fguest *)d->priv)->ram, addr, n);
 }
 
 static int f_populate(xcc_domain *d, const uint64_t *pfns, size_t n)
@@ -144,8 +129,7 @@ static void f_close(xcc_domain *d)
 {
     struct fguest *g = d->priv;
 
-    munmap(g->mem, (size_t)NR_PFNS * PAGE);
-    close(g->fd);
+    memfd_ram_close(&g->ram);
     free(g);
 }
 
@@ -171,21 +155,14 @@ static xcc_domain *fguest_open(const char *name, uint8_t fill)
     struct fguest *g = calloc(1, sizeof(*g));
 
     cr_assert(d && g);
-    g->fd = memfd_create(name, 0);
-    cr_assert(g->fd >= 0);
-    cr_assert(ftruncate(g->fd, (off_t)NR_PFNS * PAGE) == 0);
-    g->mem = mmap(NULL, (size_t)NR_PFNS * PAGE, PROT_READ | PROT_WRITE,
-                  MAP_SHARED, g->fd, 0);
-    cr_assert(g->mem != MAP_FAILED);
-    for (size_t i = 0; i < (size_t)NR_PFNS * PAGE; i++)
-        g->mem[i] = (uint8_t)(fill + i * 13 + i / PAGE);
+    memfd_ram_open(&g->ram, name, NR_PFNS, PAGE, fill, 13);
     /* The L4 as a normalised table (inspect checks that, stream format
      * 2): one entry naming pfn 5, Xen's slots zero. */
     {
         uint64_t pte = (uint64_t)5 << 12 | 0x67;
 
-        memset(g->mem + (size_t)L4_PFN * PAGE, 0, PAGE);
-        memcpy(g->mem + (size_t)L4_PFN * PAGE, &pte, 8);
+        memset(g->ram.mem + (size_t)L4_PFN * PAGE, 0, PAGE);
+        memcpy(g->ram.mem + (size_t)L4_PFN * PAGE, &pte, 8);
     }
     d->ops = &fake_pv_ops;
     d->priv = g;
@@ -274,7 +251,7 @@ Test(xen_state_save, records_around_the_pages)
     cr_assert_eq(xcc_restorer_run(r, dst), 0, "restore: %s",
                  xcc_restorer_error(r));
     xcc_restorer_free(r);
-    cr_expect(memcmp(gs->mem, gd->mem, (size_t)NR_PFNS * PAGE) == 0);
+    cr_expect(memcmp(gs->ram.mem, gd->ram.mem, (size_t)NR_PFNS * PAGE) == 0);
     close(fd);
     xcc_domain_close(src);
     xcc_domain_close(dst);

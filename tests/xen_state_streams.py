@@ -20,19 +20,12 @@ import json
 import struct
 import sys
 
+from stream_build import PV, headers, rec
+
 PAGE = 4096
 NR = 64
 CTX64 = 5168
 RDX, GDT_ENTS, CTRLREG = 616, 4960, 4984
-
-
-def headers():
-    return (struct.pack(">QIIHHI", 0xFFFFFFFFFFFFFFFF, 0x58454E46, 3, 0, 0, 0) +
-            struct.pack("<IHHII", 1, 12, 0, 4, 17))
-
-
-def rec(t, body=b""):
-    return struct.pack("<II", t, len(body)) + body + b"\0" * ((8 - len(body) % 8) % 8)
 
 
 def page_bytes(pfn, t):
@@ -71,7 +64,7 @@ def stream(ours=True, bad=None, tables=True):
     """Returns (bytes, offset of the bad record or None). Without tables,
     every page is a normal one and only a bad BASIC is sent: what a sim
     target (which holds no page tables) can take."""
-    out = bytearray(headers())
+    out = bytearray(headers(PV, 4, 17))
     bad_off = None
 
     def add(r, is_bad=False):

@@ -59,10 +59,7 @@ static double insert_pass(xcc_page_cache *c, const uint8_t *src,
 int bench_cache(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
+        BENCH_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     uint64_t size = DEFAULT_SIZE, reps = DEFAULT_REPS, npages;

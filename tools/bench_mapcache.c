@@ -172,6 +172,50 @@ static int run_persistent(struct bench *b, struct run *r)
     return 0;
 }
 
+/* What the timing loop's callbacks fill in. */
+struct timing {
+    struct bench *b;
+    struct run last[NR_MODES]; /* each mode's run in the current rep */
+    double *gbs[NR_MODES];     /* GB/s, by mode and rep */
+};
+
+static int run_mode(void *opaque, unsigned rep, unsigned m)
+{
+    struct timing *t = opaque;
+    struct bench *b = t->b;
+    struct run r = {0};
+    int rc = m == MODE_PERSISTENT ? run_persistent(b, &r)
+                                  : run_cache(b, m == MODE_PER_BATCH, &r);
+
+    if (rc < 0)
+        return -1;
+    if (r.errors) {
+        cli_error("bench mapcache: %s: %" PRIu64 " pages could not be mapped",
+                  mode_name[m], r.errors);
+        return -1;
+    }
+    t->gbs[m][rep] =
+        (double)PASSES * (double)b->nr_pfns * b->page_size / r.seconds / GB;
+    t->last[m] = r;
+    return 0;
+}
+
+/* The three modes read the same bytes, or one of them is wrong. */
+static int check_sums(void *opaque, unsigned rep)
+{
+    const struct run *last = ((struct timing *)opaque)->last;
+
+    if (last[MODE_CACHED].sum != last[MODE_PERSISTENT].sum ||
+        last[MODE_PER_BATCH].sum != last[MODE_PERSISTENT].sum) {
+        cli_error("bench mapcache: the modes read different bytes "
+                  "(sums %#" PRIx64 ", %#" PRIx64 ", %#" PRIx64 ")",
+                  last[MODE_CACHED].sum, last[MODE_PER_BATCH].sum,
+                  last[MODE_PERSISTENT].sum);
+        return -1;
+    }
+    return 0;
+}
+
 /* Fills the RAM file with non-zero bytes, so the reads touch real pages
  * (a hole in tmpfs would read the shared zero page). */
 static int fill_ram(const char *path, uint64_t bytes)
@@ -219,12 +263,9 @@ static void usage(FILE *out)
 int bench_mapcache(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},
+        BENCH_LONG_OPTIONS,
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t mem = DEFAULT_MEM, reps = DEFAULT_REPS;
@@ -233,8 +274,7 @@ int bench_mapcache(int argc, char **argv)
     char name[64], dname[80], ram_path[160];
     xentoollog_logger *log = NULL;
     struct bench b = {0};
-    struct run last[NR_MODES];
-    double *gbs[NR_MODES] = {0};
+    struct timing t = {.b = &b};
     bool created = false;
 
     optind = 1;
@@ -280,8 +320,8 @@ int bench_mapcache(int argc, char **argv)
     snprintf(ram_path, sizeof(ram_path), SIM_DIR "/%s/ram", name);
     b.ram_path = ram_path;
     for (int m = 0; m < NR_MODES; m++) {
-        gbs[m] = calloc(reps, sizeof(double));
-        if (!gbs[m])
+        t.gbs[m] = calloc(reps, sizeof(double));
+        if (!t.gbs[m])
             goto out;
     }
     b.pfns = calloc(BATCH_PFNS, sizeof(*b.pfns));
@@ -310,46 +350,17 @@ int bench_mapcache(int argc, char **argv)
         goto out;
     }
 
-    for (unsigned rep = 0; rep < reps; rep++) {
-        for (int i = 0; i < NR_MODES; i++) {
-            /* Rotate the order so no mode always runs on a cold cache. */
-            int m = (int)((rep + (unsigned)i) % NR_MODES);
-            struct run r = {0};
-            int rc = m == MODE_PERSISTENT
-                         ? run_persistent(&b, &r)
-                         : run_cache(&b, m == MODE_PER_BATCH, &r);
-
-            if (rc < 0)
-                goto out;
-            if (r.errors) {
-                cli_error("bench mapcache: %s: %" PRIu64
-                          " pages could not be mapped",
-                          mode_name[m], r.errors);
-                goto out;
-            }
-            gbs[m][rep] = (double)PASSES * (double)b.nr_pfns * b.page_size /
-                          r.seconds / GB;
-            last[m] = r;
-        }
-        if (last[MODE_CACHED].sum != last[MODE_PERSISTENT].sum ||
-            last[MODE_PER_BATCH].sum != last[MODE_PERSISTENT].sum) {
-            cli_error("bench mapcache: the modes read different bytes "
-                      "(sums %#" PRIx64 ", %#" PRIx64 ", %#" PRIx64 ")",
-                      last[MODE_CACHED].sum, last[MODE_PER_BATCH].sum,
-                      last[MODE_PERSISTENT].sum);
-            goto out;
-        }
-    }
+    if (bench_interleave((unsigned)reps, NR_MODES, run_mode, check_sums, &t))
+        goto out;
 
     {
-        double cached = bench_median(gbs[MODE_CACHED], (unsigned)reps);
-        double per_batch =
-            bench_median(gbs[MODE_PER_BATCH], (unsigned)reps);
+        double cached = bench_median(t.gbs[MODE_CACHED], (unsigned)reps);
+        double per_batch = bench_median(t.gbs[MODE_PER_BATCH], (unsigned)reps);
         double persistent =
-            bench_median(gbs[MODE_PERSISTENT], (unsigned)reps);
+            bench_median(t.gbs[MODE_PERSISTENT], (unsigned)reps);
         double page_gb = b.page_size / GB;
-        const struct xcc_map_cache_stats *cs = &last[MODE_CACHED].st;
-        const struct xcc_map_cache_stats *ps = &last[MODE_PER_BATCH].st;
+        const struct xcc_map_cache_stats *cs = &t.last[MODE_CACHED].st;
+        const struct xcc_map_cache_stats *ps = &t.last[MODE_PER_BATCH].st;
 
         if (json) {
             printf("{\"mem_bytes\":%" PRIu64 ",\"page_size\":%" PRIu32
@@ -392,7 +403,7 @@ out:
         cli_error("bench mapcache: cannot remove sim guest %s: %s", name,
                   xcc_strerror(errno));
     for (int m = 0; m < NR_MODES; m++)
-        free(gbs[m]);
+        free(t.gbs[m]);
     free(b.pfns);
     free(b.pages);
     free(b.err);

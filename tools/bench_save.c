@@ -181,17 +181,61 @@ out:
     return rc;
 }
 
+/* What the timing loop's callbacks need and fill in. */
+struct timing {
+    xcc_domain *d;
+    int tmpfs_fd;
+    const struct xcc_save_params *p;
+    xentoollog_logger *log;
+    uint64_t mem, nr_pfns;
+    uint32_t psz;
+    uint8_t *dst;                 /* the baseline's copy */
+    double *save_gbs[NSINKS];     /* GB/s, by sink and rep */
+    double *copy_gbs;             /* GB/s of the baseline, by rep */
+    struct xcc_save_summary last; /* of the last save */
+};
+
+/* One save into sink k. The loop puts the sinks in a different order each
+ * rep, so no sink always follows the memcpy (or another sink) and inherits
+ * its cache. */
+static int run_sink(void *opaque, unsigned rep, unsigned k)
+{
+    struct timing *t = opaque;
+    double secs;
+
+    if (save_into(t->d, (int)k, t->tmpfs_fd, t->p, t->log, &secs, &t->last) <
+        0) {
+        cli_error("bench save: save into %s failed: %s", sink_names[k],
+                  xcc_strerror(errno));
+        return -1;
+    }
+    t->save_gbs[k][rep] = (double)t->mem / secs / GB;
+    return 0;
+}
+
+/* The memcpy baseline, once per rep after the sinks. */
+static int run_baseline(void *opaque, unsigned rep)
+{
+    struct timing *t = opaque;
+    double secs;
+
+    if (memcpy_pass(t->d, t->nr_pfns, t->psz, t->dst, &secs) < 0) {
+        cli_error("bench save: memcpy baseline failed: %s",
+                  xcc_strerror(errno));
+        return -1;
+    }
+    t->copy_gbs[rep] = (double)t->mem / secs / GB;
+    return 0;
+}
+
 int bench_save(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
+        BENCH_LONG_OPTIONS,
         {"xbzrle", no_argument, NULL, 'x'},
         {"no-map-cache", no_argument, NULL, 'n'},
         {"verify", no_argument, NULL, 'V'},
-        {"json", no_argument, NULL, 'j'},
         {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
         {0},
     };
     uint64_t mem = DEFAULT_MEM, reps = DEFAULT_REPS, nr_pfns = 0;
@@ -200,11 +244,10 @@ int bench_save(int argc, char **argv)
     int opt, verbosity = 0, ret = EXIT_FAIL, tmpfs_fd = -1;
     struct xcc_save_params p;
     char name[64], dname[80], tmpfs_path[128] = "";
-    double *save_gbs[NSINKS] = {NULL}, *copy_gbs = NULL;
     uint8_t *dst = MAP_FAILED;
     xentoollog_logger *log = NULL;
     xcc_domain *d = NULL;
-    struct xcc_save_summary last = {0};
+    struct timing t = {0};
     /* A reader that dies must not kill the benchmark with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 
@@ -243,10 +286,10 @@ int bench_save(int argc, char **argv)
 
     log = cli_logger(verbosity, false);
     for (int k = 0; k < NSINKS; k++)
-        if (!(save_gbs[k] = calloc(reps, sizeof(double))))
+        if (!(t.save_gbs[k] = calloc(reps, sizeof(double))))
             goto out;
-    copy_gbs = calloc(reps, sizeof(double));
-    if (!copy_gbs)
+    t.copy_gbs = calloc(reps, sizeof(double));
+    if (!t.copy_gbs)
         goto out;
     snprintf(name, sizeof(name), "bench-save-%d", (int)getpid());
     snprintf(dname, sizeof(dname), "sim:%s", name);
@@ -278,34 +321,22 @@ int bench_save(int argc, char **argv)
      * or every later memcpy into dst would fault. */
     madvise(dst, mem, MADV_DONTFORK);
 
-    for (unsigned rep = 0; rep < reps; rep++) {
-        double secs;
-
-        /* The sinks in a different order each rep, so no sink always
-         * follows the memcpy (or another sink) and inherits its cache. */
-        for (int j = 0; j < NSINKS; j++) {
-            int k = (int)((j + rep) % NSINKS);
-
-            if (save_into(d, k, tmpfs_fd, &p, log, &secs, &last) < 0) {
-                cli_error("bench save: save into %s failed: %s",
-                          sink_names[k], xcc_strerror(errno));
-                goto out;
-            }
-            save_gbs[k][rep] = (double)mem / secs / GB;
-        }
-        if (memcpy_pass(d, nr_pfns, psz, dst, &secs) < 0) {
-            cli_error("bench save: memcpy baseline failed: %s",
-                      xcc_strerror(errno));
-            goto out;
-        }
-        copy_gbs[rep] = (double)mem / secs / GB;
-    }
+    t.d = d;
+    t.tmpfs_fd = tmpfs_fd;
+    t.p = &p;
+    t.log = log;
+    t.mem = mem;
+    t.nr_pfns = nr_pfns;
+    t.psz = psz;
+    t.dst = dst;
+    if (bench_interleave((unsigned)reps, NSINKS, run_sink, run_baseline, &t))
+        goto out;
 
     {
-        double save = bench_median(save_gbs[SINK_TMPFS], (unsigned)reps);
-        double pipe_gbs = bench_median(save_gbs[SINK_PIPE], (unsigned)reps);
-        double null_gbs = bench_median(save_gbs[SINK_NULL], (unsigned)reps);
-        double copy = bench_median(copy_gbs, (unsigned)reps);
+        double save = bench_median(t.save_gbs[SINK_TMPFS], (unsigned)reps);
+        double pipe_gbs = bench_median(t.save_gbs[SINK_PIPE], (unsigned)reps);
+        double null_gbs = bench_median(t.save_gbs[SINK_NULL], (unsigned)reps);
+        double copy = bench_median(t.copy_gbs, (unsigned)reps);
         double ratio = save / copy;
 
         if (json)
@@ -315,14 +346,14 @@ int bench_save(int argc, char **argv)
                    "\"memcpy_gbs\":%.3f,\"ratio\":%.3f,"
                    "\"save_pipe_gbs\":%.3f,\"ratio_pipe\":%.3f,"
                    "\"save_null_gbs\":%.3f,\"ratio_null\":%.3f,"
-                   "\"target_ratio\":%.2f,\"stream_bytes\":%"
-                   PRIu64 ",\"normal_pages\":%" PRIu64 ",\"zero_pages\":%"
-                   PRIu64 "}\n",
+                   "\"target_ratio\":%.2f,\"stream_bytes\":%" PRIu64
+                   ",\"normal_pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+                   "}\n",
                    mem, psz, reps, p.xbzrle ? "true" : "false",
                    p.no_map_cache ? "false" : "true",
                    p.verify ? "true" : "false", save, copy, ratio, pipe_gbs,
                    pipe_gbs / copy, null_gbs, null_gbs / copy, TARGET_RATIO,
-                   last.transferred, last.normal_pages, last.zero_pages);
+                   t.last.transferred, t.last.normal_pages, t.last.zero_pages);
         else
             printf("save: %.2f GiB paused sim guest, median of %" PRIu64
                    " reps%s%s%s (%" PRIu64 " normal, %" PRIu64
@@ -335,11 +366,10 @@ int bench_save(int argc, char **argv)
                    "(extra: /dev/null reads nothing)\n"
                    "  memcpy                %7.2f GB/s  (same bytes, "
                    "persistent mapping)\n",
-                   (double)mem / (1u << 30), reps,
-                   p.xbzrle ? ", --xbzrle" : "",
+                   (double)mem / (1u << 30), reps, p.xbzrle ? ", --xbzrle" : "",
                    p.no_map_cache ? ", --no-map-cache" : "",
-                   p.verify ? ", --verify" : "", last.normal_pages,
-                   last.zero_pages, last.transferred, save, ratio,
+                   p.verify ? ", --verify" : "", t.last.normal_pages,
+                   t.last.zero_pages, t.last.transferred, save, ratio,
                    TARGET_RATIO, pipe_gbs, pipe_gbs / copy, null_gbs,
                    null_gbs / copy, copy);
     }
@@ -356,8 +386,8 @@ out:
         cli_error("bench save: cannot remove sim guest %s: %s", name,
                   xcc_strerror(errno));
     for (int k = 0; k < NSINKS; k++)
-        free(save_gbs[k]);
-    free(copy_gbs);
+        free(t.save_gbs[k]);
+    free(t.copy_gbs);
     if (log)
         xtl_logger_destroy(log);
     return ret;

@@ -169,17 +169,39 @@ static int checkpoint_run(xcc_domain *d, int fd, uint64_t mem, unsigned threads,
     return rc;
 }
 
+/* One cell's timing loop: the guest and what each run needs. */
+struct cell_run {
+    const char *cell;
+    xcc_domain *d;
+    int fd;
+    uint64_t mem;
+    const unsigned *counts;
+    unsigned epochs, interval_ms;
+    xentoollog_logger *log;
+    struct samples *sm; /* by index into counts */
+};
+
+static int run_count(void *opaque, unsigned rep, unsigned k)
+{
+    struct cell_run *cr = opaque;
+
+    if (checkpoint_run(cr->d, cr->fd, cr->mem, cr->counts[k], cr->epochs,
+                       cr->interval_ms, cr->log, &cr->sm[k]) < 0) {
+        cli_error("bench threads: %s, --threads %u: %s", cr->cell,
+                  cr->counts[k], xcc_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int bench_threads(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"mem", required_argument, NULL, 'm'},
-        {"reps", required_argument, NULL, 'r'},
+        BENCH_LONG_OPTIONS,
         {"threads", required_argument, NULL, 't'},
         {"epochs", required_argument, NULL, 'e'},
         {"interval", required_argument, NULL, 'i'},
         {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t mem = DEFAULT_MEM, reps = DEFAULT_REPS, v;
@@ -287,18 +309,19 @@ int bench_threads(int argc, char **argv)
         if (!d)
             cli_error("bench threads: cannot open %s: %s", dname,
                       xcc_strerror(errno));
-        for (uint64_t r = 0; rc == 0 && r < reps; r++) {
-            for (unsigned j = 0; j < ncounts; j++) {
-                /* A different count first in each rep. */
-                unsigned k = (unsigned)((j + r) % ncounts);
-                if (checkpoint_run(d, fd, mem, counts[k], epochs, interval_ms,
-                                   log, &sm[cell][k]) < 0) {
-                    cli_error("bench threads: %s, --threads %u: %s",
-                              cells[cell], counts[k], xcc_strerror(errno));
-                    rc = -1;
-                    break;
-                }
-            }
+        if (rc == 0) {
+            struct cell_run cr = {.cell = cells[cell],
+                                  .d = d,
+                                  .fd = fd,
+                                  .mem = mem,
+                                  .counts = counts,
+                                  .epochs = epochs,
+                                  .interval_ms = interval_ms,
+                                  .log = log,
+                                  .sm = sm[cell]};
+
+            rc =
+                bench_interleave((unsigned)reps, ncounts, run_count, NULL, &cr);
         }
         xcc_domain_close(d);
         if (xcc_sim_stop(name, log) < 0)

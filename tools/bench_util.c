@@ -29,6 +29,19 @@ double bench_median(double *v, unsigned n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+int bench_interleave(unsigned reps, unsigned n, bench_run_fn *run,
+                     bench_rep_fn *rep_done, void *opaque)
+{
+    for (unsigned rep = 0; rep < reps; rep++) {
+        for (unsigned i = 0; i < n; i++)
+            if (run(opaque, rep, (rep + i) % n) < 0)
+                return -1;
+        if (rep_done && rep_done(opaque, rep) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int bench_parse_common(int opt, const char *arg, const char *reps_opt,
                        uint64_t *mem, uint64_t *reps, bool *json)
 {

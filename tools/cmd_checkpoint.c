@@ -326,21 +326,11 @@ int cmd_checkpoint(int argc, char **argv)
             cli_error("checkpoint of '%s' to '%s' failed: %s", dom, dest,
                       xcc_strerror(errno));
         }
-        goto stats;
+    } else {
+        rc = EXIT_OK;
     }
-    rc = EXIT_OK;
-    if (c.so.resume && xcc_domain_unpause(d) < 0) {
-        cli_error("cannot continue '%s': %s", dom, xcc_strerror(errno));
-        rc = EXIT_FAIL;
-    }
-stats:
-    if (transport_close(&t) < 0 && rc == EXIT_OK)
-        rc = EXIT_FAIL;
-    if (c.so.out.stats_json &&
-        cli_write_stats_json(c.so.out.stats_json,
-                             xcc_checkpointer_stats_json(ck)) < 0 &&
-        rc == EXIT_OK)
-        rc = EXIT_FAIL;
+    rc = save_opts_end_run(&c.so, d, dom, &t, xcc_checkpointer_stats_json(ck),
+                           rc);
     if (rc == EXIT_OK && c.so.out.verbosity >= 0) {
         struct xcc_checkpoint_summary sum;
         xcc_checkpointer_get_summary(ck, &sum);

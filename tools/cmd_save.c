@@ -393,22 +393,13 @@ static int run_save(int argc, char **argv, bool migrate)
             cli_error("%s of '%s' to '%s' failed: %s", argv[0], dom, dest,
                       xcc_strerror(errno));
         }
-        goto stats;
+    } else {
+        rc = EXIT_OK;
+        /* A Xen guest handed over: destroyed once the receiver runs it. */
+        if (ho.on)
+            rc = handover_finish(&ho, d, dom, &t, log);
     }
-    rc = EXIT_OK;
-    if (c.resume && xcc_domain_unpause(d) < 0) {
-        cli_error("cannot continue '%s': %s", dom, xcc_strerror(errno));
-        rc = EXIT_FAIL;
-    }
-    if (ho.on)
-        rc = handover_finish(&ho, d, dom, &t, log);
-stats:
-    if (transport_close(&t) < 0 && rc == EXIT_OK)
-        rc = EXIT_FAIL;
-    if (c.out.stats_json &&
-        cli_write_stats_json(c.out.stats_json, xcc_saver_stats_json(s)) < 0 &&
-        rc == EXIT_OK)
-        rc = EXIT_FAIL;
+    rc = save_opts_end_run(&c, d, dom, &t, xcc_saver_stats_json(s), rc);
     if (rc == EXIT_OK && c.out.verbosity >= 0) {
         struct xcc_save_summary sum;
         xcc_saver_get_summary(s, &sum);

@@ -331,3 +331,19 @@ int cli_write_stats_json(const char *path, const char *json)
     }
     return cli_write_text_file(path, json);
 }
+
+int save_opts_end_run(const struct save_opts *o, xcc_domain *d, const char *dom,
+                      struct transport *t, const char *stats_json, int rc)
+{
+    if (rc == EXIT_OK && o->resume && xcc_domain_unpause(d) < 0) {
+        cli_error("cannot continue '%s': %s", dom, xcc_strerror(errno));
+        rc = EXIT_FAIL;
+    }
+    if (transport_close(t) < 0 && rc == EXIT_OK)
+        rc = EXIT_FAIL;
+    if (o->out.stats_json &&
+        cli_write_stats_json(o->out.stats_json, stats_json) < 0 &&
+        rc == EXIT_OK)
+        rc = EXIT_FAIL;
+    return rc;
+}

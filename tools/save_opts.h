@@ -140,6 +140,17 @@ xcc_domain *save_opts_open_domain(struct save_opts *o, const char *dom,
 int save_opts_open_dest(const struct save_opts *o, const char *dest,
                         unsigned timeout_ms, struct transport *t);
 
+/*
+ * The end of a save, migration or checkpoint run that ended with exit
+ * status rc: after a success, continues the guest when -c asked for it;
+ * then closes the destination (a failed close fails the run: the stream
+ * may not all have arrived) and writes --stats-json (stats_json: the
+ * run's figures, as xcc_*_stats_json returns them). Messages printed;
+ * returns the exit status.
+ */
+int save_opts_end_run(const struct save_opts *o, xcc_domain *d, const char *dom,
+                      struct transport *t, const char *stats_json, int rc);
+
 /* Parses --mode OCTAL: permission bits 0..0777. -1 after an error. */
 int cli_parse_mode(const char *s, const char *what, unsigned *out);
 

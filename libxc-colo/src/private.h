@@ -46,6 +46,27 @@ void lib_log(xentoollog_logger *log, xentoollog_level level, int errnoval,
 #define XCC_INFO(log, ctx, ...) lib_log((log), XTL_INFO, -1, (ctx), __VA_ARGS__)
 #define XCC_DBG(log, ctx, ...) lib_log((log), XTL_DEBUG, -1, (ctx), __VA_ARGS__)
 
+/*
+ * The one error helper of the readers, parsers and checkers: formats fmt
+ * into msg (len bytes: the text the module keeps for its *_error()
+ * accessor or hands to its caller), logs it at ERROR under ctx (ctx NULL:
+ * only kept, for a caller that wraps it in its own logged message), sets
+ * errno = err and returns -1, so that `return lib_fail(...)` fails in one
+ * line. Each module binds its buffer in a one-line macro (reader_fail,
+ * restore_fail, ...).
+ */
+int lib_fail(xentoollog_logger *log, const char *ctx, char *msg, size_t len,
+             int err, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/*
+ * The prefix of every error about one record, in the libxc stream and in
+ * xl's libxl framing alike: its name, hex type and offset, as in
+ * "PAGE_DATA record (type 0x00000001) at offset 64". Arguments: the name
+ * (const char *), the type (uint32_t) and the offset (uint64_t).
+ */
+#define LIB_REC_FMT "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64
+
 /* The logger to use when the caller passed NULL: stderr, WARN and above. */
 xentoollog_logger *lib_default_logger(void);
 

@@ -38,18 +38,6 @@ void xcc_restore_params_init(struct xcc_restore_params *p)
     p->progress = 1;
 }
 
-int restore_fail(xcc_restorer *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
-    va_end(ap);
-    XCC_ERR(r->log, CTX, "%s", r->errmsg);
-    errno = err;
-    return -1;
-}
-
 xcc_restorer *xcc_restorer_new(int fd, const struct xcc_restore_params *p,
                                xentoollog_logger *log)
 {

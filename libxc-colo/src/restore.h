@@ -79,8 +79,9 @@ int restore_attach(xcc_restorer *r, xcc_domain *d);
 
 /* Keeps the message in r->errmsg (xcc_restorer_error()) and logs it, as
  * the stream reader does for its own; sets errno = err and returns -1. */
-int restore_fail(xcc_restorer *r, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define restore_fail(r, e, ...)                                                \
+    lib_fail((r)->log, "restore", (r)->errmsg, sizeof((r)->errmsg), (e),       \
+             __VA_ARGS__)
 
 /* Makes the pfns not yet populated exist in the target, once each,
  * gathering them in scratch (room for n; it may be pfns itself). 0, or -1

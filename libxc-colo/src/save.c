@@ -6,9 +6,10 @@
  * Each pass goes through one path (save_send_pass): the dirty bitmap is cut
  * into batches, each batch resolved through the map cache, each page
  * classified as hole, zero, XBZRLE delta or normal, and the batch written
- * as at most one record of each kind (of each kind per lane: with
- * --threads N, N lanes classify a slice at once, lane k on the pfns of
- * cache shard k, see "Lanes" below and save_workers.h).
+ * as at most one record of each kind (zero and XBZRLE pages one per lane:
+ * with --threads N, N lanes classify a slice at once, lane k on the pfns
+ * of cache shard k, see "Lanes" below and save_workers.h; the pages with
+ * data of all lanes go as one record, so one compression decision).
  *
  * Invariant 1 (DESIGN.md), the cache mirrors the receiver: in a pass that
  * may use deltas, a page is copied out of the guest exactly once, into the
@@ -452,11 +453,41 @@ static void map_cache_delta(const struct xcc_map_cache_stats *a,
 }
 
 /*
- * Writes the records of one classified slice, lane by lane, from the
- * saver's thread: the one writer, and the one user of the compressor.
+ * Moves the PAGE_DATA entries of lanes 1.. down to follow lane 0's (which
+ * start the batch arrays), so that the slice's pages go out as one record
+ * whatever the lane count: one compression decision per slice, as with one
+ * thread. The entries hold pointers: no page is copied. Returns how many.
+ */
+static size_t gather_out(xcc_saver *s)
+{
+    size_t n = s->lanes[0].n_out;
+
+    for (unsigned k = 1; k < s->nlanes; k++) {
+        const struct save_lane *l = &s->lanes[k];
+
+        /* Lane k's range starts at or after n: a move goes down. */
+        if (l->n_out && l->out_pfns != s->out_pfns + n) {
+            memmove(s->out_pfns + n, l->out_pfns,
+                    l->n_out * sizeof(*s->out_pfns));
+            memmove(s->out_types + n, l->out_types, l->n_out);
+            memmove(s->out_pages + n, l->out_pages,
+                    l->n_out * sizeof(*s->out_pages));
+        }
+        n += l->n_out;
+    }
+    return n;
+}
+
+/*
+ * Writes the records of one classified slice from the saver's thread (the
+ * one writer, and the one user of the compressor): each lane's zero and
+ * XBZRLE pages, then the pages with data of all lanes as one PAGE_DATA or
+ * COMPRESSED_PAGES record.
  */
 static int flush_slice(xcc_saver *s)
 {
+    size_t n_out;
+
     for (unsigned k = 0; k < s->nlanes; k++) {
         struct save_lane *l = &s->lanes[k];
 
@@ -469,14 +500,17 @@ static int flush_slice(xcc_saver *s)
                                             l->xb_lens, l->n_xb,
                                             l->xb_data) < 0)
             return -1;
-        if (l->n_out &&
-            (s->zc ? compress_write_pages(s->zc, s->w, l->out_pfns,
-                                          l->out_types, l->n_out,
-                                          l->out_pages, s->page_size)
-                   : stream_write_page_data(s->w, l->out_pfns, l->out_types,
-                                            l->n_out, l->out_pages,
-                                            s->page_size)) < 0)
-            return -1;
+    }
+    n_out = gather_out(s);
+    if (n_out &&
+        (s->zc ? compress_write_pages(s->zc, s->w, s->out_pfns, s->out_types,
+                                      n_out, s->out_pages, s->page_size)
+               : stream_write_page_data(s->w, s->out_pfns, s->out_types, n_out,
+                                        s->out_pages, s->page_size)) < 0)
+        return -1;
+    for (unsigned k = 0; k < s->nlanes; k++) {
+        struct save_lane *l = &s->lanes[k];
+
         l->n_zero = l->n_xb = l->n_out = 0;
         l->xb_used = 0;
         l->n_copies = 0;

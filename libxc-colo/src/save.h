@@ -32,9 +32,9 @@
  * Lanes (cache shards) per encoding thread. More lanes than threads cut a
  * slice's work into pieces the threads claim as they go, so a thread the
  * scheduler preempts in the middle of its lane holds back less; the cost
- * is up to three records per lane and slice (about 0.3 bytes a page at 4
- * lanes of 1024-page slices). 4 showed no gain on a 2-CPU machine at load
- * 10 (notes/threads.md), so one lane per thread.
+ * is up to two more records per lane and slice (zero and XBZRLE pages;
+ * the pages with data of all lanes go as one record). 4 showed no gain on
+ * a 2-CPU machine at load 10 (notes/threads.md), so one lane per thread.
  */
 #define SAVE_LANES_PER_THREAD 1u
 #define SAVE_MAX_LANES 256u
@@ -45,8 +45,9 @@
  * that no other lane writes). With --threads 1 there is one lane, run by
  * the saver's thread over the whole slice; with N threads there are
  * N * SAVE_LANES_PER_THREAD lanes, lane k over the pages of shard k, each
- * run by whichever thread claims it. Each lane's records are written
- * separately, by the saver's thread.
+ * run by whichever thread claims it. The saver's thread writes each
+ * lane's zero and XBZRLE records, then the pages with data of all lanes
+ * as one record (flush_slice).
  */
 struct save_lane {
     _Alignas(64) xcc_page_cache *pc; /* shard k of s->pc; NULL: none */

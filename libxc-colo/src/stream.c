@@ -918,37 +918,9 @@ const char *stream_reader_error(const struct stream_reader *r)
     return r->err;
 }
 
-/* Logs one error, keeps its text and sets errno. */
-static int __attribute__((format(printf, 3, 4)))
-reader_fail(struct stream_reader *r, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(r->err, sizeof(r->err), fmt, ap);
-    va_end(ap);
-    XCC_ERR(r->log, CTX, "%s", r->err);
-    errno = err;
-    return -1;
-}
-
-/* The prefix every record error starts with. */
-#define REC_FMT "%s record (type 0x%08" PRIx32 ") at offset %" PRIu64 ": "
-#define REC_ARGS(type, off) stream_record_name(type), (type), (uint64_t)(off)
-
-static int __attribute__((format(printf, 4, 5)))
-rec_fail(struct stream_reader *r, const struct stream_record *rec, int err,
-         const char *fmt, ...)
-{
-    char what[400];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    return reader_fail(r, err, REC_FMT "%s", REC_ARGS(rec->type, rec->offset),
-                       what);
-}
+/* Logs one error, keeps its text (stream_reader_error()) and sets errno. */
+#define reader_fail(r, e, ...)                                                 \
+    lib_fail((r)->log, CTX, (r)->err, sizeof((r)->err), (e), __VA_ARGS__)
 
 int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
                     int err, const char *fmt, ...)
@@ -959,14 +931,15 @@ int stream_rec_fail(struct stream_reader *r, const struct stream_record *rec,
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    return rec_fail(r, rec, err, "%s", what);
+    return reader_fail(r, err, LIB_REC_FMT ": %s",
+                       stream_record_name(rec->type), rec->type, rec->offset,
+                       what);
 }
 
-/*
- * Reads up to len bytes, stopping early only at EOF. Returns the number of
- * bytes read, or -1 with errno (never EINTR).
- */
-static ssize_t read_full(int fd, uint8_t *buf, size_t len)
+/* The short name stream.c's own record checks use for it. */
+#define rec_fail stream_rec_fail
+
+ssize_t stream_read_full(int fd, uint8_t *buf, size_t len)
 {
     size_t got = 0;
 
@@ -1029,7 +1002,7 @@ int stream_read_headers_prefixed(struct stream_reader *r,
     }
     if (prefix_len)
         memcpy(hdr, prefix, prefix_len);
-    got = read_full(r->fd, hdr + prefix_len, sizeof(hdr) - prefix_len);
+    got = stream_read_full(r->fd, hdr + prefix_len, sizeof(hdr) - prefix_len);
     if (got < 0)
         return reader_fail(r, errno, "reading the stream headers: %s",
                            strerror(errno));
@@ -1153,7 +1126,7 @@ static int read_head(struct stream_reader *r, struct stream_record *rec)
     }
     memset(rec, 0, sizeof(*rec));
     rec->offset = r->offset;
-    got = read_full(r->fd, rhdr, sizeof(rhdr));
+    got = stream_read_full(r->fd, rhdr, sizeof(rhdr));
     if (got < 0)
         return reader_fail(
             r, errno, "reading the record header at offset %" PRIu64 ": %s",
@@ -1223,7 +1196,7 @@ int stream_read_record_body(struct stream_reader *r,
     if (reader_grow(r, padded ? padded : 1) < 0)
         return rec_fail(r, rec, errno, "cannot allocate %zu bytes for the body",
                         padded);
-    got = read_full(r->fd, r->buf, padded);
+    got = stream_read_full(r->fd, r->buf, padded);
     if (got < 0)
         return rec_fail(r, rec, errno, "reading the body: %s", strerror(errno));
     if ((size_t)got < padded)
@@ -1253,7 +1226,7 @@ ssize_t stream_read_body_part(struct stream_reader *r,
     if (len > left)
         len = left;
     if (len) {
-        got = read_full(r->fd, buf, len);
+        got = stream_read_full(r->fd, buf, len);
         if (got < 0)
             return rec_fail(r, rec, errno, "reading the body: %s",
                             strerror(errno));
@@ -1267,7 +1240,7 @@ ssize_t stream_read_body_part(struct stream_reader *r,
     }
     if (r->body_pos == rec->length) {
         pad = rec_padded(rec->length) - rec->length;
-        got = pad ? read_full(r->fd, padding, pad) : 0;
+        got = pad ? stream_read_full(r->fd, padding, pad) : 0;
         if (got < 0)
             return rec_fail(r, rec, errno, "reading the padding: %s",
                             strerror(errno));
@@ -1293,7 +1266,7 @@ int stream_read_record(struct stream_reader *r, struct stream_record *rec)
 int stream_read_expect_eof(struct stream_reader *r)
 {
     uint8_t byte;
-    ssize_t got = read_full(r->fd, &byte, 1);
+    ssize_t got = stream_read_full(r->fd, &byte, 1);
 
     if (got < 0)
         return reader_fail(r, errno,

@@ -332,6 +332,14 @@ ssize_t stream_read_body_part(struct stream_reader *r,
                               const struct stream_record *rec, uint8_t *buf,
                               size_t len);
 
+/*
+ * Reads up to len bytes from fd, stopping early only at EOF, surviving
+ * EINTR and short reads, and waiting (poll) on a non-blocking fd: the one
+ * read loop of the stream reader and of the xl framing (xl_format.c).
+ * Returns the number of bytes read, or -1 with errno (never EINTR).
+ */
+ssize_t stream_read_full(int fd, uint8_t *buf, size_t len);
+
 /* After END: 0 at EOF, -1/XCC_EBADSTREAM when bytes follow (logged). */
 int stream_read_expect_eof(struct stream_reader *r);
 

@@ -54,6 +54,20 @@ void lib_log(xentoollog_logger *log, xentoollog_level level, int errnoval,
     errno = saved;
 }
 
+int lib_fail(xentoollog_logger *log, const char *ctx, char *msg, size_t len,
+             int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    if (ctx)
+        XCC_ERR(log, ctx, "%s", msg);
+    errno = err;
+    return -1;
+}
+
 static xentoollog_logger *default_logger;
 static pthread_once_t default_logger_once = PTHREAD_ONCE_INIT;
 

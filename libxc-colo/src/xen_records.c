@@ -11,7 +11,6 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "pfn_type.h"
+#include "private.h"
 #include "stream.h"
 #include "xen_records.h"
 
@@ -59,16 +59,10 @@ static void stw(uint8_t *p, unsigned width, uint64_t v)
         st32(p, (uint32_t)v);
 }
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+/* A check's message, kept in err: the caller prefixes the record and logs
+ * it (stream_rec_fail). */
+#define fail(err, errlen, ...)                                                 \
+    lib_fail(NULL, NULL, (err), (errlen), XCC_EBADSTREAM, __VA_ARGS__)
 
 void xrec_encode_pv_info(uint8_t out[XREC_PV_INFO_SIZE], uint8_t guest_width,
                          uint8_t pt_levels)

@@ -231,20 +231,9 @@ struct xcc_xen_translator {
     char *json;
 };
 
-static int tr_fail(xcc_xen_translator *t, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int tr_fail(xcc_xen_translator *t, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
-    va_end(ap);
-    XCC_ERR(t->log, CTX, "%s", t->errmsg);
-    errno = err;
-    return -1;
-}
+/* Keeps the message for xcc_xen_translator_error() and logs it. */
+#define tr_fail(t, e, ...)                                                     \
+    lib_fail((t)->log, CTX, (t)->errmsg, sizeof((t)->errmsg), (e), __VA_ARGS__)
 
 xcc_xen_translator *xcc_xen_translator_new(int fd,
                                            const struct xcc_restore_params *p,

@@ -7,7 +7,6 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <endian.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,17 +121,9 @@ size_t xl_encode_prologue(uint8_t *buf, size_t cap, const char *json)
 
 /* ---- Decoders ------------------------------------------------------------ */
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    errno = XCC_EBADSTREAM;
-    return -1;
-}
+/* A parser's message, kept in err for its caller to log. */
+#define fail(err, errlen, ...)                                                 \
+    lib_fail(NULL, NULL, (err), (errlen), XCC_EBADSTREAM, __VA_ARGS__)
 
 int xl_parse_header(const uint8_t hdr[XL_HEADER_SIZE], struct xl_header *h,
                     char *err, size_t errlen)
@@ -302,18 +293,9 @@ void xl_reader_release(struct xl_reader *x)
     xl_header_release(&x->hdr);
 }
 
-static int __attribute__((format(printf, 3, 4)))
-reader_fail(struct xl_reader *x, int err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(x->err, sizeof(x->err), fmt, ap);
-    va_end(ap);
-    XCC_ERR(x->log, CTX, "%s", x->err);
-    errno = err;
-    return -1;
-}
+/* Logs one error, keeps its text in x->err and sets errno. */
+#define reader_fail(x, e, ...)                                                 \
+    lib_fail((x)->log, CTX, (x)->err, sizeof((x)->err), (e), __VA_ARGS__)
 
 /* The parsers' message, logged and kept. */
 static int parse_failed(struct xl_reader *x, const char *msg)
@@ -327,37 +309,11 @@ static int parse_failed(struct xl_reader *x, const char *msg)
     return -1;
 }
 
-/* Reads up to len bytes, fewer only at EOF; the count, or -1/errno. */
-static ssize_t read_some(int fd, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* A non-blocking fd (a socket): wait for data. */
-                struct pollfd pfd = {.fd = fd, .events = POLLIN};
-                if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-                    return -1;
-                continue;
-            }
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* Reads exactly len bytes of `what` at x->offset and advances it. */
 static int read_exact(struct xl_reader *x, uint8_t *buf, size_t len,
                       const char *what)
 {
-    ssize_t got = read_some(x->fd, buf, len);
+    ssize_t got = stream_read_full(x->fd, buf, len);
 
     if (got < 0)
         return reader_fail(x, errno, "reading %s at offset %" PRIu64 ": %s",
@@ -370,7 +326,7 @@ static int read_exact(struct xl_reader *x, uint8_t *buf, size_t len,
     return 0;
 }
 
-#define LREC_FMT "libxl %s record (type 0x%08" PRIx32 ") at offset %" PRIu64
+#define LREC_FMT "libxl " LIB_REC_FMT
 #define LREC_ARGS(rec) (rec)->name, (rec)->type, (rec)->offset
 
 /* Reads one libxl record header; its body is next. */
@@ -381,7 +337,7 @@ static int read_rhdr(struct xl_reader *x, struct xl_record *rec)
 
     memset(rec, 0, sizeof(*rec));
     rec->offset = x->offset;
-    got = read_some(x->fd, rhdr, sizeof(rhdr));
+    got = stream_read_full(x->fd, rhdr, sizeof(rhdr));
     if (got < 0)
         return reader_fail(x, errno, "reading the libxl record header at "
                            "offset %" PRIu64 ": %s", x->offset,
@@ -409,7 +365,7 @@ static int skip_body(struct xl_reader *x, struct xl_record *rec)
 
     while (left) {
         size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
-        ssize_t got = read_some(x->fd, buf, n);
+        ssize_t got = stream_read_full(x->fd, buf, n);
 
         if (got < 0)
             return reader_fail(x, errno, LREC_FMT ": reading the body: %s",
@@ -456,7 +412,7 @@ int xl_read_prologue(struct xl_reader *x, uint8_t prefix[XL_MAGIC_LEN],
     ssize_t got;
 
     *prefix_len = 0;
-    got = read_some(x->fd, hdr, XL_MAGIC_LEN);
+    got = stream_read_full(x->fd, hdr, XL_MAGIC_LEN);
     if (got < 0)
         return reader_fail(x, errno, "reading the first bytes: %s",
                            strerror(errno));
@@ -474,7 +430,8 @@ int xl_read_prologue(struct xl_reader *x, uint8_t prefix[XL_MAGIC_LEN],
     }
     x->present = true;
     x->offset = XL_MAGIC_LEN;
-    got = read_some(x->fd, hdr + XL_MAGIC_LEN, XL_HEADER_SIZE - XL_MAGIC_LEN);
+    got = stream_read_full(x->fd, hdr + XL_MAGIC_LEN,
+                           XL_HEADER_SIZE - XL_MAGIC_LEN);
     if (got < 0)
         return reader_fail(x, errno, "reading the xl header: %s",
                            strerror(errno));
@@ -572,7 +529,7 @@ int xl_read_epilogue(struct xl_reader *x, uint64_t offset, xl_record_fn *cb,
         if (rec.type == LIBXL_REC_END)
             break;
     }
-    got = read_some(x->fd, &byte, 1);
+    got = stream_read_full(x->fd, &byte, 1);
     if (got < 0)
         return reader_fail(x, errno, "reading after libxl's END at offset %"
                            PRIu64 ": %s", x->offset, strerror(errno));
