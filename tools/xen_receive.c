@@ -39,6 +39,7 @@
 #include "save_opts.h"
 #include "transport.h"
 #include "xen_receive.h"
+#include "xl_config.h"
 
 extern char **environ;
 
@@ -444,7 +445,7 @@ int xen_receive(int src_fd, const char *desc, const struct xen_receive_opts *o,
     if (!json)
         goto out;
 
-    if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, log)) {
+    if (xl_ctx_alloc(&ctx, log) < 0) {
         cli_error("cannot open libxl (is this dom0, with xenstored running?)");
         goto out;
     }

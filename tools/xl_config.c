@@ -33,6 +33,23 @@ bool xl_domid(const char *dom, uint32_t *domid)
     return true;
 }
 
+/* libxl reaps every child of the process by default, the exec: commands
+ * of our transports among them (whose exit status we then lose): it may
+ * reap only its own. Every ctx of the process must say so. */
+static const libxl_childproc_hooks selective_reap = {
+    .chldowner = libxl_sigchld_owner_libxl_always_selective_reap,
+};
+
+int xl_ctx_alloc(libxl_ctx **ctx, xentoollog_logger *log)
+{
+    if (libxl_ctx_alloc(ctx, LIBXL_VERSION, 0, log) != 0) {
+        *ctx = NULL;
+        return -1;
+    }
+    libxl_childproc_setmode(*ctx, &selective_reap, NULL);
+    return 0;
+}
+
 char *xl_config_fetch(const char *dom, xentoollog_logger *log)
 {
     libxl_domain_config cfg;
@@ -43,7 +60,7 @@ char *xl_config_fetch(const char *dom, xentoollog_logger *log)
 
     if (!xl_domid(dom, &domid))
         return NULL;
-    if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, log) != 0) {
+    if (xl_ctx_alloc(&ctx, log) < 0) {
         cli_error("warning: cannot open libxl: the stream carries no "
                   "XL_CONFIG for domain %u", domid);
         return NULL;
@@ -66,7 +83,7 @@ static libxl_ctx *ctx_open(xentoollog_logger *log, const char *why)
 {
     libxl_ctx *ctx = NULL;
 
-    if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, log) != 0) {
+    if (xl_ctx_alloc(&ctx, log) < 0) {
         cli_error("cannot open libxl to %s", why);
         return NULL;
     }

@@ -12,6 +12,11 @@
 /* "xen:ID" or a bare ID -> *domid; false for anything else (sim:...). */
 bool xl_domid(const char *dom, uint32_t *domid);
 
+/* libxl_ctx_alloc, with libxl reaping only its own children (the CLI
+ * waits for its exec: commands itself). 0, or -1 (*ctx NULL). */
+struct libxl__ctx;
+int xl_ctx_alloc(struct libxl__ctx **ctx, xentoollog_logger *log);
+
 /* libxl's name of domid, malloc'ed; NULL after a message. */
 char *xl_domain_name(uint32_t domid, xentoollog_logger *log);
 
