@@ -24,6 +24,7 @@
 #include "save.h"
 #include "stats.h"
 #include "stream.h"
+#include "sim_open.h"
 
 #define MiB (1024ull * 1024)
 #define PAGE 4096u
@@ -45,15 +46,6 @@ static void name_fini(void)
     for (int i = 0; i < 4; i++)
         xcc_sim_stop(names[i], quiet);
     xtl_logger_destroy(quiet);
-}
-
-static xcc_domain *open_sim(const char *name)
-{
-    char d[96];
-    snprintf(d, sizeof(d), "sim:%s", name);
-    xcc_domain *dom = xcc_domain_open(d, NULL, 0);
-    cr_assert(dom, "open %s: %s", d, xcc_strerror(errno));
-    return dom;
 }
 
 /* ---- a restorer in a thread, reading a pipe --------------------------- */

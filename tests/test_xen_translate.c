@@ -23,6 +23,7 @@
 #include "restore.h"
 #include "save.h"
 #include "stream.h"
+#include "sim_open.h"
 #include "test_hooks.h"
 #include "xl_format.h"
 
@@ -49,16 +50,6 @@ static void fini(void)
 }
 
 TestSuite(xen_translate, .init = init, .fini = fini, .timeout = 120);
-
-static xcc_domain *open_sim(const char *name)
-{
-    char d[96];
-
-    snprintf(d, sizeof(d), "sim:%s", name);
-    xcc_domain *dom = xcc_domain_open(d, NULL, 0);
-    cr_assert(dom, "open %s: %s", d, xcc_strerror(errno));
-    return dom;
-}
 
 static size_t fd_size(int fd)
 {
@@ -98,9 +89,19 @@ static int save_stream(uint8_t digest[16])
     return fd;
 }
 
-/* Runs the translator over in_fd into a memfd; rc and message out. */
-static int translate(int in_fd, bool allow_sim, int *rc, char *err,
-                     size_t errlen, char **stats)
+/* What a translation gave: its rc and errno, message, figures, and the
+ * checkpoints libxl got (checkpoint mode). */
+struct result {
+    int rc, err;
+    char msg[512];
+    char *stats; /* malloc'ed */
+    uint64_t kept;
+};
+
+/* Runs the translator over in_fd (checkpoint mode when checkpointed) into
+ * a memfd, returned at its start. */
+static int run_translator(int in_fd, bool allow_sim, bool checkpointed,
+                          struct result *res)
 {
     struct xcc_restore_params rp;
     int out = memfd_create("libxl", 0);
@@ -112,12 +113,33 @@ static int translate(int in_fd, bool allow_sim, int *rc, char *err,
     cr_assert(t);
     if (allow_sim)
         xen_translate_allow_sim(t);
-    *rc = xcc_xen_translator_run(t, out);
-    snprintf(err, errlen, "%s", xcc_xen_translator_error(t));
-    if (stats)
-        *stats = strdup(xcc_xen_translator_stats_json(t));
+    if (checkpointed) {
+        cr_assert_eq(xcc_xen_translator_set_checkpointed(t), 0);
+        res->rc = xcc_xen_translator_run_checkpointed(t, out, -1, &res->kept);
+    } else {
+        res->rc = xcc_xen_translator_run(t, out);
+    }
+    res->err = errno;
+    snprintf(res->msg, sizeof(res->msg), "%s", xcc_xen_translator_error(t));
+    res->stats = strdup(xcc_xen_translator_stats_json(t));
     xcc_xen_translator_free(t);
     lseek(out, 0, SEEK_SET);
+    return out;
+}
+
+/* The plain mode, as most tests want it. */
+static int translate(int in_fd, bool allow_sim, int *rc, char *err,
+                     size_t errlen, char **stats)
+{
+    struct result res = {0};
+    int out = run_translator(in_fd, allow_sim, false, &res);
+
+    *rc = res.rc;
+    snprintf(err, errlen, "%s", res.msg);
+    if (stats)
+        *stats = res.stats;
+    else
+        free(res.stats);
     return out;
 }
 
@@ -352,7 +374,6 @@ static void walk_checkpointed(const uint8_t *b, size_t n, uint64_t *ckpts,
 Test(xen_translate, checkpoints_reach_libxl_whole_and_a_broken_stream_keeps_the_last)
 {
     char err[512];
-    struct xcc_restore_params rp;
     uint64_t kept = 0, ck;
     bool ended;
     int in = checkpoint_stream(5);
@@ -381,16 +402,12 @@ Test(xen_translate, checkpoints_reach_libxl_whole_and_a_broken_stream_keeps_the_
         int part = memfd_create("part", 0);
         cr_assert_eq(write(part, b, len), (ssize_t)len);
         lseek(part, 0, SEEK_SET);
-        int out = memfd_create("libxl", 0);
-        xcc_restore_params_init(&rp);
-        rp.progress = 0;
-        xcc_xen_translator *t = xcc_xen_translator_new(part, &rp, quiet);
-        xen_translate_allow_sim(t);
-        cr_assert_eq(xcc_xen_translator_set_checkpointed(t), 0);
-        int rc = xcc_xen_translator_run_checkpointed(t, out, -1, &kept);
-        int e = errno;
-        snprintf(err, sizeof(err), "%s", xcc_xen_translator_error(t));
-        xcc_xen_translator_free(t);
+        struct result res = {0};
+        int out = run_translator(part, true, true, &res);
+        int rc = res.rc, e = res.err;
+        kept = res.kept;
+        snprintf(err, sizeof(err), "%s", res.msg);
+        free(res.stats);
 
         size_t on = fd_size(out);
         uint8_t *o = mmap(NULL, on, PROT_READ, MAP_SHARED, out, 0);

@@ -90,13 +90,12 @@ static int copy_pfn_types(xcc_domain *d, const uint64_t *pfns, uint8_t *types,
 }
 
 /* A run of consecutive pfns is a slice of the whole mapping; anything else
- * gets a region of its own, each run mapped from the memfd into it. */
+ * gets a region of its own (domain_map_fd_pages). */
 static void *copy_map(xcc_domain *d, bool writable, const uint64_t *pfns,
                       int *err, size_t n)
 {
     struct copy_dom *c = copy_priv(d);
     bool one_run = true;
-    uint8_t *base;
 
     if (n == 0) {
         errno = EINVAL;
@@ -109,19 +108,8 @@ static void *copy_map(xcc_domain *d, bool writable, const uint64_t *pfns,
     }
     if (one_run)
         return c->base + pfns[0] * c->psz;
-    base = mmap(NULL, n * c->psz, PROT_NONE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (err[i])
-            continue;
-        if (mmap(base + i * c->psz, c->psz, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED, c->fd,
-                 (off_t)(pfns[i] * c->psz)) == MAP_FAILED)
-            err[i] = -errno;
-    }
-    return base;
+    return domain_map_fd_pages(c->fd, c->psz, PROT_READ | PROT_WRITE, pfns,
+                               err, n);
 }
 
 static int copy_unmap(xcc_domain *d, void *addr, size_t n)

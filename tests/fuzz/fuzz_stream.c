@@ -23,22 +23,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
 #include "compress.h"
 #include "stream.h"
 
 /* The target's size: pfns at or above it must be rejected. */
 #define FUZZ_NR_PFNS 4096u
-
-static xentoollog_logger *quiet_logger(void)
-{
-    static xentoollog_logger *log;
-
-    /* Errors are the normal case here; keep the fuzzer's output readable. */
-    if (!log)
-        log = (xentoollog_logger *)xtl_createlogger_stdiostream(
-            stderr, XTL_CRITICAL, XTL_STDIOSTREAM_HIDE_PROGRESS);
-    return log;
-}
 
 /* What the target decides, seen while parsing (see the header). */
 struct target_fit {

@@ -14,19 +14,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
 #include "../../tools/xen_feed.c"
-
-static int memfd_with(const uint8_t *p, size_t n)
-{
-    int fd = memfd_create("fuzz-xen-feed", 0);
-
-    if (fd < 0)
-        abort();
-    if (n && write(fd, p, n) != (ssize_t)n)
-        abort();
-    lseek(fd, 0, SEEK_SET);
-    return fd;
-}
 
 /* Forwards in[0..n); returns the rc, *out the bytes written (malloc'ed). */
 static int forward(const uint8_t *in, size_t n, uint8_t **out, size_t *outlen,

@@ -18,31 +18,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
 #include "../../tools/xen_feed.c"
 #include "test_hooks.h"
 #include "xccolo.h"
-
-static xentoollog_logger *quiet_logger(void)
-{
-    static xentoollog_logger *log;
-
-    if (!log)
-        log = (xentoollog_logger *)xtl_createlogger_stdiostream(
-            stderr, XTL_CRITICAL, XTL_STDIOSTREAM_HIDE_PROGRESS);
-    return log;
-}
-
-static int memfd_with(const uint8_t *p, size_t n)
-{
-    int fd = memfd_create("fuzz-xen-translate", 0);
-
-    if (fd < 0)
-        abort();
-    if (n && write(fd, p, n) != (ssize_t)n)
-        abort();
-    lseek(fd, 0, SEEK_SET);
-    return fd;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include "domain.h"
 
 xcc_domain *xcc_domain_open(const char *name, xentoollog_logger *log,
@@ -125,4 +127,44 @@ unsigned domain_mapping_changes(const xcc_domain *d, uint64_t *seen,
     }
     *seen = d->changes_seq;
     return calls;
+}
+
+void *domain_map_fd_pages(int fd, size_t psz, int prot, const uint64_t *pfns,
+                          const int *err, size_t n)
+{
+    bool one_run = true;
+    uint8_t *base;
+
+    for (size_t i = 0; i < n && one_run; i++)
+        if (err[i] || pfns[i] != pfns[0] + i)
+            one_run = false;
+    if (one_run) {
+        base = mmap(NULL, n * psz, prot, MAP_SHARED, fd, (off_t)(pfns[0] * psz));
+        return base == MAP_FAILED ? NULL : base;
+    }
+    /* reserve the region, then map each run of consecutive pfns into it;
+     * failed slots stay PROT_NONE */
+    base = mmap(NULL, n * psz, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+
+        if (err[i]) {
+            i++;
+            continue;
+        }
+        while (j < n && !err[j] && pfns[j] == pfns[i] + (j - i))
+            j++;
+        if (mmap(base + i * psz, (j - i) * psz, prot, MAP_SHARED | MAP_FIXED,
+                 fd, (off_t)(pfns[i] * psz)) == MAP_FAILED) {
+            int e = errno;
+            munmap(base, n * psz);
+            errno = e;
+            return NULL;
+        }
+        i = j;
+    }
+    return base;
 }

@@ -209,6 +209,15 @@ typedef void domain_change_fn(void *opaque, uint64_t first, uint64_t count,
 unsigned domain_mapping_changes(const xcc_domain *d, uint64_t *seen,
                                 domain_change_fn *fn, void *opaque);
 
+/*
+ * A backend whose guest RAM is a file (sim's RAM file, the translator's
+ * decode copy): maps pfns[i] (page i of fd) for every i with err[i] == 0
+ * into one region, as ops->map does; slots with an error stay PROT_NONE.
+ * n > 0. NULL with errno.
+ */
+void *domain_map_fd_pages(int fd, size_t psz, int prot, const uint64_t *pfns,
+                          const int *err, size_t n);
+
 /* Backend constructors, chosen by xcc_domain_open from the name's prefix. */
 int sim_domain_open(xcc_domain *d, const char *simname, unsigned flags);
 int xen_domain_open(xcc_domain *d, const char *idstr, unsigned flags);

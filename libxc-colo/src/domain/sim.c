@@ -362,8 +362,6 @@ static void *sim_map(xcc_domain *d, bool writable, const uint64_t *pfns,
     struct sim_dom *s = priv(d);
     int prot = PROT_READ | (writable ? PROT_WRITE : 0);
     size_t psz = s->psz;
-    bool one_run = true;
-    uint8_t *base;
 
     if (s->fail_maps) {
         s->fail_maps--;
@@ -381,39 +379,8 @@ static void *sim_map(xcc_domain *d, bool writable, const uint64_t *pfns,
             err[i] = -ENOENT;
         else
             err[i] = 0;
-        if (err[i] || pfns[i] != pfns[0] + i)
-            one_run = false;
     }
-    if (one_run) {
-        base = mmap(NULL, n * psz, prot, MAP_SHARED, s->ram_fd,
-                    (off_t)(pfns[0] * psz));
-        return base == MAP_FAILED ? NULL : base;
-    }
-    /* reserve the region, then map each run of consecutive pfns into it;
-     * failed slots stay PROT_NONE */
-    base = mmap(NULL, n * psz, PROT_NONE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-
-        if (err[i]) {
-            i++;
-            continue;
-        }
-        while (j < n && !err[j] && pfns[j] == pfns[i] + (j - i))
-            j++;
-        if (mmap(base + i * psz, (j - i) * psz, prot, MAP_SHARED | MAP_FIXED,
-                 s->ram_fd, (off_t)(pfns[i] * psz)) == MAP_FAILED) {
-            int e = errno;
-            munmap(base, n * psz);
-            errno = e;
-            return NULL;
-        }
-        i = j;
-    }
-    return base;
+    return domain_map_fd_pages(s->ram_fd, psz, prot, pfns, err, n);
 }
 
 static int sim_unmap(xcc_domain *d, void *addr, size_t n)
