@@ -17,6 +17,11 @@
 #                           workload self-check passes (the receiver
 #                           part's ledger); needs every part of issue 14
 #                           (suspend, PV state, page types)
+#   compat_vs_xl_save       figures beside xl save -c of the same domU:
+#                           time, bytes (within 10%: both carry the whole
+#                           state) and the guest's stop (heartbeat gap)
+#   compat_xl_restore_2vcpu the same restore with guest-2vcpu: both vCPUs
+#                           online again, heartbeat, self-check
 
 # The libxl JSON config of domain $1 as `xl list -l` prints it under
 # "config" (what libxl_domain_config_to_json gives), into file $2: the
@@ -113,10 +118,15 @@ compat_recreate() {
 
 ###########################################################################
 echo "=== step compat_inspect_xl_save: xl save -c, then xc-colo inspect of it"
+hb0=$(hb_now "$D")
 t0=$(now)
 xl save -c guest /tmp/compat_xl.img > /tmp/compat_xls.out 2>&1
 xrc=$?
 kv compat_xl_save_seconds "$(dt "$t0" "$(now)")"
+case "$(domstate guest)" in *p*) xl unpause guest ;; esac
+# The guest's stop, as its own heartbeat saw it (the longest gap).
+hb_wait_running "$D" "${hb0:-0}" || true
+XLSTOP_MS=$(hb_window "$D" "${hb0:-0}" | awk '{ print $2 }')
 kv compat_xl_save_bytes "$(stat -c %s /tmp/compat_xl.img 2>/dev/null || echo 0)"
 show "xl save" /tmp/compat_xls.out
 compat_records /tmp/compat_xl.img /tmp/compat_xl.rec
@@ -143,12 +153,18 @@ echo "=== step compat_same_records: xc-colo save --xen-compat, the same records"
 same=0; tried=0
 for mode in nolive live; do
     tried=$((tried + 1))
+    hb0=$(hb_now "$D")
     if [ $mode = live ]; then
         compat_save compat_save_live /tmp/compat_ours_live.img --live -c
     else
         compat_save compat_save_nolive /tmp/compat_ours_nolive.img --no-live -c
     fi
     src=$?
+    if [ $mode = nolive ]; then
+        case "$(domstate guest)" in *p*) xl unpause guest ;; esac
+        hb_wait_running "$D" "${hb0:-0}" || true
+        OURSTOP_MS=$(hb_window "$D" "${hb0:-0}" | awk '{ print $2 }')
+    fi
     compat_records "/tmp/compat_ours_$mode.img" "/tmp/compat_ours_$mode.rec"
     irc=$?
     show "inspect ours $mode" "/tmp/compat_ours_$mode.rec.err"
@@ -170,6 +186,27 @@ else
     step compat_same_records FAIL "$same/$tried of our images list xl save's record types in order"
 fi
 rm -f /tmp/compat_xl.img
+
+###########################################################################
+echo "=== step compat_vs_xl_save: xl save -c against xc-colo save --xen-compat --no-live -c"
+# Like for like: the same domU, both checkpointing saves (the guest goes
+# on), both images carry the whole domain state and stock xl restore reads
+# both. The stop is the longest gap the guest's own heartbeat saw.
+xl_s=$(kv_of compat_xl_save_seconds); our_s=$(kv_of compat_save_nolive_seconds)
+xl_b=$(kv_of compat_xl_save_bytes); our_b=$(kv_of compat_save_nolive_bytes)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+r_time=$(ratio "$our_s" "$xl_s"); r_bytes=$(ratio "$our_b" "$xl_b")
+r_stop=$(ratio "${OURSTOP_MS:-0}" "${XLSTOP_MS:-0}")
+kv compat_vs_xl_save_time_ratio "$r_time"
+kv compat_vs_xl_save_bytes_ratio "$r_bytes"
+kv compat_vs_xl_save_stop_ms "xl ${XLSTOP_MS:-?} xc-colo ${OURSTOP_MS:-?}"
+kv compat_vs_xl_save_stop_ratio "$r_stop"
+if [ -n "$xl_s" ] && [ -n "$our_s" ] && [ "${xl_b:-0}" -gt 0 ] && [ "${our_b:-0}" -gt 0 ] &&
+    awk -v r="$r_bytes" 'BEGIN { exit !(r >= 0.9 && r <= 1.1) }'; then
+    step compat_vs_xl_save PASS "xc-colo/xl: time ${r_time}x (${our_s} s / ${xl_s} s), bytes ${r_bytes}x ($our_b / $xl_b), stop ${r_stop}x (${OURSTOP_MS:-?} ms / ${XLSTOP_MS:-?} ms)"
+else
+    step compat_vs_xl_save FAIL "time $our_s/$xl_s s, bytes $our_b/$xl_b (want within 10%), stop ${OURSTOP_MS:-?}/${XLSTOP_MS:-?} ms"
+fi
 
 ###########################################################################
 echo "=== step compat_xl_restore: our image, xl destroy, stock xl restore"
@@ -223,6 +260,59 @@ if [ $restored = $tried ]; then
 else
     step compat_xl_restore FAIL "$restored/$tried of our images ran again after xl restore (self-check$selfchecks)"
 fi
+###########################################################################
+echo "=== step compat_xl_restore_2vcpu: the same with a domU of 2 vCPUs"
+# guest-2vcpu: a second domU, live-saved with --xen-compat, destroyed, and
+# brought back by stock xl restore; both vCPUs must be online again.
+D2=""; why=""
+xl create /etc/xen/guest-2vcpu.cfg > /tmp/compat2_create.out 2>&1
+D2=$(xl domid guest-2vcpu 2>/dev/null)
+if [ -z "$D2" ] || ! wait_console guest-2vcpu XCC_HEARTBEAT 180; then
+    show "xl create guest-2vcpu" /tmp/compat2_create.out
+    why="the 2-vCPU domU did not start its workload"
+else
+    HB2=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
+        "$CONLOG_DIR/guest-guest-2vcpu.log" | tail -n1)
+    hbsave=$HB_PFN; HB_PFN=$HB2
+    if ! timed_save compat_restore_2vcpu /tmp/compat_r2.img --xen-compat --live "xen:$D2"; then
+        why="xc-colo save --xen-compat --live failed"
+    else
+        before=$(hb_now "$D2")
+        xl destroy "$D2"
+        t0=$(now)
+        xl restore /tmp/compat_r2.img > /tmp/compat2_xlr.out 2>&1
+        rrc=$?
+        kv compat_xl_restore_2vcpu_seconds "$(dt "$t0" "$(now)")"
+        show "xl restore 2vcpu" /tmp/compat2_xlr.out
+        D2=$(xl domid guest-2vcpu 2>/dev/null)
+        online=$(xl vcpu-list guest-2vcpu 2>/dev/null | awk 'NR > 1 && $4 != "-" { n++ } END { print n + 0 }')
+        kv compat_xl_restore_2vcpu_online "$online"
+        if [ $rrc != 0 ] || [ -z "$D2" ]; then
+            why="xl restore exit $rrc"
+            tail -n 20 /var/log/xen/xl-guest-2vcpu.log 2>/dev/null | sed 's/^/    [xl-guest-2vcpu.log] /'
+        elif [ -z "$before" ] || ! hb_wait_running "$D2" "$before"; then
+            why="heartbeat did not advance (before '$before', now '$(hb_now "$D2")')"
+            tail -n 20 "$CONLOG_DIR/guest-guest-2vcpu.log" 2>/dev/null | sed 's/^/    [console] /'
+        else
+            kv compat_heartbeat_2vcpu_advanced_s "$(secs_between "$before" "$(hb_now "$D2")")"
+            sc=$(compat_selfcheck "$D2")
+            if [ "$sc" = fail ]; then
+                why="self-check failed"
+            elif [ "$online" != 2 ]; then
+                why="$online vCPUs online after xl restore, not 2"
+            fi
+        fi
+    fi
+    HB_PFN=$hbsave
+fi
+xl destroy guest-2vcpu 2>/dev/null
+rm -f /tmp/compat_r2.img
+if [ -z "$why" ]; then
+    step compat_xl_restore_2vcpu PASS "2 vCPUs online after xl restore of our live image; heartbeat advances; self-check $sc"
+else
+    step compat_xl_restore_2vcpu FAIL "$why"
+fi
+
 # Leave a running guest for the parts after this one.
 [ -n "$D" ] && [ -n "$(domstate guest)" ] || compat_recreate
 case "$(domstate guest)" in *p*) xl unpause guest ;; esac

@@ -17,7 +17,12 @@ CMD_TIMEOUT=300     # no single save or restore may take longer
 
 now() { cut -d' ' -f1 /proc/uptime; }
 dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-kv() { echo "XENVM_KV $*"; }
+kv() {
+    echo "XENVM_KV $*"
+    echo "$*" >> /tmp/kv.all
+}
+# kv_of KEY: the last value kv reported for KEY.
+kv_of() { awk -v k="$1" '$1 == k { $1 = ""; v = substr($0, 2) } END { print v }' /tmp/kv.all 2>/dev/null; }
 # In a pending part (run_pending_part: its proof has not yet passed in a
 # whole run) a step's verdict is reported as INFO "pending (PASS|FAIL)".
 step() {
