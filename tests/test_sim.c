@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,6 +637,46 @@ Test(sim, pause_stops_writes)
     wait_ticks(n, 2);
     digest_of(d, c);
     cr_expect_neq(memcmp(a, c, 16), 0, "RAM did not change after unpause");
+}
+
+/*
+ * count:N never returns a page to an earlier content: snapshots of RAM
+ * taken at different tick counts all differ. (Its old 8-bit adders brought
+ * every page back after 256 ticks, and such an epoch cost XBZRLE nothing.)
+ * The snapshots span well over 256 ticks.
+ */
+Test(sim, count_pages_never_repeat)
+{
+    const char *n = new_name();
+    const uint64_t mem = 4 * MiB;
+    enum { SNAPS = 160 };
+    uint64_t hash[SNAPS], ticks[SNAPS];
+
+    start(n, mem, "count:8", NULL, NULL);
+    for (unsigned i = 0; i < SNAPS; i++) {
+        wait_ticks(n, 3);
+        cr_assert_eq(xcc_sim_pause(n, NULL), 0);
+        uint8_t *ram = read_ram(n, mem);
+
+        ticks[i] = info_of(n).ticks;
+        hash[i] = 1469598103934665603ull; /* FNV-1a */
+        for (uint64_t b = 0; b < mem; b += 8) {
+            uint64_t w;
+
+            memcpy(&w, ram + b, 8);
+            hash[i] = (hash[i] ^ w) * 1099511628211ull;
+        }
+        free(ram);
+        cr_assert_eq(xcc_sim_unpause(n, NULL), 0);
+    }
+    cr_assert_gt(ticks[SNAPS - 1] - ticks[0], 256, "only %" PRIu64 " ticks",
+                 ticks[SNAPS - 1] - ticks[0]);
+    for (unsigned i = 0; i < SNAPS; i++)
+        for (unsigned j = i + 1; j < SNAPS; j++)
+            if (ticks[j] != ticks[i])
+                cr_assert_neq(hash[i], hash[j],
+                              "RAM at tick %" PRIu64 " equals RAM at tick %" PRIu64,
+                              ticks[j], ticks[i]);
 }
 
 /* ---- ledger ---- */

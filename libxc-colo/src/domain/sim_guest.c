@@ -79,6 +79,7 @@ struct guest {
     /* per workload state */
     uint64_t random_budget_ns[SIM_WL_MAX_PARTS];
     uint64_t sweep_pos, sweep_round, sweep_budget_ns[SIM_WL_MAX_PARTS];
+    uint64_t count_pass; /* count:N passes so far */
     uint64_t hot_pass;
     struct sim_ledger_geom lg;
     uint64_t ledger_seq; /* newest sequence number in RAM */
@@ -307,10 +308,14 @@ static void run_random(struct guest *g, unsigned part, uint64_t dt)
 }
 
 /*
- * count:N - the same N pages, spread evenly over RAM, each get 8 bytes
- * rewritten every tick: an epoch in which the guest ran at least one tick
- * holds exactly N dirty pages (fewer only for holes and ledger pages), so
- * checkpoints of different modes can be benchmarked on the same work.
+ * count:N - the same N pages, spread evenly over RAM, each get one 8-byte
+ * word rewritten every tick: an epoch in which the guest ran at least one
+ * tick holds exactly N dirty pages (fewer only for holes and ledger pages),
+ * so checkpoints of different modes can be benchmarked on the same work.
+ * The word is the pass number, which never repeats: a page never returns
+ * to a content it had before (an 8-bit counter did after 256 ticks, and
+ * such a page then cost XBZRLE nothing), so every epoch's pages differ
+ * from the copy sent last time.
  */
 static void run_count(struct guest *g, unsigned part)
 {
@@ -319,15 +324,16 @@ static void run_count(struct guest *g, unsigned part)
     if (n > g->nr_pfns)
         n = g->nr_pfns;
     stride = g->nr_pfns / n;
+    g->count_pass++;
     for (uint64_t k = 0; k < n; k++) {
         uint64_t pfn = k * stride;
         uint8_t *page = g->ram + pfn * g->psz;
+        size_t off = (size_t)(k * 64) % (g->psz - 7) & ~(size_t)7;
 
         if (is_hole(g, pfn) || in_ledger(g, pfn))
             continue;
         page_begin(g, pfn);
-        for (unsigned i = 0; i < 8; i++)
-            page[(k * 64 + i) % g->psz] += (uint8_t)(i + 1);
+        memcpy(page + off, &g->count_pass, sizeof(g->count_pass));
         page_end(g, pfn);
     }
 }
