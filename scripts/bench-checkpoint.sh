@@ -1,13 +1,15 @@
 #!/bin/sh
-# Checkpoint rate and latency (issue 6's benchmark): a 1 GiB sim guest
+# Checkpoint rate and latency (issue 6's benchmark): a sim guest (CK_MEM, 1 GiB)
 # replicated over loopback TCP with `xc-colo checkpoint` into
 # `xc-colo restore --checkpointed --listen`, with XBZRLE and the map cache
 # each on and off. Two sets of runs:
 #
 #   fixed epochs  the guest runs count:N (the same N pages, spread over RAM,
 #                 rewritten every ~1 ms tick) for N in CK_EPOCH_PAGES
-#                 (100 1000 10000), checkpointed every CK_EPOCH_INTERVAL ms
-#                 (20). Every epoch in which the guest ran a whole pass holds
+#                 (100 1000 10000), checkpointed at an interval probed per
+#                 N: from CK_EPOCH_INTERVAL ms (20) doubled until the
+#                 slowest mode sees >= 90% exact epochs. Every epoch in
+#                 which the guest ran a whole pass holds
 #                 exactly N dirty pages; the figures are taken over those
 #                 epochs only ("exact" says how many of the run's), so every
 #                 mode is measured on the same work.
@@ -60,14 +62,16 @@ free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# run_set WORKLOAD INTERVAL_MS EPOCH_PAGES(or -): every mode on one guest.
+# run_set WORKLOAD INTERVAL_MS EPOCH_PAGES(or -) MODES OUT: each of MODES
+# on one guest, a JSON line per mode appended to OUT.
 run_set() {
-    wl=$1 iv=$2 ep=$3
+    wl=$1 iv=$2 ep=$3 set_modes=$4 out=$5
     count=$((seconds * 1000 / iv))
+    [ "$count" -ge 10 ] || count=10
     guest="${tag}g"
     "$X" sim start "$guest" --mem "$mem" --workload "$wl" \
         --seed 5 >/dev/null || { echo "sim start failed ($wl)"; exit 1; }
-    for mode in $modes; do
+    for mode in $set_modes; do
         opts="--no-verify --max-iters 2"
         case "$mode" in xbzrle*) opts="$opts --xbzrle" ;; esac
         ropts="--no-verify"
@@ -84,7 +88,7 @@ run_set() {
         wait $rpid || echo "restore failed ($mode, $wl, $iv ms): $(tail -1 "$tmp/r.err")"
         "$X" sim stop "$target" >/dev/null 2>&1
         "$X" sim unpause "$guest" >/dev/null 2>&1
-        "$PY" - "$tmp/s.json" "$mode" "$iv" "$wl" "$ep" >> "$tmp/results" <<'EOF'
+        "$PY" - "$tmp/s.json" "$mode" "$iv" "$wl" "$ep" >> "$out" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["checkpoint"]["checkpoints"]
@@ -121,19 +125,37 @@ EOF
 }
 
 : > "$tmp/results"
+# The interval for count:N: from CK_EPOCH_INTERVAL up, doubled until the
+# slowest mode (the last of CK_MODES) sees at least 90% exact epochs, so the
+# guest runs a whole pass in nearly every epoch in every mode (a pass of
+# 10000 pages takes the guest far longer than one of 100).
+slowest=$(echo $modes | awk '{ print $NF }')
 for n in $epoch_pages; do
-    run_set "count:$n" "$epoch_interval" "$n"
+    iv=$epoch_interval
+    while :; do
+        : > "$tmp/probe"
+        run_set "count:$n" "$iv" "$n" "$slowest" "$tmp/probe"
+        frac=$("$PY" -c 'import json, sys
+r = json.loads(open(sys.argv[1]).readline() or "{}")
+e, c = r.get("exact"), r.get("checkpoints")
+print(f"{e}/{c}" if e is not None and c else "0/1")' "$tmp/probe")
+        echo "count:$n at $iv ms: $frac epochs exact ($slowest)" >&2
+        ok=$(echo "$frac" | awk -F/ '{ print ($1 >= 0.9 * $2) ? 1 : 0 }')
+        [ "$ok" = 1 ] || [ "$iv" -ge 1000 ] && break
+        iv=$((iv * 2))
+    done
+    run_set "count:$n" "$iv" "$n" "$modes" "$tmp/results"
 done
 for iv in $intervals; do
-    run_set "random:$((pages * 1000 / iv)):0.05" "$iv" -
+    run_set "random:$((pages * 1000 / iv)):0.05" "$iv" - "$modes" "$tmp/results"
 done
 
-"$PY" - "$tmp/results" "${CK_OUT:-}" <<'EOF'
+"$PY" - "$tmp/results" "${CK_OUT:-}" "$mem" <<'EOF'
 import json, platform, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
             if l.startswith("model name")), platform.machine())
-print(f"checkpoint benchmark: 1 GiB sim guest, loopback TCP, {cpu}")
+print(f"checkpoint benchmark: {sys.argv[3]} sim guest, loopback TCP, {cpu}")
 print(f"{'interval':>8} {'workload':<18} {'mode':<12} {'exact':>7} {'ckpt/s':>7} "
       f"{'pause p50':>9} {'p99':>7} {'commit p50':>10} {'KiB/ckpt':>9} "
       f"{'pages/ckpt':>10}")
@@ -144,7 +166,7 @@ for r in rows:
           f"{f(r['per_second'], 7, 1)} {f(r['pause_p50_ms'], 9)} "
           f"{f(r['pause_p99_ms'], 7)} {f(r['commit_p50_ms'], 10)} "
           f"{f(r['kib_per_checkpoint'], 9, 0)} {f(r['pages_per_checkpoint'], 10, 0)}")
-out = json.dumps({"cpu": cpu, "results": rows})
+out = json.dumps({"cpu": cpu, "mem": sys.argv[3], "results": rows})
 if sys.argv[2]:
     open(sys.argv[2], "w").write(out + "\n")
 print(out)
