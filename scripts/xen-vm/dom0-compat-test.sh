@@ -105,15 +105,12 @@ compat_selfcheck() {
 # A fresh "guest" in $D when a step lost it (the later parts need one).
 compat_recreate() {
     xl destroy guest 2>/dev/null
-    xl create /etc/xen/guest.cfg > /tmp/compat_create.out 2>&1
-    D=$(xl domid guest 2>/dev/null)
-    if [ -z "$D" ] || ! wait_console guest XCC_HEARTBEAT 120; then
-        show "xl create" /tmp/compat_create.out
+    set -- $(new_guest guest 120)
+    if [ -z "${1:-}" ]; then
         echo "    [compat] could not re-create the domU"
         return 1
     fi
-    HB_PFN=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
-        "$CONLOG_DIR/guest-guest.log" | tail -n1)
+    D=$1; HB_PFN=$2
 }
 
 ###########################################################################
@@ -260,19 +257,17 @@ if [ $restored = $tried ]; then
 else
     step compat_xl_restore FAIL "$restored/$tried of our images ran again after xl restore (self-check$selfchecks)"
 fi
+
 ###########################################################################
 echo "=== step compat_xl_restore_2vcpu: the same with a domU of 2 vCPUs"
 # guest-2vcpu: a second domU, live-saved with --xen-compat, destroyed, and
 # brought back by stock xl restore; both vCPUs must be online again.
-D2=""; why=""
-xl create /etc/xen/guest-2vcpu.cfg > /tmp/compat2_create.out 2>&1
-D2=$(xl domid guest-2vcpu 2>/dev/null)
-if [ -z "$D2" ] || ! wait_console guest-2vcpu XCC_HEARTBEAT 180; then
-    show "xl create guest-2vcpu" /tmp/compat2_create.out
+why=""
+set -- $(new_guest guest-2vcpu 180)
+D2=${1:-}; HB2=${2:-}
+if [ -z "$D2" ] || [ -z "$HB2" ]; then
     why="the 2-vCPU domU did not start its workload"
 else
-    HB2=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
-        "$CONLOG_DIR/guest-guest-2vcpu.log" | tail -n1)
     hbsave=$HB_PFN; HB_PFN=$HB2
     if ! timed_save compat_restore_2vcpu /tmp/compat_r2.img --xen-compat --live "xen:$D2"; then
         why="xc-colo save --xen-compat --live failed"

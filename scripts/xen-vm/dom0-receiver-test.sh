@@ -45,11 +45,10 @@ recv_ensure_guest() {
     D=$(xl domid guest 2>/dev/null)
     [ -n "$D" ] && { xl unpause "$D" 2>/dev/null; return 0; }
     echo "    [receiver] no domU named guest: xl create /etc/xen/guest.cfg"
-    xl create /etc/xen/guest.cfg > /tmp/recv_create.out 2>&1
-    D=$(xl domid guest 2>/dev/null)
-    wait_console guest XCC_WORKLOAD 120
-    HB_PFN=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
-        "$CONLOG_DIR/guest-guest.log" | tail -n1)
+    set -- $(new_guest guest 120)
+    D=${1:-}
+    [ -n "${2:-}" ] && HB_PFN=$2
+    [ -n "$D" ]
 }
 
 echo "=== step receiver_xl_save: xl save of the running domU (destroys it)"

@@ -46,6 +46,31 @@ wait_console() {
     done
 }
 
+# new_guest NAME [SECONDS]: xl create /etc/xen/NAME.cfg, then wait for the
+# new domain's own workload lines on its console (the log still holds those
+# of earlier domains of that name, so a grep alone would not wait). Prints
+# "DOMID HEARTBEAT_PFN"; returns 1 (and shows why) if it did not start.
+hb_lines() { cat "$CONLOG_DIR/guest-$1.log" 2>/dev/null | awk '/XCC_WORKLOAD ready/ { n++ } END { print n + 0 }'; }
+new_guest() {
+    n0=$(hb_lines "$1")
+    if ! xl create "/etc/xen/$1.cfg" > "/tmp/create-$1.out" 2>&1; then
+        show "xl create $1" "/tmp/create-$1.out" >&2
+        return 1
+    fi
+    i=0
+    while [ "$(hb_lines "$1")" -le "$n0" ]; do
+        i=$((i + 1))
+        if [ $i -gt "${2:-180}" ]; then
+            echo "    [new_guest] $1 started no workload in ${2:-180} s" >&2
+            tail -n 40 "$CONLOG_DIR/guest-$1.log" 2>/dev/null | sed 's/^/    [console] /' >&2
+            return 1
+        fi
+        sleep 1
+    done
+    echo "$(xl domid "$1" 2>/dev/null) $(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' \
+        "$CONLOG_DIR/guest-$1.log" | tail -n1)"
+}
+
 # A command is "not built" while it is still the foundation's placeholder.
 built() { ! xc-colo "$1" --help 2>&1 | grep -q "not built yet"; }
 
@@ -209,19 +234,15 @@ fi
 ###########################################################################
 echo "=== step create: xl create the domU, wait for its workload"
 t0=$(now)
-xl create /etc/xen/guest.cfg > /tmp/create.out 2>&1
-rc=$?
-show "xl create" /tmp/create.out
+set -- $(new_guest guest 120)
+D=${1:-}; HB_PFN=${2:-}
 kv xl_create_seconds "$(dt "$t0" "$(now)")"
-D=$(xl domid guest 2>/dev/null)
-if [ $rc != 0 ] || [ -z "$D" ] || ! wait_console guest XCC_WORKLOAD 120; then
+if [ -z "$D" ] || [ -z "$HB_PFN" ]; then
     step create FAIL "domU did not start its workload"
-    tail -n 80 "$CONLOG_DIR/guest-guest.log" 2>/dev/null
     exit 0
 fi
 step create PASS "dom$D runs the workload"
 kv source_domid "$D"
-HB_PFN=$(sed -n 's/.*XCC_HEARTBEAT pfn \(0x[0-9a-f]*\).*/\1/p' "$CONLOG_DIR/guest-guest.log" | tail -n1)
 kv heartbeat_pfn "$HB_PFN"
 sleep 2
 
