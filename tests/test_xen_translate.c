@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../tools/xen_feed.c"
+#include "xl_wrap.h"
 #include "domain/domain.h"
 #include "domain/sim.h"
 #include "restore.h"
@@ -209,6 +210,10 @@ Test(xen_translate, live_xbzrle_save_becomes_a_stock_stream_of_the_same_memory)
     cr_assert_gt(f.pages, 0);
     xen_feed_release(&f);
     close(devnull);
+    /* ... and so does the validator `xc-colo inspect` runs. */
+    char ierr[512];
+    cr_assert_eq(inspect_libxl_stream(out, quiet, ierr, sizeof(ierr)), 0,
+                 "inspect: %s", ierr);
 
     /* 2. Batches of at most 1024 pages, nothing of ours. */
     size_t n = fd_size(out);
@@ -297,6 +302,9 @@ Test(xen_translate, a_cut_stream_fails_and_never_ends_the_libxl_stream)
         cr_assert_eq(xen_feed_forward_libxl(&f), -1,
                      "cut at %zu: libxl would have got a whole stream", cut);
         xen_feed_release(&f);
+        char ierr[512];
+        cr_assert_eq(inspect_libxl_stream(out, quiet, ierr, sizeof(ierr)), -1,
+                     "cut at %zu: inspect takes the output whole", cut);
         close(devnull);
         close(out);
         close(part);

@@ -137,7 +137,8 @@ static void copy_close(xcc_domain *d)
         munmap(c->base, c->nr_pfns * c->psz);
     if (c->fd >= 0)
         close(c->fd);
-    free(c->types);
+    if (c->types)
+        munmap(c->types, c->nr_pfns);
     free(c);
     d->priv = NULL;
 }
@@ -170,9 +171,17 @@ static int copy_open(xcc_domain *d, uint64_t nr_pfns, uint32_t psz,
     c->nr_pfns = nr_pfns;
     c->psz = psz;
     c->stream_type = stream_type;
-    c->types = calloc(nr_pfns, 1);
+    /* One type byte a pfn, as sparse as the copy: GUEST_INFO's size comes
+     * from the stream, so memory is committed only as pages arrive, never
+     * for the size a (hostile) stream claims. */
+    c->types = mmap(NULL, nr_pfns, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (c->types == MAP_FAILED) {
+        c->types = NULL;
+        return -1;
+    }
     c->fd = memfd_create("xc-colo-decode-copy", MFD_CLOEXEC);
-    if (!c->types || c->fd < 0 || ftruncate(c->fd, (off_t)bytes) < 0)
+    if (c->fd < 0 || ftruncate(c->fd, (off_t)bytes) < 0)
         return -1;
     c->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_NORESERVE, c->fd, 0);

@@ -294,10 +294,10 @@ else
 fi
 recv_ensure_guest
 
-# Not yet proven: reported as INFO pending, not counted. In the last whole
-# run libxl built the secondary from the kept checkpoint (exit 3, kept 9):
-# the sender died with the 10th checkpoint logged but not yet received.
-_pp=${PENDING_PART:-0}; PENDING_PART=1
+# The secondary's memory is compared with the logged digest of the kept
+# checkpoint and the result reported, not judged: libxenguest rewrites the
+# guest's p2m frames and its start_info page with the new domain's frames,
+# so the two differ there by design (see README).
 echo "=== step receiver_failover: checkpoints every 100 ms into restore --checkpointed xen: (a new domain, Remus), kill -9 of the sender after 11 logged"
 rm -f /tmp/rck.fifo /tmp/rdlog /tmp/rck.json
 mkfifo /tmp/rck.fifo
@@ -354,4 +354,3 @@ else
 fi
 rm -f /tmp/rck.fifo
 recv_ensure_guest
-PENDING_PART=$_pp

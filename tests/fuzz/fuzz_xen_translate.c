@@ -6,11 +6,13 @@
  * that ZERO_PAGES, XBZRLE_PAGES and COMPRESSED_PAGES reach the decoder.
  *
  * Property (abort() when broken): whatever the translator emits, complete
- * or cut off by an error, is a stream the checker that feeds libxl
- * (tools/xen_feed.c) takes when the translation succeeded, and refuses
- * when it failed (libxl never sees a whole stream from a bad one); and it
- * never holds one of xc-colo's records. Crashes, leaks and sanitizer
- * reports are the other failures.
+ * or cut off by an error, is a stream that two validators take when the
+ * translation succeeded, and refuse when it failed (libxl never sees a
+ * whole stream from a bad one): the checker that feeds libxl
+ * (tools/xen_feed.c), and the reader `xc-colo inspect` runs
+ * (xcc_image_inspect, on the stream behind an xl header: tests/xl_wrap.h),
+ * which checks every libxc record as the restore does. Crashes, leaks and
+ * sanitizer reports are the other failures.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 
 #include "fuzz_util.h"
 #include "../../tools/xen_feed.c"
+#include "../xl_wrap.h"
 #include "test_hooks.h"
 #include "xccolo.h"
 
@@ -49,6 +52,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a translation libxl's checker refuses */
     if (rc != 0 && checked == 0)
         abort(); /* a failed translation that still ends the stream */
+    char err[512];
+    int inspected = inspect_libxl_stream(out, quiet_logger(), err, sizeof(err));
+    if ((rc == 0) != (inspected == 0))
+        abort(); /* inspect's verdict differs from the translator's */
     close(in);
     close(out);
     close(devnull);
