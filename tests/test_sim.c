@@ -640,6 +640,48 @@ Test(sim, pause_stops_writes)
 }
 
 /*
+ * XCC_DIGEST_EXCLUDE_LISTED: the listed pfns hash as zero pages. The
+ * digest with pages 3 and 100..102 listed equals the plain digest once
+ * those pages are zeroed, and differs from it before.
+ */
+Test(sim, digest_leaves_listed_pages_out)
+{
+    const char *n = new_name();
+    const uint64_t mem = 4 * MiB;
+    const uint64_t listed[] = {102, 3, 100, 101, 3};
+    uint8_t plain[16], excl[16], zeroed[16];
+    uint8_t zero[PAGE] = {0}, page[PAGE];
+
+    start(n, mem, "idle", NULL, NULL);
+    xcc_domain *d = open_dom(n);
+    cr_assert_eq(xcc_sim_pause(n, NULL), 0);
+    for (uint64_t p = 0; p < mem / PAGE; p++) {
+        memset(page, (int)(p % 251) + 1, sizeof(page));
+        write_ram(n, page, p * PAGE, PAGE);
+    }
+    cr_assert_eq(xcc_domain_digest_exclude(d, listed, 5), 0);
+    cr_assert_geq(xcc_domain_digest(d, 0, plain, NULL, 0), 0);
+    cr_assert_geq(xcc_domain_digest(d, XCC_DIGEST_EXCLUDE_LISTED, excl, NULL, 0),
+                  0);
+    cr_assert_neq(memcmp(plain, excl, 16), 0, "listed pages were hashed");
+    write_ram(n, zero, 3 * PAGE, PAGE);
+    for (uint64_t p = 100; p <= 102; p++)
+        write_ram(n, zero, p * PAGE, PAGE);
+    cr_assert_geq(xcc_domain_digest(d, 0, zeroed, NULL, 0), 0);
+    cr_assert_eq(memcmp(zeroed, excl, 16), 0,
+                 "the digest without the listed pages is not that of the "
+                 "guest with them zeroed");
+    /* A pfn beyond the guest is refused; an empty list clears it. */
+    const uint64_t beyond = mem / PAGE;
+    cr_assert_eq(xcc_domain_digest_exclude(d, &beyond, 1), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(xcc_domain_digest_exclude(d, NULL, 0), 0);
+    cr_assert_geq(xcc_domain_digest(d, XCC_DIGEST_EXCLUDE_LISTED, excl, NULL, 0),
+                  0);
+    cr_assert_eq(memcmp(zeroed, excl, 16), 0);
+}
+
+/*
  * count:N never returns a page to an earlier content: snapshots of RAM
  * taken at different tick counts all differ. (Its old 8-bit adders brought
  * every page back after 256 ticks, and such an epoch cost XBZRLE nothing.)

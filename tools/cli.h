@@ -57,6 +57,13 @@ int cli_parse_rate(const char *s, const char *what, uint64_t *out);
 /* Parses an unsigned integer; returns 0, or -1 after an error naming what. */
 int cli_parse_u64(const char *s, const char *what, uint64_t *out);
 
+/* "PFN[-PFN][,...]" (each number decimal, or hex with 0x) into a malloc'd
+ * array of every pfn named; at most CLI_PFN_LIST_MAX. -1 after an error
+ * message naming what. */
+#define CLI_PFN_LIST_MAX (1u << 20)
+int cli_parse_pfn_list(const char *s, const char *what, uint64_t **out,
+                       size_t *n);
+
 /*
  * The logger for a subcommand: stderr, at WARN (-q: ERROR, -v: INFO,
  * -vv: DEBUG), showing progress when `progress` is set.

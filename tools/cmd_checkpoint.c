@@ -28,6 +28,7 @@ enum {
     OPT_COLO,
     OPT_DIGEST_LOG,
     OPT_DIGEST_EXCLUDE_PT,
+    OPT_DIGEST_EXCLUDE_PFNS,
     OPT_BACK_TIMEOUT,
 };
 
@@ -75,6 +76,8 @@ static void checkpoint_usage(FILE *out)
             "                        checkpoint K is sent\n"
             "  --digest-exclude-pagetables  the logged digest counts PV page-table\n"
             "                        pages as zeros, as 'digest --exclude-pagetables'\n"
+            "  --digest-exclude-pfns LIST  and these pfns (PFN[-PFN][,...]), as\n"
+            "                        'digest --exclude-pfns'\n"
             "  --back-timeout MS     wait for the receiver's answers (default "
             "10000)\n"
             "  -x, --xbzrle          send re-dirtied pages as XBZRLE deltas\n"
@@ -126,6 +129,8 @@ struct ckpt_cli {
     struct save_opts so; /* the live phase runs as `migrate` does */
     struct xcc_checkpoint_params cp;
     const char *digest_log;
+    uint64_t *digest_excluded; /* --digest-exclude-pfns */
+    size_t ndigest_excluded;
 };
 
 static int parse_args(int argc, char **argv, struct ckpt_cli *c)
@@ -138,6 +143,7 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
         {"colo", no_argument, NULL, OPT_COLO},
         {"digest-log", required_argument, NULL, OPT_DIGEST_LOG},
         {"digest-exclude-pagetables", no_argument, NULL, OPT_DIGEST_EXCLUDE_PT},
+        {"digest-exclude-pfns", required_argument, NULL, OPT_DIGEST_EXCLUDE_PFNS},
         {"back-timeout", required_argument, NULL, OPT_BACK_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -179,6 +185,15 @@ static int parse_args(int argc, char **argv, struct ckpt_cli *c)
         case OPT_DIGEST_LOG: c->digest_log = optarg; break;
         case OPT_DIGEST_EXCLUDE_PT:
             c->cp.digest_flags |= XCC_DIGEST_EXCLUDE_PAGETABLES;
+            break;
+        case OPT_DIGEST_EXCLUDE_PFNS:
+            free(c->digest_excluded);
+            c->digest_excluded = NULL;
+            if (cli_parse_pfn_list(optarg, "--digest-exclude-pfns",
+                                   &c->digest_excluded,
+                                   &c->ndigest_excluded) < 0)
+                return EXIT_USAGE;
+            c->cp.digest_flags |= XCC_DIGEST_EXCLUDE_LISTED;
             break;
         case OPT_BACK_TIMEOUT:
             if (cli_parse_u64(optarg, "--back-timeout", &v) < 0)
@@ -285,6 +300,12 @@ int cmd_checkpoint(int argc, char **argv)
     d = save_opts_open_domain(&c.so, dom, log);
     if (!d)
         goto out;
+    if (c.ndigest_excluded &&
+        xcc_domain_digest_exclude(d, c.digest_excluded, c.ndigest_excluded) <
+            0) {
+        cli_error("--digest-exclude-pfns: %s", xcc_strerror(errno));
+        goto out;
+    }
     if (c.digest_log) {
         dl.path = c.digest_log;
         dl.f = fopen(c.digest_log, "a");
@@ -342,6 +363,7 @@ out:
     xcc_checkpointer_free(ck);
     xcc_domain_close(d);
     free(c.so.xl_config);
+    free(c.digest_excluded);
     if (dl.f && fclose(dl.f) != 0 && rc == EXIT_OK) {
         cli_error("closing the digest log '%s': %s", c.digest_log,
                   strerror(errno));

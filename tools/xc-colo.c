@@ -76,6 +76,56 @@ int cli_parse_u64(const char *s, const char *what, uint64_t *out)
     return 0;
 }
 
+int cli_parse_pfn_list(const char *s, const char *what, uint64_t **out,
+                       size_t *n)
+{
+    uint64_t *v = NULL;
+    size_t len = 0;
+    char *copy = strdup(s ? s : ""), *save = NULL, *tok;
+
+    if (!copy)
+        return -1;
+    for (tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(tok, '-');
+        uint64_t a, b;
+
+        if (dash)
+            *dash = '\0';
+        if (cli_parse_u64(tok, what, &a) < 0 ||
+            (dash && cli_parse_u64(dash + 1, what, &b) < 0))
+            goto bad;
+        if (!dash)
+            b = a;
+        if (b < a || b - a >= CLI_PFN_LIST_MAX - len) {
+            cli_error("%s: range %#" PRIx64 "-%#" PRIx64 " is %s", what, a, b,
+                      b < a ? "backwards" : "too long (at most 1M pfns in all)");
+            goto bad;
+        }
+        uint64_t *nv = realloc(v, (len + (b - a) + 1) * sizeof(*v));
+        if (!nv)
+            goto bad;
+        v = nv;
+        for (uint64_t p = a;; p++) {
+            v[len++] = p;
+            if (p == b)
+                break;
+        }
+    }
+    if (!len) {
+        cli_error("%s: expected PFN[-PFN][,...], got '%s'", what, s ? s : "");
+        goto bad;
+    }
+    free(copy);
+    *out = v;
+    *n = len;
+    return 0;
+bad:
+    free(copy);
+    free(v);
+    return -1;
+}
+
 int cli_parse_size(const char *s, const char *what, uint64_t *out)
 {
     char *end;

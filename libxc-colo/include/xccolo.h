@@ -272,6 +272,8 @@ int xcc_domain_unpause(xcc_domain *d);
 
 /* Flags for xcc_domain_digest. */
 #define XCC_DIGEST_EXCLUDE_PAGETABLES 1u /* PV L1..L4 pages hash as zeros */
+/* The pfns given to xcc_domain_digest_exclude() hash as zeros. */
+#define XCC_DIGEST_EXCLUDE_LISTED 2u
 
 /*
  * Digest of the guest's memory, as DIGEST records carry it: memory in pfn
@@ -287,6 +289,19 @@ int xcc_domain_unpause(xcc_domain *d);
 #define XCC_DIGEST_CHUNK (2u << 20)
 int64_t xcc_domain_digest(xcc_domain *d, unsigned flags, uint8_t digest[16],
                           uint8_t *chunk_digests, size_t max_chunks);
+
+/*
+ * The pfns that digests with XCC_DIGEST_EXCLUDE_LISTED hash as zero pages,
+ * in every digest of d from now on (xcc_domain_digest, and the checkpoint
+ * digest log of a checkpointer on d whose digest_flags hold the flag);
+ * replaces an earlier list, n 0 clears it. For pages that legitimately
+ * differ between a guest and its restored copy: a PV guest's p2m frames
+ * and start_info page, which libxenguest rewrites with the new domain's
+ * frames. Never applies to DIGEST records, whose flags a reader checks.
+ * Returns 0, or -1 with errno (EINVAL: a pfn beyond the guest, ENOMEM).
+ * Since 1.3.
+ */
+int xcc_domain_digest_exclude(xcc_domain *d, const uint64_t *pfns, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Simulated guests (sim:NAME).                                              */

@@ -41,6 +41,12 @@ int digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
     uint8_t **pages = calloc(per_chunk, sizeof(*pages));
     int *err = calloc(per_chunk, sizeof(*err));
     uint8_t *zero = calloc(1, psz);
+    /* The listed pfns, when the flag asks for them (the walk's position). */
+    const uint64_t *listed =
+        (flags & XCC_DIGEST_EXCLUDE_LISTED) && d->ndigest_excluded
+            ? d->digest_excluded : NULL;
+    const uint64_t *listed_end =
+        listed ? d->digest_excluded + d->ndigest_excluded : NULL;
     int ret = -1;
 
     if (!st || !pfns || !types || !pages || !err || !zero) {
@@ -64,6 +70,20 @@ int digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
         }
         for (size_t i = 0; i < n; i++)
             pfns[i] = base + i;
+        if (listed) {
+            /* The first listed pfn at or after this chunk. */
+            size_t lo = 0, hi = d->ndigest_excluded;
+
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (d->digest_excluded[mid] < base)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            listed = d->digest_excluded + lo;
+        }
         if (d->ops->pfn_types(d, pfns, types, n) < 0) {
             XCC_PERR(d->log, CTX, "pfn types of chunk %" PRIu64, c);
             goto out;
@@ -73,6 +93,10 @@ int digest_chunks(xcc_domain *d, xcc_map_cache *mc, unsigned flags,
         for (size_t i = 0; i < n; i++) {
             bool pt = xcc_pfn_type_is_pagetable(types[i]);
 
+            if (listed && listed < listed_end && *listed == base + i) {
+                listed++;
+                continue;
+            }
             if (xcc_pfn_type_has_data(types[i]) &&
                 !(pt && (flags & XCC_DIGEST_EXCLUDE_PAGETABLES)))
                 pfns[with_data++] = base + i;
@@ -159,4 +183,44 @@ int64_t xcc_domain_digest(xcc_domain *d, unsigned flags, uint8_t digest[16],
         errno = saved;
     }
     return ret;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+int xcc_domain_digest_exclude(xcc_domain *d, const uint64_t *pfns, size_t n)
+{
+    uint64_t *v = NULL;
+    size_t k = 0;
+
+    if (!d || (n && !pfns)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (n) {
+        if (!(v = malloc(n * sizeof(*v))))
+            return -1;
+        memcpy(v, pfns, n * sizeof(*v));
+        qsort(v, n, sizeof(*v), cmp_u64);
+        for (size_t i = 0; i < n; i++) {
+            if (v[i] >= d->info.nr_pfns) {
+                XCC_ERR(d->log, CTX, "pfn %#" PRIx64 " to leave out of the "
+                        "digest is beyond the guest (%" PRIu64 " pages)",
+                        v[i], d->info.nr_pfns);
+                free(v);
+                errno = EINVAL;
+                return -1;
+            }
+            if (!k || v[k - 1] != v[i])
+                v[k++] = v[i];
+        }
+    }
+    free(d->digest_excluded);
+    d->digest_excluded = v;
+    d->ndigest_excluded = k;
+    return 0;
 }

@@ -5,7 +5,8 @@
  * order (the last chunk may be short). Each chunk digest is XXH3-128 of the
  * chunk's bytes, where holes, pages that cannot be mapped and pages without
  * data count as zero-filled pages (and, with XCC_DIGEST_EXCLUDE_PAGETABLES,
- * PV page tables too). The whole-memory digest is XXH3-128 of the chunk
+ * PV page tables too; with XCC_DIGEST_EXCLUDE_LISTED, the pfns listed by
+ * xcc_domain_digest_exclude). The whole-memory digest is XXH3-128 of the chunk
  * digests concatenated in order. Digests are stored in XXH128's canonical
  * (big-endian) form.
  *
@@ -26,7 +27,8 @@
 #define DIGEST_BYTES 16u
 
 /* Flags the digest functions understand. */
-#define DIGEST_KNOWN_FLAGS XCC_DIGEST_EXCLUDE_PAGETABLES
+#define DIGEST_KNOWN_FLAGS \
+    (XCC_DIGEST_EXCLUDE_PAGETABLES | XCC_DIGEST_EXCLUDE_LISTED)
 
 /* Number of chunk digests of a guest of nr_pfns pages of page_size bytes. */
 uint64_t digest_nchunks(uint64_t nr_pfns, uint32_t page_size);

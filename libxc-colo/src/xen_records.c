@@ -385,6 +385,51 @@ static void f_str(struct fields *f, const char *key, const char *v)
         json_object_object_add(f->o, key, json_object_new_string(v));
 }
 
+/*
+ * "frame_pfns": the p2m frames' pfns as "A-B,C,..." in record order (runs
+ * of consecutive pfns as ranges): the pages a restore into a new domain
+ * rewrites with its own frames, in the form `digest --exclude-pfns` takes.
+ */
+static void f_frame_ranges(struct fields *f, const uint8_t *list,
+                           uint64_t frames)
+{
+    size_t cap = 64, len = 0;
+    char *out = malloc(cap);
+
+    if (!out)
+        return;
+    out[0] = '\0';
+    for (uint64_t i = 0; i < frames;) {
+        uint64_t a = ld64(list + 8 * i), b = a, j = i + 1;
+        char piece[48];
+        int n;
+
+        while (j < frames && ld64(list + 8 * j) == b + 1) {
+            b++;
+            j++;
+        }
+        n = a == b ? snprintf(piece, sizeof(piece), "%s%#" PRIx64,
+                              len ? "," : "", a)
+                   : snprintf(piece, sizeof(piece), "%s%#" PRIx64 "-%#" PRIx64,
+                              len ? "," : "", a, b);
+        if (len + (size_t)n + 1 > cap) {
+            char *bigger = realloc(out, cap * 2 + (size_t)n);
+
+            if (!bigger) {
+                free(out);
+                return;
+            }
+            out = bigger;
+            cap = cap * 2 + (size_t)n;
+        }
+        memcpy(out + len, piece, (size_t)n + 1);
+        len += (size_t)n;
+        i = j;
+    }
+    f_str(f, "frame_pfns", out);
+    free(out);
+}
+
 static int need_pv(const struct xrec_state *s, char *err, size_t errlen)
 {
     if (s->dhdr_type != XCC_DHDR_TYPE_X86_PV)
@@ -467,6 +512,8 @@ static int check_p2m_frames(struct xrec_state *s, const uint8_t *b,
         f_u64(f, "first_frame_pfn", ld64(b + XREC_P2M_HDR_SIZE));
         f_u64(f, "last_frame_pfn",
               ld64(b + XREC_P2M_HDR_SIZE + 8 * (frames - 1)));
+        if (f->o)
+            f_frame_ranges(f, b + XREC_P2M_HDR_SIZE, frames);
     }
     return 0;
 }

@@ -69,6 +69,7 @@ void xcc_domain_close(xcc_domain *d)
     if (!d)
         return;
     d->ops->close(d);
+    free(d->digest_excluded);
     free(d->name);
     free(d);
 }

@@ -191,6 +191,10 @@ struct xcc_domain {
      * thread, as its ops do. */
     uint64_t changes_seq;
     struct domain_change changes[DOMAIN_CHANGES_KEPT];
+
+    /* xcc_domain_digest_exclude(): sorted, no repeats. */
+    uint64_t *digest_excluded;
+    size_t ndigest_excluded;
 };
 
 /* Reports that the mappings of pfns [first, first + count) changed. */
