@@ -294,19 +294,35 @@ else
 fi
 recv_ensure_guest
 
-# The secondary's memory is compared with the logged digest of the kept
-# checkpoint and the result reported, not judged: libxenguest rewrites the
-# guest's p2m frames and its start_info page with the new domain's frames,
-# so the two differ there by design (see README).
+# The secondary's memory, before it runs, must equal the logged digest of
+# the kept checkpoint, with PV page tables and the pages libxenguest
+# rewrites with the new domain's frames (the guest's p2m frames and its
+# start_info page) counted as zeros on both sides. Which pfns those are
+# comes from the guest's own X86_PV_P2M_FRAMES and vCPU 0 records, in an
+# `xl save -c` image read by inspect.
+recv_rewritten_pfns() {
+    xl save -c "$1" /tmp/rck_probe.img > /tmp/rck_probe.out 2>&1 || return 1
+    case "$(domstate "$1")" in *p*) xl unpause "$1" ;; esac
+    xc-colo inspect --json /tmp/rck_probe.img > /tmp/rck_probe.json 2>/dev/null
+    rm -f /tmp/rck_probe.img
+    fr=$(grep '"name":"X86_PV_P2M_FRAMES"' /tmp/rck_probe.json |
+        sed -n 's/.*"frame_pfns":"\([^"]*\)".*/\1/p')
+    si=$(grep '"name":"X86_PV_VCPU_BASIC"' /tmp/rck_probe.json | head -n1 |
+        sed -n 's/.*"start_info_pfn":\([0-9]*\).*/\1/p')
+    [ -n "$fr" ] && [ -n "$si" ] || return 1
+    echo "$fr,$si"
+}
 echo "=== step receiver_failover: checkpoints every 100 ms into restore --checkpointed xen: (a new domain, Remus), kill -9 of the sender after 11 logged"
 rm -f /tmp/rck.fifo /tmp/rdlog /tmp/rck.json
 mkfifo /tmp/rck.fifo
 OLD=$D
+RW=$(recv_rewritten_pfns guest) || RW=""
+kv receiver_failover_rewritten_pfns "$RW"
 timeout "$CMD_TIMEOUT" xc-colo restore --checkpointed -p -e --name guest-sec \
     --stats-json /tmp/rck.json /tmp/rck.fifo xen: > /tmp/rck.dom 2> /tmp/rck.out &
 RPID=$!
 xc-colo checkpoint --interval 100 --count 100000 --xbzrle \
-    --digest-log /tmp/rdlog --digest-exclude-pagetables \
+    --digest-log /tmp/rdlog --digest-exclude-pagetables ${RW:+--digest-exclude-pfns "$RW"} \
     "xen:$D" fd:3 3>/tmp/rck.fifo > /tmp/rck_send.out 2>&1 &
 SPID=$!
 i=0
@@ -336,20 +352,21 @@ kv receiver_failover_kept "$K"
 # frames, so a difference there is expected: reported, not judged.
 want=$(awk -v k="$K" '$1 == k' /tmp/rdlog 2>/dev/null | grep -oE '[0-9a-f]{32}' | head -n1)
 gotx=""
-[ -n "$S" ] && gotx=$(digest_of --exclude-pagetables "xen:$S")
+[ -n "$S" ] && gotx=$(digest_of --exclude-pagetables ${RW:+--exclude-pfns "$RW"} "xen:$S")
 kv receiver_failover_digest_logged "$want"
 kv receiver_failover_digest_secondary "$gotx"
 # The primary is gone (its sender died): destroy it, then the secondary
 # runs under the guest's name.
 xl destroy "$OLD" 2>/dev/null
+WHY="memory $gotx, logged $want"
 if [ $rc = 3 ] && [ -n "$K" ] && [ "$K" -ge 10 ] && [ -n "$S" ] &&
+    [ -n "$RW" ] && [ -n "$want" ] && [ "$want" = "$gotx" ] &&
     xl rename guest-sec guest && xl unpause "$S" &&
     recv_runs receiver_failover "$S" "$(hb_now "$S")"; then
-    same=no; [ -n "$want" ] && [ "$want" = "$gotx" ] && same=yes
-    step receiver_failover PASS "exit 3, kept checkpoint $K of $n logged; dom$S runs after the primary is destroyed: heartbeat advances, self-check $SC, 0 failures (memory = logged digest: $same)"
+    step receiver_failover PASS "exit 3, kept checkpoint $K of $n logged; dom$S's memory before it ran = the logged digest of $K ($want; page tables, p2m frames and start_info as zeros); it runs after the primary is destroyed: heartbeat advances, self-check $SC, 0 failures"
     D=$S
 else
-    step receiver_failover FAIL "exit $rc, kept '$K', secondary '$S': $WHY"
+    step receiver_failover FAIL "exit $rc, kept '$K', secondary '$S', rewritten pfns '$RW': $WHY"
     [ -n "$S" ] && xl destroy "$S" 2>/dev/null
 fi
 rm -f /tmp/rck.fifo
