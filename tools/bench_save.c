@@ -276,11 +276,11 @@ static int write_pass(xcc_domain *d, uint64_t nr_pfns, uint32_t psz, int kind,
         if (rc < 0)
             break;
         if (pages[n - 1] == pages[0] + (n - 1) * (size_t)psz) {
-            rc = bench_write_all(k.fd, pages[0], n * (size_t)psz);
+            rc = cli_write_all(k.fd, pages[0], n * (size_t)psz);
         } else {
             for (size_t i = 0; i < n && rc == 0; i++)
                 if (pages[i])
-                    rc = bench_write_all(k.fd, pages[i], psz);
+                    rc = cli_write_all(k.fd, pages[i], psz);
         }
     }
     int e = errno;

@@ -3,8 +3,6 @@
  */
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
-#include <errno.h>
 
 #include "bench_util.h"
 #include "cli.h"
@@ -56,21 +54,4 @@ int bench_parse_common(int opt, const char *arg, const char *reps_opt,
     case 'j': *json = true; return 1;
     default: return 0;
     }
-}
-
-int bench_write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }

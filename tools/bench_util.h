@@ -19,9 +19,6 @@ double bench_now_s(void);
  */
 double bench_median(double *v, unsigned n);
 
-/* write(2)s all of buf into fd (a file or a pipe); -1 with errno set. */
-int bench_write_all(int fd, const void *buf, size_t len);
-
 /* One timed run of variant v (0..n-1) in rep r: 0, or -1 after a message. */
 typedef int bench_run_fn(void *opaque, unsigned rep, unsigned variant);
 /* What to do once rep r has run every variant: 0, or -1 after a message. */

@@ -57,6 +57,10 @@ int cli_parse_rate(const char *s, const char *what, uint64_t *out);
 /* Parses an unsigned integer; returns 0, or -1 after an error naming what. */
 int cli_parse_u64(const char *s, const char *what, uint64_t *out);
 
+/* Writes all of buf to fd (a file, a pipe or a socket: a socket's peer
+ * that went away is EPIPE, never SIGPIPE); -1 with errno set. */
+int cli_write_all(int fd, const void *buf, size_t len);
+
 /* "PFN[-PFN][,...]" (each number decimal, or hex with 0x) into a malloc'd
  * array of every pfn named; at most CLI_PFN_LIST_MAX. -1 after an error
  * message naming what. */

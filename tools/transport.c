@@ -292,23 +292,6 @@ static int auth_init(const char *spec)
     return 0;
 }
 
-/* Writes all of buf; -1 with errno set. */
-static int write_full(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads len bytes by deadline: 0, -1 (errno), 1 end of file, 2 timeout. */
 static int read_full_by(int fd, void *buf, size_t len, uint64_t deadline)
 {
@@ -357,7 +340,7 @@ static int auth_as_sender(const char *spec, int fd,
         return -1;
     memcpy(hello, AUTH_MAGIC, AUTH_MAGIC_LEN);
     randombytes_buf(hello + AUTH_MAGIC_LEN, AUTH_NONCE_LEN);
-    if (write_full(fd, hello, sizeof(hello)) < 0) {
+    if (cli_write_all(fd, hello, sizeof(hello)) < 0) {
         cli_error("%s: sending the authentication: %s", spec, strerror(errno));
         return -1;
     }
@@ -371,7 +354,7 @@ static int auth_as_sender(const char *spec, int fd,
             return -1;
         }
         auth_mac(o->key, SENDER_LABEL, sender_nonce, reply, mac);
-        if (write_full(fd, mac, sizeof(mac)) < 0) {
+        if (cli_write_all(fd, mac, sizeof(mac)) < 0) {
             cli_error("%s: sending the authentication: %s", spec,
                       strerror(errno));
             return -1;

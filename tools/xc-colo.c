@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -73,6 +75,28 @@ int cli_parse_u64(const char *s, const char *what, uint64_t *out)
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int cli_write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    bool sock = true;
+
+    while (len) {
+        ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+
+        if (n < 0 && sock && errno == ENOTSOCK) {
+            sock = false;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
     return 0;
 }
 

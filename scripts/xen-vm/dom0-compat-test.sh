@@ -102,6 +102,23 @@ compat_selfcheck() {
     [ "$f" = 0 ] && echo pass || echo fail
 }
 
+# compat_xl_restore_of DOMID IMG NAME LABEL: the domain's heartbeat clock
+# now (into BEFORE), xl destroy of it, then stock xl restore of IMG, timed
+# as LABEL; NEWD is the restored domain (named NAME). Returns xl restore's
+# status.
+compat_xl_restore_of() {
+    BEFORE=$(hb_now "$1")
+    xl destroy "$1"
+    t0=$(now)
+    xl restore "$2" > "/tmp/$4.xlr" 2>&1
+    _rc=$?
+    kv "${4}_seconds" "$(dt "$t0" "$(now)")"
+    kv "${4}_rc" $_rc
+    show "$4" "/tmp/$4.xlr"
+    NEWD=$(xl domid "$3" 2>/dev/null)
+    return $_rc
+}
+
 # A fresh "guest" in $D when a step lost it (the later parts need one).
 compat_recreate() {
     xl destroy guest 2>/dev/null
@@ -221,15 +238,9 @@ for mode in nolive live; do
         case "$(domstate guest)" in *p*) xl unpause guest ;; esac
         continue
     fi
-    before=$(hb_now "$D")
-    xl destroy "$D"
-    t0=$(now)
-    xl restore /tmp/compat_r.img > /tmp/compat_xlr.out 2>&1
+    compat_xl_restore_of "$D" /tmp/compat_r.img guest "compat_xl_restore_$mode"
     rrc=$?
-    kv "compat_xl_restore_${mode}_seconds" "$(dt "$t0" "$(now)")"
-    kv "compat_xl_restore_${mode}_rc" $rrc
-    show "xl restore $mode" /tmp/compat_xlr.out
-    D=$(xl domid guest 2>/dev/null)
+    before=$BEFORE; D=$NEWD
     if [ $rrc != 0 ] || [ -z "$D" ]; then
         echo "    [compat $mode] xl restore failed"
         tail -n 20 /var/log/xen/xl-guest.log 2>/dev/null | sed 's/^/    [xl-guest.log] /'
@@ -272,14 +283,9 @@ else
     if ! timed_save compat_restore_2vcpu /tmp/compat_r2.img --xen-compat --live "xen:$D2"; then
         why="xc-colo save --xen-compat --live failed"
     else
-        before=$(hb_now "$D2")
-        xl destroy "$D2"
-        t0=$(now)
-        xl restore /tmp/compat_r2.img > /tmp/compat2_xlr.out 2>&1
+        compat_xl_restore_of "$D2" /tmp/compat_r2.img guest-2vcpu compat_xl_restore_2vcpu
         rrc=$?
-        kv compat_xl_restore_2vcpu_seconds "$(dt "$t0" "$(now)")"
-        show "xl restore 2vcpu" /tmp/compat2_xlr.out
-        D2=$(xl domid guest-2vcpu 2>/dev/null)
+        before=$BEFORE; D2=$NEWD
         online=$(xl vcpu-list guest-2vcpu 2>/dev/null | awk 'NR > 1 && $4 != "-" { n++ } END { print n + 0 }')
         kv compat_xl_restore_2vcpu_online "$online"
         if [ $rrc != 0 ] || [ -z "$D2" ]; then
