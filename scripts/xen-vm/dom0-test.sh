@@ -729,11 +729,11 @@ run_part suspend
 run_part pvstate
 run_part compat
 run_part receiver
-# Parts whose proof has not yet passed in a whole run: reported, not
-# counted. They need the running domU the receiver part leaves in $D, so
-# they come before it is destroyed below.
-run_pending_part pagetypes
-run_pending_part wire
+# These need the running domU the receiver part leaves in $D, so they come
+# before it is destroyed below. A part whose proof has not yet passed in a
+# whole run goes in as run_pending_part (reported, not counted).
+run_part pagetypes
+run_part wire
 run_pending_part threads
 
 ###########################################################################

@@ -41,7 +41,8 @@ if [ $thr_ok = 1 ]; then
         case "$(domstate guest)" in *p*) ;; *) xl pause "$D" ;; esac
         ds=$(digest_of --exclude-pagetables "xen:$D")
         dtg=$(digest_of --exclude-pagetables "xen:$TH")
-        xl unpause "$D"
+        # The save left the guest suspended (its final pass): resume it.
+        continue_guest "$D"
         kv "${label}_rc" "$src"
         kv "${label}_restore_rc" "$rrc"
         kv "${label}_digest_source" "$ds"
@@ -49,7 +50,8 @@ if [ $thr_ok = 1 ]; then
         if [ $src = 0 ] && [ $rrc = 0 ] && [ -n "$ds" ] && [ "$ds" = "$dtg" ]; then
             thr_equal=$((thr_equal + 1))
         fi
-        sleep 1     # the workload dirties pages again
+        # The guest runs (and dirties pages) again before the next save.
+        hb_wait_running "$D" "$(hb_now "$D")" || echo "    [threads] dom$D's heartbeat does not advance"
     done
     xl destroy "$TH"
     if [ $thr_equal = 3 ]; then
