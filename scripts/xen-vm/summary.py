@@ -259,6 +259,13 @@ def main():
         js = stats.get(f"migrate_xcc_{v}", {})
         side.append((t, num(f"migrate_xcc_{v}_seconds"), num(f"migrate_xcc_{v}_bytes"),
                      find(js, "dirty-sync-count"), num(f"migrate_xcc_{v}_downtime_ms")))
+    if "receiver_migrate_seconds" in kv:
+        # Into a new domain that runs, the source destroyed after it does:
+        # the same work as xl migrate.
+        side.append(("xc-colo migrate --live -x, new dom",
+                     num("receiver_migrate_seconds"), num("receiver_migrate_bytes"),
+                     find(stats.get("receiver_migrate", {}), "dirty-sync-count"),
+                     num("receiver_migrate_downtime_ms")))
     print(f"\n{'migration, same domU':<34} {'time s':>7} {'wire bytes':>11} "
           f"{'iters':>5} {'downtime ms':>11}  (vs xl migrate)")
     base = side[0]
@@ -272,6 +279,35 @@ def main():
               f"{f(dtm, '{:.0f}'):>11}  {rel}")
     print("(*) memory only, into a paused xl create -p domain; downtime is the "
           "source's stop (it runs on with -c)")
+    print("new dom: into a new domain built by libxl that runs; the source is "
+          "destroyed after it does, as xl migrate; downtime from the heartbeat")
+
+    # Whole-domain saves and restores, like for like with xl.
+    def pair(ours, theirs):
+        return f"{ours / theirs:.2f}x" if ours and theirs else "-"
+    print(f"\n{'whole domain, same domU':<44} {'time s':>7} {'bytes':>11} {'other':>22}")
+    xs, xb = num("compat_xl_save_seconds"), num("compat_xl_save_bytes")
+    cs, cb = num("compat_save_nolive_seconds"), num("compat_save_nolive_bytes")
+    stop = kv.get("compat_vs_xl_save_stop_ms", "")
+    print(f"{'xl save -c':<44} {f(xs):>7} {f(xb, '{:.0f}'):>11}  stop {stop.split(' xc-colo ')[0].replace('xl ', '')} ms")
+    print(f"{'xc-colo save --xen-compat --no-live -c':<44} {f(cs):>7} {f(cb, '{:.0f}'):>11}  "
+          f"stop {stop.split(' xc-colo ')[-1] if ' xc-colo ' in stop else '-'} ms; "
+          f"time {pair(cs, xs)}, bytes {pair(cb, xb)}")
+    for r in (1, 2):
+        a_s, b_s = num(f"receiver_vs_xl_{r}_seconds"), num(f"receiver_vs_xcc_{r}_seconds")
+        if a_s or b_s:
+            print(f"{f'restore -e of an xl save image, round {r}: xl':<44} {f(a_s):>7}")
+            rss = find(stats.get(f"receiver_vs_xcc_{r}", {}), "receiver_peak_rss_kib")
+            print(f"{f'  the same with xc-colo restore xen:':<44} {f(b_s):>7} {'':>11}  "
+                  f"{pair(b_s, a_s)}; receiver RSS {rss if rss is not None else '-'} KiB")
+    ls, lb = num("recv_xcc_save_seconds"), num("recv_xcc_save_bytes")
+    lr = num("receiver_xcc_restore_seconds")
+    rj = stats.get("receiver_xcc_restore", {})
+    print(f"{'xc-colo save --live --xbzrle':<44} {f(ls):>7} {f(lb, '{:.0f}'):>11}  "
+          f"bytes vs xl save {pair(lb, xb)}")
+    print(f"{'  then xc-colo restore FILE xen: (runs)':<44} {f(lr):>7} {'':>11}  "
+          f"receiver RSS {find(rj, 'receiver_peak_rss_kib') or '-'} KiB, decode copy "
+          f"{find(rj, 'decode-copy-bytes') if find(rj, 'decode-copy-bytes') is not None else '-'} B")
     rx_n, rx_w = num("remus_xl_checkpoints"), num("remus_xl_window_seconds")
     cx_n, cx_w = num("ckpt_hb_gaps"), num("ckpt_hb_window_seconds")
     print(f"\n{'checkpointing at 100 ms':<34} {'ckpt/s':>7} {'pause ms':>9}  (heartbeat)")
