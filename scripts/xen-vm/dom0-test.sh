@@ -46,6 +46,13 @@ wait_console() {
     done
 }
 
+# Lines in a digest log; 0 while it is missing or empty (grep -c prints 0
+# and exits 1 then, so "|| echo 0" would print a second 0).
+logged_lines() {
+    c=$(grep -c . "$1" 2>/dev/null)
+    echo "${c:-0}"
+}
+
 # new_guest NAME [SECONDS]: xl create /etc/xen/NAME.cfg, then wait for the
 # new domain's own workload lines on its console (the log still holds those
 # of earlier domains of that name, so a grep alone would not wait). Prints
@@ -508,14 +515,6 @@ else
 fi
 rm -f /tmp/img_nl
 continue_guest "$D"
-
-###########################################################################
-# Lines in a digest log; 0 while it is missing or empty (grep -c prints 0
-# and exits 1 then, so "|| echo 0" would print a second 0).
-logged_lines() {
-    c=$(grep -c . "$1" 2>/dev/null)
-    echo "${c:-0}"
-}
 
 echo "=== step checkpoint: $CKPT_COUNT checkpoints, then the sender dies"
 if ! built checkpoint || ! built restore; then
