@@ -307,6 +307,28 @@ Test(xen_check, p2m_frames_match_width)
     free(f);
 }
 
+/* frame_pfns lists the frames in record order, runs as ranges, rising or
+ * falling (Linux allocates its p2m frames top down). */
+Test(xen_check, p2m_frame_pfns_as_ranges)
+{
+    size_t len = XREC_P2M_HDR_SIZE + 8 * 6;
+    const uint64_t frames[6] = {0xaaa, 0xaa9, 0xaa8, 0x10, 0x11, 0x30};
+    uint8_t *b = calloc(1, len);
+    char *f = NULL;
+
+    st.nr_pfns = 0;
+    pv_info(8, 4);
+    xrec_encode_p2m_hdr(b, 0, 6 * 512 - 1);
+    for (int i = 0; i < 6; i++)
+        put64(b + XREC_P2M_HDR_SIZE + 8 * i, frames[i]);
+    cr_assert_eq(check(STREAM_REC_X86_PV_P2M_FRAMES, b, (uint32_t)len, &f), 0,
+                 "%s", err);
+    cr_expect(strstr(f, "\"frame_pfns\":\"0xaaa-0xaa8,0x10-0x11,0x30\""),
+              "%s", f);
+    free(f);
+    free(b);
+}
+
 Test(xen_check, p2m_frames_disagreeing_with_pv_info)
 {
     st.nr_pfns = 0;

@@ -61,9 +61,10 @@ int cli_parse_u64(const char *s, const char *what, uint64_t *out);
  * that went away is EPIPE, never SIGPIPE); -1 with errno set. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
-/* "PFN[-PFN][,...]" (each number decimal, or hex with 0x) into a malloc'd
- * array of every pfn named; at most CLI_PFN_LIST_MAX. -1 after an error
- * message naming what. */
+/* "PFN[-PFN][,...]" (each number decimal, or hex with 0x; a range names
+ * the pfns between its ends, either way round) into a malloc'd array of
+ * every pfn named; at most CLI_PFN_LIST_MAX. -1 after an error message
+ * naming what. */
 #define CLI_PFN_LIST_MAX (1u << 20)
 int cli_parse_pfn_list(const char *s, const char *what, uint64_t **out,
                        size_t *n);

@@ -121,9 +121,15 @@ int cli_parse_pfn_list(const char *s, const char *what, uint64_t **out,
             goto bad;
         if (!dash)
             b = a;
-        if (b < a || b - a >= CLI_PFN_LIST_MAX - len) {
-            cli_error("%s: range %#" PRIx64 "-%#" PRIx64 " is %s", what, a, b,
-                      b < a ? "backwards" : "too long (at most 1M pfns in all)");
+        if (b < a) { /* a falling range names the same pfns */
+            uint64_t t = a;
+
+            a = b;
+            b = t;
+        }
+        if (b - a >= CLI_PFN_LIST_MAX - len) {
+            cli_error("%s: range %#" PRIx64 "-%#" PRIx64 " is too long (at "
+                      "most 1M pfns in all)", what, a, b);
             goto bad;
         }
         uint64_t *nv = realloc(v, (len + (b - a) + 1) * sizeof(*v));

@@ -387,7 +387,8 @@ static void f_str(struct fields *f, const char *key, const char *v)
 
 /*
  * "frame_pfns": the p2m frames' pfns as "A-B,C,..." in record order (runs
- * of consecutive pfns as ranges): the pages a restore into a new domain
+ * of consecutive pfns, rising or falling, as ranges from the first to the
+ * last): the pages a restore into a new domain
  * rewrites with its own frames, in the form `digest --exclude-pfns` takes.
  */
 static void f_frame_ranges(struct fields *f, const uint8_t *list,
@@ -404,10 +405,17 @@ static void f_frame_ranges(struct fields *f, const uint8_t *list,
         char piece[48];
         int n;
 
-        while (j < frames && ld64(list + 8 * j) == b + 1) {
-            b++;
-            j++;
-        }
+        /* Linux allocates its p2m frames top down: falling runs too. */
+        if (j < frames && a && ld64(list + 8 * j) == a - 1)
+            while (j < frames && b && ld64(list + 8 * j) == b - 1) {
+                b--;
+                j++;
+            }
+        else
+            while (j < frames && ld64(list + 8 * j) == b + 1) {
+                b++;
+                j++;
+            }
         n = a == b ? snprintf(piece, sizeof(piece), "%s%#" PRIx64,
                               len ? "," : "", a)
                    : snprintf(piece, sizeof(piece), "%s%#" PRIx64 "-%#" PRIx64,
