@@ -577,6 +577,13 @@ struct xcc_inspect_record {
      * valid during the callback; NULL for other records. Added in 1.1 at
      * the end: the library fills this struct, callers only read it. */
     const char *fields_json;
+    /* Appended after fields_json, as it was. CACHE_BASES: pfns whose copy
+     * the receiver may drop, and pfns it keeps as XBZRLE bases. */
+    uint64_t bases_dropped;
+    uint64_t bases_kept;
+    /* GUEST_INFO: its flags (1: typed pfns, format 2; 2: the stream
+     * announces its XBZRLE cache, format 3). */
+    uint32_t guest_flags;
 };
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */
