@@ -285,6 +285,14 @@ static jobj *save_json(const struct stats_save *s)
         put_u64(o, "inserts", s->pc.inserts);
         put_u64(o, "declined", s->pc.declined);
         put_u64(o, "evictions", s->pc.evictions);
+        put_u64(o, "entries", s->pc.entries);
+        jobj *b;
+        if (s->bases_records && (b = put_obj(o, "cache-bases"))) {
+            put_u64(b, "records", s->bases_records);
+            put_u64(b, "dropped", s->bases_dropped);
+            put_u64(b, "kept", s->bases_kept);
+            put_u64(b, "receiver-pages", s->bases_now);
+        }
     }
 
     if ((o = put_obj(root, "encode"))) {
