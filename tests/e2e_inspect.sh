@@ -10,7 +10,8 @@
 # at 200 random offsets and flips a random byte in 200 copies: inspect must
 # exit 1 with a message naming an offset (or 0 for an undetectable flip in
 # page data), and never die from a signal. Flips in the framing must always
-# be caught.
+# be caught. The saved stream's CACHE_BASES records are listed (text and
+# --json) with what they drop and keep.
 #
 # Env: XCC_BIN (the xc-colo binary). Run by `make test`.
 set -u
@@ -198,6 +199,27 @@ if "$XCC_BIN" sim start "$guest" --mem 16M --workload random:5000:0.1 \
             die "saved stream rejected: $(cat "$tmp/out")"
         grep -q "GUEST_INFO\|guest: 4096 pages" "$tmp/out" ||
             die "saved stream: no guest size shown"
+        # An XBZRLE save announces its cache (format 3): CACHE_BASES listed,
+        # with what each drops and keeps, in text and --json.
+        "$XCC_BIN" inspect "$tmp/saved.stream" >"$tmp/out" 2>&1
+        grep -q "CACHE_BASES .* dropped [0-9]*, kept [0-9]*" "$tmp/out" ||
+            die "saved stream: no CACHE_BASES record listed"
+        grep -q "announces its XBZRLE cache" "$tmp/out" ||
+            die "saved stream: GUEST_INFO's cache flag not shown"
+        "$XCC_BIN" inspect --json "$tmp/saved.stream" >"$tmp/json" ||
+            die "saved stream: --json failed"
+        "$PY" - "$tmp/json" <<'PYEOF' || die "saved stream: CACHE_BASES in --json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+gi = [r for r in d["records"] if r["name"] == "GUEST_INFO"][0]
+assert gi["flags"] == 3, gi
+cb = [r for r in d["records"] if r["name"] == "CACHE_BASES"]
+assert cb and all("dropped" in r and "kept" in r for r in cb), cb[:3]
+t = d["totals"]["cache_bases"]
+assert t["records"] == len(cb), t
+assert t["kept"] == sum(r["kept"] for r in cb) and t["kept"] > 0, t
+assert t["dropped"] == sum(r["dropped"] for r in cb), t
+PYEOF
         hostile "$tmp/saved.stream" "saved stream"
     else
         die "save of sim:$guest failed: $(cat "$tmp/err")"

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "page_cache.h"
 #include "xccolo.h"
 #include "xorshift.h"
 
@@ -941,5 +943,96 @@ Test(page_cache, prefault_touches_every_buffer_and_keeps_contents)
         cr_expect(memcmp(e, page, PAGE) == 0, "pfn %" PRIu64 " changed",
                   pfn);
     }
+    xcc_page_cache_free(c);
+}
+
+/* ------------------------------------------------------------ journal */
+
+/*
+ * The journal (page_cache.h) names every pfn whose membership changed: a
+ * receiver told, after each round of random operations on a sharded
+ * cache, the net change of the pfns each shard's journal named (as the
+ * saver's CACHE_BASES does) holds exactly the pfns the cache holds, round
+ * after round, through inserts, commits, declines, evictions and drops.
+ * page_cache_contains() answers without touching anything.
+ */
+Test(page_cache, journal_names_every_entry_that_came_or_went)
+{
+    enum { SLOTS = 16, SHARDS = 4, PFNS = 96, ROUNDS = 2000, OPS = 24 };
+    xcc_page_cache *c = page_cache_new_sharded(SLOTS * SMALL_PAGE, SMALL_PAGE,
+                                               SHARDS);
+    bool told[PFNS] = {false};
+    uint64_t seed = 0x6a0b1e5ull ^ (uint64_t)time(NULL);
+    uint64_t changes = 0, evictions;
+    struct xcc_page_cache_stats before, after;
+    uint8_t p[SMALL_PAGE];
+
+    cr_assert_not_null(c);
+    fprintf(stderr, "journal_names_every_entry_that_came_or_went: seed %#"
+            PRIx64 "\n", seed);
+    rng_state = seed;
+    page_cache_journal_start(c);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int op = 0; op < OPS; op++) {
+            uint64_t r = rnd();
+            uint64_t pfn = r % PFNS;
+            xcc_page_cache *shard =
+                page_cache_shard(c, page_cache_shard_of(c, pfn));
+
+            switch ((r >> 32) % 8) {
+            case 0:
+                xcc_page_cache_drop(c, pfn);
+                break;
+            case 1:
+            case 2:
+                (void)xcc_page_cache_lookup(c, pfn);
+                break;
+            case 3: {
+                uint8_t *st = xcc_page_cache_stage(shard);
+                fill_page(st, SMALL_PAGE, pfn, r);
+                (void)xcc_page_cache_commit(shard, pfn);
+                break;
+            }
+            default:
+                fill_page(p, SMALL_PAGE, pfn, r);
+                cr_assert_neq(xcc_page_cache_insert(c, pfn, p), -1);
+                break;
+            }
+        }
+        if (round % 3 == 0)
+            xcc_page_cache_next_generation(c);
+        /* What the saver does after a slice: the net change per pfn. */
+        for (unsigned k = 0; k < SHARDS; k++) {
+            xcc_page_cache *shard = page_cache_shard(c, k);
+            const uint64_t *pfns;
+            size_t n;
+
+            cr_assert_eq(page_cache_journal(shard, &pfns, &n), 0);
+            for (size_t i = 0; i < n; i++) {
+                cr_assert_lt(pfns[i], PFNS);
+                cr_assert_eq(page_cache_shard_of(c, pfns[i]), k,
+                             "pfn %" PRIu64 " in shard %u's journal", pfns[i],
+                             k);
+                bool now = page_cache_contains(shard, pfns[i]);
+                changes += now != told[pfns[i]];
+                told[pfns[i]] = now;
+            }
+            page_cache_journal_clear(shard);
+        }
+        xcc_page_cache_get_stats(c, &before);
+        for (uint64_t pfn = 0; pfn < PFNS; pfn++)
+            cr_assert_eq(page_cache_contains(c, pfn), told[pfn],
+                         "round %d (seed %#" PRIx64 "): pfn %" PRIu64
+                         " is%s cached but the receiver was told otherwise",
+                         round, seed, pfn,
+                         page_cache_contains(c, pfn) ? "" : " not");
+        xcc_page_cache_get_stats(c, &after);
+        cr_assert_eq(memcmp(&before, &after, sizeof(before)), 0,
+                     "page_cache_contains touched the cache");
+    }
+    evictions = after.evictions;
+    cr_assert_gt(evictions, 0, "no eviction exercised (seed %#" PRIx64 ")",
+                 seed);
+    cr_assert_gt(changes, 0);
     xcc_page_cache_free(c);
 }

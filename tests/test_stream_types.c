@@ -225,11 +225,11 @@ Test(stream_types, wrong_types_are_refused)
 Test(stream_types, unknown_guest_info_flags_refused)
 {
     int fd = memfd();
-    struct stream_writer *w = start(fd, XCC_DHDR_TYPE_SIM, 0x3);
+    struct stream_writer *w = start(fd, XCC_DHDR_TYPE_SIM, 0x7);
 
     cr_assert_eq(stream_write_end(w), 0);
     stream_writer_free(w);
-    expect_refused(fd, "unknown flags 0x00000002",
+    expect_refused(fd, "unknown flags 0x00000004",
                    "GUEST_INFO record (type 0x58430001)");
 }
 

@@ -21,6 +21,7 @@ struct inspect_out {
     uint64_t shown;
     uint64_t by_type[3][16]; /* PAGE_DATA, ZERO_PAGES, XBZRLE_PAGES entries */
     uint64_t pagetables_checked;
+    uint64_t bases_records, bases_dropped, bases_kept; /* CACHE_BASES */
     bool xl;          /* an xl save image: libxl records around the stream */
     uint64_t libxl_records;
     bool frame_open;  /* JSON: the object and its records array are open */
@@ -202,8 +203,14 @@ static void print_record_json(struct inspect_out *o,
         put_u64(j, "pagetables_checked", r->pagetables_checked);
     if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
         put_u64(j, "pfns", r->pfns);
-    if (r->nr_pfns)
+    if (r->nr_pfns) {
         put_u64(j, "nr_pfns", r->nr_pfns);
+        put_u64(j, "flags", r->guest_flags);
+    }
+    if (!strcmp(r->name, "CACHE_BASES")) {
+        put_u64(j, "dropped", r->bases_dropped);
+        put_u64(j, "kept", r->bases_kept);
+    }
     if (r->digest) {
         cli_hex_digest(r->digest, hex);
         put_u64(j, "digest_chunks", r->digest_chunks);
@@ -263,8 +270,14 @@ static void print_record_text(struct inspect_out *o,
             printf(" %s %" PRIu64, type_keys[i], r->by_type[i]);
     if (!strcmp(r->name, "CHECKPOINT_DIRTY_PFN_LIST"))
         printf(" dirty pfns %" PRIu64, r->pfns);
-    if (r->nr_pfns)
+    if (r->nr_pfns) {
         printf(" guest pages %" PRIu64, r->nr_pfns);
+        if (r->guest_flags & 2)
+            printf(", announces its XBZRLE cache (format 3)");
+    }
+    if (!strcmp(r->name, "CACHE_BASES"))
+        printf(" dropped %" PRIu64 ", kept %" PRIu64, r->bases_dropped,
+               r->bases_kept);
     if (r->digest) {
         printf(" %" PRIu32 " chunks of %" PRIu32 " bytes", r->digest_chunks,
                r->digest_chunk_bytes);
@@ -476,6 +489,11 @@ static int on_record(void *opaque, const struct xcc_inspect_headers *h,
         for (unsigned i = 0; i < 16; i++)
             o->by_type[type_kind(r)][i] += r->by_type[i];
     o->pagetables_checked += r->pagetables_checked;
+    if (!strcmp(r->name, "CACHE_BASES")) {
+        o->bases_records++;
+        o->bases_dropped += r->bases_dropped;
+        o->bases_kept += r->bases_kept;
+    }
     if (o->json)
         print_record_json(o, r);
     else if (o->verbosity >= 0)
@@ -532,6 +550,13 @@ static void print_totals(struct inspect_out *o,
             json_object_object_add(j, "pages_by_type", types);
         }
         put_u64(j, "pagetables_checked", o->pagetables_checked);
+        {
+            jobj *b = json_object_new_object();
+            put_u64(b, "records", o->bases_records);
+            put_u64(b, "dropped", o->bases_dropped);
+            put_u64(b, "kept", o->bases_kept);
+            json_object_object_add(j, "cache_bases", b);
+        }
         fputs("],\n", stdout);
         if (o->xl) {
             fputs("\"headers\":", stdout);
@@ -580,6 +605,10 @@ static void print_totals(struct inspect_out *o,
                o->pagetables_checked);
     if (t->nr_pfns)
         printf("  guest: %" PRIu64 " pages\n", t->nr_pfns);
+    if (o->bases_records)
+        printf("  cache bases: %" PRIu64 " CACHE_BASES records, %" PRIu64
+               " pfns dropped, %" PRIu64 " kept\n", o->bases_records,
+               o->bases_dropped, o->bases_kept);
     if (o->xl)
         printf("  xl image: %" PRIu64 " libxl records around the libxc "
                "stream\n", o->libxl_records);

@@ -592,6 +592,13 @@ struct xcc_inspect_record {
      * valid during the callback; NULL for other records. Added in 1.1 at
      * the end: the library fills this struct, callers only read it. */
     const char *fields_json;
+    /* Appended after fields_json, as it was. CACHE_BASES: pfns whose copy
+     * the receiver may drop, and pfns it keeps as XBZRLE bases. */
+    uint64_t bases_dropped;
+    uint64_t bases_kept;
+    /* GUEST_INFO: its flags (1: typed pfns, format 2; 2: the stream
+     * announces its XBZRLE cache, format 3). */
+    uint32_t guest_flags;
 };
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */
@@ -913,8 +920,13 @@ void xcc_restorer_free(xcc_restorer *r);
  * it; ZERO_PAGES, XBZRLE_PAGES and COMPRESSED_PAGES are decoded against
  * the translator's copy of the guest (a memfd of the guest's size) and
  * leave as PAGE_DATA of at most 1024 pages; Xen's state records go
- * through unchanged; xc-colo's own records never reach libxl. DIGEST
- * records are checked against the copy when p->verify is set.
+ * through unchanged; xc-colo's own records never reach libxl. A stream
+ * that announces its XBZRLE cache (CACHE_BASES, stream format 3) gets a
+ * sparse copy: only the pages the sender's cache holds are kept once
+ * forwarded, so the copy costs about the sender's cache size, and its
+ * DIGEST records are validated but cannot be compared (counted as not
+ * checked in the stats). Otherwise the copy keeps every page sent and
+ * DIGEST records are checked against it when p->verify is set.
  */
 typedef struct xcc_xen_translator xcc_xen_translator;
 
@@ -961,8 +973,9 @@ int xcc_xen_translator_run_checkpointed(xcc_xen_translator *t, int out_fd,
 
 const char *xcc_xen_translator_error(const xcc_xen_translator *t);
 
-/* Figures as one JSON object (in{...}, out{...}, decode-copy-bytes),
- * valid until the next call or free(); NULL with ENOMEM. */
+/* Figures as one JSON object (in{...}, out{...}, the decode copy: its mode,
+ * bytes at the end and at the peak, bases, beside guest-bytes), valid until
+ * the next call or free(); NULL with ENOMEM. */
 const char *xcc_xen_translator_stats_json(xcc_xen_translator *t);
 
 void xcc_xen_translator_free(xcc_xen_translator *t);

@@ -119,6 +119,11 @@ struct xcc_page_cache {
     /* A sharded handle (page_cache.h) holds no pages itself: it routes. */
     uint32_t nshards;             /* 0: a plain cache */
     xcc_page_cache **shards;
+    /* page_cache_journal_start: pfns that entered or left the cache. */
+    bool journal_on;
+    bool journal_lost;            /* an entry could not be recorded */
+    uint64_t *journal;
+    size_t journal_n, journal_cap;
 };
 
 /* A shard's header on its own cache lines: the threads write them all the
@@ -171,6 +176,25 @@ static uint32_t bucket_of(const xcc_page_cache *c, uint64_t h)
 static uint8_t *buf_ptr(const xcc_page_cache *c, uint32_t buf)
 {
     return c->data + (size_t)buf * c->page_size;
+}
+
+/* Records that pfn entered or left the cache (page_cache_journal). */
+static void journal_add(xcc_page_cache *c, uint64_t pfn)
+{
+    if (!c->journal_on)
+        return;
+    if (c->journal_n == c->journal_cap) {
+        size_t cap = c->journal_cap ? 2 * c->journal_cap : 1024;
+        uint64_t *j = realloc(c->journal, cap * sizeof(*j));
+
+        if (!j) {
+            c->journal_lost = true;
+            return;
+        }
+        c->journal = j;
+        c->journal_cap = cap;
+    }
+    c->journal[c->journal_n++] = pfn;
 }
 
 /* ---- history of recently seen, uncached pfns ---- */
@@ -361,6 +385,7 @@ static uint32_t take_victim(xcc_page_cache *c)
             uint64_t pfn = s->pfn;
             unlink_slot(c, i);
             history_add(c, pfn, true);
+            journal_add(c, pfn);
             c->evictions++;
             return i;
         }
@@ -409,6 +434,7 @@ static uint32_t claim_slot(xcc_page_cache *c, uint64_t pfn)
     s->used_gen = c->gen;
     (*gen_count(c, c->gen))++;
     c->entries++;
+    journal_add(c, pfn);
     return idx;
 }
 
@@ -482,6 +508,7 @@ void xcc_page_cache_free(xcc_page_cache *c)
     free(c->buckets);
     free(c->slots);
     free(c->history);
+    free(c->journal);
     if (c->data)
         munmap(c->data, c->data_len);
     free(c);
@@ -594,6 +621,7 @@ void xcc_page_cache_drop(xcc_page_cache *c, uint64_t pfn)
     c->slots[idx].next = c->free_head;
     c->free_head = idx;
     history_add(c, pfn, false);
+    journal_add(c, pfn);
 }
 
 void xcc_page_cache_next_generation(xcc_page_cache *c)
@@ -718,4 +746,40 @@ xcc_page_cache *page_cache_shard(xcc_page_cache *c, unsigned k)
     if (!c || !c->nshards)
         return c;
     return k < c->nshards ? c->shards[k] : NULL;
+}
+
+/* ---- the journal (page_cache.h) ---- */
+
+void page_cache_journal_start(xcc_page_cache *c)
+{
+    if (!c)
+        return;
+    for (uint32_t k = 0; k < c->nshards; k++)
+        page_cache_journal_start(c->shards[k]);
+    c->journal_on = true;
+}
+
+int page_cache_journal(const xcc_page_cache *c, const uint64_t **pfns,
+                       size_t *n)
+{
+    if (c->journal_lost) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *pfns = c->journal;
+    *n = c->journal_n;
+    return 0;
+}
+
+void page_cache_journal_clear(xcc_page_cache *c)
+{
+    c->journal_n = 0;
+}
+
+bool page_cache_contains(xcc_page_cache *c, uint64_t pfn)
+{
+    if (!c)
+        return false;
+    c = route(c, pfn);
+    return *find_link(c, pfn_hash(pfn), pfn) != NO_SLOT;
 }

@@ -25,6 +25,7 @@
 #ifndef XCC_PAGE_CACHE_H
 #define XCC_PAGE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,5 +58,33 @@ unsigned page_cache_shard_of(const xcc_page_cache *c, uint64_t pfn);
 /* Shard k of c as a cache of its own (c itself for a plain cache). Calls
  * on it must name only pfns with page_cache_shard_of(c, pfn) == k. */
 xcc_page_cache *page_cache_shard(xcc_page_cache *c, unsigned k);
+
+/*
+ * The journal, for a receiver that keeps only the pages the cache may still
+ * use as a base (CACHE_BASES, stream.h): once started, each shard records
+ * the pfn of every entry that enters it (an insert, update or commit of an
+ * absent pfn) and of every entry that leaves it (evicted by the clock, or
+ * dropped), in order, repeats included. The pfns the journal names are
+ * those whose membership may have changed since it was last cleared;
+ * page_cache_contains() tells where each stands now. A shard's journal is
+ * written only by calls on that shard's pfns, so the thread that owns a
+ * shard owns its journal too.
+ */
+/* Starts recording on c (every shard of a sharded handle). */
+void page_cache_journal_start(xcc_page_cache *c);
+
+/* The pfns shard (or plain cache) c recorded since the last clear: *pfns,
+ * *n of them (*pfns may be NULL when *n is 0). 0, or -1 with errno ENOMEM
+ * when memory ran out and a pfn went unrecorded: the journal can no longer
+ * be trusted, for the rest of the cache's life. */
+int page_cache_journal(const xcc_page_cache *c, const uint64_t **pfns,
+                       size_t *n);
+
+/* Empties the journal of shard (or plain cache) c. */
+void page_cache_journal_clear(xcc_page_cache *c);
+
+/* Whether pfn has an entry now; unlike a lookup, touches nothing (no hit
+ * is counted, the entry's age is unchanged). Routes on a sharded handle. */
+bool page_cache_contains(xcc_page_cache *c, uint64_t pfn);
 
 #endif /* XCC_PAGE_CACHE_H */

@@ -530,6 +530,12 @@ int restore_apply(xcc_restorer *r, const struct stream_record *rec)
         return handle_xbzrle_pages(r, rec);
     case STREAM_REC_DIGEST:
         return handle_digest(r, rec);
+    case STREAM_REC_CACHE_BASES: {
+        /* The target holds every page anyway: checked (the reader then
+         * checks each XBZRLE_PAGES entry against it), nothing to apply. */
+        struct stream_cache_bases cb;
+        return stream_parse_cache_bases(r->rd, rec, r->limit_pfns, &cb);
+    }
     case STREAM_REC_GUEST_INFO:
     case STREAM_REC_CHECKPOINT:
     case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST:

@@ -267,6 +267,13 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
             goto fail;
         }
         s->st.cache_size = budget;
+        /* The receiver keeps only the pages the cache may use as a base
+         * (CACHE_BASES): the cache journals the pfns that come and go. */
+        page_cache_journal_start(s->pc);
+        s->announced = xalloc(s, s->dirty_words * sizeof(uint64_t),
+                              "the cache-bases bitmap");
+        if (!s->announced)
+            goto fail;
         s->xb_pfns = xalloc(s, s->batch * sizeof(uint64_t), "a batch");
         s->xb_types = xalloc(s, s->batch, "a batch");
         s->xb_lens = xalloc(s, s->batch * sizeof(uint32_t), "a batch");
@@ -340,6 +347,9 @@ void xcc_saver_free(xcc_saver *s)
     free(s->xb_lens);
     free(s->xb_data);
     free(s->copies);
+    free(s->announced);
+    free(s->bases_drop);
+    free(s->bases_keep);
     free(s->chunk_dig);
     free(s->chunk_stale);
     free((void *)s->zero_page);
@@ -396,8 +406,12 @@ int save_write_headers(xcc_saver *s)
                              info->xen_minor) < 0)
         return -1;
     if (!s->p.xen_compat) {
+        uint32_t flags = STREAM_GUEST_INFO_TYPED_PFNS;
+        /* Format 3: the receiver learns which pages XBZRLE may use. */
+        if (s->announced)
+            flags |= STREAM_GUEST_INFO_CACHE_BASES;
         if (stream_write_guest_info(s->w, s->nr_pfns, s->page_size,
-                                    STREAM_GUEST_INFO_TYPED_PFNS) < 0)
+                                    flags) < 0)
             return -1;
         /* Early, so that a reader knows the vCPU count before any vCPU. */
         if (s->p.domain_config_json && write_domain_config(s) < 0)
@@ -479,15 +493,86 @@ static size_t gather_out(xcc_saver *s)
 }
 
 /*
+ * CACHE_BASES for the pfns the cache's journal named since the last call
+ * (entries that came or went while a slice was classified, holes dropped,
+ * COLO's drops between passes), before the page records of the slice: a
+ * pfn goes out as dropped or kept only where the cache now differs from
+ * what the receiver was told (s->announced). So an entry evicted and taken
+ * back within one slice, whose page the slice then sends, needs no word,
+ * and a journal that names a pfn twice costs nothing. Each shard's journal
+ * is read here, on the saver's thread, after the lanes are done: only the
+ * lane of shard k ever writes journal k. 0 or -1/errno.
+ */
+static int announce_bases(xcc_saver *s)
+{
+    size_t nd = 0, nk = 0;
+
+    if (!s->announced)
+        return 0;
+    for (unsigned k = 0; k < page_cache_nshards(s->pc); k++) {
+        xcc_page_cache *shard = page_cache_shard(s->pc, k);
+        const uint64_t *pfns;
+        size_t n;
+
+        if (page_cache_journal(shard, &pfns, &n) < 0) {
+            XCC_PERR(s->log, CTX, "the XBZRLE cache lost track of its "
+                     "entries: the receiver cannot be told its bases");
+            return -1;
+        }
+        if (nd + nk + n > s->bases_cap) {
+            size_t cap = nd + nk + n;
+            uint64_t *d = realloc(s->bases_drop, cap * sizeof(*d));
+            if (d)
+                s->bases_drop = d;
+            uint64_t *kp = realloc(s->bases_keep, cap * sizeof(*kp));
+            if (kp)
+                s->bases_keep = kp;
+            if (!d || !kp) {
+                XCC_PERR(s->log, CTX, "cannot list %zu cache bases", cap);
+                return -1;
+            }
+            s->bases_cap = cap;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const uint64_t pfn = pfns[i], bit = 1ull << (pfn % 64);
+            const bool now = page_cache_contains(shard, pfn);
+
+            if (now == !!(s->announced[pfn / 64] & bit))
+                continue;
+            s->announced[pfn / 64] ^= bit;
+            if (now)
+                s->bases_keep[nk++] = pfn;
+            else
+                s->bases_drop[nd++] = pfn;
+        }
+        page_cache_journal_clear(shard);
+    }
+    if (!nd && !nk)
+        return 0;
+    if (stream_write_cache_bases(s->w, s->bases_drop, nd, s->bases_keep,
+                                 nk) < 0)
+        return -1;
+    s->st.bases_records++;
+    s->st.bases_dropped += nd;
+    s->st.bases_kept += nk;
+    s->st.bases_now += nk;
+    s->st.bases_now -= nd;
+    return 0;
+}
+
+/*
  * Writes the records of one classified slice from the saver's thread (the
- * one writer, and the one user of the compressor): each lane's zero and
- * XBZRLE pages, then the pages with data of all lanes as one PAGE_DATA or
- * COMPRESSED_PAGES record.
+ * one writer, and the one user of the compressor): the cache bases that
+ * changed, then each lane's zero and XBZRLE pages, then the pages with
+ * data of all lanes as one PAGE_DATA or COMPRESSED_PAGES record.
  */
 static int flush_slice(xcc_saver *s)
 {
     size_t n_out;
 
+    /* First: the receiver must know what to keep when the pages arrive. */
+    if (announce_bases(s) < 0)
+        return -1;
     for (unsigned k = 0; k < s->nlanes; k++) {
         struct save_lane *l = &s->lanes[k];
 
@@ -1006,6 +1091,9 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
         rc = s->cancelled ? save_check(s) : send_batch(s, s->bpfns, n);
     if (rc == 0 && s->predict_now)
         rc = send_deferred(s);
+    /* Whatever changed in the cache without a slice to go with it. */
+    if (rc == 0)
+        rc = announce_bases(s);
     if (rc) {
         /* Leave nothing half-listed for a later pass to trust. */
         memset(s->dirty, 0, s->dirty_words * sizeof(uint64_t));

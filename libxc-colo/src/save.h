@@ -124,6 +124,12 @@ struct xcc_saver {
     size_t prefaulted;          /* pages of xb_data, then copies, touched */
     const uint8_t *zero_page;   /* page_size zeros (xen-compat zero pages) */
 
+    /* CACHE_BASES (with XBZRLE): the pfns the receiver was told to keep
+     * (nr_pfns bits), and the lists of one announcement. */
+    uint64_t *announced;
+    uint64_t *bases_drop, *bases_keep;
+    size_t bases_cap;
+
     /* --verify: chunk digests kept up to date incrementally. */
     uint64_t nchunks;
     uint8_t *chunk_dig;         /* 16 bytes per chunk */

@@ -285,6 +285,14 @@ static jobj *save_json(const struct stats_save *s)
         put_u64(o, "inserts", s->pc.inserts);
         put_u64(o, "declined", s->pc.declined);
         put_u64(o, "evictions", s->pc.evictions);
+        put_u64(o, "entries", s->pc.entries);
+        jobj *b;
+        if (s->bases_records && (b = put_obj(o, "cache-bases"))) {
+            put_u64(b, "records", s->bases_records);
+            put_u64(b, "dropped", s->bases_dropped);
+            put_u64(b, "kept", s->bases_kept);
+            put_u64(b, "receiver-pages", s->bases_now);
+        }
     }
 
     if ((o = put_obj(root, "encode"))) {
@@ -518,6 +526,7 @@ char *stats_translate_json(const struct stats_translate *s)
         put_u64(o, "xbzrle", s->xbzrle_in);
         put_u64(o, "compressed", s->compressed_in);
         put_u64(o, "digests-checked", s->digests_checked);
+        put_u64(o, "digests-not-checked", s->digests_unchecked);
     }
     if ((o = put_obj(root, "out"))) {
         put_u64(o, "bytes", s->bytes_out);
@@ -526,6 +535,21 @@ char *stats_translate_json(const struct stats_translate *s)
         put_u64(o, "state-records", s->records_out);
         put_u64(o, "checkpoints", s->checkpoints);
     }
+    /* The receiver's memory for the copy, beside the guest's size. */
+    put_u64(root, "guest-bytes", s->nr_pfns * s->page_size);
+    put_str(root, "decode-copy", s->copy_mode ? s->copy_mode : "none");
     put_u64(root, "decode-copy-bytes", s->copy_bytes);
+    put_u64(root, "decode-copy-peak-bytes", s->copy_peak_bytes);
+    put_u64(root, "decode-copy-bases", s->copy_bases);
+    put_dbl(root, "decode-copy-peak-of-guest",
+            s->nr_pfns ? (double)s->copy_peak_bytes /
+                             ((double)s->nr_pfns * s->page_size)
+                       : 0);
+    /* Why a DIGEST was not compared: the copy lacks the pages. */
+    if (s->digests_unchecked)
+        put_str(root, "digest-not-checked",
+                "the decode copy is sparse (the stream announces its XBZRLE "
+                "cache, CACHE_BASES): it holds only the pages XBZRLE may "
+                "still use, not the memory the DIGEST describes");
     return finish(root);
 }

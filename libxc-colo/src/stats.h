@@ -89,6 +89,9 @@ struct stats_save {
 
     /* Page-cache totals (xbzrle only). */
     struct xcc_page_cache_stats pc;
+    /* CACHE_BASES sent: records, pfns dropped and kept, and the pfns the
+     * receiver keeps now (the cache's entries). */
+    uint64_t bases_records, bases_dropped, bases_kept, bases_now;
 
     /* Hot pages cached during the first pass (hot_predict.h). */
     struct hot_predict_stats hot;
@@ -127,8 +130,14 @@ struct stats_translate {
     uint64_t pages_out;            /* PAGE_DATA entries with data */
     uint64_t page_records_out;
     uint64_t digests_checked;
+    uint64_t digests_unchecked;    /* DIGEST records a sparse copy cannot
+                                      check (parsed and validated only) */
     uint64_t checkpoints;          /* checkpoint mode: given to libxl */
-    uint64_t copy_bytes;           /* the decode copy's memory */
+    const char *copy_mode;         /* "whole", "sparse" (CACHE_BASES) or
+                                      "none" (no GUEST_INFO) */
+    uint64_t copy_bytes;           /* the decode copy's memory, at the end */
+    uint64_t copy_peak_bytes;      /* and at its largest */
+    uint64_t copy_bases;           /* sparse: pages kept as XBZRLE bases */
     uint64_t nr_pfns;
     uint32_t page_size;
     const char *status;

@@ -164,6 +164,8 @@ const char *stream_record_name(uint32_t type)
         return "COMPRESSED_PAGES";
     case STREAM_REC_XL_CONFIG:
         return "XL_CONFIG";
+    case STREAM_REC_CACHE_BASES:
+        return "CACHE_BASES";
     default:
         return "UNKNOWN";
     }
@@ -821,6 +823,48 @@ int stream_write_dirty_pfn_list(struct stream_writer *w, const uint64_t *pfns,
     return 0;
 }
 
+int stream_write_cache_bases(struct stream_writer *w, const uint64_t *dropped,
+                             size_t nd, const uint64_t *kept, size_t nk)
+{
+    const uint32_t type = STREAM_REC_CACHE_BASES;
+    const size_t per_rec =
+        (STREAM_REC_LENGTH_MAX - STREAM_CACHE_BASES_FIXED_SIZE) / 8;
+    size_t d = 0, k = 0;
+
+    for (size_t i = 0; i < nd; i++)
+        if (dropped[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i,
+                           dropped[i]);
+    for (size_t i = 0; i < nk; i++)
+        if (kept[i] >= STREAM_PFN_LIMIT)
+            return bad_arg(w, type, "pfn does not fit in 52 bits", i, kept[i]);
+    /* Dropped pfns first, then kept ones, in order, over the records. */
+    while (d < nd || k < nk) {
+        size_t rd = nd - d < per_rec ? nd - d : per_rec;
+        size_t rk = nk - k < per_rec - rd ? nk - k : per_rec - rd;
+        const size_t len = STREAM_CACHE_BASES_FIXED_SIZE + 8 * (rd + rk);
+        uint8_t *body = writer_scratch(w, len), *list;
+
+        if (!body || writer_reserve_iov(w, 1) < 0)
+            return -1;
+        st_le32(body, (uint32_t)rd);
+        st_le32(body + 4, (uint32_t)rk);
+        st_le64(body + 8, 0);
+        list = body + STREAM_CACHE_BASES_FIXED_SIZE;
+        for (size_t i = 0; i < rd; i++)
+            st_le64(list + 8 * i, dropped[d + i]);
+        for (size_t i = 0; i < rk; i++)
+            st_le64(list + 8 * (rd + i), kept[k + i]);
+        w->iov[1].iov_base = body;
+        w->iov[1].iov_len = len;
+        if (writer_emit(w, type, 1) < 0)
+            return -1;
+        d += rd;
+        k += rk;
+    }
+    return 0;
+}
+
 int stream_write_stats(struct stream_writer *w, const char *json, size_t len)
 {
     struct iovec iov = {.iov_base = (void *)json, .iov_len = len};
@@ -831,6 +875,13 @@ int stream_write_stats(struct stream_writer *w, const char *json, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Reader                                                                    */
 /* ------------------------------------------------------------------------ */
+
+/* 64 pfns of the cache-bases sets (stream.h, "Cache bases"). */
+struct base_word {
+    uint64_t key;   /* pfn / 64 + 1; 0: an empty slot */
+    uint64_t kept;  /* bit pfn % 64: CACHE_BASES keeps it */
+    uint64_t valid; /* bit pfn % 64: it has a base (implies kept) */
+};
 
 struct stream_reader {
     int fd;
@@ -868,6 +919,14 @@ struct stream_reader {
     /* Told every PAGE_DATA entry's pfn and type (xen_records.c). */
     stream_type_hook *type_hook;
     void *type_hook_opaque;
+    /* Cache bases (GUEST_INFO's STREAM_GUEST_INFO_CACHE_BASES): a hash
+     * table of 64-pfn words, made only for words CACHE_BASES keeps a pfn
+     * of, so a hostile guest size costs nothing (see bases_word). */
+    bool bases_on;
+    struct base_word *bw;
+    size_t bw_mask;     /* slots - 1 */
+    size_t bw_used;
+    uint64_t bases;     /* pfns with a base */
 };
 
 void stream_reader_set_type_hook(struct stream_reader *r,
@@ -899,6 +958,7 @@ void stream_reader_free(struct stream_reader *r)
     free(r->lens);
     free(r->set);
     free(r->bits);
+    free(r->bw);
     compress_dec_free(r->zdec);
     free(r);
 }
@@ -1390,6 +1450,251 @@ static uint64_t pfn_limit(uint64_t nr_pfns)
     return nr_pfns < STREAM_PFN_LIMIT ? nr_pfns : STREAM_PFN_LIMIT;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Cache bases (stream.h)                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Slots of a fresh table; it doubles at half load. */
+#define BASES_MIN_SLOTS 64u
+
+static size_t bases_slot(const struct stream_reader *r, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & r->bw_mask;
+}
+
+/* A fresh, empty table: the GUEST_INFO flag was seen. 0 or -1 (ENOMEM). */
+static int bases_begin(struct stream_reader *r)
+{
+    struct base_word *t = calloc(BASES_MIN_SLOTS, sizeof(*t));
+
+    if (!t)
+        return -1;
+    free(r->bw);
+    r->bw = t;
+    r->bw_mask = BASES_MIN_SLOTS - 1;
+    r->bw_used = 0;
+    r->bases = 0;
+    r->bases_on = true;
+    return 0;
+}
+
+static int bases_grow(struct stream_reader *r)
+{
+    size_t slots = 2 * (r->bw_mask + 1);
+    struct base_word *old = r->bw, *t = calloc(slots, sizeof(*t));
+
+    if (!t)
+        return -1;
+    r->bw = t;
+    r->bw_mask = slots - 1;
+    for (size_t i = 0; i < slots / 2; i++) {
+        size_t j;
+
+        if (!old[i].key)
+            continue;
+        for (j = bases_slot(r, old[i].key); t[j].key; j = (j + 1) & r->bw_mask)
+            ;
+        t[j] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+/*
+ * The word of pfn; NULL when it has none (no pfn of it was ever kept: all
+ * its bits are clear) and add is false, or, with add, when memory ran out
+ * (errno ENOMEM). Words are made only for kept pfns, each named by 8 bytes
+ * of a CACHE_BASES record, so the table grows with the stream, never with
+ * the guest size it claims.
+ */
+static struct base_word *bases_word(struct stream_reader *r, uint64_t pfn,
+                                    bool add)
+{
+    const uint64_t key = pfn / 64 + 1;
+    size_t i;
+
+    if (!r->bw)
+        return NULL;
+    if (add && 2 * (r->bw_used + 1) > r->bw_mask + 1 && bases_grow(r) < 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (i = bases_slot(r, key); r->bw[i].key; i = (i + 1) & r->bw_mask)
+        if (r->bw[i].key == key)
+            return &r->bw[i];
+    if (!add)
+        return NULL;
+    r->bw[i].key = key;
+    r->bw_used++;
+    return &r->bw[i];
+}
+
+/* Sets pfn's base bit to has (w is its word). */
+static void bases_set_valid(struct stream_reader *r, struct base_word *w,
+                            uint64_t pfn, bool has)
+{
+    const uint64_t bit = 1ull << (pfn % 64);
+
+    if (!!(w->valid & bit) == has)
+        return;
+    w->valid ^= bit;
+    if (has)
+        r->bases++;
+    else
+        r->bases--;
+}
+
+/* A page record named pfn: with its content (with_data), it is a base
+ * exactly when kept; a PAGE_DATA entry without data leaves no base. */
+static void bases_page(struct stream_reader *r, uint64_t pfn, bool with_data)
+{
+    struct base_word *w;
+
+    if (!r->bases_on || !(w = bases_word(r, pfn, false)))
+        return;
+    bases_set_valid(r, w, pfn, with_data && (w->kept >> (pfn % 64) & 1));
+}
+
+bool stream_reader_bases_on(const struct stream_reader *r)
+{
+    return r->bases_on;
+}
+
+bool stream_reader_has_base(const struct stream_reader *r, uint64_t pfn)
+{
+    const struct base_word *w;
+
+    if (!r->bases_on)
+        return true;
+    w = bases_word((struct stream_reader *)r, pfn, false);
+    return w && (w->valid >> (pfn % 64) & 1);
+}
+
+uint64_t stream_reader_bases(const struct stream_reader *r)
+{
+    return r->bases;
+}
+
+/* XBZRLE_PAGES entries need a base: the first one without fails rec. */
+static int bases_check_xbzrle(struct stream_reader *r,
+                              const struct stream_record *rec,
+                              const uint64_t *pfns, uint32_t count)
+{
+    for (uint32_t i = 0; r->bases_on && i < count; i++) {
+        const struct base_word *w = bases_word(r, pfns[i], false);
+        const uint64_t bit = 1ull << (pfns[i] % 64);
+
+        if (w && (w->valid & bit))
+            continue;
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "entry %" PRIu32 ": pfn 0x%" PRIx64 " has no XBZRLE "
+                        "base on the receiver: %s",
+                        i, pfns[i],
+                        w && (w->kept & bit)
+                            ? "CACHE_BASES keeps it, but no page of it "
+                              "arrived since"
+                            : "no CACHE_BASES record announced it as kept");
+    }
+    return 0;
+}
+
+/* One list of a CACHE_BASES body (n u64 pfns at p) into out[0..n):
+ * pfns below limit, none twice. */
+static int bases_list(struct stream_reader *r, const struct stream_record *rec,
+                      const char *name, const uint8_t *p, uint32_t n,
+                      uint64_t limit, uint64_t *out)
+{
+    int64_t dup;
+
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = ld_le64(p + 8 * (size_t)i);
+        if (out[i] >= limit)
+            return rec_fail(r, rec, XCC_EBADSTREAM,
+                            "%s entry %" PRIu32 ": pfn 0x%" PRIx64
+                            " is beyond the guest's %" PRIu64 " pages",
+                            name, i, out[i], limit);
+    }
+    dup = find_duplicate(r, out, n, limit);
+    if (dup < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    if (dup < n)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "%s entry %" PRId64 ": pfn 0x%" PRIx64
+                        " appears twice in the list",
+                        name, dup, out[dup]);
+    return 0;
+}
+
+int stream_parse_cache_bases(struct stream_reader *r,
+                             const struct stream_record *rec, uint64_t nr_pfns,
+                             struct stream_cache_bases *out)
+{
+    const uint64_t limit = pfn_limit(nr_pfns);
+    uint32_t nd, nk;
+    uint64_t reserved, total, *pfns;
+
+    if (check_wrong_type(r, rec, STREAM_REC_CACHE_BASES))
+        return -1;
+    if (!r->bases_on)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "in a stream whose GUEST_INFO lacks the cache-bases "
+                        "flag 0x%x",
+                        STREAM_GUEST_INFO_CACHE_BASES);
+    if (rec->length < STREAM_CACHE_BASES_FIXED_SIZE)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body of %" PRIu32 " bytes is shorter than its "
+                        "%u-byte header",
+                        rec->length, STREAM_CACHE_BASES_FIXED_SIZE);
+    nd = ld_le32(rec->body);
+    nk = ld_le32(rec->body + 4);
+    reserved = ld_le64(rec->body + 8);
+    total = (uint64_t)nd + nk;
+    if (reserved)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "reserved field is 0x%016" PRIx64 ", not zero",
+                        reserved);
+    if (!total)
+        return rec_fail(r, rec, XCC_EBADSTREAM, "both lists are empty");
+    if (rec->length != STREAM_CACHE_BASES_FIXED_SIZE + 8 * total)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "body holds %" PRIu32 " bytes but %" PRIu32
+                        " dropped and %" PRIu32 " kept pfns need %" PRIu64,
+                        rec->length, nd, nk,
+                        STREAM_CACHE_BASES_FIXED_SIZE + 8 * total);
+    if (grow_array((void **)&r->pfns, &r->pfns_cap, (size_t)total,
+                   sizeof(uint64_t)))
+        return rec_fail(r, rec, ENOMEM, "cannot allocate %" PRIu64 " pfns",
+                        total);
+    pfns = r->pfns;
+    if (bases_list(r, rec, "dropped", rec->body + STREAM_CACHE_BASES_FIXED_SIZE,
+                   nd, limit, pfns) ||
+        bases_list(r, rec, "kept",
+                   rec->body + STREAM_CACHE_BASES_FIXED_SIZE + 8 * (size_t)nd,
+                   nk, limit, pfns + nd))
+        return -1;
+    /* Valid: applied in order, the dropped list first. */
+    for (uint32_t i = 0; i < nd; i++) {
+        struct base_word *w = bases_word(r, pfns[i], false);
+
+        if (w) {
+            w->kept &= ~(1ull << (pfns[i] % 64));
+            bases_set_valid(r, w, pfns[i], false);
+        }
+    }
+    for (uint32_t i = 0; i < nk; i++) {
+        struct base_word *w = bases_word(r, pfns[nd + i], true);
+
+        if (!w)
+            return rec_fail(r, rec, ENOMEM, "cannot allocate the cache bases");
+        w->kept |= 1ull << (pfns[nd + i] % 64);
+    }
+    out->n_dropped = nd;
+    out->n_kept = nk;
+    out->dropped = pfns;
+    out->kept = pfns + nd;
+    return 0;
+}
+
 /*
  * Decodes n plain pfns (u64 at body + off) into r->pfns, checking each
  * against nr_pfns and checking that none repeats.
@@ -1640,6 +1945,8 @@ static int parse_page_data(struct stream_reader *r,
     if (r->type_hook)
         for (uint32_t i = 0; i < count; i++)
             r->type_hook(r->type_hook_opaque, r->pfns[i], r->types[i]);
+    for (uint32_t i = 0; r->bases_on && i < count; i++)
+        bases_page(r, r->pfns[i], r->ptrs[i] != NULL);
     out->count = count;
     out->pfns = r->pfns;
     out->types = r->types;
@@ -1663,6 +1970,8 @@ int stream_parse_zero_pages(struct stream_reader *r,
                         rec->length, count, 8 + 8 * (uint64_t)count);
     if (decode_typed_pfns(r, rec, 8, count, nr_pfns))
         return -1;
+    for (uint32_t i = 0; r->bases_on && i < count; i++)
+        bases_page(r, r->pfns[i], true);
     out->count = count;
     out->pfns = r->pfns;
     out->types = r->types;
@@ -1749,6 +2058,8 @@ int stream_parse_xbzrle_pages(struct stream_reader *r,
         r->ptrs[i] = data;
         data += r->lens[i];
     }
+    if (bases_check_xbzrle(r, rec, r->pfns, count))
+        return -1;
     out->count = count;
     out->pfns = r->pfns;
     out->types = r->types;
@@ -1787,6 +2098,9 @@ int stream_parse_guest_info(struct stream_reader *r,
         return rec_fail(r, rec, XCC_EBADSTREAM, "unknown flags 0x%08" PRIx32,
                         flags & ~STREAM_GUEST_INFO_KNOWN_FLAGS);
     r->typed_pfns = !!(flags & STREAM_GUEST_INFO_TYPED_PFNS);
+    r->bases_on = false;
+    if ((flags & STREAM_GUEST_INFO_CACHE_BASES) && bases_begin(r) < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the cache bases");
     out->nr_pfns = nr_pfns;
     out->page_size = page_size;
     out->flags = flags;
@@ -1846,6 +2160,7 @@ int stream_parse_digest(struct stream_reader *r,
     out->chunks = rec->body + STREAM_DIGEST_FIXED_SIZE;
     return 0;
 }
+
 
 /* ------------------------------------------------------------------------ */
 /* Record order                                                              */
@@ -2036,6 +2351,7 @@ int stream_check_page_data(struct stream_reader *r,
             }
             if (r->type_hook)
                 r->type_hook(r->type_hook_opaque, pfn, type);
+            bases_page(r, pfn, stream_pfn_type_has_data(type));
         }
     }
     expect = 8 + 8 * (uint64_t)count + (uint64_t)ndata * r->page_size;
@@ -2114,6 +2430,8 @@ int stream_check_pfn_list(struct stream_reader *r,
                                 "pfn entry %" PRIu32 ": pfn 0x%" PRIx64
                                 " appears twice",
                                 i, pfn);
+            if (rec->type == STREAM_REC_ZERO_PAGES)
+                bases_page(r, pfn, true);
         }
     }
     if (body_skip(r, rec))

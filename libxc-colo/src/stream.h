@@ -88,6 +88,8 @@
 #define STREAM_REC_DIGEST 0x58430004u
 #define STREAM_REC_STATS (STREAM_REC_OPTIONAL | 0x58430005u) /* optional */
 #define STREAM_REC_COMPRESSED_PAGES 0x58430007u /* zstd pages: compress.h */
+/* The sender's XBZRLE cache: pfns whose copy the receiver must keep. */
+#define STREAM_REC_CACHE_BASES 0x58430008u
 /* The domain's libxl configuration (JSON); xen_records.h. */
 #define STREAM_REC_XL_CONFIG 0x58430006u
 
@@ -126,7 +128,19 @@ bool stream_record_known(uint32_t type);
  * readers take both; writers always set it.
  */
 #define STREAM_GUEST_INFO_TYPED_PFNS 0x1u
-#define STREAM_GUEST_INFO_KNOWN_FLAGS STREAM_GUEST_INFO_TYPED_PFNS
+/*
+ * GUEST_INFO flag: xc-colo stream format 3. The sender announces its XBZRLE
+ * cache in CACHE_BASES records, and an XBZRLE_PAGES entry needs a base (see
+ * "Cache bases" below): a receiver may drop the copy of every other page.
+ * Writers set it with XBZRLE on; a stream without it keeps every page.
+ */
+#define STREAM_GUEST_INFO_CACHE_BASES 0x2u
+#define STREAM_GUEST_INFO_KNOWN_FLAGS                                          \
+    (STREAM_GUEST_INFO_TYPED_PFNS | STREAM_GUEST_INFO_CACHE_BASES)
+
+/* CACHE_BASES: u32 n_dropped, u32 n_kept, u64 reserved, then n_dropped
+ * pfns, then n_kept pfns (plain u64 pfns). */
+#define STREAM_CACHE_BASES_FIXED_SIZE 16u
 
 /* DIGEST: u32 chunk_bytes, u32 count, u32 flags, u32 reserved, u8 whole[16],
  * then count x u8 chunk[16]. Digests are XXH3-128 in canonical (big-endian)
@@ -250,6 +264,15 @@ int stream_write_digest(struct stream_writer *w, uint32_t chunk_bytes,
  * writes an empty list ("nothing dirty"); split at the cap. */
 int stream_write_dirty_pfn_list(struct stream_writer *w, const uint64_t *pfns,
                                 size_t n);
+
+/*
+ * CACHE_BASES: the pfns whose copy the receiver may drop (dropped[0..nd))
+ * and those it must keep from their next page on (kept[0..nk)), applied in
+ * that order. Split at the cap (dropped pfns first, then kept, in order);
+ * nd == nk == 0 writes nothing.
+ */
+int stream_write_cache_bases(struct stream_writer *w, const uint64_t *dropped,
+                             size_t nd, const uint64_t *kept, size_t nk);
 
 /* STATS (optional record): len bytes of UTF-8 JSON. */
 int stream_write_stats(struct stream_writer *w, const char *json, size_t len);
@@ -416,8 +439,9 @@ struct stream_xbzrle_pages {
     const uint32_t *lens;         /* encoded length of each delta */
     const uint8_t *const *deltas; /* into rec->body */
 };
-/* Checks lengths (1..page_size, summing to the rest of the body) and each
- * delta's run grammar (QEMU's XBZRLE, runs within page_size). */
+/* Checks lengths (1..page_size, summing to the rest of the body), each
+ * delta's run grammar (QEMU's XBZRLE, runs within page_size) and, in a
+ * stream that announces its cache, that every pfn has a base. */
 int stream_parse_xbzrle_pages(struct stream_reader *r,
                               const struct stream_record *rec, uint64_t nr_pfns,
                               uint32_t page_size,
@@ -431,6 +455,37 @@ struct stream_guest_info {
 int stream_parse_guest_info(struct stream_reader *r,
                             const struct stream_record *rec,
                             struct stream_guest_info *out);
+
+/*
+ * Cache bases (a stream whose GUEST_INFO has STREAM_GUEST_INFO_CACHE_BASES).
+ * The reader follows, in stream order, which pfns have a base on the
+ * receiver: a pfn has one when a page of it (PAGE_DATA or COMPRESSED_PAGES
+ * with data, ZERO_PAGES, XBZRLE_PAGES) arrived while CACHE_BASES had it
+ * kept, and loses it when CACHE_BASES drops it, when a page of it arrives
+ * while it is not kept, or when a PAGE_DATA entry without data names it.
+ * Every parser and streamed check of a page record updates this once the
+ * record is valid; stream_parse_xbzrle_pages() refuses an entry whose pfn
+ * has no base, naming it. Without the flag nothing is tracked and every
+ * pfn counts as having a base (a receiver keeps everything).
+ */
+struct stream_cache_bases {
+    uint32_t n_dropped, n_kept;
+    const uint64_t *dropped; /* reader's arrays, valid as the parsers' */
+    const uint64_t *kept;
+};
+/* Checks: the GUEST_INFO flag, body exactly 16 + 8 * (n_dropped + n_kept),
+ * reserved zero, at least one pfn, every pfn below nr_pfns, no pfn twice in
+ * one list (a pfn in both lists is dropped, then kept). Then applies it. */
+int stream_parse_cache_bases(struct stream_reader *r,
+                             const struct stream_record *rec, uint64_t nr_pfns,
+                             struct stream_cache_bases *out);
+/* Whether the stream announces its cache (the GUEST_INFO flag). */
+bool stream_reader_bases_on(const struct stream_reader *r);
+/* Whether the receiver must keep its copy of pfn now (true for every pfn
+ * when the stream does not announce its cache). */
+bool stream_reader_has_base(const struct stream_reader *r, uint64_t pfn);
+/* Pfns that have a base now (0 without the flag). */
+uint64_t stream_reader_bases(const struct stream_reader *r);
 
 struct stream_digest {
     uint32_t chunk_bytes;  /* XCC_DIGEST_CHUNK: the only size allowed */

@@ -167,6 +167,7 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         if (stream_parse_guest_info(r, rec, &gi))
             return -1;
         ir->nr_pfns = gi.nr_pfns;
+        ir->guest_flags = gi.flags;
         t->nr_pfns = gi.nr_pfns;
         xs->nr_pfns = gi.nr_pfns;
         break;
@@ -178,6 +179,15 @@ static int inspect_body(xentoollog_logger *log, struct stream_reader *r,
         ir->digest_chunks = dg.count;
         ir->digest_chunk_bytes = dg.chunk_bytes;
         ir->digest = dg.whole;
+        break;
+    }
+    case STREAM_REC_CACHE_BASES: {
+        /* Also followed: later XBZRLE_PAGES entries need a base. */
+        struct stream_cache_bases cb;
+        if (stream_parse_cache_bases(r, rec, nr, &cb))
+            return -1;
+        ir->bases_dropped = cb.n_dropped;
+        ir->bases_kept = cb.n_kept;
         break;
     }
     case STREAM_REC_STATS:

@@ -18,13 +18,24 @@
  * A stream without GUEST_INFO (a stock `xl save` image, or --xen-compat)
  * carries PAGE_DATA only: it goes through without a copy.
  *
- * The copy costs dom0 memory: the guest's pages that the stream sent, as
- * shmem. Its size is in the stats ("decode-copy-bytes").
+ * The copy costs dom0 memory, as shmem. A stream that announces its XBZRLE
+ * cache (GUEST_INFO flag CACHE_BASES, stream format 3) makes it sparse:
+ * once a page record is forwarded, the copy of every pfn in it that has no
+ * base (stream.h: "Cache bases") is punched out of the memfd, and so is a
+ * pfn CACHE_BASES drops; what stays is what the sender's cache holds, at
+ * most its size, plus one record in flight. ZERO_PAGES leave from a zero
+ * page, so holes are never faulted in. A sparse copy cannot check a DIGEST
+ * (it lacks the memory the digest describes): the record is validated, not
+ * compared, and the stats say so ("digest-not-checked"). Without the flag
+ * the copy keeps every page the stream sent, and DIGEST is checked against
+ * it. Sizes are in the stats: "decode-copy-bytes" at the end and
+ * "decode-copy-peak-bytes", beside "guest-bytes".
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <inttypes.h>
@@ -204,6 +215,7 @@ struct xcc_xen_translator {
     bool begun, ran;
     bool allow_sim;            /* tests: a sim stream stands in for PV */
     bool decode;               /* GUEST_INFO seen: a copy is kept */
+    bool sparse;               /* ... of the XBZRLE bases only */
     xcc_domain copy;
     bool copy_open;
     struct stream_writer *w;   /* the libxl v2 stream */
@@ -223,6 +235,7 @@ struct xcc_xen_translator {
     int config_is_json;
 
     const uint8_t **pages;     /* XEN_TRANSLATE_BATCH page pointers */
+    uint8_t *zero_page;        /* what ZERO_PAGES leave as */
     struct stats_translate st;
     char errmsg[512];
     char *json;
@@ -254,9 +267,11 @@ xcc_xen_translator *xcc_xen_translator_new(int fd,
     t->log = log;
     t->r = xcc_restorer_new(fd, &rp, log);
     t->pages = calloc(XEN_TRANSLATE_BATCH, sizeof(*t->pages));
-    if (!t->r || !t->pages) {
+    t->zero_page = calloc(1, XCC_MAX_PAGE_SIZE);
+    if (!t->r || !t->pages || !t->zero_page) {
         xcc_restorer_free(t->r);
         free(t->pages);
+        free(t->zero_page);
         free(t);
         errno = ENOMEM;
         return NULL;
@@ -276,6 +291,7 @@ void xcc_xen_translator_free(xcc_xen_translator *t)
     stream_writer_free(t->back);
     free(t->config);
     free(t->pages);
+    free(t->zero_page);
     free(t->json);
     free(t);
 }
@@ -340,10 +356,12 @@ int xcc_xen_translator_begin(xcc_xen_translator *t, const char **config,
     return 0;
 }
 
-/* PAGE_DATA records of at most XEN_TRANSLATE_BATCH entries. */
+/* PAGE_DATA records of at most XEN_TRANSLATE_BATCH entries: the pages
+ * from src, or from the copy (decoding), or all zero (zero: ZERO_PAGES,
+ * whose copies are holes that a read would fault in). */
 static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
                       const uint8_t *types, uint32_t count,
-                      const uint8_t *const *src)
+                      const uint8_t *const *src, bool zero)
 {
     struct copy_dom *c = t->decode ? copy_priv(&t->copy) : NULL;
 
@@ -358,7 +376,7 @@ static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
 
             if (c) {
                 c->types[pfn] = (uint8_t)type;
-                t->pages[i] = c->base + pfn * c->psz;
+                t->pages[i] = zero ? t->zero_page : c->base + pfn * c->psz;
             } else {
                 t->pages[i] = src[done + i];
             }
@@ -376,6 +394,54 @@ static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
     return 0;
 }
 
+/* The decode copy's memory now (shmem blocks of the memfd); its peak. */
+static uint64_t copy_bytes(xcc_xen_translator *t)
+{
+    struct stat sb;
+    uint64_t n;
+
+    if (!t->copy_open || !copy_priv(&t->copy) ||
+        fstat(copy_priv(&t->copy)->fd, &sb) < 0)
+        return 0;
+    n = (uint64_t)sb.st_blocks * 512;
+    if (n > t->st.copy_peak_bytes)
+        t->st.copy_peak_bytes = n;
+    return n;
+}
+
+/*
+ * Sparse copy: gives back the copies of the pfns[0..n) that have no base
+ * (stream.h, "Cache bases"), one hole punched per run of consecutive pfns.
+ * A hole reads as zeros and costs nothing until written again.
+ */
+static int drop_copies(xcc_xen_translator *t, const struct stream_record *rec,
+                       const uint64_t *pfns, uint32_t n)
+{
+    const struct stream_reader *rd = t->r->rd;
+    struct copy_dom *c = copy_priv(&t->copy);
+
+    for (uint32_t i = 0; i < n;) {
+        uint32_t run = 1;
+
+        if (stream_reader_has_base(rd, pfns[i])) {
+            i++;
+            continue;
+        }
+        while (i + run < n && pfns[i + run] == pfns[i] + run &&
+               !stream_reader_has_base(rd, pfns[i + run]))
+            run++;
+        if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)(pfns[i] * c->psz), (off_t)run * c->psz) < 0)
+            return tr_fail(t, errno, "%s record at offset %" PRIu64 ": cannot "
+                           "give back the decode copy of pfns %#" PRIx64
+                           "..%#" PRIx64 ": %s", stream_record_name(rec->type),
+                           rec->offset, pfns[i], pfns[i] + run - 1,
+                           strerror(errno));
+        i += run;
+    }
+    return 0;
+}
+
 static int pages_hook(void *opaque, const struct stream_record *rec,
                       const uint64_t *pfns, const uint8_t *types,
                       uint32_t count)
@@ -388,7 +454,43 @@ static int pages_hook(void *opaque, const struct stream_record *rec,
     case STREAM_REC_COMPRESSED_PAGES: t->st.compressed_in += count; break;
     default: t->st.page_data_in += count; break;
     }
-    return emit_pages(t, pfns, types, count, NULL);
+    if (emit_pages(t, pfns, types, count, NULL,
+                   rec->type == STREAM_REC_ZERO_PAGES) < 0)
+        return -1;
+    if (!t->sparse)
+        return 0;
+    /* Forwarded: the copy is needed no more, but as a base. The peak of
+     * the copy is now, with the record's pages in it. */
+    (void)copy_bytes(t);
+    return drop_copies(t, rec, pfns, count);
+}
+
+/* CACHE_BASES: checked and followed by the reader; the copies of the pfns
+ * it drops go (a pfn dropped and kept again too: its base is its next
+ * page). */
+static int cache_bases(xcc_xen_translator *t, const struct stream_record *rec)
+{
+    struct stream_cache_bases cb;
+
+    if (stream_parse_cache_bases(t->r->rd, rec, t->r->limit_pfns, &cb) < 0)
+        return -1;
+    return t->sparse ? drop_copies(t, rec, cb.dropped, cb.n_dropped) : 0;
+}
+
+/* DIGEST of a sparse copy: validated, not compared (the copy lacks the
+ * memory it describes); counted and said once. */
+static int unchecked_digest(xcc_xen_translator *t,
+                            const struct stream_record *rec)
+{
+    struct stream_digest dg;
+
+    if (stream_parse_digest(t->r->rd, rec, t->info.nr_pfns, &dg) < 0)
+        return -1;
+    if (!t->st.digests_unchecked++)
+        XCC_INFO(t->log, CTX, "DIGEST at offset %" PRIu64 " not compared: "
+                 "the decode copy keeps only the pages the sender's XBZRLE "
+                 "cache holds (CACHE_BASES)", rec->offset);
+    return 0;
 }
 
 /* Without a copy (no GUEST_INFO): PAGE_DATA and COMPRESSED_PAGES only. */
@@ -409,7 +511,7 @@ static int pass_pages(xcc_xen_translator *t, const struct stream_record *rec)
         t->st.compressed_in += pd.count;
     else
         t->st.page_data_in += pd.count;
-    return emit_pages(t, pd.pfns, pd.types, pd.count, pd.pages);
+    return emit_pages(t, pd.pfns, pd.types, pd.count, pd.pages, false);
 }
 
 /* The libxl header and LIBXC_CONTEXT, then the libxc headers. */
@@ -526,6 +628,7 @@ static int translate(xcc_xen_translator *t, int out_fd, int back_fd,
             goto out;
         }
         t->copy_open = true;
+        t->sparse = stream_reader_bases_on(r->rd);
         if (restore_attach(r, &t->copy) < 0)
             goto out;
         r->pages_hook = pages_hook;
@@ -576,10 +679,19 @@ static int translate(xcc_xen_translator *t, int out_fd, int back_fd,
                 goto broken;
             break;
         case STREAM_REC_DIGEST:
+            if (t->sparse && r->p.verify) {
+                if (unchecked_digest(t, &rec) < 0)
+                    goto broken;
+                break;
+            }
             if (t->decode && restore_apply(r, &rec) < 0)
                 goto broken; /* checked against the copy */
             if (t->decode && r->p.verify)
                 t->st.digests_checked++;
+            break;
+        case STREAM_REC_CACHE_BASES:
+            if (cache_bases(t, &rec) < 0)
+                goto broken;
             break;
         case STREAM_REC_VERIFY:
         case STREAM_REC_STATS:
@@ -614,11 +726,9 @@ out:
     t->st.t_end = lib_now_ns();
     t->st.bytes_in = stream_reader_offset(r->rd);
     t->st.bytes_out = t->w ? stream_writer_bytes(t->w) : 0;
-    if (t->copy_open && copy_priv(&t->copy)) {
-        struct stat sb;
-        if (fstat(copy_priv(&t->copy)->fd, &sb) == 0)
-            t->st.copy_bytes = (uint64_t)sb.st_blocks * 512;
-    }
+    t->st.copy_bytes = copy_bytes(t);
+    t->st.copy_mode = !t->decode ? "none" : t->sparse ? "sparse" : "whole";
+    t->st.copy_bases = t->sparse ? stream_reader_bases(r->rd) : 0;
     t->st.nr_pfns = t->info.nr_pfns;
     t->st.page_size = t->info.page_size;
     t->st.status = rc == 0 ? "completed" : t->failover ? "failover" : "failed";

@@ -108,6 +108,17 @@ static void parse_stream(int fd, xentoollog_logger *log,
             (void)sink;
             break;
         }
+        case STREAM_REC_CACHE_BASES: {
+            struct stream_cache_bases cb;
+            rc = stream_parse_cache_bases(r, &rec, nr_pfns, &cb);
+            for (uint32_t i = 0; !rc && i < cb.n_dropped; i++)
+                if (cb.dropped[i] >= nr_pfns)
+                    abort();
+            for (uint32_t i = 0; !rc && i < cb.n_kept; i++)
+                if (cb.kept[i] >= nr_pfns)
+                    abort();
+            break;
+        }
         case STREAM_REC_CHECKPOINT_DIRTY_PFN_LIST: {
             struct stream_pfn_list dl;
             rc = stream_parse_dirty_pfn_list(r, &rec, nr_pfns, &dl);

@@ -77,8 +77,15 @@ def compressed(entries, frame):
     body += b"".join(struct.pack("<Q", pfn | t << 60) for pfn, t in entries)
     return rec(0x58430007, body + frame)
 
+def cache_bases(dropped, kept):
+    """CACHE_BASES: the pfns the receiver drops, then those it keeps."""
+    return rec(0x58430008, struct.pack("<IIQ", len(dropped), len(kept), 0) +
+               b"".join(struct.pack("<Q", p) for p in dropped + kept))
+
 # Format 2: GUEST_INFO flag 0x1, typed ZERO_PAGES / XBZRLE_PAGES entries.
 GUEST = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 1))
+# Format 3: flag 0x2 too, the stream announces its XBZRLE cache.
+GUEST_V3 = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 3))
 GUEST_V1 = rec(0x58430001, struct.pack("<QII", 4096, PAGE, 0))
 END = rec(0x00)
 DELTA_A = bytes([0x00, 0x04]) + b"ABCD"
@@ -139,6 +146,20 @@ seeds = {
     "version2": headers(version=2) + GUEST + pfn_batch(0x58430002, [1]) + END,
     "bigpage": headers(shift=16) + rec(0x58430001, struct.pack("<QII", 16, 65536, 0)) +
         pfn_batch(0x58430002, [3]) + END,
+    # Format 3: deltas only onto pages CACHE_BASES kept; 21 evicted and
+    # taken back in one batch, 22 kept as a zero page, 20 dropped at last.
+    "cache-bases": headers() + GUEST_V3 + cache_bases([], [20, 21, 22]) +
+        page_data([(20, 0, small), (21, 0, b"\xA5" * PAGE), (23, 0, small)]) +
+        pfn_batch(0x58430002, [22]) +
+        xbzrle([(20, DELTA_A), (21, DELTA_B), (22, DELTA_A)]) +
+        cache_bases([21], [21, 23]) + page_data([(21, 0, small), (23, 0, small)]) +
+        xbzrle([(21, DELTA_A), (23, DELTA_B)]) + cache_bases([20], []) +
+        rec(0x58430004, struct.pack("<IIII", 2 << 20, 8, 0, 0) + b"\x11" * 16 + b"\x22" * 128) +
+        END,
+    "cache-bases-checkpoint": headers() + GUEST_V3 + cache_bases([], [0]) +
+        page_data([(0, 0, small)]) + rec(0x0E) + xbzrle([(0, DELTA_A)]) +
+        cache_bases([0], [1]) + page_data([(1, 0, small)]) + rec(0x0E) +
+        xbzrle([(1, DELTA_B)]) + rec(0x0E) + END,
 }
 
 def xl_image(stream, config=b'{"c_info":{"name":"guest"}}\0', tail=b""):
@@ -180,7 +201,16 @@ bad["format1-typed"] = headers(1, 12, 4, 17) + GUEST_V1 + xbzrle([((3, 1), DELTA
 bad["pv-pt-not-normalised"] = (headers(1, 12, 4, 17) + GUEST +
                                page_data([(3, 1, struct.pack("<Q", 0x123456 << 12 | 0x67) +
                                            b"\0" * (PAGE - 8))]) + END)
-bad["guest-info-flags"] = headers() + rec(0x58430001, struct.pack("<QII", 4096, PAGE, 2)) + END
+bad["guest-info-flags"] = headers() + rec(0x58430001, struct.pack("<QII", 4096, PAGE, 4)) + END
+# CACHE_BASES: a delta onto a pfn never kept, one kept but not sent since,
+# the record without the flag, a list with a pfn twice.
+bad["cache-bases-no-base"] = (headers() + GUEST_V3 + cache_bases([], [5]) +
+                              page_data([(3, 0, small), (5, 0, small)]) +
+                              xbzrle([(5, DELTA_A), (3, DELTA_A)]) + END)
+bad["cache-bases-no-page"] = (headers() + GUEST_V3 + page_data([(3, 0, small)]) +
+                              cache_bases([], [3]) + xbzrle([(3, DELTA_A)]) + END)
+bad["cache-bases-no-flag"] = headers() + GUEST + cache_bases([], [3]) + END
+bad["cache-bases-dup"] = headers() + GUEST_V3 + cache_bases([4, 4], [5]) + END
 # COMPRESSED_PAGES: a bomb (more pages than counted), short, trailing bytes,
 # a hole entry (no data), a frame cut short.
 bad["zstd-bomb"] = headers() + GUEST + compressed([(1, 0)], zstd_frame([("rle", b"\0", 64 * PAGE)])) + END
