@@ -27,6 +27,9 @@
 # serial console log and results.json stay in $XENVM_WORK/run/.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
+# With pipefail, a reader that stops early (head, awk's exit) kills the
+# writer with SIGPIPE and fails the pipeline, at random: every reader here
+# reads its input to the end.
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
@@ -70,7 +73,7 @@ mkdir -p "$W/debs" "$W/run"
 # The packages dom0 and the domU are made of, from Debian, cached in debs/.
 kernel_pkg() {
     apt-cache depends linux-image-amd64 2>/dev/null |
-        awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+        awk '/Depends: linux-image-[0-9]/ && !p { p = $2 } END { if (p) print p }'
 }
 KPKG=${XENVM_KERNEL_PKG:-$(kernel_pkg)}
 if [ -z "$KPKG" ]; then
@@ -84,7 +87,7 @@ PKGS="xen-utils-$XENVER xen-utils-common xenstore-utils
     libyajl2 libncurses6 libtinfo6 libc6 libgcc-s1 libext2fs2 libcom-err2 liblzma5
     libuuid1 libzstd1 zlib1g libxxhash0 busybox-static $KPKG"
 
-deb_of() { ls -t "$W"/debs/"$1"_*.deb 2>/dev/null | head -n1; }
+deb_of() { ls -t "$W"/debs/"$1"_*.deb 2>/dev/null | awk 'NR == 1'; }
 need=""
 for p in $PKGS; do [ -n "$(deb_of "$p")" ] || need="$need $p"; done
 if [ -n "$need" ]; then
@@ -158,7 +161,7 @@ build_base() {
         esac
     done
     local K
-    K=$(ls "$S/lib/modules" | head -n1)
+    K=$(ls "$S/lib/modules" | awk 'NR == 1')
     zcat "$S/boot/xen-$XENVER-amd64.gz" > "$BASE/xen"   # a multiboot ELF32 QEMU loads
     cp "$S/boot/vmlinuz-$K" "$BASE/vmlinuz"
 
@@ -242,7 +245,7 @@ while [ -n "$todo" ]; do
             seen="$seen$so "
             case "$so" in libxccolo.so*) continue ;; esac
             grep -qE "/$so\$" "$BASE/dom0-files" && continue
-            path=$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64/ { print $NF; exit }')
+            path=$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64/ && !p { p = $NF } END { if (p) print p }')
             [ -n "$path" ] || die "host has no $so for dom0"
             cp -L "$path" "$O/usr/lib/$ARCHLIB/$so"
             next="$next $O/usr/lib/$ARCHLIB/$so"
