@@ -733,7 +733,7 @@ run_part receiver
 # whole run goes in as run_pending_part (reported, not counted).
 run_part pagetypes
 run_part wire
-run_pending_part threads
+run_part threads
 
 ###########################################################################
 echo "=== domU console (tail)"
