@@ -1434,6 +1434,28 @@ static int64_t find_duplicate(struct stream_reader *r, const uint64_t *pfns,
     return (int64_t)n;
 }
 
+/*
+ * The record fails, naming the entry, when a pfn appears twice in
+ * pfns[0..n) (all below limit); what names the list ("pfn" for a record's
+ * one list). 0 when all differ.
+ */
+static int check_no_duplicate(struct stream_reader *r,
+                              const struct stream_record *rec,
+                              const uint64_t *pfns, size_t n, uint64_t limit,
+                              const char *what, const char *where)
+{
+    int64_t dup = find_duplicate(r, pfns, n, limit);
+
+    if (dup < 0)
+        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
+    if ((size_t)dup < n)
+        return rec_fail(r, rec, XCC_EBADSTREAM,
+                        "%s entry %" PRId64 ": pfn 0x%" PRIx64
+                        " appears twice%s",
+                        what, dup, pfns[dup], where);
+    return 0;
+}
+
 static int check_wrong_type(struct stream_reader *r,
                             const struct stream_record *rec, uint32_t want)
 {
@@ -1604,7 +1626,6 @@ static int bases_list(struct stream_reader *r, const struct stream_record *rec,
                       const char *name, const uint8_t *p, uint32_t n,
                       uint64_t limit, uint64_t *out)
 {
-    int64_t dup;
 
     for (uint32_t i = 0; i < n; i++) {
         out[i] = ld_le64(p + 8 * (size_t)i);
@@ -1614,15 +1635,7 @@ static int bases_list(struct stream_reader *r, const struct stream_record *rec,
                             " is beyond the guest's %" PRIu64 " pages",
                             name, i, out[i], limit);
     }
-    dup = find_duplicate(r, out, n, limit);
-    if (dup < 0)
-        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
-    if (dup < n)
-        return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "%s entry %" PRId64 ": pfn 0x%" PRIx64
-                        " appears twice in the list",
-                        name, dup, out[dup]);
-    return 0;
+    return check_no_duplicate(r, rec, out, n, limit, name, " in the list");
 }
 
 int stream_parse_cache_bases(struct stream_reader *r,
@@ -1703,7 +1716,6 @@ static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
                        size_t off, size_t n, uint64_t nr_pfns)
 {
     uint64_t limit = pfn_limit(nr_pfns);
-    int64_t dup;
 
     if (grow_array((void **)&r->pfns, &r->pfns_cap, n ? n : 1,
                    sizeof(uint64_t)))
@@ -1717,15 +1729,7 @@ static int decode_pfns(struct stream_reader *r, const struct stream_record *rec,
                             i, pfn, limit);
         r->pfns[i] = pfn;
     }
-    dup = find_duplicate(r, r->pfns, n, limit);
-    if (dup < 0)
-        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
-    if ((size_t)dup < n)
-        return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "pfn entry %" PRId64 ": pfn 0x%" PRIx64
-                        " appears twice",
-                        dup, r->pfns[dup]);
-    return 0;
+    return check_no_duplicate(r, rec, r->pfns, n, limit, "pfn", "");
 }
 
 static int check_pd_entry(struct stream_reader *r,
@@ -1743,7 +1747,6 @@ static int decode_typed_pfns(struct stream_reader *r,
                              size_t n, uint64_t nr_pfns)
 {
     uint64_t limit = pfn_limit(nr_pfns);
-    int64_t dup;
 
     if (grow_array((void **)&r->pfns, &r->pfns_cap, n ? n : 1,
                    sizeof(uint64_t)) ||
@@ -1758,15 +1761,7 @@ static int decode_typed_pfns(struct stream_reader *r,
             return -1;
         r->types[i] = (uint8_t)type;
     }
-    dup = find_duplicate(r, r->pfns, n, limit);
-    if (dup < 0)
-        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
-    if ((size_t)dup < n)
-        return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "pfn entry %" PRId64 ": pfn 0x%" PRIx64
-                        " appears twice",
-                        dup, r->pfns[dup]);
-    return 0;
+    return check_no_duplicate(r, rec, r->pfns, n, limit, "pfn", "");
 }
 
 /* The u32 count, u32 reserved header of PAGE_DATA, ZERO_PAGES, XBZRLE:
@@ -1900,7 +1895,6 @@ static int parse_page_data(struct stream_reader *r,
     uint64_t limit = pfn_limit(nr_pfns), expect;
     uint32_t count, ndata = 0;
     const uint8_t *page;
-    int64_t dup;
 
     if (check_page_size(r, rec, page_size) || parse_count(r, rec, &count))
         return -1;
@@ -1925,14 +1919,8 @@ static int parse_page_data(struct stream_reader *r,
                         "body holds %" PRIu32 " bytes but %" PRIu32
                         " pfns with %" PRIu32 " data pages need %" PRIu64,
                         rec->length, count, ndata, expect);
-    dup = find_duplicate(r, r->pfns, count, limit);
-    if (dup < 0)
-        return rec_fail(r, rec, ENOMEM, "cannot allocate the duplicate check");
-    if (dup < count)
-        return rec_fail(r, rec, XCC_EBADSTREAM,
-                        "pfn entry %" PRId64 ": pfn 0x%" PRIx64
-                        " appears twice",
-                        dup, r->pfns[dup]);
+    if (check_no_duplicate(r, rec, r->pfns, count, limit, "pfn", ""))
+        return -1;
     page = rec->body + 8 + 8 * (size_t)count;
     for (uint32_t i = 0; i < count; i++) {
         if (stream_pfn_type_has_data(r->types[i])) {
