@@ -450,8 +450,58 @@ static int continue_guest(const char *id)
     return after && !strcmp(after, "running") ? 0 : 1;
 }
 
+/*
+ * --ring-pfns DOMID: the pfns of a PV guest's xenstore and console rings,
+ * their mfns (xenstore's store/ring-ref and console/ring-ref) through
+ * Xen's M2P. dom0's daemons write both rings as soon as a restored domain
+ * exists, before it runs. Prints "XOPS ring_pfns STORE CONSOLE".
+ */
+static int ring_pfns(const char *id)
+{
+    const char *what[2] = {"store", "console"};
+    uint64_t pfn[2] = {0, 0};
+    struct xs_handle *xsh = xs_open(0);
+    xentoollog_logger *log = (xentoollog_logger *)
+        xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
+    char name[64];
+    xcc_domain *d;
+    int rc = 0;
+
+    snprintf(name, sizeof(name), "xen:%s", id);
+    d = xcc_domain_open(name, log, 0);
+    if (!xsh || !d) {
+        printf("XOPS ring_pfns error cannot open %s or xenstore\n", name);
+        rc = 1;
+        goto out;
+    }
+    for (int i = 0; i < 2; i++) {
+        char node[96], *v;
+        unsigned len;
+
+        snprintf(node, sizeof(node), "/local/domain/%s/%s/ring-ref", id,
+                 what[i]);
+        v = xs_read(xsh, XBT_NULL, node, &len);
+        if (!v || xen_mfn_to_pfn(d->priv, strtoull(v, NULL, 0), &pfn[i]) < 0) {
+            printf("XOPS ring_pfns error %s: '%s' is no frame of dom%s\n",
+                   node, v ? v : "(none)", id);
+            rc = 1;
+        }
+        free(v);
+    }
+    if (!rc)
+        printf("XOPS ring_pfns %" PRIu64 " %" PRIu64 "\n", pfn[0], pfn[1]);
+out:
+    xcc_domain_close(d);
+    if (xsh)
+        xs_close(xsh);
+    xtl_logger_destroy(log);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--ring-pfns"))
+        return ring_pfns(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "--continue"))
         return continue_guest(argv[2]);
     if (argc == 2 && !strcmp(argv[1], "--interface"))
