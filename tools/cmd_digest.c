@@ -21,8 +21,8 @@ static void digest_usage(FILE *out)
             "                        pages: they hold machine frame numbers\n"
             "  --exclude-pfns LIST   these pfns count as zero pages too (a PV\n"
             "                        guest's p2m frames and start_info page,\n"
-            "                        which a restore into a new domain rewrites;\n"
-            "                        `inspect --json` of its image lists them)\n"
+            "                        which a restore into a new domain rewrites,\n"
+            "                        and its xenstore and console rings)\n"
             "  -h, --help            this text\n");
 }
 
