@@ -1,6 +1,6 @@
 /*
  * test_xen_feed.c - the checker and forwarder of the libxl v2 stream that
- * `xc-colo restore FILE xen:` feeds to libxl (tools/xen_feed.c), against a
+ * `xc-colo restore FILE xen:` feeds to libxl (tests/xen_feed.c), against a
  * hand-built stream: forwarded byte for byte, every truncation refused with
  * its offset, hostile records refused, nothing of xc-colo's emitted.
  */
@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../tools/xen_feed.c"
+#include "xen_feed.c"
 
 #define PAGE 4096u
 

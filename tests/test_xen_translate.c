@@ -5,7 +5,7 @@
  * save stands in for a PV guest's (test hook xen_translate_allow_sim).
  *
  * Proofs: the output passes the libxl/libxc stream checker that feeds libxl
- * (tools/xen_feed.c); it holds PAGE_DATA of at most 1024 pages and nothing
+ * (tests/xen_feed.c); it holds PAGE_DATA of at most 1024 pages and nothing
  * of xc-colo's; made into an xl image and restored into a fresh guest it
  * gives the source's memory, digest for digest; a cut or corrupt stream
  * fails with the record and offset named. A stream that announces its
@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../tools/xen_feed.c"
+#include "xen_feed.c"
 #include "xl_wrap.h"
 #include "domain/domain.h"
 #include "domain/sim.h"

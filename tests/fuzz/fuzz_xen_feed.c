@@ -1,7 +1,7 @@
 /*
  * fuzz_xen_feed.c - libFuzzer target for the checker and forwarder of the
  * libxl v2 stream that `xc-colo restore FILE xen:` hands to libxl
- * (tools/xen_feed.c). Arbitrary bytes are the stream after the xl header.
+ * (tests/xen_feed.c). Arbitrary bytes are the stream after the xl header.
  *
  * Property (abort() when broken): what the forwarder accepts, it writes out
  * byte for byte as it read it, and that output is accepted again (so
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "../../tools/xen_feed.c"
+#include "../xen_feed.c"
 
 /* Forwards in[0..n); returns the rc, *out the bytes written (malloc'ed). */
 static int forward(const uint8_t *in, size_t n, uint8_t **out, size_t *outlen,

@@ -9,7 +9,7 @@
  * or cut off by an error, is a stream that two validators take when the
  * translation succeeded, and refuse when it failed (libxl never sees a
  * whole stream from a bad one): the checker that feeds libxl
- * (tools/xen_feed.c), and the reader `xc-colo inspect` runs
+ * (tests/xen_feed.c), and the reader `xc-colo inspect` runs
  * (xcc_image_inspect, on the stream behind an xl header: tests/xl_wrap.h),
  * which checks every libxc record as the restore does. Crashes, leaks and
  * sanitizer reports are the other failures.
@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "../../tools/xen_feed.c"
+#include "../xen_feed.c"
 #include "../xl_wrap.h"
 #include "test_hooks.h"
 #include "xccolo.h"

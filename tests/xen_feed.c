@@ -1,6 +1,9 @@
 /*
- * xen_feed.c - checks and forwards the libxl v2 stream that libxl reads
- * when xc-colo restores into a new Xen domain (layout in xen_feed.h).
+ * xen_feed.c - an independent checker (and forwarder) of the libxl v2
+ * stream libxl reads when xc-colo restores into a new Xen domain (layout
+ * in xen_feed.h). Written apart from the library's reader, so that tests
+ * and fuzz targets hold the translator's output against a second reading
+ * of the format; included by them, not built into xc-colo.
  */
 #include <endian.h>
 #include <errno.h>
