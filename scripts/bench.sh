@@ -37,7 +37,7 @@ run_micro mapcache --mem 1G
 run_micro dirty --mem 1G
 run_micro save --mem 1G
 run_micro cache --mem 64M
-run_micro threads --reps 3
+run_micro threads --reps 5
 
 # run_script PART SCRIPT [VAR=VALUE...]: scripts/SCRIPT with the variables
 # set, its output in micro/PART.txt and PART.stderr; a failure is reported

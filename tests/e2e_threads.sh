@@ -12,6 +12,10 @@
 #              digest logged for checkpoint 3.
 #   usage      --threads 0, 65, x and an empty value are bad usage (exit 2,
 #              message names the option), and nothing is created.
+#   bench      `bench threads --json` (1 rep, 2 epochs, --threads 1,2) gives
+#              every cell a row per count with its pass rate and the
+#              machine's two ceilings measured beside it: ratio 1 for the
+#              first count, positive rates for the second.
 #
 # Env: XCC_BIN; E2E_SEED (the guests' seeds; printed).
 set -u
@@ -104,6 +108,33 @@ for v in 0 65 x ""; do
     fi
 done
 [ -e "$tmp/never" ] && bad "a refused save created its file"
+
+# ---- bench threads: the rows and the machine's ceilings ----------------------
+if "$X" bench threads --json --reps 1 --epochs 2 --threads 1,2 \
+        >"$tmp/bench.json" 2>"$tmp/bench.err"; then
+    if python3 - "$tmp/bench.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["cpus"] >= 1, d
+assert len(d["cells"]) == 3, d["cells"]
+for c in d["cells"]:
+    rows = c["rows"]
+    assert [r["threads"] for r in rows] == [1, 2], rows
+    assert rows[0]["machine-ratio"] == 1 and rows[0]["machine-compute-ratio"] == 1, rows[0]
+    for r in rows:
+        for k in ("pass-pages-per-s", "encode-pages-per-s",
+                  "machine-pages-per-s", "machine-compute-pages-per-s"):
+            assert r[k] > 0, (c["workload"], k, r)
+        assert r["machine-ratio"] > 0 and r["machine-compute-ratio"] > 0, r
+PY
+    then
+        ok "bench threads: rows for 1 and 2 threads, machine ceilings beside them"
+    else
+        bad "bench threads: JSON: $(head -c 600 "$tmp/bench.json")"
+    fi
+else
+    bad "bench threads failed: $(tail -n 3 "$tmp/bench.err")"
+fi
 
 seed_note
 echo "e2e_threads: $checks checks, $failures failed"

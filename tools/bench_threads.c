@@ -20,10 +20,24 @@
  * loaded machine hits them all. Each figure is the median over every paused
  * pass of every rep (passes under 64 pages, timer noise, left out); the
  * ratio is to the first count of --threads (1 by default).
+ *
+ * The machine's own ceiling is measured beside every run, with the same
+ * number of threads, two ways, so that two vCPUs of a VM that share a core,
+ * or a memory bus that two copies fill, show in the baseline instead of
+ * being charged to --threads:
+ *   memory   each thread copies 4 KiB pages out of 16 MiB of its own into a
+ *            stage page and compares the copy with a reference page (what a
+ *            delta pass does to every page, without the encoding);
+ *   compute  each thread XBZRLE-encodes one pair of pages that stay in its
+ *            L1 cache, a tenth of the bytes changed (the encoding without
+ *            the memory).
+ * A delta pass does both, so its scaling can be expected between the two.
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,13 +66,16 @@ static void usage(FILE *out)
             "usage: xc-colo bench threads [--json] [--mem SIZE] [--reps N]\n"
             "                             [--threads LIST] [--epochs N]\n"
             "                             [--interval MS]\n\n"
-            "Checkpoints a sim guest (default 256M) with --xbzrle into a "
+            "Checkpoints a sim guest (default 64M) with --xbzrle into a "
             "tmpfs file, for\neach thread count of LIST (default 1,2,4), "
             "EPOCHS paused passes each\n(default %u, %u ms apart), on the "
             "workloads hotpages, random:100000:0.1 and\nrandom:100000:0.5. "
             "Pages per second of encoding (classify + encode wall\ntime) "
             "and of the whole paused pass, medians of N reps (default %u), "
-            "and\nthe ratio to the first count.\n",
+            "and\nthe ratio to the first count. Beside every run, the "
+            "machine's own ceiling\nfor as many threads: page copies and "
+            "compares over 16 MiB per thread\n(memory) and XBZRLE encoding "
+            "of a page pair in L1 (compute).\n",
             DEFAULT_EPOCHS, DEFAULT_INTERVAL_MS, DEFAULT_REPS);
 }
 
@@ -93,7 +110,113 @@ static int parse_counts(const char *arg, unsigned *counts, unsigned *n)
 struct samples {
     double *encode, *pass, *bytes, *misses; /* per page or pages per s */
     size_t n, cap;
+    double *machine, *machine_cpu; /* the ceilings' pages per second, one
+                                    * per run: memory, compute */
+    size_t n_machine;
 };
+
+/* ---- The machine's ceiling ------------------------------------------------ */
+
+#define CEIL_PAGE 4096u
+#define CEIL_BUF (16ull << 20) /* per thread: 2 x 16 MiB, past a 32 MiB L3 */
+#define CEIL_PASSES 4u
+
+struct ceil_thread {
+    _Alignas(64) uint8_t *src, *ref; /* ref: src with each page's last byte
+                                       * changed, so memcmp reads it all */
+    uint8_t stage[CEIL_PAGE];
+    uint8_t old[CEIL_PAGE], cur[CEIL_PAGE], enc[CEIL_PAGE]; /* compute */
+    bool compute;
+    pthread_t t;
+    uint64_t differ;
+};
+
+static void *ceil_work(void *p)
+{
+    struct ceil_thread *c = p;
+    uint64_t differ = 0;
+
+    for (unsigned r = 0; r < CEIL_PASSES; r++)
+        for (size_t off = 0; off < CEIL_BUF; off += CEIL_PAGE) {
+            if (c->compute) {
+                differ += xcc_xbzrle_encode(c->old, c->cur, CEIL_PAGE, c->enc,
+                                            sizeof(c->enc)) > 0;
+                continue;
+            }
+            memcpy(c->stage, c->src + off, CEIL_PAGE);
+            differ += memcmp(c->stage, c->ref + off, CEIL_PAGE) != 0;
+        }
+    c->differ = differ;
+    return NULL;
+}
+
+/* Buffers for up to n threads, written once so that no run faults. */
+static struct ceil_thread *ceil_new(unsigned n)
+{
+    struct ceil_thread *c = aligned_alloc(64, n * sizeof(*c));
+
+    if (!c)
+        return NULL;
+    memset(c, 0, n * sizeof(*c));
+    for (unsigned k = 0; k < n; k++) {
+        c[k].src = malloc(CEIL_BUF);
+        c[k].ref = malloc(CEIL_BUF);
+        if (!c[k].src || !c[k].ref) {
+            for (unsigned j = 0; j <= k; j++) {
+                free(c[j].src);
+                free(c[j].ref);
+            }
+            free(c);
+            return NULL;
+        }
+        for (size_t i = 0; i < CEIL_BUF; i++)
+            c[k].src[i] = (uint8_t)(i * 131 + k);
+        memcpy(c[k].ref, c[k].src, CEIL_BUF);
+        for (size_t off = CEIL_PAGE - 1; off < CEIL_BUF; off += CEIL_PAGE)
+            c[k].ref[off] ^= 1;
+        /* A tenth of the bytes changed, at random places. */
+        uint32_t x = 2463534242u + k;
+        memcpy(c[k].old, c[k].src, CEIL_PAGE);
+        memcpy(c[k].cur, c[k].old, CEIL_PAGE);
+        for (unsigned i = 0; i < CEIL_PAGE / 10; i++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            c[k].cur[x % CEIL_PAGE] ^= (uint8_t)(x >> 24) | 1;
+        }
+    }
+    return c;
+}
+
+static void ceil_free(struct ceil_thread *c, unsigned n)
+{
+    for (unsigned k = 0; c && k < n; k++) {
+        free(c[k].src);
+        free(c[k].ref);
+    }
+    free(c);
+}
+
+/* n threads at once (the caller is one of them), memory or compute;
+ * pages per second of all together, or -1 when a thread could not start. */
+static double ceil_run(struct ceil_thread *c, unsigned n, bool compute)
+{
+    const uint64_t pages = (uint64_t)n * CEIL_PASSES * (CEIL_BUF / CEIL_PAGE);
+    unsigned started = 1;
+    double t0 = bench_now_s(), dt;
+
+    for (unsigned k = 0; k < n; k++)
+        c[k].compute = compute;
+    for (; started < n; started++)
+        if (pthread_create(&c[started].t, NULL, ceil_work, &c[started]))
+            break;
+    ceil_work(&c[0]);
+    for (unsigned k = 1; k < started; k++)
+        pthread_join(c[k].t, NULL);
+    dt = bench_now_s() - t0;
+    for (unsigned k = 0; k < started; k++)
+        if (c[k].differ != CEIL_PASSES * (CEIL_BUF / CEIL_PAGE))
+            return -1; /* the comparison did not read every page */
+    return started == n && dt > 0 ? (double)pages / dt : -1;
+}
 
 /* Appends the paused passes of a checkpointer's statistics with at least
  * MIN_PASS_PAGES pages (fewer are timer noise). -1 when there was none. */
@@ -179,6 +302,7 @@ struct cell_run {
     unsigned epochs, interval_ms;
     xentoollog_logger *log;
     struct samples *sm; /* by index into counts */
+    struct ceil_thread *ceil;
 };
 
 static int run_count(void *opaque, unsigned rep, unsigned k)
@@ -191,6 +315,18 @@ static int run_count(void *opaque, unsigned rep, unsigned k)
                   cr->counts[k], xcc_strerror(errno));
         return -1;
     }
+    /* The ceiling right after the run it is the baseline of. */
+    struct samples *x = &cr->sm[k];
+    double r = ceil_run(cr->ceil, cr->counts[k], false);
+    double rc = ceil_run(cr->ceil, cr->counts[k], true);
+
+    if (r < 0 || rc < 0) {
+        cli_error("bench threads: the machine's ceiling with %u threads "
+                  "could not run", cr->counts[k]);
+        return -1;
+    }
+    x->machine[x->n_machine] = r;
+    x->machine_cpu[x->n_machine++] = rc;
     return 0;
 }
 
@@ -212,6 +348,8 @@ int bench_threads(int argc, char **argv)
     char name[64], dname[80], path[128] = "";
     struct samples sm[NCELLS][MAX_COUNTS];
     bool alloc_ok = true;
+    unsigned max_count = 1;
+    struct ceil_thread *ceil = NULL;
     xentoollog_logger *log = NULL;
 
     optind = 1;
@@ -270,9 +408,18 @@ int bench_threads(int argc, char **argv)
             x->pass = calloc(x->cap, sizeof(double));
             x->bytes = calloc(x->cap, sizeof(double));
             x->misses = calloc(x->cap, sizeof(double));
-            if (!x->encode || !x->pass || !x->bytes || !x->misses)
+            x->machine = calloc(reps, sizeof(double));
+            x->machine_cpu = calloc(reps, sizeof(double));
+            if (!x->encode || !x->pass || !x->bytes || !x->misses ||
+                !x->machine || !x->machine_cpu)
                 alloc_ok = false;
         }
+    for (unsigned k = 0; k < ncounts; k++)
+        if (counts[k] > max_count)
+            max_count = counts[k];
+    ceil = ceil_new(max_count);
+    if (!ceil)
+        alloc_ok = false;
     snprintf(path, sizeof(path), "/dev/shm/xc-colo-bench-threads-%d.img",
              (int)getpid());
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -318,7 +465,8 @@ int bench_threads(int argc, char **argv)
                                   .epochs = epochs,
                                   .interval_ms = interval_ms,
                                   .log = log,
-                                  .sm = sm[cell]};
+                                  .sm = sm[cell],
+                                  .ceil = ceil};
 
             rc =
                 bench_interleave((unsigned)reps, ncounts, run_count, NULL, &cr);
@@ -330,7 +478,7 @@ int bench_threads(int argc, char **argv)
         if (rc < 0)
             goto out;
 
-        double base_enc = 0, base_pass = 0;
+        double base_enc = 0, base_pass = 0, base_mach = 0, base_cpu = 0;
         if (json)
             printf("%s{\"workload\": \"%s\", \"rows\": [", cell ? ", " : "",
                    cells[cell]);
@@ -343,23 +491,34 @@ int bench_threads(int argc, char **argv)
             double p = bench_median(x->pass, n);
             double b = bench_median(x->bytes, n);
             double m = bench_median(x->misses, n);
+            double mach = bench_median(x->machine, (unsigned)x->n_machine);
+            double cpu = bench_median(x->machine_cpu, (unsigned)x->n_machine);
 
             if (k == 0) {
                 base_enc = e;
                 base_pass = p;
+                base_mach = mach;
+                base_cpu = cpu;
             }
             if (json)
                 printf("%s{\"threads\": %u, \"encode-pages-per-s\": %.0f, "
                        "\"pass-pages-per-s\": %.0f, \"encode-ratio\": %.3f, "
                        "\"pass-ratio\": %.3f, \"bytes-per-page\": %.1f, "
-                       "\"misses-per-page\": %.4f, \"passes\": %u}",
+                       "\"misses-per-page\": %.4f, \"passes\": %u, "
+                       "\"machine-pages-per-s\": %.0f, "
+                       "\"machine-ratio\": %.3f, "
+                       "\"machine-compute-pages-per-s\": %.0f, "
+                       "\"machine-compute-ratio\": %.3f}",
                        k ? ", " : "", counts[k], e, p, e / base_enc,
-                       p / base_pass, b, m, n);
+                       p / base_pass, b, m, n, mach, mach / base_mach, cpu,
+                       cpu / base_cpu);
             else
                 printf("    --threads %-2u  encode %9.0f pages/s (%.2fx)  "
                        "pass %9.0f pages/s (%.2fx)  %6.1f B/page  %.3f "
-                       "misses/page  (%u passes)\n",
-                       counts[k], e, e / base_enc, p, p / base_pass, b, m, n);
+                       "misses/page  (%u passes)  machine: memory %.2fx, "
+                       "compute %.2fx\n",
+                       counts[k], e, e / base_enc, p, p / base_pass, b, m, n,
+                       mach / base_mach, cpu / base_cpu);
         }
         if (json)
             printf("]}");
@@ -378,7 +537,10 @@ out:
             free(sm[c][k].pass);
             free(sm[c][k].bytes);
             free(sm[c][k].misses);
+            free(sm[c][k].machine);
+            free(sm[c][k].machine_cpu);
         }
+    ceil_free(ceil, max_count);
     if (log)
         xtl_logger_destroy(log);
     return ret;
