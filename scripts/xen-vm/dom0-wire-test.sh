@@ -47,7 +47,8 @@ done
 emit_json wire_compress /tmp/wire_zstd.json
 nb=$(wc -c < /tmp/wire_none.img); zb=$(wc -c < /tmp/wire_zstd.img)
 if [ $ok_c = 1 ] && [ "$zb" -lt "$nb" ]; then
-    step wire_compress PASS "non-live save: $nb bytes plain, $zb with --compress zstd"
+    kv wire_zstd_fewer "$(awk -v n="$nb" -v z="$zb" 'BEGIN { printf "%.2f", n / z }')"
+    step wire_compress PASS "non-live save: $nb bytes plain, $zb with --compress zstd ($(kv_of wire_zstd_fewer)x fewer)"
 else
     step wire_compress FAIL "saves/inspect ok=$ok_c, $nb bytes plain, $zb compressed"
 fi

@@ -308,6 +308,15 @@ def main():
     print(f"{'  then xc-colo restore FILE xen: (runs)':<44} {f(lr):>7} {'':>11}  "
           f"receiver RSS {find(rj, 'receiver_peak_rss_kib') or '-'} KiB, decode copy "
           f"{find(rj, 'decode-copy-bytes') if find(rj, 'decode-copy-bytes') is not None else '-'} B")
+    # --compress zstd on a real idle Linux domU's memory (the wire part).
+    zn, zz = num("wire_none_bytes"), num("wire_zstd_bytes")
+    if zn and zz:
+        zj = stats.get("wire_compress", {})
+        print(f"{'xc-colo save (non-live), plain':<44} {'':>7} {f(zn, '{:.0f}'):>11}")
+        print(f"{'  the same with --compress zstd':<44} {'':>7} {f(zz, '{:.0f}'):>11}  "
+              f"{zn / zz:.2f}x fewer bytes; zstd level "
+              f"{find(zj, 'level') if find(zj, 'level') is not None else '-'}, "
+              f"frames {find(zj, 'ratio') or '-'}x of the pages with data")
     rx_n, rx_w = num("remus_xl_checkpoints"), num("remus_xl_window_seconds")
     cx_n, cx_w = num("ckpt_hb_gaps"), num("ckpt_hb_window_seconds")
     print(f"\n{'checkpointing at 100 ms':<34} {'ckpt/s':>7} {'pause ms':>9}  (heartbeat)")
