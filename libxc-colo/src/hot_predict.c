@@ -21,6 +21,7 @@ struct hot_predict {
     uint64_t *predicted; /* predicted, not yet seen again */
     uint64_t *cached;    /* predicted and cached, not yet seen again */
     bool off;            /* a peek failed */
+    bool every;          /* hot_predict_every_page */
     uint64_t *defer;     /* first-pass pfns put off to the pass's end */
     size_t ndefer;
     bool defer_closed;
@@ -93,6 +94,10 @@ void hot_predict_peek(struct hot_predict *hp, xcc_domain *d, uint64_t lo,
     uint64_t t0;
     int64_t n;
 
+    if (hp->every) {
+        hp->st->on = true; /* nothing to peek at: every page is taken */
+        return;
+    }
     if (hp->off || !d->ops->logdirty_peek || lo > hi || hi >= hp->nr_pfns)
         return;
     hp->st->on = true;
@@ -111,7 +116,8 @@ void hot_predict_peek(struct hot_predict *hp, xcc_domain *d, uint64_t lo,
 bool hot_predict_defer(struct hot_predict *hp, const uint64_t *pfns, size_t n,
                        uint64_t t_enable_ns)
 {
-    if (hp->defer_closed || hp->off || n > HOT_PREDICT_DEFER_PAGES - hp->ndefer ||
+    if (hp->every || hp->defer_closed || hp->off ||
+        n > HOT_PREDICT_DEFER_PAGES - hp->ndefer ||
         lib_now_ns() - t_enable_ns >= HOT_PREDICT_DEFER_MS * 1000000ull)
         return false;
     memcpy(hp->defer + hp->ndefer, pfns, n * sizeof(uint64_t));
@@ -128,9 +134,16 @@ const uint64_t *hot_predict_deferred(struct hot_predict *hp, size_t *n)
     return hp->defer;
 }
 
+void hot_predict_every_page(struct hot_predict *hp)
+{
+    hp->every = true;
+    hp->st->every_page = true;
+}
+
 bool hot_predict_is_hot(const struct hot_predict *hp, uint64_t pfn)
 {
-    return hp && !hp->off && pfn < hp->nr_pfns && bit(hp->peeked, pfn);
+    return hp && pfn < hp->nr_pfns &&
+           (hp->every || (!hp->off && bit(hp->peeked, pfn)));
 }
 
 const uint8_t *hot_predict_send(struct hot_predict *hp, xcc_page_cache *pc,
@@ -191,6 +204,8 @@ void hot_predict_json(struct json_object *root,
     if (!st->on || !(o = json_object_new_object()))
         return;
     json_object_object_add(root, "hot-prediction", o);
+    json_object_object_add(o, "every-page",
+                           json_object_new_boolean(st->every_page));
     put_u64(o, "peeks", st->peeks);
     put_u64(o, "deferred", st->deferred);
     put_frac(o, "peek-ms", st->peek_ns, 1000000);

@@ -24,6 +24,14 @@
  * The prediction is measured: how many predicted pages a later pass sends
  * again (re-dirtied), and the cache memory the predicted entries took.
  *
+ * When the cache can hold the whole guest (--cache-size at least its RAM),
+ * no page needs to be guessed at: every page the first pass sends goes the
+ * way of a predicted one (hot_predict_every_page), so that every page a
+ * later pass sends again has a base, whatever the guest's pattern (a
+ * uniformly random writer leaves nothing for a guess to find). It costs a
+ * copy per page in the first pass (a cache insert is about a memcpy,
+ * `xc-colo bench cache`); no peek and no deferral are needed.
+ *
  * Internal API (names start hot_predict_).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -54,6 +62,7 @@ struct hot_predict_stats {
     uint64_t redirtied;        /* predicted pages a later pass sent again */
     uint64_t cached_redirtied; /* of which cached ones */
     uint32_t page_size;
+    bool every_page; /* every first-pass page taken (the cache holds all) */
 };
 
 struct hot_predict;
@@ -84,7 +93,12 @@ bool hot_predict_defer(struct hot_predict *hp, const uint64_t *pfns, size_t n,
  * more are taken afterwards. */
 const uint64_t *hot_predict_deferred(struct hot_predict *hp, size_t *n);
 
-/* Whether pfn was dirtied before the first pass reached it. */
+/* Every page of the first pass counts as predicted (the cache can hold the
+ * whole guest): no peeks, no deferral. Call before the first pass. */
+void hot_predict_every_page(struct hot_predict *hp);
+
+/* Whether pfn was dirtied before the first pass reached it (or every
+ * page is taken). */
 bool hot_predict_is_hot(const struct hot_predict *hp, uint64_t pfn);
 
 /*

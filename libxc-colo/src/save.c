@@ -285,6 +285,10 @@ xcc_saver *xcc_saver_new(xcc_domain *d, int fd,
         if (s->p.live && !s->p.no_hot_predict && d->ops->logdirty_peek &&
             !(s->hp = hot_predict_new(s->nr_pfns, s->page_size, &s->st.hot)))
             goto fail;
+        /* A cache that holds the whole guest takes every first-pass page:
+         * nothing then needs to be guessed (hot_predict.h). */
+        if (s->hp && budget >= guest)
+            hot_predict_every_page(s->hp);
     }
     if (lanes_new(s) < 0)
         goto fail;
