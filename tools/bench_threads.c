@@ -286,9 +286,8 @@ static int checkpoint_run(xcc_domain *d, int fd, uint64_t mem, unsigned threads,
         rc = -1;
     }
     xcc_checkpointer_free(c);
-    /* The checkpointer leaves the guest paused, as a save does. */
-    if (xcc_domain_unpause(d) < 0)
-        rc = -1;
+    /* The checkpointer leaves the guest paused, as a save does: the
+     * caller measures the ceiling, then continues it. */
     return rc;
 }
 
@@ -313,13 +312,20 @@ static int run_count(void *opaque, unsigned rep, unsigned k)
                        cr->interval_ms, cr->log, &cr->sm[k]) < 0) {
         cli_error("bench threads: %s, --threads %u: %s", cr->cell,
                   cr->counts[k], xcc_strerror(errno));
+        (void)xcc_domain_unpause(cr->d);
         return -1;
     }
-    /* The ceiling right after the run it is the baseline of. */
+    /* The ceiling right after the run it is the baseline of, with the
+     * guest still paused, as in the passes measured. */
     struct samples *x = &cr->sm[k];
     double r = ceil_run(cr->ceil, cr->counts[k], false);
     double rc = ceil_run(cr->ceil, cr->counts[k], true);
 
+    if (xcc_domain_unpause(cr->d) < 0) {
+        cli_error("bench threads: cannot continue the guest of %s: %s",
+                  cr->cell, xcc_strerror(errno));
+        return -1;
+    }
     if (r < 0 || rc < 0) {
         cli_error("bench threads: the machine's ceiling with %u threads "
                   "could not run", cr->counts[k]);
