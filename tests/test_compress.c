@@ -176,16 +176,21 @@ Test(compress, switches_off_on_random_data_and_back_on)
     cr_assert(compress_write_pages(z, w, pfns, NULL, 32, ptrs, PAGE) == 0);
     cr_assert_eq(st.not_paying, 1);
     cr_assert_eq(st.compressed, 0);
-    /* Compressible again: the sample pays, compression is back on. */
+    /* Compressible again. The failed try backs off: the next batch goes
+     * without a sample; then the sample pays, compression is back on. */
     for (unsigned i = 0; i < 32; i++)
         fill_text(pages[i], i);
+    uint64_t probes = st.probes;
+    cr_assert(compress_write_pages(z, w, pfns, NULL, 32, ptrs, PAGE) == 0);
+    cr_assert_eq(st.compressed, 0);
+    cr_assert_eq(st.probes, probes);
     cr_assert(compress_write_pages(z, w, pfns, NULL, 32, ptrs, PAGE) == 0);
     cr_assert_eq(st.compressed, 1);
 
     struct stream_reader *r = open_reader(fd);
-    for (int b = 0; b < 6; b++) {
+    for (int b = 0; b < 7; b++) {
         cr_assert(stream_read_record(r, &rec) == 0);
-        cr_assert_eq(rec.type, b < 5 ? STREAM_REC_PAGE_DATA
+        cr_assert_eq(rec.type, b < 6 ? STREAM_REC_PAGE_DATA
                                      : STREAM_REC_COMPRESSED_PAGES);
         cr_assert(compress_parse_pages(r, &rec, NPFNS, PAGE, &pd) == 0);
         cr_assert_eq(pd.count, 32);
@@ -325,6 +330,43 @@ Test(compress, a_tenth_saved_does_not_pay)
     cr_assert_eq(st.compressed, 0);
     cr_assert_eq(st.probes, 4);
     cr_assert_eq(st.skipped, 4);
+    stream_writer_free(w);
+    compress_enc_free(z);
+    close(fd);
+}
+
+/*
+ * A live pass asks for a quarter saved, a paused one for an eighth: pages
+ * a fifth zeros and the rest random compress in a paused pass and go as
+ * PAGE_DATA in a live one (sampled only).
+ */
+Test(compress, a_live_pass_asks_for_a_quarter)
+{
+    struct compress_stats st = {0};
+    struct compress_enc *z = compress_enc_new(1, 32, PAGE, &st);
+    static uint8_t pages[32][PAGE];
+    const uint8_t *ptrs[32];
+    uint64_t pfns[32];
+    int fd;
+    struct stream_writer *w = open_writer(&fd);
+
+    seed();
+    for (unsigned i = 0; i < 32; i++) {
+        fill_random(pages[i]);
+        memset(pages[i], 0, PAGE / 5);
+        ptrs[i] = pages[i];
+        pfns[i] = i;
+    }
+    compress_set_live(z, true);
+    for (int b = 0; b < 3; b++)
+        cr_assert(compress_write_pages(z, w, pfns, NULL, 32, ptrs, PAGE) == 0);
+    cr_assert_eq(st.compressed, 0);
+    cr_assert_eq(st.not_paying, 0, "the samples alone turned it down");
+    compress_set_live(z, false);
+    cr_assert(compress_write_pages(z, w, pfns, NULL, 32, ptrs, PAGE) == 0);
+    cr_assert_eq(st.compressed, 1);
+    cr_assert(st.frame_bytes < st.raw_bytes - st.raw_bytes / 8);
+    cr_assert(st.frame_bytes > st.raw_bytes - st.raw_bytes / 4);
     stream_writer_free(w);
     compress_enc_free(z);
     close(fd);

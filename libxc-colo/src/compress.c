@@ -25,8 +25,18 @@
  * carried 2.3 times the bytes of the same migration without zstd.
  */
 #define PAY_DIVISOR 8u
+/* In a live pass: a quarter (compress_set_live). */
+#define PAY_DIVISOR_LIVE 4u
 /* Pages tried from each batch while compression is off. */
 #define SAMPLE_PAGES 4u
+/*
+ * After a full try that did not pay although its sample did, the batches
+ * that follow are sent without a sample: 1, then 2, 4 ... up to this many
+ * after each further such try in a row. Near-random memory can have pages
+ * that compress among many that do not; each full try of a batch costs as
+ * much as compressing it, so a live pass paid it again and again.
+ */
+#define BACKOFF_MAX 64u
 /* Raw bytes per record at most: well inside the record length cap. */
 #define CHUNK_BYTES (32u << 20)
 /* The decoder's window is bounded by the decompressed size; never more. */
@@ -73,6 +83,9 @@ struct compress_enc {
     size_t out_cap;
     uint8_t *sample;
     bool off;                /* no full try until a sample pays */
+    bool live;               /* compress_set_live */
+    unsigned backoff;        /* batches skipped after the last failed try */
+    unsigned wait;           /* batches still to skip before a sample */
     struct compress_stats *st;
 };
 
@@ -140,9 +153,15 @@ static uint64_t cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static bool pays(size_t frame, size_t raw)
+static bool pays(const struct compress_enc *z, size_t frame, size_t raw)
 {
-    return frame + COMPRESS_HEAD_SIZE <= raw - raw / PAY_DIVISOR;
+    return frame + COMPRESS_HEAD_SIZE <=
+           raw - raw / (z->live ? PAY_DIVISOR_LIVE : PAY_DIVISOR);
+}
+
+void compress_set_live(struct compress_enc *z, bool live)
+{
+    z->live = live;
 }
 
 /* While off: whether a few pages spread over the batch compress. */
@@ -156,7 +175,7 @@ static bool sample_pays(struct compress_enc *z, const uint8_t *const *pages,
     len = ZSTD_compressCCtx(z->cctx, z->out, z->out_cap, z->sample,
                             k * z->psz, z->level);
     z->st->probes++;
-    return !ZSTD_isError(len) && pays(len, k * z->psz);
+    return !ZSTD_isError(len) && pays(z, len, k * z->psz);
 }
 
 /* Compresses pages[0..n) into z->out as one frame. Its size, or 0 on a
@@ -192,16 +211,28 @@ static int write_chunk(struct compress_enc *z, struct stream_writer *w,
     const size_t raw = n * (size_t)z->psz;
     size_t frame = 0;
     uint64_t t0 = cpu_ns();
-    bool try_it = !z->off || sample_pays(z, pages, n);
+    bool try_it;
 
+    if (z->off && z->wait) {
+        z->wait--;
+        try_it = false;
+    } else {
+        try_it = !z->off || sample_pays(z, pages, n);
+    }
     z->st->batches++;
     if (try_it)
         frame = compress_frame(z, pages, n);
     z->st->ns += cpu_ns() - t0;
     if (!try_it) {
         z->st->skipped++;
-    } else if (!frame || !pays(frame, raw)) {
+    } else if (!frame || !pays(z, frame, raw)) {
         z->st->not_paying++;
+        /* A sample that paid led here: back off before the next one. */
+        if (z->off)
+            z->backoff = z->backoff ? (z->backoff * 2 > BACKOFF_MAX
+                                           ? BACKOFF_MAX : z->backoff * 2)
+                                    : 1;
+        z->wait = z->backoff;
         z->off = true;
     } else {
         uint8_t head[COMPRESS_HEAD_SIZE];
@@ -212,6 +243,7 @@ static int write_chunk(struct compress_enc *z, struct stream_writer *w,
         };
 
         z->off = false;
+        z->backoff = z->wait = 0;
         st_le32(head, (uint32_t)n);
         st_le32(head + 4, (uint32_t)frame);
         for (size_t i = 0; i < n; i++)

@@ -1058,6 +1058,8 @@ int save_send_pass(xcc_saver *s, bool paused, bool xbzrle_allowed)
     it->paused = paused;
     s->cur = it;
     s->use_xbzrle_now = xbzrle_allowed && s->pc;
+    if (s->zc)
+        compress_set_live(s->zc, !paused);
     s->predict_now = s->hp && !paused && it->index == 0;
     if (s->use_xbzrle_now)
         xcc_page_cache_next_generation(s->pc);
