@@ -379,7 +379,7 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
     src = malloc((pd.count ? pd.count : 1) * sizeof(*src));
     uint64_t *data_pfns = malloc((pd.count ? pd.count : 1) * sizeof(uint64_t));
     uint64_t *alloc_pfns = malloc((pd.count ? pd.count : 1) * sizeof(uint64_t));
-    size_t nalloc = 0;
+    size_t nalloc = 0, forwarded = 0;
     int rc = -1;
 
     if (!src || !data_pfns || !alloc_pfns) {
@@ -389,10 +389,14 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
     for (size_t i = 0; i < pd.count; i++) {
         unsigned t = pd.types[i];
         if (pd.pages[i]) {
+            alloc_pfns[nalloc++] = pd.pfns[i];
+            if (r->keep_page && !r->keep_page(r->hook_opaque, pd.pfns[i])) {
+                forwarded++; /* by the pages hook only: not kept here */
+                continue;
+            }
             data_pfns[n] = pd.pfns[i];
             src[n] = pd.pages[i];
             n++;
-            alloc_pfns[nalloc++] = pd.pfns[i];
         } else if (t == XCC_PFN_XALLOC) {
             alloc_pfns[nalloc++] = pd.pfns[i];
         } else {
@@ -404,10 +408,11 @@ static int handle_page_data(xcc_restorer *r, const struct stream_record *rec)
     if (map_and_apply(r, rec, data_pfns, n, apply_copy, src) < 0)
         goto out;
     if (r->pages_hook &&
-        r->pages_hook(r->hook_opaque, rec, pd.pfns, pd.types, pd.count) < 0)
+        r->pages_hook(r->hook_opaque, rec, pd.pfns, pd.types,
+                      (const uint8_t *const *)pd.pages, pd.count) < 0)
         goto out;
-    r->st.normal += n;
-    r->pages_applied += n;
+    r->st.normal += n + forwarded;
+    r->pages_applied += n + forwarded;
     rc = 0;
 out:
     free(src);
@@ -429,7 +434,8 @@ static int handle_zero_pages(xcc_restorer *r, const struct stream_record *rec)
     if (map_and_apply(r, rec, zl.pfns, zl.count, apply_zero, NULL) < 0)
         return -1;
     if (r->pages_hook &&
-        r->pages_hook(r->hook_opaque, rec, zl.pfns, zl.types, zl.count) < 0)
+        r->pages_hook(r->hook_opaque, rec, zl.pfns, zl.types, NULL,
+                      zl.count) < 0)
         return -1;
     r->st.zero += zl.count;
     r->pages_applied += zl.count;
@@ -449,7 +455,8 @@ static int handle_xbzrle_pages(xcc_restorer *r, const struct stream_record *rec)
     if (map_and_apply(r, rec, x.pfns, x.count, apply_delta, &x) < 0)
         return -1;
     if (r->pages_hook &&
-        r->pages_hook(r->hook_opaque, rec, x.pfns, x.types, x.count) < 0)
+        r->pages_hook(r->hook_opaque, rec, x.pfns, x.types, NULL,
+                      x.count) < 0)
         return -1;
     r->st.xbzrle += x.count;
     for (size_t i = 0; i < x.count; i++)

@@ -22,13 +22,19 @@
 /*
  * Called after a page record (PAGE_DATA, COMPRESSED_PAGES, ZERO_PAGES,
  * XBZRLE_PAGES) was applied to the target, with its entries (the
- * reader's arrays, valid during the call). The Xen translator
- * (xen_translate.c) forwards the pages from there. 0, or -1 with errno
- * after restore_fail().
+ * reader's arrays, valid during the call): for PAGE_DATA and
+ * COMPRESSED_PAGES also the record's own pages (NULL for an entry without
+ * data), else pages is NULL. The Xen translator (xen_translate.c)
+ * forwards the pages from there. 0, or -1 with errno after restore_fail().
  */
 typedef int restore_pages_fn(void *opaque, const struct stream_record *rec,
                              const uint64_t *pfns, const uint8_t *types,
-                             uint32_t count);
+                             const uint8_t *const *pages, uint32_t count);
+
+/* Whether a page record's page of pfn must be written to the target
+ * (restore.c asks before PAGE_DATA and COMPRESSED_PAGES are applied; the
+ * pages hook still gets every page). */
+typedef bool restore_keep_fn(void *opaque, uint64_t pfn);
 
 struct xcc_restorer {
     int fd;
@@ -61,6 +67,7 @@ struct xcc_restorer {
     size_t scratch_cap;
 
     restore_pages_fn *pages_hook; /* NULL: none */
+    restore_keep_fn *keep_page;   /* NULL: every page is written */
     void *hook_opaque;
 
     struct stats_restore st;

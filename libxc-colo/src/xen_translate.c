@@ -357,8 +357,9 @@ int xcc_xen_translator_begin(xcc_xen_translator *t, const char **config,
 }
 
 /* PAGE_DATA records of at most XEN_TRANSLATE_BATCH entries: the pages
- * from src, or from the copy (decoding), or all zero (zero: ZERO_PAGES,
- * whose copies are holes that a read would fault in). */
+ * from src (a record's own pages), or from the copy (decoded: src NULL),
+ * or all zero (zero: ZERO_PAGES, whose copies are holes that a read would
+ * fault in). */
 static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
                       const uint8_t *types, uint32_t count,
                       const uint8_t *const *src, bool zero)
@@ -376,7 +377,9 @@ static int emit_pages(xcc_xen_translator *t, const uint64_t *pfns,
 
             if (c) {
                 c->types[pfn] = (uint8_t)type;
-                t->pages[i] = zero ? t->zero_page : c->base + pfn * c->psz;
+                t->pages[i] = zero  ? t->zero_page
+                              : src ? src[done + i]
+                                    : c->base + pfn * c->psz;
             } else {
                 t->pages[i] = src[done + i];
             }
@@ -442,9 +445,18 @@ static int drop_copies(xcc_xen_translator *t, const struct stream_record *rec,
     return 0;
 }
 
+/* Sparse copy: a record's page is kept only as a base (the others are
+ * forwarded from the record itself and never touch the copy). */
+static bool keep_page(void *opaque, uint64_t pfn)
+{
+    const xcc_xen_translator *t = opaque;
+
+    return stream_reader_has_base(t->r->rd, pfn);
+}
+
 static int pages_hook(void *opaque, const struct stream_record *rec,
                       const uint64_t *pfns, const uint8_t *types,
-                      uint32_t count)
+                      const uint8_t *const *pages, uint32_t count)
 {
     xcc_xen_translator *t = opaque;
 
@@ -454,15 +466,16 @@ static int pages_hook(void *opaque, const struct stream_record *rec,
     case STREAM_REC_COMPRESSED_PAGES: t->st.compressed_in += count; break;
     default: t->st.page_data_in += count; break;
     }
-    if (emit_pages(t, pfns, types, count, NULL,
+    if (emit_pages(t, pfns, types, count, pages,
                    rec->type == STREAM_REC_ZERO_PAGES) < 0)
         return -1;
     if (!t->sparse)
         return 0;
     /* Forwarded: the copy is needed no more, but as a base. The peak of
-     * the copy is now, with the record's pages in it. */
+     * the copy is now, with the record's pages in it. A record with pages
+     * of its own wrote only its bases (keep_page): nothing to give back. */
     (void)copy_bytes(t);
-    return drop_copies(t, rec, pfns, count);
+    return pages ? 0 : drop_copies(t, rec, pfns, count);
 }
 
 /* CACHE_BASES: checked and followed by the reader; the copies of the pfns
@@ -632,6 +645,7 @@ static int translate(xcc_xen_translator *t, int out_fd, int back_fd,
         if (restore_attach(r, &t->copy) < 0)
             goto out;
         r->pages_hook = pages_hook;
+        r->keep_page = t->sparse ? keep_page : NULL;
         r->hook_opaque = t;
     }
     if (emit_prologue(t) < 0)
