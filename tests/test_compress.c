@@ -57,6 +57,19 @@ static void fill_random(uint8_t *p)
     }
 }
 
+/* Near-random pages: the first zero_bytes of each zero, the rest random;
+ * ptrs and pfns set to match. */
+static void fill_part_zero(uint8_t (*pages)[PAGE], const uint8_t **ptrs,
+                           uint64_t *pfns, unsigned n, size_t zero_bytes)
+{
+    for (unsigned i = 0; i < n; i++) {
+        fill_random(pages[i]);
+        memset(pages[i], 0, zero_bytes);
+        ptrs[i] = pages[i];
+        pfns[i] = i;
+    }
+}
+
 /* A writer on a fresh memfd, headers written. */
 static struct stream_writer *open_writer(int *fd)
 {
@@ -305,12 +318,7 @@ Test(compress, a_tenth_saved_does_not_pay)
     struct stream_writer *w = open_writer(&fd);
 
     seed();
-    for (unsigned i = 0; i < 32; i++) {
-        fill_random(pages[i]);
-        memset(pages[i], 0, PAGE / 10);
-        ptrs[i] = pages[i];
-        pfns[i] = i;
-    }
+    fill_part_zero(pages, ptrs, pfns, 32, PAGE / 10);
     /* The data really is about a tenth compressible. */
     {
         size_t bound = ZSTD_compressBound(sizeof(pages));
@@ -351,12 +359,7 @@ Test(compress, a_live_pass_asks_for_a_quarter)
     struct stream_writer *w = open_writer(&fd);
 
     seed();
-    for (unsigned i = 0; i < 32; i++) {
-        fill_random(pages[i]);
-        memset(pages[i], 0, PAGE / 5);
-        ptrs[i] = pages[i];
-        pfns[i] = i;
-    }
+    fill_part_zero(pages, ptrs, pfns, 32, PAGE / 5);
     compress_set_live(z, true);
     for (int b = 0; b < 3; b++)
         cr_assert(compress_write_pages(z, w, pfns, NULL, 32, ptrs, PAGE) == 0);

@@ -272,7 +272,7 @@ static void print_record_text(struct inspect_out *o,
         printf(" dirty pfns %" PRIu64, r->pfns);
     if (r->nr_pfns) {
         printf(" guest pages %" PRIu64, r->nr_pfns);
-        if (r->guest_flags & 2)
+        if (r->guest_flags & XCC_GUEST_INFO_CACHE_BASES)
             printf(", announces its XBZRLE cache (format 3)");
     }
     if (!strcmp(r->name, "CACHE_BASES"))

@@ -596,10 +596,14 @@ struct xcc_inspect_record {
      * the receiver may drop, and pfns it keeps as XBZRLE bases. */
     uint64_t bases_dropped;
     uint64_t bases_kept;
-    /* GUEST_INFO: its flags (1: typed pfns, format 2; 2: the stream
-     * announces its XBZRLE cache, format 3). */
+    /* GUEST_INFO: its flags (XCC_GUEST_INFO_*). */
     uint32_t guest_flags;
 };
+
+/* GUEST_INFO flags: typed pfns (stream format 2); the stream announces its
+ * XBZRLE cache in CACHE_BASES records (format 3). */
+#define XCC_GUEST_INFO_TYPED_PFNS 0x1u
+#define XCC_GUEST_INFO_CACHE_BASES 0x2u
 
 /* Record kinds, indexes of record_bytes[] / record_count[]. */
 enum {

@@ -229,9 +229,9 @@ static int write_chunk(struct compress_enc *z, struct stream_writer *w,
         z->st->not_paying++;
         /* A sample that paid led here: back off before the next one. */
         if (z->off)
-            z->backoff = z->backoff ? (z->backoff * 2 > BACKOFF_MAX
-                                           ? BACKOFF_MAX : z->backoff * 2)
-                                    : 1;
+            z->backoff = z->backoff ? 2 * z->backoff : 1;
+        if (z->backoff > BACKOFF_MAX)
+            z->backoff = BACKOFF_MAX;
         z->wait = z->backoff;
         z->off = true;
     } else {

@@ -559,8 +559,6 @@ static int announce_bases(xcc_saver *s)
     s->st.bases_records++;
     s->st.bases_dropped += nd;
     s->st.bases_kept += nk;
-    s->st.bases_now += nk;
-    s->st.bases_now -= nd;
     return 0;
 }
 

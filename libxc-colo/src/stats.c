@@ -291,7 +291,9 @@ static jobj *save_json(const struct stats_save *s)
             put_u64(b, "records", s->bases_records);
             put_u64(b, "dropped", s->bases_dropped);
             put_u64(b, "kept", s->bases_kept);
-            put_u64(b, "receiver-pages", s->bases_now);
+            /* Every pfn kept was new to the receiver and every pfn dropped
+             * was kept before: what it holds now is the difference. */
+            put_u64(b, "receiver-pages", s->bases_kept - s->bases_dropped);
         }
     }
 

@@ -89,9 +89,9 @@ struct stats_save {
 
     /* Page-cache totals (xbzrle only). */
     struct xcc_page_cache_stats pc;
-    /* CACHE_BASES sent: records, pfns dropped and kept, and the pfns the
-     * receiver keeps now (the cache's entries). */
-    uint64_t bases_records, bases_dropped, bases_kept, bases_now;
+    /* CACHE_BASES sent: records, pfns dropped and kept (the receiver keeps
+     * kept - dropped pages now: the cache's entries). */
+    uint64_t bases_records, bases_dropped, bases_kept;
 
     /* Hot pages cached during the first pass (hot_predict.h). */
     struct hot_predict_stats hot;

@@ -127,14 +127,14 @@ bool stream_record_known(uint32_t type);
  * before page types) their entries are plain pfns, which read as type 0:
  * readers take both; writers always set it.
  */
-#define STREAM_GUEST_INFO_TYPED_PFNS 0x1u
+#define STREAM_GUEST_INFO_TYPED_PFNS XCC_GUEST_INFO_TYPED_PFNS
 /*
  * GUEST_INFO flag: xc-colo stream format 3. The sender announces its XBZRLE
  * cache in CACHE_BASES records, and an XBZRLE_PAGES entry needs a base (see
  * "Cache bases" below): a receiver may drop the copy of every other page.
  * Writers set it with XBZRLE on; a stream without it keeps every page.
  */
-#define STREAM_GUEST_INFO_CACHE_BASES 0x2u
+#define STREAM_GUEST_INFO_CACHE_BASES XCC_GUEST_INFO_CACHE_BASES
 #define STREAM_GUEST_INFO_KNOWN_FLAGS                                          \
     (STREAM_GUEST_INFO_TYPED_PFNS | STREAM_GUEST_INFO_CACHE_BASES)
 

@@ -414,8 +414,9 @@ static uint64_t copy_bytes(xcc_xen_translator *t)
 
 /*
  * Sparse copy: gives back the copies of the pfns[0..n) that have no base
- * (stream.h, "Cache bases"), one hole punched per run of consecutive pfns.
- * A hole reads as zeros and costs nothing until written again.
+ * (stream.h, "Cache bases": those a CACHE_BASES drops), one hole punched
+ * per run of consecutive pfns. A hole reads as zeros and costs nothing
+ * until written again.
  */
 static int drop_copies(xcc_xen_translator *t, const struct stream_record *rec,
                        const uint64_t *pfns, uint32_t n)
@@ -469,13 +470,13 @@ static int pages_hook(void *opaque, const struct stream_record *rec,
     if (emit_pages(t, pfns, types, count, pages,
                    rec->type == STREAM_REC_ZERO_PAGES) < 0)
         return -1;
-    if (!t->sparse)
-        return 0;
-    /* Forwarded: the copy is needed no more, but as a base. The peak of
-     * the copy is now, with the record's pages in it. A record with pages
-     * of its own wrote only its bases (keep_page): nothing to give back. */
-    (void)copy_bytes(t);
-    return pages ? 0 : drop_copies(t, rec, pfns, count);
+    /* Nothing of the record is left to give back: a PAGE_DATA or
+     * COMPRESSED_PAGES record wrote only its bases (keep_page), a ZERO_PAGES
+     * record left holes (restore_zero_page punches them) and every XBZRLE
+     * page has a base. The peak of the copy is now. */
+    if (t->sparse)
+        (void)copy_bytes(t);
+    return 0;
 }
 
 /* CACHE_BASES: checked and followed by the reader; the copies of the pfns
